@@ -1,0 +1,11 @@
+#!/bin/sh
+# npm start: platter's main jobs on the bundled example disk (examples/disk.img,
+# 4 MiB, MBR: p1 FAT12, p2 ext4). Nothing outside a temporary folder is written.
+set -e
+cd "$(dirname "$0")/.."
+platter() { node dist/cli/main.js "$@"; }
+step() { printf '\n$ platter %s\n' "$*"; platter "$@"; }
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+
+step hash examples/disk.img --hash sha256,md5

@@ -1,0 +1,8 @@
+import type { Command } from "commander";
+import { registerHash } from "./hash.js";
+
+/** A command module adds itself to the program and returns its Command. */
+export type RegisterCommand = (program: Command) => Command;
+
+/** Every command, in the order `platter --help` lists them. */
+export const commands: RegisterCommand[] = [registerHash];

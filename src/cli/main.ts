@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+/**
+ * The command-line entry: wires one module per command, and is the only
+ * place that turns errors into messages and exit codes:
+ * 0 success, 1 failure, 2 usage error, 3 capture finished with unreadable sectors.
+ */
+import { Command, CommanderError } from "commander";
+import { PlatterError } from "../errors.js";
+import { VERSION } from "../version.js";
+import { commands } from "./commands.js";
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+function buildProgram(): Command {
+  const program = new Command("platter")
+    .description("disk and disc images: capture, partitions, ISO 9660, filesystems")
+    .version(VERSION, "-V, --version")
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({ outputError: (text, write) => write(`platter: ${text.replace(/^error: /, "")}`) })
+    .exitOverride();
+  for (const register of commands) {
+    register(program).exitOverride();
+  }
+  return program;
+}
+
+/** Map anything thrown to one stderr line and an exit code. */
+export function reportError(err: unknown): number {
+  if (err instanceof CommanderError) {
+    if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") {
+      return EXIT_OK;
+    }
+    return EXIT_USAGE; // commander already printed its message
+  }
+  if (err instanceof PlatterError) {
+    process.stderr.write(`platter: ${err.message}\n`);
+    return err.exitCode;
+  }
+  const code = (err as { code?: unknown })?.code;
+  if (code === "EPIPE") return EXIT_OK; // `platter cat ... | head`
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`platter: internal error: ${message}\n`);
+  if (process.env.PLATTER_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  return EXIT_FAILURE;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    if (argv.length === 0) program.outputHelp();
+    return typeof process.exitCode === "number" ? process.exitCode : EXIT_OK;
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(EXIT_OK);
+});
+
+const code = await main(process.argv.slice(2));
+process.exitCode = code;

@@ -1,0 +1,52 @@
+/**
+ * The one small interface every filesystem reader (iso9660, fat, ext, ...)
+ * gives back, so ls, cat, extract and used-block capture work for all of them.
+ * A node is the reader's own handle on a file (an inode, a directory record);
+ * callers only pass it back.
+ */
+
+export type FileType = "file" | "dir" | "symlink" | "other";
+
+export interface FsStat {
+  type: FileType;
+  size: number;
+  /** Permission bits (and setuid/setgid/sticky), not the file type: 0o644. */
+  mode: number;
+  /** Unix seconds (may be fractional). */
+  mtime: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  /**
+   * Identity for hard links: two entries with the same non-null `id` are the
+   * same file (an inode number; an ISO extent location).
+   */
+  id: number | string | null;
+}
+
+export interface FsNode {
+  readonly stat: FsStat;
+}
+
+export interface FsDirEntry<N extends FsNode = FsNode> {
+  /** The name exactly as stored (decoded to a JS string); never "." or "..". */
+  name: string;
+  node: N;
+}
+
+export interface FileSystem<N extends FsNode = FsNode> {
+  /** blkid's name: iso9660, vfat, ext4... */
+  readonly type: string;
+  readonly label: string | null;
+  root(): Promise<N>;
+  /** The entries of a directory node, without "." and "..". */
+  list(dir: N): Promise<Array<FsDirEntry<N>>>;
+  /** One entry by name, or undefined; may be faster than list() (htree, sorted ISO records). */
+  lookup(dir: N, name: string): Promise<N | undefined>;
+  readlink(node: N): Promise<string>;
+  /** Bytes of a regular file; reading past its size is an error. Holes read as zeros. */
+  read(node: N, offset: number, length: number): Promise<Buffer>;
+  /** Optional: the byte ranges of the file that hold data (for sparse extraction). */
+  dataRanges?(node: N): Promise<Array<[number, number]>>;
+  close(): Promise<void>;
+}

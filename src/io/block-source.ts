@@ -1,0 +1,44 @@
+/**
+ * Everything platter reads goes through a BlockSource: a file, a block
+ * device, a partition (a slice of another source), a decompressed container,
+ * or a test source that fails on chosen sectors. Commands never care which.
+ */
+export interface BlockSource {
+  /** Size in bytes. */
+  readonly size: number;
+  /** Logical sector size: 512 or 4096 (the unit of error handling and of partition tables). */
+  readonly sectorSize: number;
+  /** What this is, for messages: a path, "partition 2 of disk.img"... */
+  readonly name: string;
+  /**
+   * Read exactly `length` bytes at `offset`. Reading outside [0, size) is a
+   * CorruptImageError (a structure pointed past the end); an I/O failure is
+   * a DeviceError whose `code` is the errno name (EIO for a bad sector).
+   * When `into` is given the bytes land in it (from index 0) and it is returned.
+   */
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
+  /**
+   * Optional: the ranges of [offset, offset+length) that may hold data, in
+   * order. Ranges outside them are known to read as zeros (holes of a sparse
+   * file, unallocated clusters of a qcow2). Sources that cannot tell omit it.
+   */
+  dataRanges?(offset: number, length: number): Promise<Array<[number, number]>>;
+  close(): Promise<void>;
+}
+
+/** The writing mirror of BlockSource. */
+export interface BlockSink {
+  readonly name: string;
+  /** True if write() must be called with increasing, contiguous offsets (a pipe). */
+  readonly sequential: boolean;
+  write(offset: number, data: Buffer): Promise<void>;
+  /**
+   * Make [offset, offset+length) read as zeros, as cheaply as the sink can:
+   * a hole in a sparse file, written zeros elsewhere.
+   */
+  writeZeros(offset: number, length: number): Promise<void>;
+  /** Set the final size (a regular file is truncated or extended; others ignore it). */
+  setSize(size: number): Promise<void>;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,138 @@
+import { constants, promises as fsp } from "node:fs";
+import type { BlockSink } from "./block-source.js";
+import { ioError, UsageError } from "../errors.js";
+import { punchHole } from "./syscalls.js";
+
+export interface OpenSinkOptions {
+  /** Create the file if missing (never applies to devices). */
+  create?: boolean;
+  /** Truncate an existing regular file to 0 first. */
+  truncate?: boolean;
+  /** Turn zero ranges into holes (regular files only). */
+  sparse?: boolean;
+}
+
+const ZERO_CHUNK = Buffer.alloc(1 << 20);
+
+/** A regular file or a block device, written at explicit offsets. */
+export class FileSink implements BlockSink {
+  readonly sequential = false;
+
+  private constructor(
+    readonly name: string,
+    private readonly handle: fsp.FileHandle,
+    readonly isRegularFile: boolean,
+    private readonly sparse: boolean,
+  ) {}
+
+  static async open(path: string, options: OpenSinkOptions = {}): Promise<FileSink> {
+    let flags = constants.O_WRONLY;
+    if (options.create) flags |= constants.O_CREAT;
+    let handle: fsp.FileHandle;
+    try {
+      handle = await fsp.open(path, flags, 0o644);
+    } catch (err) {
+      throw ioError(err, path);
+    }
+    const stat = await handle.stat();
+    if (stat.isDirectory()) {
+      await handle.close();
+      throw new UsageError(`${path}: is a directory`);
+    }
+    const isRegularFile = stat.isFile();
+    if (isRegularFile && options.truncate) await handle.truncate(0);
+    return new FileSink(path, handle, isRegularFile, Boolean(options.sparse) && isRegularFile);
+  }
+
+  async write(offset: number, data: Buffer): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      try {
+        const { bytesWritten } = await this.handle.write(data, done, data.length - done, offset + done);
+        done += bytesWritten;
+      } catch (err) {
+        throw ioError(err, `${this.name}: write at offset ${offset + done}`);
+      }
+    }
+  }
+
+  async writeZeros(offset: number, length: number): Promise<void> {
+    if (length <= 0) return;
+    if (this.sparse) {
+      const { size } = await this.handle.stat();
+      // Past the end of the file a hole needs nothing but the final setSize().
+      if (offset >= size) return;
+      if (punchHole(this.handle.fd, offset, length)) return;
+    }
+    for (let pos = offset; pos < offset + length; pos += ZERO_CHUNK.length) {
+      const n = Math.min(ZERO_CHUNK.length, offset + length - pos);
+      await this.write(pos, ZERO_CHUNK.subarray(0, n));
+    }
+  }
+
+  async setSize(size: number): Promise<void> {
+    if (!this.isRegularFile) return;
+    try {
+      await this.handle.truncate(size);
+    } catch (err) {
+      throw ioError(err, this.name);
+    }
+  }
+
+  async flush(): Promise<void> {
+    try {
+      await this.handle.datasync();
+    } catch (err) {
+      throw ioError(err, this.name);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+/** Standard output (or any stream): writes must come in order, zeros are written out. */
+export class StreamSink implements BlockSink {
+  readonly sequential = true;
+  private position = 0;
+
+  constructor(
+    private readonly stream: NodeJS.WritableStream = process.stdout,
+    readonly name = "stdout",
+  ) {}
+
+  async write(offset: number, data: Buffer): Promise<void> {
+    if (offset !== this.position) {
+      throw new UsageError(`${this.name}: cannot seek (write at ${offset}, position ${this.position})`);
+    }
+    this.position += data.length;
+    if (!this.stream.write(data)) {
+      await new Promise<void>((resolve, reject) => {
+        const onDrain = () => {
+          this.stream.off("error", onError);
+          resolve();
+        };
+        const onError = (err: Error) => {
+          this.stream.off("drain", onDrain);
+          reject(ioError(err, this.name));
+        };
+        this.stream.once("drain", onDrain);
+        this.stream.once("error", onError);
+      });
+    }
+  }
+
+  async writeZeros(offset: number, length: number): Promise<void> {
+    for (let pos = offset; pos < offset + length; pos += ZERO_CHUNK.length) {
+      await this.write(pos, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, offset + length - pos)));
+    }
+  }
+
+  async setSize(size: number): Promise<void> {
+    if (size > this.position) await this.writeZeros(this.position, size - this.position);
+  }
+
+  async flush(): Promise<void> {}
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,99 @@
+/**
+ * The few Linux system calls Node does not expose: lseek with SEEK_DATA /
+ * SEEK_HOLE (skip the holes of sparse files), fallocate punch-hole, and the
+ * block-device ioctls that give a device's exact size and logical sector size.
+ *
+ * They go through koffi (an FFI with prebuilt binaries in the npm registry).
+ * Every function degrades: if koffi cannot load, callers get `undefined` and
+ * fall back to something slower but correct.
+ */
+import { createRequire } from "node:module";
+
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+const ENXIO = 6;
+const BLKGETSIZE64 = 0x80081272;
+const BLKSSZGET = 0x1268;
+const FALLOC_FL_KEEP_SIZE = 0x01;
+const FALLOC_FL_PUNCH_HOLE = 0x02;
+
+interface Libc {
+  lseek(fd: number, offset: bigint | number, whence: number): bigint | number;
+  ioctlU64(fd: number, request: number, out: BigUint64Array): number;
+  ioctlInt(fd: number, request: number, out: Int32Array): number;
+  fallocate(fd: number, mode: number, offset: bigint | number, len: bigint | number): number;
+  errno(): number;
+}
+
+let libc: Libc | null | undefined;
+
+function load(): Libc | null {
+  if (libc !== undefined) return libc;
+  libc = null;
+  if (process.platform !== "linux") return libc;
+  try {
+    const require = createRequire(import.meta.url);
+    const koffi = require("koffi");
+    const lib = koffi.load("libc.so.6");
+    const lseek = lib.func("int64_t lseek(int fd, int64_t offset, int whence)");
+    const ioctlU64 = lib.func("int ioctl(int fd, unsigned long request, _Out_ uint64_t *out)");
+    const ioctlInt = lib.func("int ioctl(int fd, unsigned long request, _Out_ int *out)");
+    const fallocate = lib.func("int fallocate(int fd, int mode, int64_t offset, int64_t len)");
+    const errnoLocation = lib.func("int *__errno_location()");
+    libc = {
+      lseek,
+      ioctlU64,
+      ioctlInt,
+      fallocate,
+      errno: () => koffi.decode(errnoLocation(), "int"),
+    };
+  } catch {
+    libc = null;
+  }
+  return libc;
+}
+
+/**
+ * Next data offset at or after `offset` (SEEK_DATA). Returns `null` when only
+ * a hole remains up to the end, `undefined` when the platform cannot tell
+ * (then treat everything as data).
+ */
+export function seekData(fd: number, offset: number): number | null | undefined {
+  return seekWhence(fd, offset, SEEK_DATA);
+}
+
+/** Next hole at or after `offset` (SEEK_HOLE); the file end counts as a hole. */
+export function seekHole(fd: number, offset: number): number | null | undefined {
+  return seekWhence(fd, offset, SEEK_HOLE);
+}
+
+function seekWhence(fd: number, offset: number, whence: number): number | null | undefined {
+  const c = load();
+  if (!c) return undefined;
+  const r = Number(c.lseek(fd, BigInt(offset), whence));
+  if (r >= 0) return r;
+  return c.errno() === ENXIO ? null : undefined;
+}
+
+/** Exact byte size of a block device, or undefined. */
+export function blockDeviceSize(fd: number): number | undefined {
+  const c = load();
+  if (!c) return undefined;
+  const out = new BigUint64Array(1);
+  return c.ioctlU64(fd, BLKGETSIZE64, out) === 0 ? Number(out[0]) : undefined;
+}
+
+/** Logical sector size of a block device, or undefined. */
+export function blockDeviceSectorSize(fd: number): number | undefined {
+  const c = load();
+  if (!c) return undefined;
+  const out = new Int32Array(1);
+  return c.ioctlInt(fd, BLKSSZGET, out) === 0 ? out[0] : undefined;
+}
+
+/** Deallocate a byte range of a file, keeping its size. False when unsupported. */
+export function punchHole(fd: number, offset: number, length: number): boolean {
+  const c = load();
+  if (!c || length <= 0) return false;
+  return c.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, BigInt(offset), BigInt(length)) === 0;
+}

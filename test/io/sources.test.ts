@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { CorruptImageError, DeviceError } from "../../src/errors.js";
+import { FaultySource } from "../../src/io/faulty-source.js";
+import { FileSink } from "../../src/io/file-sink.js";
+import { openSource } from "../../src/io/file-source.js";
+import { MemorySource } from "../../src/io/memory-source.js";
+import { SliceSource } from "../../src/io/slice-source.js";
+import { needs } from "../helpers/env.js";
+import { sh } from "../helpers/run.js";
+import { tempDir } from "../helpers/tmp.js";
+
+const pattern = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + (i >> 9)) & 0xff));
+
+describe("block sources", () => {
+  test("memory and slice sources are bounds-checked", async () => {
+    const mem = new MemorySource(pattern(8192));
+    const slice = new SliceSource(mem, 1024, 2048);
+    assert.deepEqual(await slice.read(0, 16), pattern(8192).subarray(1024, 1040));
+    await assert.rejects(slice.read(2040, 16), CorruptImageError);
+    assert.throws(() => new SliceSource(mem, 8000, 1024), CorruptImageError);
+  });
+
+  test("file source reads a file and reports its holes like SEEK_DATA (`du` agrees it is sparse)", async () => {
+    const dir = tempDir();
+    const path = join(dir, "sparse.img");
+    await sh(`truncate -s 64M ${path} && dd if=/dev/urandom of=${path} bs=1M count=1 seek=10 conv=notrunc status=none`);
+    const src = await openSource(path);
+    try {
+      assert.equal(src.size, 64 << 20);
+      assert.equal(src.sectorSize, 512);
+      const ranges = await src.dataRanges(0, src.size);
+      const covered = ranges.reduce((n, [, len]) => n + len, 0);
+      assert.ok(covered >= 1 << 20 && covered <= 2 << 20, `data ranges cover ${covered} bytes: ${JSON.stringify(ranges)}`);
+      assert.ok(ranges.some(([start, len]) => start <= 10 << 20 && start + len >= 11 << 20));
+      assert.ok((await src.read(10 << 20, 1 << 20)).equals(readFileSync(path).subarray(10 << 20, 11 << 20)));
+    } finally {
+      await src.close();
+    }
+  });
+
+  test("missing file is a DeviceError naming the path", async () => {
+    await assert.rejects(openSource("/nonexistent/disk.img"), (e: unknown) => {
+      assert.ok(e instanceof DeviceError);
+      assert.match(e.message, /\/nonexistent\/disk.img: no such file/);
+      return true;
+    });
+  });
+
+  test("block device: exact size and logical sector size from the kernel", { skip: needs("loop", "losetup") }, async () => {
+    const dir = tempDir();
+    const path = join(dir, "dev.img");
+    writeFileSync(path, pattern(3 << 20));
+    const loop = (await sh(`losetup -f --show --sector-size 4096 ${path}`)).trim();
+    try {
+      const src = await openSource(loop, { direct: true });
+      assert.equal(src.size, 3 << 20);
+      assert.equal(src.sectorSize, 4096);
+      assert.equal(src.isBlockDevice, true);
+      // A direct read at an unaligned offset still returns exactly the bytes asked for.
+      assert.deepEqual(await src.read(5000, 300), pattern(3 << 20).subarray(5000, 5300));
+      await src.close();
+    } finally {
+      await sh(`losetup -d ${loop}`);
+    }
+  });
+
+  test("faulty source: a read touching a bad sector fails, its neighbours read", async () => {
+    const src = new FaultySource(new MemorySource(pattern(64 * 512)), [{ first: 10 }, { first: 20, last: 21, failures: 2 }]);
+    await assert.rejects(src.read(0, 16 * 512), (e: unknown) => e instanceof DeviceError && e.code === "EIO");
+    assert.deepEqual(await src.read(9 * 512, 512), pattern(64 * 512).subarray(9 * 512, 10 * 512));
+    assert.deepEqual(await src.read(11 * 512, 512), pattern(64 * 512).subarray(11 * 512, 12 * 512));
+    await assert.rejects(src.read(20 * 512, 512));
+    await assert.rejects(src.read(20 * 512, 512));
+    assert.equal((await src.read(20 * 512, 512)).length, 512, "weak sector reads after 2 failures");
+  });
+
+  test("file sink punches holes for zeros in sparse mode", async () => {
+    const dir = tempDir();
+    const path = join(dir, "out.img");
+    const sink = await FileSink.open(path, { create: true, truncate: true, sparse: true });
+    await sink.write(0, Buffer.alloc(1 << 20, 1));
+    await sink.writeZeros(1 << 20, 8 << 20);
+    await sink.write(9 << 20, Buffer.alloc(4096, 2));
+    await sink.setSize(16 << 20);
+    await sink.close();
+    const [blocks] = (await sh(`du -k ${path}`)).split(/\s+/);
+    assert.ok(Number(blocks) < 2048, `allocated ${blocks} KiB`);
+    const src = await openSource(path);
+    assert.equal(src.size, 16 << 20);
+    assert.ok((await src.read(5 << 20, 4096)).equals(Buffer.alloc(4096)));
+    await src.close();
+  });
+});

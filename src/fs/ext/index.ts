@@ -1,0 +1,310 @@
+/**
+ * ext2/3/4 reader: superblock -> group descriptors -> inodes -> extent trees
+ * or block maps -> data. Linear directory reads (htree blocks parse as
+ * ordinary entries), inline data, fast and slow symlinks, holes and
+ * unwritten extents as zeros. Reads only; the journal is not replayed.
+ */
+import { CorruptImageError, UnsupportedError } from "../../errors.js";
+import type { BlockSource } from "../../io/block-source.js";
+import { BlockCache } from "../block-cache.js";
+import type { FileSystem, FileType, FsDirEntry, FsNode, FsStat } from "../types.js";
+import { decodeDirEntries, type ExtDirEntry } from "./dir-entry.js";
+import { type BlockRun, findRun, mapBlockMap, mapExtents } from "./file-map.js";
+import { decodeGroupDescriptor, type GroupDescriptor } from "./group-descriptor.js";
+import {
+  decodeInode,
+  FLAG_ENCRYPT,
+  FLAG_EXTENTS,
+  FLAG_INLINE_DATA,
+  I_BLOCK_SIZE,
+  type Inode,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+} from "./inode.js";
+import {
+  decodeSuperblock,
+  extFlavour,
+  groupCount,
+  groupHasSuper,
+  INCOMPAT_FILETYPE,
+  INCOMPAT_META_BG,
+  INCOMPAT_READABLE,
+  type Superblock,
+  SUPERBLOCK_OFFSET,
+  SUPERBLOCK_SIZE,
+} from "./superblock.js";
+import { decodeInodeXattrs, XATTR_INDEX_SYSTEM } from "./xattr.js";
+
+export const ROOT_INODE = 2;
+/** Directory listings kept for lookup() (path resolution revisits the same few). */
+const LISTING_CACHE = 64;
+/** Directories larger than this are corrupt for our purposes (ext4 largedir tops out near 4 GiB of entries). */
+const MAX_DIR_BYTES = 1 << 30;
+
+export interface ExtNode extends FsNode {
+  readonly ino: number;
+  readonly inode: Inode;
+  /** The block runs, computed on first use. */
+  runs?: BlockRun[];
+}
+
+function fileType(mode: number): FileType {
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+      return "file";
+    case S_IFDIR:
+      return "dir";
+    case S_IFLNK:
+      return "symlink";
+    default:
+      return "other";
+  }
+}
+
+export class ExtFileSystem implements FileSystem<ExtNode> {
+  readonly type: string;
+  readonly label: string | null;
+  readonly uuid: string;
+  private readonly cache: BlockCache;
+  private readonly groups = new Map<number, GroupDescriptor>();
+  private readonly listings = new Map<number, Array<FsDirEntry<ExtNode>>>();
+  private readonly groupTotal: number;
+
+  private constructor(
+    private readonly source: BlockSource,
+    readonly superblock: Superblock,
+  ) {
+    this.type = extFlavour(superblock);
+    this.label = superblock.volumeName || null;
+    this.uuid = superblock.uuid;
+    this.cache = new BlockCache(source, superblock.blockSize);
+    this.groupTotal = groupCount(superblock);
+  }
+
+  static async open(source: BlockSource): Promise<ExtFileSystem> {
+    if (source.size < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE) {
+      throw new CorruptImageError(`${source.name}: too small for an ext filesystem`);
+    }
+    const sb = decodeSuperblock(await source.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE));
+    const unknown = sb.featureIncompat & ~INCOMPAT_READABLE;
+    if (unknown) {
+      throw new UnsupportedError(
+        `${source.name}: ext filesystem uses incompatible features platter cannot read (s_feature_incompat 0x${unknown.toString(16)})`,
+      );
+    }
+    return new ExtFileSystem(source, sb);
+  }
+
+  private where(ino: number): string {
+    return `inode ${ino}`;
+  }
+
+  /** Block holding the descriptor of group `g` (ext2fs_descriptor_block_loc2). */
+  private descriptorLocation(g: number): number {
+    const sb = this.superblock;
+    const perBlock = sb.blockSize / sb.descSize;
+    const descBlock = Math.floor(g / perBlock);
+    if (!(sb.featureIncompat & INCOMPAT_META_BG) || descBlock < sb.firstMetaBg) {
+      return (sb.firstDataBlock + 1 + descBlock) * sb.blockSize + (g % perBlock) * sb.descSize;
+    }
+    const firstGroup = descBlock * perBlock;
+    const block = sb.firstDataBlock + firstGroup * sb.blocksPerGroup + (groupHasSuper(sb, firstGroup) ? 1 : 0);
+    return block * sb.blockSize + (g % perBlock) * sb.descSize;
+  }
+
+  private async group(g: number): Promise<GroupDescriptor> {
+    let gd = this.groups.get(g);
+    if (!gd) {
+      const raw = await this.cache.read(this.descriptorLocation(g), this.superblock.descSize);
+      gd = decodeGroupDescriptor(raw, this.superblock.descSize);
+      if (gd.inodeTable === 0 || gd.inodeTable >= this.superblock.blocksCount) {
+        throw new CorruptImageError(`ext group ${g}: inode table block ${gd.inodeTable} is outside the filesystem`);
+      }
+      this.groups.set(g, gd);
+    }
+    return gd;
+  }
+
+  async node(ino: number): Promise<ExtNode> {
+    const sb = this.superblock;
+    if (!Number.isInteger(ino) || ino < 1 || ino > sb.inodesCount) {
+      throw new CorruptImageError(`ext: inode number ${ino} is out of range (1..${sb.inodesCount})`);
+    }
+    const g = Math.floor((ino - 1) / sb.inodesPerGroup);
+    if (g >= this.groupTotal) throw new CorruptImageError(`ext: inode ${ino} is in group ${g}, past the last group`);
+    const index = (ino - 1) % sb.inodesPerGroup;
+    const gd = await this.group(g);
+    const raw = await this.cache.read(gd.inodeTable * sb.blockSize + index * sb.inodeSize, sb.inodeSize);
+    const inode = decodeInode(raw, ino);
+    const stat: FsStat = {
+      type: fileType(inode.mode),
+      size: inode.size,
+      mode: inode.mode & 0o7777,
+      mtime: inode.mtime,
+      uid: inode.uid,
+      gid: inode.gid,
+      nlink: inode.linksCount,
+      id: ino,
+    };
+    return { ino, inode, stat };
+  }
+
+  root(): Promise<ExtNode> {
+    return this.node(ROOT_INODE);
+  }
+
+  private async runs(node: ExtNode): Promise<BlockRun[]> {
+    if (node.runs) return node.runs;
+    const sb = this.superblock;
+    const ctx = {
+      cache: this.cache,
+      blockSize: sb.blockSize,
+      blocksCount: sb.blocksCount,
+      logicalLimit: Math.ceil(node.inode.size / sb.blockSize),
+      where: this.where(node.ino),
+    };
+    node.runs = node.inode.flags & FLAG_EXTENTS ? await mapExtents(node.inode.block, ctx) : await mapBlockMap(node.inode.block, ctx);
+    return node.runs;
+  }
+
+  /** Inline data: the 60 bytes of i_block, continued in the system.data xattr. */
+  private inlineData(node: ExtNode): Buffer {
+    const extra = decodeInodeXattrs(node.inode.xattrArea, this.where(node.ino)).find(
+      (x) => x.nameIndex === XATTR_INDEX_SYSTEM && x.name === "data",
+    );
+    return extra ? Buffer.concat([node.inode.block, extra.value]) : node.inode.block;
+  }
+
+  private isFastSymlink(node: ExtNode): boolean {
+    const { inode } = node;
+    return (
+      node.stat.type === "symlink" && inode.size < I_BLOCK_SIZE && !(inode.flags & (FLAG_EXTENTS | FLAG_INLINE_DATA))
+    );
+  }
+
+  private checkReadable(node: ExtNode): void {
+    if (node.inode.flags & FLAG_ENCRYPT) {
+      throw new UnsupportedError(`ext ${this.where(node.ino)} is encrypted (fscrypt); platter cannot decrypt it`);
+    }
+  }
+
+  /** Bytes [offset, offset+length) of the inode's data, whatever kind of file it is. */
+  private async readData(node: ExtNode, offset: number, length: number): Promise<Buffer> {
+    const size = node.inode.size;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+      throw new CorruptImageError(`ext ${this.where(node.ino)}: read of ${length} bytes at ${offset} is outside the file (${size} bytes)`);
+    }
+    if (node.inode.flags & FLAG_INLINE_DATA) {
+      const data = this.inlineData(node);
+      if (data.length < offset + length) {
+        throw new CorruptImageError(`ext ${this.where(node.ino)}: inline data holds ${data.length} bytes, i_size says ${size}`);
+      }
+      return Buffer.from(data.subarray(offset, offset + length));
+    }
+    const out = Buffer.alloc(length);
+    if (length === 0) return out;
+    const runs = await this.runs(node);
+    const bs = this.superblock.blockSize;
+    const end = offset + length;
+    let i = Math.max(0, findRun(runs, Math.floor(offset / bs)));
+    for (; i < runs.length; i++) {
+      const run = runs[i];
+      const runStart = run.logical * bs;
+      const runEnd = runStart + run.length * bs;
+      if (runStart >= end) break;
+      if (runEnd <= offset || run.unwritten) continue;
+      const from = Math.max(offset, runStart);
+      const to = Math.min(end, runEnd);
+      await this.source.read(run.physical * bs + (from - runStart), to - from, out.subarray(from - offset, to - offset));
+    }
+    return out;
+  }
+
+  async read(node: ExtNode, offset: number, length: number): Promise<Buffer> {
+    if (node.stat.type !== "file") throw new CorruptImageError(`ext ${this.where(node.ino)}: not a regular file`);
+    this.checkReadable(node);
+    return this.readData(node, offset, length);
+  }
+
+  async dataRanges(node: ExtNode): Promise<Array<[number, number]>> {
+    const size = node.inode.size;
+    if (node.inode.flags & FLAG_INLINE_DATA) return size > 0 ? [[0, size]] : [];
+    const bs = this.superblock.blockSize;
+    const ranges: Array<[number, number]> = [];
+    for (const run of await this.runs(node)) {
+      if (run.unwritten) continue;
+      const start = run.logical * bs;
+      const end = Math.min(size, start + run.length * bs);
+      const last = ranges[ranges.length - 1];
+      if (last && last[0] + last[1] === start) last[1] = end - last[0];
+      else ranges.push([start, end - start]);
+    }
+    return ranges;
+  }
+
+  async readlink(node: ExtNode): Promise<string> {
+    if (node.stat.type !== "symlink") throw new CorruptImageError(`ext ${this.where(node.ino)}: not a symbolic link`);
+    this.checkReadable(node);
+    const size = node.inode.size;
+    if (size > this.superblock.blockSize) {
+      throw new CorruptImageError(`ext ${this.where(node.ino)}: symlink target of ${size} bytes is longer than a block`);
+    }
+    const bytes = this.isFastSymlink(node) ? node.inode.block.subarray(0, size) : await this.readData(node, 0, size);
+    return bytes.toString("utf8");
+  }
+
+  private async rawEntries(dir: ExtNode): Promise<ExtDirEntry[]> {
+    const sb = this.superblock;
+    const options = {
+      hasFileType: (sb.featureIncompat & INCOMPAT_FILETYPE) !== 0,
+      blockSize: sb.blockSize,
+      where: `directory ${this.where(dir.ino)}`,
+    };
+    if (dir.inode.flags & FLAG_INLINE_DATA) {
+      // The first 4 bytes are the parent's inode number; entries follow, then continue in system.data.
+      const data = this.inlineData(dir);
+      return [
+        ...decodeDirEntries(data.subarray(4, I_BLOCK_SIZE), options),
+        ...decodeDirEntries(data.subarray(I_BLOCK_SIZE), options),
+      ];
+    }
+    const size = dir.inode.size;
+    if (size > MAX_DIR_BYTES) throw new CorruptImageError(`ext ${this.where(dir.ino)}: directory size ${size} is absurd`);
+    const entries: ExtDirEntry[] = [];
+    const runs = await this.runs(dir);
+    for (const run of runs) {
+      if (run.unwritten) continue;
+      for (let b = 0; b < run.length; b++) {
+        const block = await this.cache.get(run.physical + b);
+        const used = Math.min(sb.blockSize, size - (run.logical + b) * sb.blockSize);
+        entries.push(...decodeDirEntries(block.subarray(0, used), { ...options, where: `${options.where}, block ${run.logical + b}` }));
+      }
+    }
+    return entries;
+  }
+
+  async list(dir: ExtNode): Promise<Array<FsDirEntry<ExtNode>>> {
+    if (dir.stat.type !== "dir") throw new CorruptImageError(`ext ${this.where(dir.ino)}: not a directory`);
+    const cached = this.listings.get(dir.ino);
+    if (cached) return cached;
+    this.checkReadable(dir);
+    const raw = await this.rawEntries(dir);
+    const out: Array<FsDirEntry<ExtNode>> = [];
+    for (const e of raw) out.push({ name: e.name, node: await this.node(e.inode) });
+    this.listings.set(dir.ino, out);
+    if (this.listings.size > LISTING_CACHE) this.listings.delete(this.listings.keys().next().value as number);
+    return out;
+  }
+
+  async lookup(dir: ExtNode, name: string): Promise<ExtNode | undefined> {
+    return (await this.list(dir)).find((e) => e.name === name)?.node;
+  }
+
+  async close(): Promise<void> {}
+}
+
+export function openExt(source: BlockSource): Promise<ExtFileSystem> {
+  return ExtFileSystem.open(source);
+}

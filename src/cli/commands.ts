@@ -1,8 +1,11 @@
 import type { Command } from "commander";
+import { registerCat } from "./cat.js";
+import { registerExtract } from "./extract.js";
 import { registerHash } from "./hash.js";
+import { registerLs } from "./ls.js";
 
 /** A command module adds itself to the program and returns its Command. */
 export type RegisterCommand = (program: Command) => Command;
 
 /** Every command, in the order `platter --help` lists them. */
-export const commands: RegisterCommand[] = [registerHash];
+export const commands: RegisterCommand[] = [registerHash, registerLs, registerCat, registerExtract];

@@ -1,0 +1,55 @@
+import type { Command } from "commander";
+import { extractTree } from "../fs/extract.js";
+import { resolvePath } from "../fs/path.js";
+import { formatSize } from "../util/units.js";
+import { openImageFilesystem } from "./image-fs.js";
+import { warn } from "./output.js";
+import { describeTransfer, ProgressLine } from "./progress.js";
+
+interface ExtractFlags {
+  output: string;
+  part?: string;
+  force?: boolean;
+  progress?: boolean;
+  quiet?: boolean;
+}
+
+export function registerExtract(program: Command): Command {
+  return program
+    .command("extract")
+    .description("copy files out of a filesystem image into a folder (modes, mtimes, links kept; never writes outside it)")
+    .argument("<image>", "image file or block device")
+    .argument("[path]", "folder (its contents) or file inside the filesystem", "/")
+    .requiredOption("-o, --output <dir>", "destination folder (created if missing; must be empty unless --force)")
+    .option("--part <n>", "partition number (Linux numbering)")
+    .option("--force", "extract into a folder that is not empty, replacing files in the way")
+    .option("--progress", "show progress even when stderr is not a terminal")
+    .option("-q, --quiet", "no progress and no summary")
+    .action(async (image: string, path: string, opts: ExtractFlags) => {
+      const opened = await openImageFilesystem(image, opts.part);
+      try {
+        const start = await resolvePath(opened.fs, path, { followFinal: path.endsWith("/") || path === "/" });
+        const progress = new ProgressLine(opts);
+        const started = Date.now();
+        const summary = await extractTree(opened.fs, start, opts.output, {
+          force: opts.force,
+          onWarning: (m) => {
+            progress.done();
+            warn(m);
+          },
+          onProgress: (p) =>
+            progress.update(() => `extracting ${p.files}/${p.totalFiles} files, ${describeTransfer(p.bytes, p.totalBytes, started)}`),
+        });
+        progress.done();
+        if (!opts.quiet) {
+          const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+          const parts = [count(summary.files, "file"), count(summary.dirs, "folder"), count(summary.symlinks, "symlink")];
+          if (summary.hardlinks) parts.push(`${count(summary.hardlinks, "hard link")} among the files`);
+          if (summary.skipped) parts.push(`${summary.skipped} skipped`);
+          process.stdout.write(`extracted ${parts.join(", ")} (${formatSize(summary.bytes)}) into ${opts.output}\n`);
+        }
+      } finally {
+        await opened.close();
+      }
+    });
+}

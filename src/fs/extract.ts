@@ -60,6 +60,11 @@ interface Planned<N extends FsNode> {
   diskPath?: string;
 }
 
+/** Node's utimes takes a negative number (before 1970) as "now"; a Date it takes as is. */
+function asDate(seconds: number): Date {
+  return new Date(seconds * 1000);
+}
+
 const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 
 async function isEmptyDir(path: string): Promise<boolean> {
@@ -176,7 +181,7 @@ export async function extractTree<N extends FsNode>(
     }
     p.diskPath = await place(p, (path) => fsp.symlink(target, path));
     const st = p.node.stat;
-    await fsp.lutimes(p.diskPath, st.mtime, st.mtime).catch((e) => {
+    await fsp.lutimes(p.diskPath, asDate(st.mtime), asDate(st.mtime)).catch((e) => {
       throw ioError(e, p.diskPath as string);
     });
     if (owners) await fsp.lchown(p.diskPath, st.uid, st.gid).catch(() => {});
@@ -190,7 +195,7 @@ export async function extractTree<N extends FsNode>(
     try {
       if (owners) await fsp.chown(path, st.uid, st.gid);
       await fsp.chmod(path, st.mode);
-      await fsp.utimes(path, st.mtime, st.mtime);
+      await fsp.utimes(path, asDate(st.mtime), asDate(st.mtime));
     } catch (err) {
       throw ioError(err, path);
     }
@@ -244,7 +249,7 @@ async function writeFile<N extends FsNode>(
     await handle.truncate(st.size);
     if (owners) await handle.chown(st.uid, st.gid).catch(() => {});
     await handle.chmod(st.mode);
-    await handle.utimes(st.mtime, st.mtime);
+    await handle.utimes(asDate(st.mtime), asDate(st.mtime));
     complete = true;
   } catch (err) {
     throw ioError(err, path);

@@ -106,11 +106,14 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     const sb = this.superblock;
     const perBlock = sb.blockSize / sb.descSize;
     const descBlock = Math.floor(g / perBlock);
+    // bigalloc with 1 KiB blocks: block 0 is left alone and the superblock sits in block 1.
+    const zeroAdjust = descBlock === 0 && sb.blockSize === 1024 && sb.clusterRatio > 1 ? 1 : 0;
     if (!(sb.featureIncompat & INCOMPAT_META_BG) || descBlock < sb.firstMetaBg) {
-      return (sb.firstDataBlock + 1 + descBlock) * sb.blockSize + (g % perBlock) * sb.descSize;
+      return (sb.firstDataBlock + 1 + descBlock + zeroAdjust) * sb.blockSize + (g % perBlock) * sb.descSize;
     }
     const firstGroup = descBlock * perBlock;
-    const block = sb.firstDataBlock + firstGroup * sb.blocksPerGroup + (groupHasSuper(sb, firstGroup) ? 1 : 0);
+    const block =
+      sb.firstDataBlock + firstGroup * sb.blocksPerGroup + (groupHasSuper(sb, firstGroup) ? 1 : 0) + zeroAdjust;
     return block * sb.blockSize + (g % perBlock) * sb.descSize;
   }
 

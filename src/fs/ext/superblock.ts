@@ -32,6 +32,7 @@ export const COMPAT_SPARSE_SUPER2 = 0x200;
 export const RO_COMPAT_SPARSE_SUPER = 0x1;
 export const RO_COMPAT_LARGE_FILE = 0x2;
 export const RO_COMPAT_BTREE_DIR = 0x4;
+export const RO_COMPAT_BIGALLOC = 0x200;
 
 /** Incompatible features this reader understands; any other one makes the filesystem unreadable to it. */
 export const INCOMPAT_READABLE =
@@ -67,6 +68,8 @@ export interface Superblock {
   uuid: string;
   volumeName: string;
   descSize: number;
+  /** bigalloc: blocks per allocation cluster (1 without it). */
+  clusterRatio: number;
   firstMetaBg: number;
   /** sparse_super2: the only two groups (besides 0) that hold backups. */
   backupBgs: [number, number];
@@ -106,7 +109,9 @@ export function decodeSuperblock(b: Buffer): Superblock {
   const inodeSize = revLevel === 0 ? 128 : b.readUInt16LE(88);
   const descSize = is64 ? b.readUInt16LE(254) : 32;
   if (blocksCount === 0) fail("s_blocks_count", 0, "is zero");
-  if (blocksPerGroup === 0 || blocksPerGroup > blockSize * 8) {
+  // bigalloc: the bitmaps count clusters of 2^(s_log_cluster_size - s_log_block_size) blocks.
+  const clusterRatio = b.readUInt32LE(100) & RO_COMPAT_BIGALLOC ? 2 ** Math.max(0, b.readUInt32LE(28) - logBlockSize) : 1;
+  if (blocksPerGroup === 0 || blocksPerGroup > blockSize * 8 * clusterRatio) {
     fail("s_blocks_per_group", blocksPerGroup, `is out of range for ${blockSize}-byte blocks`);
   }
   if (inodesPerGroup === 0 || inodesPerGroup > blockSize * 8) {
@@ -139,6 +144,7 @@ export function decodeSuperblock(b: Buffer): Superblock {
     uuid: uuidString(b.subarray(104, 120)),
     volumeName: cString(b.subarray(120, 136)),
     descSize,
+    clusterRatio,
     firstMetaBg: b.readUInt32LE(260),
     backupBgs: [b.readUInt32LE(588), b.readUInt32LE(592)],
   };

@@ -47,15 +47,15 @@ export function shortNameChecksum(raw: Buffer): number {
   return sum;
 }
 
-const lowerAscii = (s: string) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
-
 function shortName(raw: Buffer, ntRes: number): string {
   const bytes = Buffer.from(raw);
   if (bytes[0] === 0x05) bytes[0] = 0xe5; // 0xe5 as a first character is stored as 0x05
   let base = decodeCp437(bytes.subarray(0, 8)).replace(/ +$/, "");
   let ext = decodeCp437(bytes.subarray(8, 11)).replace(/ +$/, "");
-  if (ntRes & NTRES_LOWER_BASE) base = lowerAscii(base);
-  if (ntRes & NTRES_LOWER_EXT) ext = lowerAscii(ext);
+  // Linux lowercases through the code page's table, so "CAF\x90" (É) shows as "café"; mtools only
+  // lowercases ASCII. Every upper-case letter of code page 437 lowercases within it.
+  if (ntRes & NTRES_LOWER_BASE) base = base.toLowerCase();
+  if (ntRes & NTRES_LOWER_EXT) ext = ext.toLowerCase();
   return ext ? `${base}.${ext}` : base;
 }
 

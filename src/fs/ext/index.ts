@@ -141,6 +141,10 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     const gd = await this.group(g);
     const raw = await this.cache.read(gd.inodeTable * sb.blockSize + index * sb.inodeSize, sb.inodeSize);
     const inode = decodeInode(raw, ino);
+    // Extents address 2^32 logical blocks, and no block map reaches further: a bigger size is corruption.
+    if (inode.size > 2 ** 32 * sb.blockSize) {
+      throw new CorruptImageError(`ext inode ${ino}: i_size ${inode.size} is larger than any ext file can be`);
+    }
     const stat: FsStat = {
       type: fileType(inode.mode),
       size: inode.size,

@@ -14,14 +14,42 @@
  * root); sparse files are written sparse; directories get their modes and
  * mtimes last, deepest first.
  */
-import { constants, promises as fsp } from "node:fs";
+import fsCallback, { constants, promises as fsp } from "node:fs";
+import { promisify } from "node:util";
 import { join } from "node:path";
-import { ioError, UsageError } from "../errors.js";
+import { errnoCode, ioError, UsageError } from "../errors.js";
 import { numberedName, safeName } from "./safe-name.js";
 import type { FileSystem, FsNode } from "./types.js";
 import { walk } from "./walk.js";
 
 const CHUNK = 1 << 20;
+/** Files copied side by side: the work is mostly waiting on system calls. */
+const FILES_IN_FLIGHT = 8;
+
+/** Runs at most `limit` tasks at once; the first failure stops new tasks and is rethrown by drain(). */
+class TaskPool {
+  private readonly running = new Set<Promise<void>>();
+  private failure: { error: unknown } | undefined;
+
+  constructor(private readonly limit: number) {}
+
+  async add(task: () => Promise<void>): Promise<void> {
+    while (this.running.size >= this.limit) await Promise.race(this.running);
+    if (this.failure) throw this.failure.error;
+    const run: Promise<void> = task()
+      .catch((error: unknown) => {
+        this.failure ??= { error };
+      })
+      .finally(() => this.running.delete(run));
+    this.running.add(run);
+  }
+
+  /** Wait for every task; rethrow the first failure. */
+  async drain(): Promise<void> {
+    while (this.running.size > 0) await Promise.race(this.running);
+    if (this.failure) throw this.failure.error;
+  }
+}
 
 export interface ExtractProgress {
   files: number;
@@ -108,13 +136,20 @@ export async function extractTree<N extends FsNode>(
   const progress: ExtractProgress = { files: 0, totalFiles, bytes: 0, totalBytes };
   const summary: ExtractSummary = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, skipped: 0, bytes: 0 };
 
-  const created = new Set<string>(); // disk paths this run made
-  const createdFolded = new Set<string>();
-  const linkedFiles = new Map<number | string, string>(); // node id -> disk path of its first copy
+  // Disk paths this run has claimed, and how many claimed paths fold to each lower-case form.
+  const taken = new Set<string>();
+  const folded = new Map<string, number>();
+  const firstCopies = new Map<number | string, Promise<string>>(); // hard links: node id -> first copy's path
   const symlinks: Array<Planned<N>> = [];
   const dirs: Array<Planned<N>> = [];
+  const pool = new TaskPool(FILES_IN_FLIGHT);
+  const buffers = new BufferPool();
 
-  /** Create `name` under `parentDisk` with `make`, resolving clashes; returns the path used. */
+  /**
+   * Create `p` under its parent with `make`, under its safe name or, when that is
+   * already one of ours, "name~2", "name~3"... Names are claimed before any await,
+   * so files written side by side never race for one name.
+   */
   const place = async (p: Planned<N>, make: (path: string) => Promise<void>): Promise<string> => {
     const parentDisk = p.parent < 0 ? dest : (plan[p.parent].diskPath as string);
     const base = safeName(p.name);
@@ -122,54 +157,95 @@ export async function extractTree<N extends FsNode>(
     for (let n = 1; ; n++) {
       const name = n === 1 ? base : numberedName(base, n);
       const path = join(parentDisk, name);
+      if (taken.has(path)) continue;
+      const lower = path.toLowerCase();
+      const caseTwin = (folded.get(lower) ?? 0) > 0;
+      taken.add(path);
+      folded.set(lower, (folded.get(lower) ?? 0) + 1);
       try {
         await make(path);
-        created.add(path);
-        createdFolded.add(path.toLowerCase());
-        if (n > 1) warn(`${p.imagePath}: name clashes with one already extracted, extracted as ${JSON.stringify(name)}`);
-        return path;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw ioError(err, path);
-        if (created.has(path) || createdFolded.has(path.toLowerCase())) continue; // ours: pick another name
-        if (!options.force) throw new UsageError(`${path}: already exists (use --force to replace it)`);
-        const st = await fsp.lstat(path);
-        if (st.isDirectory()) {
-          if (p.node.stat.type === "dir") return path; // reuse a real folder (lstat: not a link to one)
-          throw new UsageError(`${path}: a folder is in the way of ${p.imagePath}`);
-        }
-        await fsp.unlink(path).catch((e) => {
-          throw ioError(e, path);
-        });
-        n--; // retry the same name
+        if (errnoCode(err) !== "EEXIST") throw ioError(err, path);
+        // On a case-insensitive target, one of ours differing only in case holds the name.
+        if (caseTwin) continue;
+        await replaceExisting(path, p, make);
       }
+      if (n > 1) warn(`${p.imagePath}: name clashes with one already extracted, extracted as ${JSON.stringify(name)}`);
+      return path;
     }
   };
 
-  for (const p of plan) {
-    const st = p.node.stat;
-    if (st.type === "dir") {
-      p.diskPath = await place(p, (path) => fsp.mkdir(path, 0o700));
-      dirs.push(p);
-      summary.dirs++;
-    } else if (st.type === "file") {
-      const firstCopy = st.nlink > 1 && st.id !== null ? linkedFiles.get(st.id) : undefined;
-      if (firstCopy) {
-        p.diskPath = await place(p, (path) => fsp.link(firstCopy, path));
-        summary.hardlinks++;
-      } else {
-        p.diskPath = await place(p, (path) => writeFile(fs, p.node, path, owners, progress, options.onProgress));
-        if (st.nlink > 1 && st.id !== null) linkedFiles.set(st.id, p.diskPath);
-        summary.bytes += st.size;
-      }
-      summary.files++;
-      progress.files++;
-      options.onProgress?.(progress);
-    } else if (st.type === "symlink") {
-      symlinks.push(p);
-    } else {
-      warn(`${p.imagePath}: special file (device, fifo or socket) not extracted`);
-      summary.skipped++;
+  /** Something that was in DEST before holds the name: only --force may replace it, and never through a link. */
+  const replaceExisting = async (path: string, p: Planned<N>, make: (path: string) => Promise<void>): Promise<void> => {
+    if (!options.force) throw new UsageError(`${path}: already exists (use --force to replace it)`);
+    const st = await fsp.lstat(path).catch((e) => {
+      throw ioError(e, path);
+    });
+    if (st.isDirectory()) {
+      if (p.node.stat.type === "dir") return; // reuse a real folder (lstat: not a link to one)
+      throw new UsageError(`${path}: a folder is in the way of ${p.imagePath}`);
     }
+    try {
+      await fsp.unlink(path);
+      await make(path);
+    } catch (err) {
+      throw ioError(err, path);
+    }
+  };
+
+  const fileDone = () => {
+    summary.files++;
+    progress.files++;
+    options.onProgress?.(progress);
+  };
+
+  try {
+    for (const p of plan) {
+      const st = p.node.stat;
+      if (st.type === "dir") {
+        p.diskPath = await place(p, (path) => fsp.mkdir(path, 0o700));
+        dirs.push(p);
+        summary.dirs++;
+      } else if (st.type === "file") {
+        const linkId = st.nlink > 1 ? st.id : null;
+        const first = linkId !== null ? firstCopies.get(linkId) : undefined;
+        if (first) {
+          summary.hardlinks++;
+          await pool.add(async () => {
+            const target = await first;
+            p.diskPath = await place(p, (path) => fsp.link(target, path));
+            fileDone();
+          });
+        } else {
+          summary.bytes += st.size;
+          let written!: (path: string) => void;
+          let failed!: (err: unknown) => void;
+          const copy = new Promise<string>((resolve, reject) => {
+            written = resolve;
+            failed = reject;
+          });
+          copy.catch(() => {}); // the task itself reports the error
+          if (linkId !== null) firstCopies.set(linkId, copy);
+          await pool.add(async () => {
+            try {
+              p.diskPath = await place(p, (path) => writeFile(fs, p.node, path, { owners, buffers, progress, onProgress: options.onProgress }));
+              written(p.diskPath);
+            } catch (err) {
+              failed(err);
+              throw err;
+            }
+            fileDone();
+          });
+        }
+      } else if (st.type === "symlink") {
+        symlinks.push(p);
+      } else {
+        warn(`${p.imagePath}: special file (device, fifo or socket) not extracted`);
+        summary.skipped++;
+      }
+    }
+  } finally {
+    await pool.drain();
   }
 
   for (const p of symlinks) {
@@ -217,55 +293,74 @@ async function prepareDestination(dest: string, force: boolean): Promise<void> {
   if (!force && !(await isEmptyDir(dest))) throw new UsageError(`${dest}: folder is not empty (use --force to extract into it)`);
 }
 
+/** Chunk buffers reused across files: allocating a fresh MiB per chunk costs more than the copy. */
+class BufferPool {
+  private readonly free: Buffer[] = [];
+  get(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafe(CHUNK);
+  }
+  put(b: Buffer): void {
+    this.free.push(b);
+  }
+}
+
+const fdOpen = promisify(fsCallback.open);
+const fdWrite = promisify(fsCallback.write);
+const fdClose = promisify(fsCallback.close);
+const fdTruncate = promisify(fsCallback.ftruncate);
+const fdChown = promisify(fsCallback.fchown);
+const fdChmod = promisify(fsCallback.fchmod);
+const fdUtimes = promisify(fsCallback.futimes);
+
 /** Write one regular file: data ranges only (holes stay holes), then size, mode, owner, mtime. */
 async function writeFile<N extends FsNode>(
   fs: FileSystem<N>,
   node: N,
   path: string,
-  owners: boolean,
-  progress: ExtractProgress,
-  onProgress?: (p: ExtractProgress) => void,
+  context: { owners: boolean; buffers: BufferPool; progress: ExtractProgress; onProgress?: (p: ExtractProgress) => void },
 ): Promise<void> {
-  const handle = await fsp.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  const fd = await fdOpen(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  const { buffers, progress } = context;
   let complete = false;
+  const a = buffers.get();
+  const b = buffers.get();
   try {
     const st = node.stat;
     const ranges = fs.dataRanges ? await fs.dataRanges(node) : st.size > 0 ? [[0, st.size] as [number, number]] : [];
+    let written = 0; // end of the last data written
     for (const [start, length] of ranges) {
       const end = start + length;
-      let next: Promise<Buffer> | undefined = fs.read(node, start, Math.min(CHUNK, length));
+      // Double buffering: the next chunk is read into one buffer while the other is written out.
+      let [current, other] = [a, b];
+      let next: Promise<Buffer> | undefined = fs.read(node, start, Math.min(CHUNK, length), current);
       let pos = start;
       while (next) {
         const chunk: Buffer = await next;
         const after: number = pos + chunk.length;
-        next = after < end ? fs.read(node, after, Math.min(CHUNK, end - after)) : undefined;
+        next = after < end ? fs.read(node, after, Math.min(CHUNK, end - after), other) : undefined;
+        [current, other] = [other, current];
         next?.catch(() => {}); // awaited on the next turn; do not let it go unhandled meanwhile
-        await writeAll(handle, chunk, pos, path);
+        for (let done = 0; done < chunk.length; ) {
+          done += (await fdWrite(fd, chunk, done, chunk.length - done, pos + done)).bytesWritten;
+        }
         pos = after;
+        written = after;
         progress.bytes += chunk.length;
-        onProgress?.(progress);
+        context.onProgress?.(progress);
       }
     }
-    await handle.truncate(st.size);
-    if (owners) await handle.chown(st.uid, st.gid).catch(() => {});
-    await handle.chmod(st.mode);
-    await handle.utimes(asDate(st.mtime), asDate(st.mtime));
+    if (written !== st.size) await fdTruncate(fd, st.size); // the file ends in a hole
+    if (context.owners) await fdChown(fd, st.uid, st.gid).catch(() => {});
+    await fdChmod(fd, st.mode);
+    await fdUtimes(fd, asDate(st.mtime), asDate(st.mtime));
     complete = true;
   } catch (err) {
     throw ioError(err, path);
   } finally {
-    await handle.close();
+    buffers.put(a);
+    buffers.put(b);
+    await fdClose(fd);
     // Never leave a partial file that looks complete.
     if (!complete) await fsp.unlink(path).catch(() => {});
-  }
-}
-
-async function writeAll(handle: fsp.FileHandle, data: Buffer, offset: number, path: string): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await handle.write(data, done, data.length - done, offset + done).catch((e) => {
-      throw ioError(e, path);
-    });
-    done += bytesWritten;
   }
 }

@@ -44,8 +44,12 @@ export interface FileSystem<N extends FsNode = FsNode> {
   /** One entry by name, or undefined; may be faster than list() (htree, sorted ISO records). */
   lookup(dir: N, name: string): Promise<N | undefined>;
   readlink(node: N): Promise<string>;
-  /** Bytes of a regular file; reading past its size is an error. Holes read as zeros. */
-  read(node: N, offset: number, length: number): Promise<Buffer>;
+  /**
+   * Bytes of a regular file; reading past its size is an error. Holes read as zeros.
+   * When `into` is given the bytes land in it (from index 0) and it (or its start) is
+   * returned, as BlockSource.read does; readers may ignore it and return a new buffer.
+   */
+  read(node: N, offset: number, length: number, into?: Buffer): Promise<Buffer>;
   /** Optional: the byte ranges of the file that hold data (for sparse extraction). */
   dataRanges?(node: N): Promise<Array<[number, number]>>;
   close(): Promise<void>;

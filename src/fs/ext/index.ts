@@ -6,6 +6,7 @@
  */
 import { CorruptImageError, UnsupportedError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
+import { targetBuffer } from "../../io/bounds.js";
 import { BlockCache } from "../block-cache.js";
 import type { FileSystem, FileType, FsDirEntry, FsNode, FsStat } from "../types.js";
 import { decodeDirEntries, type ExtDirEntry } from "./dir-entry.js";
@@ -198,41 +199,46 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
   }
 
   /** Bytes [offset, offset+length) of the inode's data, whatever kind of file it is. */
-  private async readData(node: ExtNode, offset: number, length: number): Promise<Buffer> {
+  private async readData(node: ExtNode, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const size = node.inode.size;
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
       throw new CorruptImageError(`ext ${this.where(node.ino)}: read of ${length} bytes at ${offset} is outside the file (${size} bytes)`);
     }
+    const out = targetBuffer(length, into);
     if (node.inode.flags & FLAG_INLINE_DATA) {
       const data = this.inlineData(node);
       if (data.length < offset + length) {
         throw new CorruptImageError(`ext ${this.where(node.ino)}: inline data holds ${data.length} bytes, i_size says ${size}`);
       }
-      return Buffer.from(data.subarray(offset, offset + length));
+      data.copy(out, 0, offset, offset + length);
+      return out;
     }
-    const out = Buffer.alloc(length);
     if (length === 0) return out;
     const runs = await this.runs(node);
     const bs = this.superblock.blockSize;
     const end = offset + length;
-    let i = Math.max(0, findRun(runs, Math.floor(offset / bs)));
-    for (; i < runs.length; i++) {
+    let pos = offset; // everything before pos is filled in
+    for (let i = Math.max(0, findRun(runs, Math.floor(offset / bs))); i < runs.length && pos < end; i++) {
       const run = runs[i];
       const runStart = run.logical * bs;
       const runEnd = runStart + run.length * bs;
+      if (runEnd <= pos) continue;
       if (runStart >= end) break;
-      if (runEnd <= offset || run.unwritten) continue;
-      const from = Math.max(offset, runStart);
+      const from = Math.max(pos, runStart);
       const to = Math.min(end, runEnd);
-      await this.source.read(run.physical * bs + (from - runStart), to - from, out.subarray(from - offset, to - offset));
+      if (from > pos) out.fill(0, pos - offset, from - offset); // a hole
+      if (run.unwritten) out.fill(0, from - offset, to - offset);
+      else await this.source.read(run.physical * bs + (from - runStart), to - from, out.subarray(from - offset, to - offset));
+      pos = to;
     }
+    if (pos < end) out.fill(0, pos - offset, length);
     return out;
   }
 
-  async read(node: ExtNode, offset: number, length: number): Promise<Buffer> {
+  async read(node: ExtNode, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     if (node.stat.type !== "file") throw new CorruptImageError(`ext ${this.where(node.ino)}: not a regular file`);
     this.checkReadable(node);
-    return this.readData(node, offset, length);
+    return this.readData(node, offset, length, into);
   }
 
   async dataRanges(node: ExtNode): Promise<Array<[number, number]>> {

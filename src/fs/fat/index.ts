@@ -7,6 +7,7 @@
  */
 import { CorruptImageError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
+import { targetBuffer } from "../../io/bounds.js";
 import type { FileSystem, FsDirEntry, FsNode, FsStat } from "../types.js";
 import { type BootSector, decodeBootSector } from "./boot-sector.js";
 import { ATTR_DIRECTORY, ATTR_READ_ONLY, dosTimeToUnix, type ShortEntry } from "./dir-entry.js";
@@ -128,13 +129,13 @@ export class FatFileSystem implements FileSystem<FatNode> {
     throw new CorruptImageError(`FAT: ${node.path}: FAT has no symbolic links`);
   }
 
-  async read(node: FatNode, offset: number, length: number): Promise<Buffer> {
+  async read(node: FatNode, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const size = node.stat.size;
     if (node.stat.type !== "file") throw new CorruptImageError(`FAT: ${node.path}: not a regular file`);
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
       throw new CorruptImageError(`FAT: ${node.path}: read of ${length} bytes at ${offset} is outside the file (${size} bytes)`);
     }
-    const out = Buffer.allocUnsafe(length);
+    const out = targetBuffer(length, into);
     if (length === 0) return out;
     if (node.cluster === 0) throw new CorruptImageError(`FAT: ${node.path}: ${size} bytes but no first cluster`);
     const runs = await this.runs(node, Math.ceil(size / this.boot.clusterSize));

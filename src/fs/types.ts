@@ -50,6 +50,12 @@ export interface FileSystem<N extends FsNode = FsNode> {
    * returned, as BlockSource.read does; readers may ignore it and return a new buffer.
    */
   read(node: N, offset: number, length: number, into?: Buffer): Promise<Buffer>;
+  /**
+   * Optional: copy [offset, offset+length) of a regular file, which must lie inside its
+   * data ranges, into an open file descriptor at the same offset without passing through
+   * user memory. Resolves false, having written nothing, when it cannot.
+   */
+  copyTo?(node: N, offset: number, length: number, fd: number): Promise<boolean>;
   /** Optional: the byte ranges of the file that hold data (for sparse extraction). */
   dataRanges?(node: N): Promise<Array<[number, number]>>;
   close(): Promise<void>;

@@ -23,6 +23,12 @@ export interface BlockSource {
    * file, unallocated clusters of a qcow2). Sources that cannot tell omit it.
    */
   dataRanges?(offset: number, length: number): Promise<Array<[number, number]>>;
+  /**
+   * Optional: copy [offset, offset+length) straight into an open file
+   * descriptor at `fdOffset`, inside the kernel. Resolves false, having
+   * copied nothing, when it cannot; the caller then reads and writes.
+   */
+  copyTo?(offset: number, length: number, fd: number, fdOffset: number): Promise<boolean>;
   close(): Promise<void>;
 }
 

@@ -3,7 +3,7 @@ import type { BlockSource } from "./block-source.js";
 import { AlignedBuffer } from "./aligned.js";
 import { checkRange, targetBuffer } from "./bounds.js";
 import { DeviceError, ioError } from "../errors.js";
-import { blockDeviceSectorSize, blockDeviceSize, seekData, seekHole } from "./syscalls.js";
+import { blockDeviceSectorSize, blockDeviceSize, copyFileRange, seekData, seekHole } from "./syscalls.js";
 
 export interface OpenSourceOptions {
   /**
@@ -19,6 +19,8 @@ export interface OpenSourceOptions {
 /** A regular file or a block device. */
 export class FileSource implements BlockSource {
   private readonly scratch = new AlignedBuffer();
+  /** Cleared after the first refusal, so a target that cannot take copy_file_range is not asked again. */
+  private canCopy = true;
 
   private constructor(
     readonly name: string,
@@ -104,6 +106,24 @@ export class FileSource implements BlockSource {
       }
       done += n;
     }
+  }
+
+  async copyTo(offset: number, length: number, fd: number, fdOffset: number): Promise<boolean> {
+    checkRange(this.name, this.size, offset, length);
+    if (!this.canCopy || this.direct || this.isBlockDevice) return false;
+    let done = 0;
+    while (done < length) {
+      const n = await copyFileRange(this.handle.fd, offset + done, fd, fdOffset + done, length - done);
+      if (!n) {
+        if (done === 0) {
+          this.canCopy = false;
+          return false;
+        }
+        throw new DeviceError(`${this.name}: copy at offset ${offset + done} stopped short (did the file shrink?)`, "EIO");
+      }
+      done += n;
+    }
+    return true;
   }
 
   async dataRanges(offset: number, length: number): Promise<Array<[number, number]>> {

@@ -25,6 +25,11 @@ export class SliceSource implements BlockSource {
     return ranges.map(([start, len]) => [start - this.offset, len]);
   }
 
+  async copyTo(offset: number, length: number, fd: number, fdOffset: number): Promise<boolean> {
+    checkRange(this.name, this.size, offset, length);
+    return this.parent.copyTo ? this.parent.copyTo(this.offset + offset, length, fd, fdOffset) : false;
+  }
+
   /** Closing a slice leaves the parent open: its owner closes it. */
   async close(): Promise<void> {}
 }

@@ -22,6 +22,17 @@ interface Libc {
   ioctlU64(fd: number, request: number, out: BigUint64Array): number;
   ioctlInt(fd: number, request: number, out: Int32Array): number;
   fallocate(fd: number, mode: number, offset: bigint | number, len: bigint | number): number;
+  copyFileRange: {
+    async(
+      fdIn: number,
+      offIn: BigInt64Array,
+      fdOut: number,
+      offOut: BigInt64Array,
+      len: number,
+      flags: number,
+      done: (err: unknown, copied: bigint | number) => void,
+    ): void;
+  };
   errno(): number;
 }
 
@@ -40,11 +51,15 @@ function load(): Libc | null {
     const ioctlInt = lib.func("int ioctl(int fd, unsigned long request, _Out_ int *out)");
     const fallocate = lib.func("int fallocate(int fd, int mode, int64_t offset, int64_t len)");
     const errnoLocation = lib.func("int *__errno_location()");
+    const copyFileRange = lib.func(
+      "int64_t copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t len, unsigned int flags)",
+    );
     libc = {
       lseek,
       ioctlU64,
       ioctlInt,
       fallocate,
+      copyFileRange,
       errno: () => koffi.decode(errnoLocation(), "int"),
     };
   } catch {
@@ -96,4 +111,25 @@ export function punchHole(fd: number, offset: number, length: number): boolean {
   const c = load();
   if (!c || length <= 0) return false;
   return c.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, BigInt(offset), BigInt(length)) === 0;
+}
+
+/**
+ * Copy `length` bytes from one file to another inside the kernel
+ * (copy_file_range: no trip through user memory, a reflink where the
+ * filesystem can). Runs on a worker thread. Resolves to the bytes copied,
+ * which may be short; 0 or undefined when it cannot copy between these files
+ * at all (different filesystems, no support): the caller then reads and
+ * writes instead, which also reports any real I/O error properly.
+ */
+export function copyFileRange(fdIn: number, offsetIn: number, fdOut: number, offsetOut: number, length: number): Promise<number | undefined> {
+  const c = load();
+  if (!c || length <= 0) return Promise.resolve(undefined);
+  const offIn = BigInt64Array.of(BigInt(offsetIn));
+  const offOut = BigInt64Array.of(BigInt(offsetOut));
+  return new Promise((resolve) => {
+    c.copyFileRange.async(fdIn, offIn, fdOut, offOut, length, 0, (err, copied) => {
+      const n = Number(copied);
+      resolve(err || n < 0 ? undefined : n);
+    });
+  });
 }

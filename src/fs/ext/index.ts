@@ -241,6 +241,39 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     return this.readData(node, offset, length, into);
   }
 
+  async copyTo(node: ExtNode, offset: number, length: number, fd: number): Promise<boolean> {
+    const source = this.source;
+    if (!source.copyTo || node.stat.type !== "file" || node.inode.flags & (FLAG_INLINE_DATA | FLAG_ENCRYPT)) return false;
+    const size = node.inode.size;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+      throw new CorruptImageError(`ext ${this.where(node.ino)}: read of ${length} bytes at ${offset} is outside the file (${size} bytes)`);
+    }
+    // Plan the pieces first: the range must be written data throughout, or nothing is copied.
+    const bs = this.superblock.blockSize;
+    const runs = await this.runs(node);
+    const pieces: Array<[source: number, at: number, length: number]> = [];
+    let pos = offset;
+    const end = offset + length;
+    for (let i = Math.max(0, findRun(runs, Math.floor(offset / bs))); i < runs.length && pos < end; i++) {
+      const run = runs[i];
+      const runStart = run.logical * bs;
+      const runEnd = runStart + run.length * bs;
+      if (runEnd <= pos) continue;
+      if (runStart > pos || run.unwritten) return false;
+      const to = Math.min(end, runEnd);
+      pieces.push([run.physical * bs + (pos - runStart), pos, to - pos]);
+      pos = to;
+    }
+    if (pos < end) return false;
+    for (const [from, at, n] of pieces) {
+      if (!(await source.copyTo(from, n, fd, at))) {
+        if (at === offset) return false;
+        throw new CorruptImageError(`ext ${this.where(node.ino)}: copy stopped part-way`); // cannot happen: the source refuses on its first copy only
+      }
+    }
+    return true;
+  }
+
   async dataRanges(node: ExtNode): Promise<Array<[number, number]>> {
     const size = node.inode.size;
     if (node.inode.flags & FLAG_INLINE_DATA) return size > 0 ? [[0, size]] : [];

@@ -52,8 +52,13 @@ export function formatMtime(seconds: number): string {
 }
 
 async function collect(fs: FileSystem<FsNode>, path: string, opts: LsOptions): Promise<Listed[]> {
-  // Like ls: a link named on the command line is followed unless -l shows the link itself.
-  const start = await resolvePath(fs, path, { followFinal: !opts.long || path.endsWith("/") });
+  // Like GNU ls: a link named on the command line is listed as a link, except that without
+  // -l a link to a folder (or a path ending in "/") lists the folder.
+  let start = await resolvePath(fs, path, { followFinal: path.endsWith("/") });
+  if (start.node.stat.type === "symlink" && !opts.long) {
+    const target = await resolvePath(fs, path, { followFinal: true }).catch(() => undefined);
+    if (target?.node.stat.type === "dir") start = target;
+  }
   if (start.node.stat.type !== "dir") return [{ path: start.path, name: start.name, node: start.node }];
   if (opts.recursive) {
     const out: Listed[] = [];

@@ -95,6 +95,9 @@ function asDate(seconds: number): Date {
   return new Date(seconds * 1000);
 }
 
+/** What a target filesystem without symlinks or hard links (FAT, exFAT) answers. */
+const CANNOT_HOLD = new Set(["ENOSYS", "EPERM", "EOPNOTSUPP", "ENOTSUP", "EMLINK"]);
+
 const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 
 async function isEmptyDir(path: string): Promise<boolean> {
@@ -215,7 +218,15 @@ export async function extractTree<N extends FsNode>(
           summary.hardlinks++;
           await pool.add(async () => {
             const target = await first;
-            p.diskPath = await place(p, (path) => fsp.link(target, path));
+            p.diskPath = await place(p, async (path) => {
+              try {
+                await fsp.link(target, path);
+              } catch (err) {
+                if (!CANNOT_HOLD.has(errnoCode(err) ?? "")) throw err;
+                warn(`${p.imagePath}: the target filesystem cannot hold hard links; extracted as a copy`);
+                await writeFile(fs, p.node, path, { owners, buffers, progress, onProgress: options.onProgress });
+              }
+            });
             fileDone();
           });
         } else {
@@ -257,7 +268,14 @@ export async function extractTree<N extends FsNode>(
       summary.skipped++;
       continue;
     }
-    p.diskPath = await place(p, (path) => fsp.symlink(target, path));
+    try {
+      p.diskPath = await place(p, (path) => fsp.symlink(target, path));
+    } catch (err) {
+      if (!CANNOT_HOLD.has(errnoCode(err) ?? "")) throw err;
+      warn(`${p.imagePath}: not extracted: the target filesystem cannot hold symbolic links`);
+      summary.skipped++;
+      continue;
+    }
     const st = p.node.stat;
     await fsp.lutimes(p.diskPath, asDate(st.mtime), asDate(st.mtime)).catch((e) => {
       throw ioError(e, p.diskPath as string);

@@ -203,3 +203,41 @@ describe("hostile images", { skip: needs("mkfs.vfat", "mcopy", "mkfs.ext4", "deb
     assert.equal(readFileSync(join(box.out, "d", name), "utf8"), "long name\n");
   });
 });
+
+describe("extracting onto a case-insensitive filesystem (exFAT through FUSE)", { skip: needs("root", "loop", "fuse", "mkfs.exfat", "mount.exfat-fuse", "mkfs.ext4") }, () => {
+  test("README and readme, a folder Etc and a symlink etc -> outside: no file is lost or overwritten, nothing escapes", async () => {
+    const box = sandbox();
+    const src = join(box.work, "src");
+    mkdirSync(join(src, "Etc"), { recursive: true });
+    writeFileSync(join(src, "README"), "upper\n");
+    writeFileSync(join(src, "readme"), "lower\n");
+    writeFileSync(join(src, "Etc", "passwd"), "inside\n");
+    await sh(`ln -s ${box.outside} ${join(src, "etc")} && ln ${join(src, "README")} ${join(src, "hardlink")}`);
+    const img = join(box.work, "names.img");
+    await sh(`mkfs.ext4 -q -F -d ${src} ${img} 4M`);
+    const exfat = join(box.work, "exfat.img");
+    await sh(`truncate -s 16M ${exfat} && mkfs.exfat ${exfat} >/dev/null`);
+    const loop = (await sh(`losetup -f --show ${exfat}`)).trim();
+    try {
+      mkdirSync(box.out);
+      await sh(`mount.exfat-fuse ${loop} ${box.out}`);
+      try {
+        const dest = join(box.out, "x");
+        const r = await platter(["extract", img, "-o", dest]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stderr, /\/readme: name clashes with one already extracted, extracted as "readme~2"/);
+        assert.match(r.stderr, /\/etc: not extracted: the target filesystem cannot hold symbolic links/);
+        assert.match(r.stderr, /\/hardlink: the target filesystem cannot hold hard links; extracted as a copy/);
+        assert.equal(readFileSync(join(dest, "README"), "utf8"), "upper\n");
+        assert.equal(readFileSync(join(dest, "readme~2"), "utf8"), "lower\n");
+        assert.equal(readFileSync(join(dest, "hardlink"), "utf8"), "upper\n");
+        assert.equal(readFileSync(join(dest, "Etc", "passwd"), "utf8"), "inside\n");
+      } finally {
+        await sh(`umount ${box.out}`);
+      }
+    } finally {
+      await sh(`losetup -d ${loop}`);
+    }
+    assert.deepEqual(readdirSync(box.outside), []);
+  });
+});

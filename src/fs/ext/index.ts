@@ -8,6 +8,7 @@ import { CorruptImageError, UnsupportedError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
 import { targetBuffer } from "../../io/bounds.js";
 import { BlockCache } from "../block-cache.js";
+import { checkFileRange, type CopyPiece, copyPieces } from "../file-io.js";
 import type { FileSystem, FileType, FsDirEntry, FsNode, FsStat } from "../types.js";
 import { decodeDirEntries, type ExtDirEntry } from "./dir-entry.js";
 import { type BlockRun, findRun, mapBlockMap, mapExtents } from "./file-map.js";
@@ -201,9 +202,7 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
   /** Bytes [offset, offset+length) of the inode's data, whatever kind of file it is. */
   private async readData(node: ExtNode, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const size = node.inode.size;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-      throw new CorruptImageError(`ext ${this.where(node.ino)}: read of ${length} bytes at ${offset} is outside the file (${size} bytes)`);
-    }
+    checkFileRange(`ext ${this.where(node.ino)}`, size, offset, length);
     const out = targetBuffer(length, into);
     if (node.inode.flags & FLAG_INLINE_DATA) {
       const data = this.inlineData(node);
@@ -245,13 +244,11 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     const source = this.source;
     if (!source.copyTo || node.stat.type !== "file" || node.inode.flags & (FLAG_INLINE_DATA | FLAG_ENCRYPT)) return false;
     const size = node.inode.size;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-      throw new CorruptImageError(`ext ${this.where(node.ino)}: read of ${length} bytes at ${offset} is outside the file (${size} bytes)`);
-    }
+    checkFileRange(`ext ${this.where(node.ino)}`, size, offset, length);
     // Plan the pieces first: the range must be written data throughout, or nothing is copied.
     const bs = this.superblock.blockSize;
     const runs = await this.runs(node);
-    const pieces: Array<[source: number, at: number, length: number]> = [];
+    const pieces: CopyPiece[] = [];
     let pos = offset;
     const end = offset + length;
     for (let i = Math.max(0, findRun(runs, Math.floor(offset / bs))); i < runs.length && pos < end; i++) {
@@ -265,13 +262,7 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
       pos = to;
     }
     if (pos < end) return false;
-    for (const [from, at, n] of pieces) {
-      if (!(await source.copyTo(from, n, fd, at))) {
-        if (at === offset) return false;
-        throw new CorruptImageError(`ext ${this.where(node.ino)}: copy stopped part-way`); // cannot happen: the source refuses on its first copy only
-      }
-    }
-    return true;
+    return copyPieces(source, pieces, fd, `ext ${this.where(node.ino)}`);
   }
 
   async dataRanges(node: ExtNode): Promise<Array<[number, number]>> {

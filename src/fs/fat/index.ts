@@ -8,6 +8,7 @@
 import { CorruptImageError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
 import { targetBuffer } from "../../io/bounds.js";
+import { checkFileRange, type CopyPiece, copyPieces } from "../file-io.js";
 import type { FileSystem, FsDirEntry, FsNode, FsStat } from "../types.js";
 import { type BootSector, decodeBootSector } from "./boot-sector.js";
 import { ATTR_DIRECTORY, ATTR_READ_ONLY, dosTimeToUnix, type ShortEntry } from "./dir-entry.js";
@@ -132,15 +133,35 @@ export class FatFileSystem implements FileSystem<FatNode> {
   async read(node: FatNode, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const size = node.stat.size;
     if (node.stat.type !== "file") throw new CorruptImageError(`FAT: ${node.path}: not a regular file`);
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-      throw new CorruptImageError(`FAT: ${node.path}: read of ${length} bytes at ${offset} is outside the file (${size} bytes)`);
-    }
+    checkFileRange(`FAT: ${node.path}`, size, offset, length);
     const out = targetBuffer(length, into);
     if (length === 0) return out;
     if (node.cluster === 0) throw new CorruptImageError(`FAT: ${node.path}: ${size} bytes but no first cluster`);
     const runs = await this.runs(node, Math.ceil(size / this.boot.clusterSize));
     await this.readRuns(runs, offset, out, `${node.path} (${size} bytes)`);
     return out;
+  }
+
+  async copyTo(node: FatNode, offset: number, length: number, fd: number): Promise<boolean> {
+    const source = this.source;
+    const size = node.stat.size;
+    if (!source.copyTo || node.stat.type !== "file" || node.cluster === 0 || length === 0) return false;
+    checkFileRange(`FAT: ${node.path}`, size, offset, length);
+    const cs = this.boot.clusterSize;
+    const runs = await this.runs(node, Math.ceil(size / cs));
+    const end = offset + length;
+    const pieces: CopyPiece[] = [];
+    let pos = 0;
+    for (const run of runs) {
+      const runEnd = pos + run.count * cs;
+      if (runEnd > offset && pos < end) {
+        const from = Math.max(offset, pos);
+        pieces.push([this.boot.dataOffset + (run.first - 2) * cs + (from - pos), from, Math.min(end, runEnd) - from]);
+      }
+      pos = runEnd;
+    }
+    if (pos < end) return false; // a short chain: let read() report it
+    return copyPieces(source, pieces, fd, `FAT: ${node.path}`);
   }
 
   async close(): Promise<void> {}

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { extractTree } from "../fs/extract.js";
+import { type ExtractProgress, extractTree } from "../fs/extract.js";
 import { resolvePath } from "../fs/path.js";
 import { formatSize } from "../util/units.js";
 import { openImageFilesystem } from "./image-fs.js";
@@ -31,15 +31,21 @@ export function registerExtract(program: Command): Command {
         const start = await resolvePath(opened.fs, path, { followFinal: path.endsWith("/") || path === "/" });
         const progress = new ProgressLine(opts);
         const started = Date.now();
+        const render = (p: ExtractProgress) => () =>
+          `extracting ${p.files}/${p.totalFiles} files, ${describeTransfer(p.bytes, p.totalBytes, started)}`;
+        let last: ExtractProgress | undefined;
         const summary = await extractTree(opened.fs, start, opts.output, {
           force: opts.force,
           onWarning: (m) => {
             progress.done();
             warn(m);
           },
-          onProgress: (p) =>
-            progress.update(() => `extracting ${p.files}/${p.totalFiles} files, ${describeTransfer(p.bytes, p.totalBytes, started)}`),
+          onProgress: (p) => {
+            last = p;
+            progress.update(render(p));
+          },
         });
+        if (last) progress.update(render(last), true);
         progress.done();
         if (!opts.quiet) {
           const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;

@@ -137,7 +137,18 @@ export async function extractTree<N extends FsNode>(
     plan.push({ node: start.node, imagePath: start.path, parent: -1, name: start.name || "file" });
   }
   const totalFiles = plan.filter((p) => p.node.stat.type === "file").length;
-  const totalBytes = plan.reduce((n, p) => n + (p.node.stat.type === "file" ? p.node.stat.size : 0), 0);
+  // Bytes of distinct files: a second hard link costs nothing, and a hole counts as done when its file is.
+  const seenIds = new Set<number | string>();
+  let totalBytes = 0;
+  for (const { node } of plan) {
+    const st = node.stat;
+    if (st.type !== "file") continue;
+    if (st.nlink > 1 && st.id !== null) {
+      if (seenIds.has(st.id)) continue;
+      seenIds.add(st.id);
+    }
+    totalBytes += st.size;
+  }
   const progress: ExtractProgress = { files: 0, totalFiles, bytes: 0, totalBytes };
   const summary: ExtractSummary = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, skipped: 0, bytes: 0 };
 
@@ -396,6 +407,7 @@ async function writeFile<N extends FsNode>(
       }
     }
     if (written !== st.size) await fdTruncate(fd, st.size); // the file ends in a hole
+    progress.bytes += st.size - ranges.reduce((n, [, length]) => n + length, 0); // its holes
     if (context.owners) await fdChown(fd, st.uid, st.gid).catch(() => {});
     await fdChmod(fd, st.mode);
     await fdUtimes(fd, asDate(st.mtime), asDate(st.mtime));

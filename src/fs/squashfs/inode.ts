@@ -115,56 +115,60 @@ export function decodeInode(buf: Buffer): Inode {
   const h = decodeInodeHeader(buf);
   const b = INODE_HEADER_SIZE;
   if (buf.length < b + inodeBodySize(h.type)) throw new CorruptImageError(`squashfs inode ${h.inodeNumber}: truncated`);
+  // Fields are added to the header object itself: listing a big directory
+  // decodes thousands of inodes, and copying each one shows in profiles.
+  const inode = h as Inode;
   switch (h.type) {
-    case InodeType.dir:
-      return {
-        ...h,
-        kind: "dir",
-        startBlock: buf.readUInt32LE(b),
-        nlink: buf.readUInt32LE(b + 4),
-        fileSize: buf.readUInt16LE(b + 8),
-        offset: buf.readUInt16LE(b + 10),
-        parentInode: buf.readUInt32LE(b + 12),
-      };
-    case InodeType.extDir:
-      return {
-        ...h,
-        kind: "dir",
-        nlink: buf.readUInt32LE(b),
-        fileSize: buf.readUInt32LE(b + 4),
-        startBlock: buf.readUInt32LE(b + 8),
-        parentInode: buf.readUInt32LE(b + 12),
-        // b + 16: i_count (directory index entries, only a lookup accelerator)
-        offset: buf.readUInt16LE(b + 18),
-      };
-    case InodeType.file:
-      return {
-        ...h,
-        kind: "file",
-        nlink: 1,
-        startBlock: buf.readUInt32LE(b),
-        fragment: buf.readUInt32LE(b + 4),
-        fragmentOffset: buf.readUInt32LE(b + 8),
-        fileSize: buf.readUInt32LE(b + 12),
-      };
-    case InodeType.extFile:
-      return {
-        ...h,
-        kind: "file",
-        startBlock: u64(buf, b, "start_block"),
-        fileSize: u64(buf, b + 8, "file_size"),
-        // b + 16: bytes saved by sparse blocks (informational)
-        nlink: buf.readUInt32LE(b + 24),
-        fragment: buf.readUInt32LE(b + 28),
-        fragmentOffset: buf.readUInt32LE(b + 32),
-      };
+    case InodeType.dir: {
+      const dir = inode as DirInode;
+      dir.startBlock = buf.readUInt32LE(b);
+      dir.nlink = buf.readUInt32LE(b + 4);
+      dir.fileSize = buf.readUInt16LE(b + 8);
+      dir.offset = buf.readUInt16LE(b + 10);
+      dir.parentInode = buf.readUInt32LE(b + 12);
+      return dir;
+    }
+    case InodeType.extDir: {
+      const dir = inode as DirInode;
+      dir.nlink = buf.readUInt32LE(b);
+      dir.fileSize = buf.readUInt32LE(b + 4);
+      dir.startBlock = buf.readUInt32LE(b + 8);
+      dir.parentInode = buf.readUInt32LE(b + 12);
+      // b + 16: i_count (directory index entries, only a lookup accelerator)
+      dir.offset = buf.readUInt16LE(b + 18);
+      return dir;
+    }
+    case InodeType.file: {
+      const file = inode as FileInode;
+      file.nlink = 1;
+      file.startBlock = buf.readUInt32LE(b);
+      file.fragment = buf.readUInt32LE(b + 4);
+      file.fragmentOffset = buf.readUInt32LE(b + 8);
+      file.fileSize = buf.readUInt32LE(b + 12);
+      return file;
+    }
+    case InodeType.extFile: {
+      const file = inode as FileInode;
+      file.startBlock = u64(buf, b, "start_block");
+      file.fileSize = u64(buf, b + 8, "file_size");
+      // b + 16: bytes saved by sparse blocks (informational)
+      file.nlink = buf.readUInt32LE(b + 24);
+      file.fragment = buf.readUInt32LE(b + 28);
+      file.fragmentOffset = buf.readUInt32LE(b + 32);
+      return file;
+    }
     case InodeType.symlink:
-    case InodeType.extSymlink:
-      return { ...h, kind: "symlink", nlink: buf.readUInt32LE(b), targetSize: buf.readUInt32LE(b + 4) };
+    case InodeType.extSymlink: {
+      const link = inode as SymlinkInode;
+      link.nlink = buf.readUInt32LE(b);
+      link.targetSize = buf.readUInt32LE(b + 4);
+      return link;
+    }
     default: {
-      const kind = h.kind as SpecialInode["kind"];
-      const isDevice = kind === "blockdev" || kind === "chardev";
-      return { ...h, kind, nlink: buf.readUInt32LE(b), rdev: isDevice ? buf.readUInt32LE(b + 4) : 0 };
+      const special = inode as SpecialInode;
+      special.nlink = buf.readUInt32LE(b);
+      special.rdev = special.kind === "blockdev" || special.kind === "chardev" ? buf.readUInt32LE(b + 4) : 0;
+      return special;
     }
   }
 }

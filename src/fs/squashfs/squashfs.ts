@@ -15,7 +15,6 @@ import {
   blockCount,
   decodeDevice,
   decodeInode,
-  decodeInodeHeader,
   INODE_HEADER_SIZE,
   type Inode,
   type InodeKind,
@@ -36,7 +35,7 @@ export interface SquashfsNode extends FsNode {
   /** The exact kind (FsStat folds devices, fifos and sockets into "other"). */
   readonly kind: InodeKind;
   /** major/minor of a block or character device. */
-  readonly device?: { major: number; minor: number };
+  readonly device: { major: number; minor: number } | undefined;
   /** Where the inode's variable tail (block list, symlink target) starts. */
   readonly tail: MetaCursor;
   /** Size words of the file's data blocks, read on first use. */
@@ -70,6 +69,7 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
   private readonly dataBlocks = new Map<number, Buffer>();
   private ids: Uint32Array = new Uint32Array(0);
   private readonly tableStarts: number[];
+  private readonly inodeTableEnd: number;
 
   private constructor(
     private readonly source: BlockSource,
@@ -87,6 +87,7 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
       sb.xattrIdTableStart,
       sb.bytesUsed,
     ].filter((p) => p !== NO_TABLE);
+    this.inodeTableEnd = this.tableEnd(sb.inodeTableStart);
   }
 
   static async open(source: BlockSource): Promise<SquashfsFileSystem> {
@@ -160,14 +161,8 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
     return value;
   }
 
-  private async readInode(block: number, offset: number): Promise<SquashfsNode> {
-    const sb = this.superblock;
-    const limit = this.tableEnd(sb.inodeTableStart);
-    const start: MetaCursor = { block: sb.inodeTableStart + block, offset };
-    const { bytes: head, next } = await this.meta.read(start, INODE_HEADER_SIZE, limit);
-    const header = decodeInodeHeader(head);
-    const { bytes: body, next: tail } = await this.meta.read(next, inodeBodySize(header.type), limit);
-    const inode = decodeInode(Buffer.concat([head, body]));
+  /** A node from its inode's fixed part (header + body) and where its variable tail starts. */
+  private node(inode: Inode, tail: MetaCursor): SquashfsNode {
     let size = 0;
     if (inode.kind === "dir" || inode.kind === "file") size = inode.fileSize;
     if (inode.kind === "symlink") {
@@ -186,16 +181,33 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
       nlink: inode.nlink,
       id: inode.inodeNumber,
     };
-    const node: SquashfsNode = { stat, inode, kind: inode.kind, tail };
-    if (inode.kind === "blockdev" || inode.kind === "chardev") {
-      return { ...node, device: decodeDevice(inode.rdev) };
-    }
-    return node;
+    const isDevice = inode.kind === "blockdev" || inode.kind === "chardev";
+    return { stat, inode, kind: inode.kind, tail, device: isDevice ? decodeDevice(inode.rdev) : undefined };
+  }
+
+  private inodeStart(block: number, offset: number): MetaCursor {
+    return { block: this.superblock.inodeTableStart + block, offset };
+  }
+
+  /** The inode at `start` if its blocks are cached (no await), else undefined. */
+  private cachedInode(start: MetaCursor): SquashfsNode | undefined {
+    const head = this.meta.peek(start, INODE_HEADER_SIZE);
+    if (!head) return undefined;
+    const fixed = this.meta.peek(start, INODE_HEADER_SIZE + inodeBodySize(head.bytes.readUInt16LE(0)));
+    return fixed && this.node(decodeInode(fixed.bytes), fixed.next);
+  }
+
+  private async readInode(start: MetaCursor): Promise<SquashfsNode> {
+    const { bytes: head } = await this.meta.read(start, INODE_HEADER_SIZE, this.inodeTableEnd);
+    // Read again from the start, now knowing the length: usually a view into one cached block.
+    const fixedSize = INODE_HEADER_SIZE + inodeBodySize(head.readUInt16LE(0));
+    const { bytes, next } = await this.meta.read(start, fixedSize, this.inodeTableEnd);
+    return this.node(decodeInode(bytes), next);
   }
 
   async root(): Promise<SquashfsNode> {
     const { block, offset } = inodeRef(this.superblock.rootInode);
-    return this.readInode(block, offset);
+    return this.readInode(this.inodeStart(block, offset));
   }
 
   async list(dir: SquashfsNode): Promise<Array<FsDirEntry<SquashfsNode>>> {
@@ -216,7 +228,8 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
     for (const entry of decodeDirectory(bytes)) {
       const name = entry.name.toString("utf8");
       if (name === "." || name === "..") continue; // never stored by mksquashfs; a crafted one is dropped
-      entries.push({ name, node: await this.readInode(entry.inodeBlock, entry.inodeOffset) });
+      const start = this.inodeStart(entry.inodeBlock, entry.inodeOffset);
+      entries.push({ name, node: this.cachedInode(start) ?? (await this.readInode(start)) });
     }
     return remember(this.listings, key, entries, LISTING_CACHE);
   }
@@ -228,7 +241,7 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
   async readlink(node: SquashfsNode): Promise<string> {
     const inode = node.inode;
     if (inode.kind !== "symlink") throw new UsageError(`squashfs inode ${inode.inodeNumber} is not a symlink`);
-    const { bytes } = await this.meta.read(node.tail, inode.targetSize, this.tableEnd(this.superblock.inodeTableStart));
+    const { bytes } = await this.meta.read(node.tail, inode.targetSize, this.inodeTableEnd);
     return bytes.toString("utf8");
   }
 
@@ -239,7 +252,7 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
     if (inode.kind !== "file") throw new UsageError(`squashfs inode ${inode.inodeNumber} is not a regular file`);
     const sb = this.superblock;
     const count = blockCount(inode, sb.blockSize);
-    const { bytes } = await this.meta.read(node.tail, count * 4, this.tableEnd(sb.inodeTableStart));
+    const { bytes } = await this.meta.read(node.tail, count * 4, this.inodeTableEnd);
     const blocks = new Uint32Array(count);
     const starts = new Array<number>(count + 1);
     let position = inode.startBlock;

@@ -1,4 +1,5 @@
 import { CorruptImageError } from "../../errors.js";
+import { readUint64 } from "../../util/uint64.js";
 
 /**
  * The exFAT boot sector: sector 0 of the main boot region (sectors 0-11;
@@ -23,12 +24,6 @@ export interface BootSector {
 export const BOOT_REGION_SECTORS = 12;
 export const VOLUME_FLAG_ACTIVE_FAT = 0x0001;
 
-function u64(buf: Buffer, at: number, field: string): number {
-  const value = buf.readBigUInt64LE(at);
-  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new CorruptImageError(`exFAT boot sector: ${field} ${value} is out of range`);
-  return Number(value);
-}
-
 export function decodeBootSector(buf: Buffer): BootSector {
   if (buf.length < 512) throw new CorruptImageError("exFAT boot sector: truncated");
   if (buf.toString("latin1", 3, 11) !== "EXFAT   ") throw new CorruptImageError("exFAT boot sector: no \"EXFAT\" file system name");
@@ -41,7 +36,7 @@ export function decodeBootSector(buf: Buffer): BootSector {
   if (bpsShift < 9 || bpsShift > 12) throw new CorruptImageError(`exFAT boot sector: BytesPerSectorShift ${bpsShift} is not 9-12`);
   if (spcShift > 25 - bpsShift) throw new CorruptImageError(`exFAT boot sector: SectorsPerClusterShift ${spcShift} makes clusters over 32 MiB`);
   const boot: BootSector = {
-    volumeLength: u64(buf, 72, "VolumeLength"),
+    volumeLength: readUint64(buf, 72, "exFAT boot sector: VolumeLength"),
     fatOffset: buf.readUInt32LE(80),
     fatLength: buf.readUInt32LE(84),
     clusterHeapOffset: buf.readUInt32LE(88),

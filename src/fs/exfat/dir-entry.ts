@@ -1,4 +1,5 @@
 import { CorruptImageError } from "../../errors.js";
+import { readUint64 } from "../../util/uint64.js";
 
 /**
  * exFAT directory entries are 32 bytes; the first byte is the type (bit 7:
@@ -44,12 +45,6 @@ export function entrySetChecksum(set: Buffer): number {
   return sum;
 }
 
-function u64(buf: Buffer, at: number, field: string, name: string): number {
-  const value = buf.readBigUInt64LE(at);
-  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new CorruptImageError(`exFAT entry "${name}": ${field} ${value} is out of range`);
-  return Number(value);
-}
-
 /** Decode one file entry set (1 + SecondaryCount entries), checksum verified. `where` names it in errors. */
 export function decodeFileEntrySet(set: Buffer, where: string): FileEntrySet {
   const secondaryCount = set[1] as number;
@@ -83,8 +78,8 @@ export function decodeFileEntrySet(set: Buffer, where: string): FileEntrySet {
     modified: { timestamp: set.readUInt32LE(12), tenMs: set[21] as number, utcOffset: set[23] as number },
     firstCluster: stream.readUInt32LE(20),
     noFatChain: (flags & NO_FAT_CHAIN) !== 0,
-    validDataLength: u64(stream, 8, "ValidDataLength", name),
-    dataLength: u64(stream, 24, "DataLength", name),
+    validDataLength: readUint64(stream, 8, `exFAT entry "${name}": ValidDataLength`),
+    dataLength: readUint64(stream, 24, `exFAT entry "${name}": DataLength`),
   };
   if (result.validDataLength > result.dataLength) {
     throw new CorruptImageError(`exFAT entry "${name}": ValidDataLength ${result.validDataLength} exceeds DataLength ${result.dataLength}`);

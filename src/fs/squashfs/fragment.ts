@@ -1,4 +1,4 @@
-import { CorruptImageError } from "../../errors.js";
+import { readUint64 } from "../../util/uint64.js";
 
 /** One fragment table entry (16 bytes): where a block of packed file tails is, and its size word. */
 export const FRAGMENT_ENTRY_SIZE = 16;
@@ -10,9 +10,7 @@ export interface FragmentEntry {
 }
 
 export function decodeFragmentEntry(buf: Buffer, at = 0): FragmentEntry {
-  const start = buf.readBigUInt64LE(at);
-  if (start > BigInt(Number.MAX_SAFE_INTEGER)) throw new CorruptImageError(`squashfs fragment: start ${start} is out of range`);
-  return { start: Number(start), sizeWord: buf.readUInt32LE(at + 8) };
+  return { start: readUint64(buf, at, "squashfs fragment: start_block"), sizeWord: buf.readUInt32LE(at + 8) };
 }
 
 /**

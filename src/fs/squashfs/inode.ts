@@ -1,4 +1,5 @@
 import { CorruptImageError } from "../../errors.js";
+import { readUint64 } from "../../util/uint64.js";
 
 /**
  * Inodes: a 16-byte common header, then a fixed part that depends on the
@@ -104,12 +105,6 @@ export function decodeInodeHeader(buf: Buffer): InodeHeader {
   };
 }
 
-function u64(buf: Buffer, at: number, field: string): number {
-  const value = buf.readBigUInt64LE(at);
-  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new CorruptImageError(`squashfs inode: ${field} ${value} is out of range`);
-  return Number(value);
-}
-
 /** Decode header + fixed body (exactly INODE_HEADER_SIZE + inodeBodySize(type) bytes). */
 export function decodeInode(buf: Buffer): Inode {
   const h = decodeInodeHeader(buf);
@@ -149,8 +144,8 @@ export function decodeInode(buf: Buffer): Inode {
     }
     case InodeType.extFile: {
       const file = inode as FileInode;
-      file.startBlock = u64(buf, b, "start_block");
-      file.fileSize = u64(buf, b + 8, "file_size");
+      file.startBlock = readUint64(buf, b, "squashfs inode: start_block");
+      file.fileSize = readUint64(buf, b + 8, "squashfs inode: file_size");
       // b + 16: bytes saved by sparse blocks (informational)
       file.nlink = buf.readUInt32LE(b + 24);
       file.fragment = buf.readUInt32LE(b + 28);

@@ -1,4 +1,5 @@
 import { CorruptImageError, UnsupportedError } from "../../errors.js";
+import { readUint64 } from "../../util/uint64.js";
 
 /** The squashfs 4.0 superblock: the first 96 bytes of the filesystem, little-endian. */
 export const SUPERBLOCK_SIZE = 96;
@@ -43,12 +44,8 @@ export interface Superblock {
 
 /** A 64-bit position: NO_TABLE for all ones, else a safe integer. */
 function position(buf: Buffer, at: number, field: string): number {
-  const value = buf.readBigUInt64LE(at);
-  if (value === 0xffffffffffffffffn) return NO_TABLE;
-  if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new CorruptImageError(`squashfs superblock: ${field} ${value} is out of range`);
-  }
-  return Number(value);
+  if (buf.readBigUInt64LE(at) === 0xffffffffffffffffn) return NO_TABLE;
+  return readUint64(buf, at, `squashfs superblock: ${field}`);
 }
 
 export function decodeSuperblock(buf: Buffer): Superblock {

@@ -11,7 +11,7 @@ import { needs } from "../../helpers/env.js";
 import { fixture } from "../../helpers/fixtures.js";
 
 const skip = needs("root", "loop", "fuse", "mkfs.exfat", "mount.exfat-fuse", "losetup");
-const IMAGES = ["c4k", "c512"];
+const IMAGES = ["c4k", "c512", "s4k"];
 
 async function withImage<T>(path: string, fn: (fs: ExfatFileSystem) => Promise<T>): Promise<T> {
   const source = await openSource(path);

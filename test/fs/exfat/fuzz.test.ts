@@ -13,7 +13,7 @@ describe("exFAT reader under bit flips", { skip: needs("root", "loop", "fuse", "
     dir = await fixture("make-exfat-images.sh", "exfat");
   });
 
-  for (const name of ["c4k", "c512"]) {
+  for (const name of ["c4k", "c512", "s4k"]) {
     test(`${name}: 1,000 bit-flipped copies end in a clean PlatterError or read fine, none hangs`, async () => {
       const image = readFileSync(join(dir, `${name}.img`));
       const boot = decodeBootSector(image);

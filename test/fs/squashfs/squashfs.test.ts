@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
-import { openSquashfs, type SquashfsNode } from "../../../src/fs/squashfs/index.js";
+import { decodeSuperblock, openSquashfs, type SquashfsNode } from "../../../src/fs/squashfs/index.js";
 import { openSource } from "../../../src/io/file-source.js";
+import { MemorySource } from "../../../src/io/memory-source.js";
 import { needs } from "../../helpers/env.js";
 import { fixture } from "../../helpers/fixtures.js";
 import { llnLines, normaliseLln, sha256Lines } from "./helpers.js";
@@ -92,5 +93,21 @@ describe("squashfs reader", { skip }, () => {
         assert.ok((await fs.read(big, at, len)).equals(whole.subarray(at, at + len)), `${at}+${len}`);
       }
     });
+  });
+  test("a crafted entry named \"..\" is dropped, never listed (uncompressed image patched in place)", async () => {
+    const image = readFileSync(join(dir, "nocomp.sqfs"));
+    const sb = decodeSuperblock(image);
+    // The root's entry "t3": size field 1 (name length - 1), then the name.
+    const at = image.indexOf(Buffer.from([0x01, 0x00, 0x74, 0x33]), sb.directoryTableStart);
+    assert.ok(at > 0 && at < sb.fragmentTableStart, "found t3's directory entry");
+    const rootNames = async () => {
+      const fs = await openSquashfs(new MemorySource(image));
+      return (await fs.list(await fs.root())).map((e) => e.name);
+    };
+    const before = await rootNames();
+    image.write("..", at + 2, "latin1");
+    const names = await rootNames();
+    assert.ok(before.includes("t3") && !names.includes("..") && !names.includes("t3"));
+    assert.equal(names.length, before.length - 1);
   });
 });

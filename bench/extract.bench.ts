@@ -9,7 +9,6 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Bench } from "./run.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const OUT = join(ROOT, "bench", "out");
@@ -56,45 +55,42 @@ function buildImage(): void {
   rmSync(tree, { recursive: true, force: true });
 }
 
-const bench: Bench = {
-  title: "1 GiB ext4, 3004 files: platter extract vs debugfs rdump vs mount + cp -a",
-  async run() {
-    if (spawnSync("sh", ["-c", "command -v debugfs"]).status !== 0) {
-      console.log("skipped: needs debugfs (e2fsprogs)");
-      return;
-    }
-    if (!existsSync(CLI)) throw new Error("run `npm run build` first");
-    buildImage();
-    const dest = join(OUT, "extract-dest");
-    const fresh = () => {
-      rmSync(dest, { recursive: true, force: true });
-      mkdirSync(dest, { recursive: true });
-    };
-    sh(`cat ${IMAGE} > /dev/null`); // warm the page cache for everyone alike
-    const platter = timed("platter extract", `node ${CLI} extract ${IMAGE} -o ${dest} -q`, fresh);
-    const debugfs = timed("debugfs rdump", `debugfs -R "rdump / ${dest}" ${IMAGE}`, fresh);
-    let mount: number | undefined;
-    const canMount = process.getuid?.() === 0 && existsSync("/dev/loop-control");
-    if (canMount) {
-      const mnt = join(OUT, "extract-mnt");
-      mkdirSync(mnt, { recursive: true });
-      const loop = execFileSync("losetup", ["-f", "--show", "-r", IMAGE], { encoding: "utf8" }).trim();
-      try {
-        sh(`mount -o ro ${loop} ${mnt}`);
-        try {
-          mount = timed("mount + cp -a", `cp -a ${mnt}/. ${dest}/`, fresh);
-        } finally {
-          sh(`umount ${mnt}`);
-        }
-      } finally {
-        sh(`losetup -d ${loop}`);
-      }
-    } else {
-      console.log("mount + cp -a            skipped (needs root and loop devices)");
-    }
+export default async function bench(): Promise<void> {
+  console.log("\n== extract: 1 GiB ext4, 3004 files: platter extract vs debugfs rdump vs mount + cp -a");
+  if (spawnSync("sh", ["-c", "command -v debugfs"]).status !== 0) {
+    console.log("skipped: needs debugfs (e2fsprogs)");
+    return;
+  }
+  if (!existsSync(CLI)) throw new Error("run `npm run build` first");
+  buildImage();
+  const dest = join(OUT, "extract-dest");
+  const fresh = () => {
     rmSync(dest, { recursive: true, force: true });
-    console.log(`platter / debugfs: ${(platter / debugfs).toFixed(2)}x the time (goal: at most 1)`);
-    if (mount !== undefined) console.log(`platter / mount + cp -a: ${(platter / mount).toFixed(2)}x the time`);
-  },
-};
-export default bench;
+    mkdirSync(dest, { recursive: true });
+  };
+  sh(`cat ${IMAGE} > /dev/null`); // warm the page cache for everyone alike
+  const platter = timed("platter extract", `node ${CLI} extract ${IMAGE} -o ${dest} -q`, fresh);
+  const debugfs = timed("debugfs rdump", `debugfs -R "rdump / ${dest}" ${IMAGE}`, fresh);
+  let mount: number | undefined;
+  const canMount = process.getuid?.() === 0 && existsSync("/dev/loop-control");
+  if (canMount) {
+    const mnt = join(OUT, "extract-mnt");
+    mkdirSync(mnt, { recursive: true });
+    const loop = execFileSync("losetup", ["-f", "--show", "-r", IMAGE], { encoding: "utf8" }).trim();
+    try {
+      sh(`mount -o ro ${loop} ${mnt}`);
+      try {
+        mount = timed("mount + cp -a", `cp -a ${mnt}/. ${dest}/`, fresh);
+      } finally {
+        sh(`umount ${mnt}`);
+      }
+    } finally {
+      sh(`losetup -d ${loop}`);
+    }
+  } else {
+    console.log("mount + cp -a            skipped (needs root and loop devices)");
+  }
+  rmSync(dest, { recursive: true, force: true });
+  console.log(`platter / debugfs: ${(platter / debugfs).toFixed(2)}x the time (goal: at most 1)`);
+  if (mount !== undefined) console.log(`platter / mount + cp -a: ${(platter / mount).toFixed(2)}x the time`);
+}

@@ -4,11 +4,13 @@
  */
 import { UnsupportedError } from "../errors.js";
 import type { BlockSource } from "../io/block-source.js";
+import { openExfat } from "./exfat/index.js";
 import { openExt } from "./ext/index.js";
 import { openFat } from "./fat/index.js";
+import { openSquashfs } from "./squashfs/index.js";
 import type { FileSystem, FsNode } from "./types.js";
 
-export type FilesystemKind = "ext" | "vfat";
+export type FilesystemKind = "ext" | "vfat" | "exfat" | "squashfs";
 
 async function head(source: BlockSource, length: number): Promise<Buffer> {
   return source.read(0, Math.min(length, source.size));
@@ -17,7 +19,9 @@ async function head(source: BlockSource, length: number): Promise<Buffer> {
 /** Which reader fits, or undefined. */
 export async function detectFilesystem(source: BlockSource): Promise<FilesystemKind | undefined> {
   const b = await head(source, 2048);
+  if (b.length >= 4 && b.toString("latin1", 0, 4) === "hsqs") return "squashfs";
   if (b.length >= 1082 && b.readUInt16LE(1080) === 0xef53) return "ext";
+  if (b.length >= 512 && b.toString("latin1", 3, 11) === "EXFAT   ") return "exfat";
   if (b.length >= 512 && looksLikeFat(b)) return "vfat";
   return undefined;
 }
@@ -32,13 +36,20 @@ function looksLikeFat(b: Buffer): boolean {
   return jump && sane && (named || b.readUInt16LE(510) === 0xaa55);
 }
 
+/** For messages. */
+export const READABLE = "ext2/3/4, FAT12/16/32, exFAT and squashfs";
+
 export async function openFilesystem(source: BlockSource): Promise<FileSystem<FsNode>> {
   switch (await detectFilesystem(source)) {
     case "ext":
       return openExt(source);
     case "vfat":
       return openFat(source);
+    case "exfat":
+      return openExfat(source);
+    case "squashfs":
+      return openSquashfs(source);
     default:
-      throw new UnsupportedError(`${source.name}: no filesystem platter can read (it reads ext2/3/4 and FAT12/16/32)`);
+      throw new UnsupportedError(`${source.name}: no filesystem platter can read (it reads ${READABLE})`);
   }
 }

@@ -127,11 +127,13 @@ export async function extractTree<N extends FsNode>(
   // Plan first: the totals drive progress, and a corrupt tree fails before anything is written.
   const plan: Array<Planned<N>> = [];
   if (start.node.stat.type === "dir") {
-    const index = new Map<string, number>();
+    // The walk is depth-first, parents first: the latest folder seen at depth d is the parent
+    // of the next entries at depth d + 1 (names are not keys: a hostile one may hold a "/").
+    const folderAtDepth: number[] = [-1];
     for await (const e of walk(fs, start.node, start.path)) {
-      const parentKey = e.parts.slice(0, -1).join("/");
-      plan.push({ node: e.node, imagePath: e.path, parent: parentKey === "" ? -1 : (index.get(parentKey) ?? -1), name: e.name });
-      if (e.node.stat.type === "dir") index.set(e.parts.join("/"), plan.length - 1);
+      const depth = e.parts.length;
+      plan.push({ node: e.node, imagePath: e.path, parent: folderAtDepth[depth - 1], name: e.name });
+      if (e.node.stat.type === "dir") folderAtDepth[depth] = plan.length - 1;
     }
   } else {
     plan.push({ node: start.node, imagePath: start.path, parent: -1, name: start.name || "file" });

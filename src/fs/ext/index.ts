@@ -335,8 +335,14 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     return out;
   }
 
+  /** Only the named entry's inode is read, not every entry's: a lookup in a huge folder stays cheap. */
   async lookup(dir: ExtNode, name: string): Promise<ExtNode | undefined> {
-    return (await this.list(dir)).find((e) => e.name === name)?.node;
+    const listed = this.listings.get(dir.ino);
+    if (listed) return listed.find((e) => e.name === name)?.node;
+    if (dir.stat.type !== "dir") throw new CorruptImageError(`ext ${this.where(dir.ino)}: not a directory`);
+    this.checkReadable(dir);
+    const entry = (await this.rawEntries(dir)).find((e) => e.name === name);
+    return entry ? this.node(entry.inode) : undefined;
   }
 
   async close(): Promise<void> {}

@@ -147,6 +147,10 @@ function gptPartitions(header: GptHeader, array: Buffer, sectorSize: number, war
     const entry = decodeGptEntry(array, i * header.entrySize);
     if (isUnusedGptEntry(entry)) continue;
     const number = i + 1;
+    if (!Number.isSafeInteger((entry.lastLba + 1) * sectorSize)) {
+      warnings.push(`GPT entry ${number}: LBA ${entry.lastLba} is beyond any disk; ignored`);
+      continue;
+    }
     if (entry.lastLba < entry.firstLba) {
       warnings.push(`GPT entry ${number}: last LBA ${entry.lastLba} is before first LBA ${entry.firstLba}; ignored`);
       continue;

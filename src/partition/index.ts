@@ -50,7 +50,10 @@ export async function readPartitionTable(source: BlockSource): Promise<Partition
     // libblkid's rule: a boot indicator other than 0x00/0x80 means this is not a partition table.
     if (mbr.entries.some((e) => e.status !== 0 && e.status !== 0x80)) return none;
     if (await hasGptHeader(source, source.sectorSize)) {
-      warnings.push("a GPT header is present too, but the MBR has no protective (type ee) entry: the GPT is stale and ignored, as fdisk does");
+      warnings.push(
+        "a GPT header is present too, but the MBR has no protective (type ee) entry: listing the MBR, as fdisk does " +
+          "(the GPT is stale, or is the EFI firmware's view of a hybrid ISO)",
+      );
     }
   }
   const table: PartitionTable = {

@@ -1,11 +1,12 @@
 /**
  * The GUID Partition Table (UEFI spec, chapter 5): a 92-byte header at LBA 1
  * (and its backup at the last LBA) and an array of 128-byte entries, each
- * protected by a CRC32. Pure codecs: no I/O. LBAs are JS numbers; they are
- * exact up to 2^53 sectors, far past any disk.
+ * protected by a CRC32. Pure codecs: no I/O. LBAs are JS numbers: a value
+ * past 2^53 cannot be a real disk and is a CorruptImageError naming the field.
  */
 import { crc32 } from "node:zlib";
 import { CorruptImageError, UsageError } from "../errors.js";
+import { readUint64 } from "../util/uint64.js";
 import { decodeGuid, encodeGuid, ZERO_GUID } from "./guid.js";
 
 export const GPT_SIGNATURE = "EFI PART";
@@ -47,9 +48,6 @@ export interface GptEntry {
   name: string;
 }
 
-function u64(buf: Buffer, offset: number): number {
-  return Number(buf.readBigUInt64LE(offset));
-}
 
 /** Is `buf` (a sector) a GPT header at all? Cheap check before decoding. */
 export function hasGptSignature(buf: Buffer): boolean {
@@ -79,12 +77,12 @@ export function decodeGptHeader(sector: Buffer): GptHeader {
     revision: sector.readUInt32LE(8),
     headerSize,
     headerCrc32,
-    currentLba: u64(sector, 24),
-    backupLba: u64(sector, 32),
-    firstUsableLba: u64(sector, 40),
-    lastUsableLba: u64(sector, 48),
+    currentLba: readUint64(sector, 24, "GPT header: currentLba"),
+    backupLba: readUint64(sector, 32, "GPT header: backupLba"),
+    firstUsableLba: readUint64(sector, 40, "GPT header: firstUsableLba"),
+    lastUsableLba: readUint64(sector, 48, "GPT header: lastUsableLba"),
     diskGuid: decodeGuid(sector, 56),
-    entriesLba: u64(sector, 72),
+    entriesLba: readUint64(sector, 72, "GPT header: entriesLba"),
     entryCount: sector.readUInt32LE(80),
     entrySize: sector.readUInt32LE(84),
     entriesCrc32: sector.readUInt32LE(88),
@@ -142,8 +140,8 @@ export function decodeGptEntry(buf: Buffer, offset = 0): GptEntry {
   return {
     typeGuid: decodeGuid(buf, offset),
     uniqueGuid: decodeGuid(buf, offset + 16),
-    firstLba: u64(buf, offset + 32),
-    lastLba: u64(buf, offset + 40),
+    firstLba: readUint64(buf, offset + 32, "GPT entry: firstLba"),
+    lastLba: readUint64(buf, offset + 40, "GPT entry: lastLba"),
     attributes: buf.readBigUInt64LE(offset + 48),
     name: raw.subarray(0, end).toString("utf16le"),
   };

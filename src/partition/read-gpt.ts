@@ -12,6 +12,7 @@ import {
   gptAttributeNames,
   gptEntriesCrc32,
   GPT_ENTRY_SIZE,
+  type GptEntry,
   type GptHeader,
   hasGptSignature,
   isUnusedGptEntry,
@@ -144,9 +145,16 @@ export async function readGpt(source: BlockSource, sectorSize: number, warnings:
 function gptPartitions(header: GptHeader, array: Buffer, sectorSize: number, warnings: string[]): Partition[] {
   const partitions: Partition[] = [];
   for (let i = 0; i < header.entryCount; i++) {
-    const entry = decodeGptEntry(array, i * header.entrySize);
-    if (isUnusedGptEntry(entry)) continue;
     const number = i + 1;
+    let entry: GptEntry;
+    try {
+      entry = decodeGptEntry(array, i * header.entrySize);
+    } catch (err) {
+      if (!(err instanceof CorruptImageError)) throw err;
+      warnings.push(`GPT entry ${number}: ${err.message.replace(/^GPT entry: /, "")}; ignored`);
+      continue;
+    }
+    if (isUnusedGptEntry(entry)) continue;
     if (!Number.isSafeInteger((entry.lastLba + 1) * sectorSize)) {
       warnings.push(`GPT entry ${number}: LBA ${entry.lastLba} is beyond any disk; ignored`);
       continue;

@@ -9,6 +9,7 @@ step() { printf '\n$ platter %s\n' "$*"; platter "$@"; }
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
+step parts examples/disk.img
 step hash examples/disk.img --hash sha256,md5
 
 # The two partitions as images of their own (until `--part N` reads the table itself).

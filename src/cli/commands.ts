@@ -3,9 +3,19 @@ import { registerCat } from "./cat.js";
 import { registerExtract } from "./extract.js";
 import { registerHash } from "./hash.js";
 import { registerLs } from "./ls.js";
+import { registerMount, registerUmount } from "./mount.js";
+import { registerParts } from "./parts.js";
 
 /** A command module adds itself to the program and returns its Command. */
 export type RegisterCommand = (program: Command) => Command;
 
 /** Every command, in the order `platter --help` lists them. */
-export const commands: RegisterCommand[] = [registerHash, registerLs, registerCat, registerExtract];
+export const commands: RegisterCommand[] = [
+  registerParts,
+  registerMount,
+  registerUmount,
+  registerLs,
+  registerCat,
+  registerExtract,
+  registerHash,
+];

@@ -1,31 +1,31 @@
 /**
- * What ls, cat and extract share: open IMAGE, pick the partition (--part N,
- * or the only filesystem there is) and open the filesystem on it.
+ * What ls, cat and extract share: open IMAGE, pick the partition (--part N;
+ * without it the whole image if it is a filesystem, else the one partition
+ * platter can read, else an error listing them) and open its filesystem.
  */
-import { UnsupportedError } from "../errors.js";
 import type { BlockSource } from "../io/block-source.js";
 import { openSource } from "../io/file-source.js";
-import { openFilesystem } from "../fs/open.js";
+import { canRead, openFilesystem } from "../fs/open.js";
 import type { FileSystem, FsNode } from "../fs/types.js";
+import { choosePartition } from "../partition/select.js";
 import { parseCount } from "../util/units.js";
 
 export interface OpenedImage {
   fs: FileSystem<FsNode>;
+  /** The partition (or whole image) the filesystem is on. */
   source: BlockSource;
   close(): Promise<void>;
 }
 
 export async function openImageFilesystem(image: string, part?: string): Promise<OpenedImage> {
+  const number = part === undefined ? undefined : parseCount(part, "partition number", 1);
   const disk = await openSource(image);
   try {
-    if (part !== undefined) {
-      parseCount(part, "--part", 1);
-      throw new UnsupportedError("--part: partition tables are not read by this build yet");
-    }
-    const fs = await openFilesystem(disk);
+    const choice = await choosePartition(disk, { part: number, purpose: "read", usable: (_, probe) => canRead(probe) });
+    const fs = await openFilesystem(choice.source, choice.probe);
     return {
       fs,
-      source: disk,
+      source: choice.source,
       async close() {
         await fs.close();
         await disk.close();

@@ -12,6 +12,7 @@ import { BOOT_REGION_SECTORS, type BootSector, checkBootChecksum, decodeBootSect
 import { Attribute, decodeFileEntrySet, decodeVolumeLabel, ENTRY_SIZE, EntryType, type FileEntrySet } from "./dir-entry.js";
 import { type ClusterRun, FatReader } from "./fat.js";
 import { decodeTimestamp } from "./timestamp.js";
+import { findIgnoringCase } from "../lookup.js";
 
 /** The largest directory exFAT allows (256 MiB); anything bigger is corrupt. */
 const MAX_DIR_BYTES = 256 * 1024 * 1024;
@@ -181,11 +182,7 @@ export class ExfatFileSystem implements FileSystem<ExfatNode> {
 
   /** Exact name first, then a case-insensitive match (exFAT names are case-insensitive). */
   async lookup(dir: ExfatNode, name: string): Promise<ExfatNode | undefined> {
-    const entries = await this.list(dir);
-    const exact = entries.find((e) => e.name === name);
-    if (exact) return exact.node;
-    const folded = name.toUpperCase();
-    return entries.find((e) => e.name.toUpperCase() === folded)?.node;
+    return findIgnoringCase(await this.list(dir), name);
   }
 
   async readlink(node: ExfatNode): Promise<string> {

@@ -9,6 +9,7 @@ import { CorruptImageError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
 import { targetBuffer } from "../../io/bounds.js";
 import { checkFileRange, type CopyPiece, copyPieces } from "../file-io.js";
+import { findIgnoringCase } from "../lookup.js";
 import type { FileSystem, FsDirEntry, FsNode, FsStat } from "../types.js";
 import { type BootSector, decodeBootSector } from "./boot-sector.js";
 import { ATTR_DIRECTORY, ATTR_READ_ONLY, dosTimeToUnix, type ShortEntry } from "./dir-entry.js";
@@ -118,12 +119,7 @@ export class FatFileSystem implements FileSystem<FatNode> {
   }
 
   async lookup(dir: FatNode, name: string): Promise<FatNode | undefined> {
-    const entries = await this.list(dir);
-    // FAT names are case-insensitive: an exact match wins, then one ignoring case.
-    const exact = entries.find((e) => e.name === name);
-    if (exact) return exact.node;
-    const folded = name.toUpperCase();
-    return entries.find((e) => e.name.toUpperCase() === folded)?.node;
+    return findIgnoringCase(await this.list(dir), name);
   }
 
   async readlink(node: FatNode): Promise<string> {

@@ -64,6 +64,32 @@ describe("extractor", { skip: needs("mkfs.ext4", "debugfs") }, () => {
     assert.equal(readFileSync(join(out, "dir", "hello.txt"), "utf8"), "hello\n");
   });
 
+  test("owners come from the image even in a setgid DIR of another group; umask does not cut modes", { skip: needs("root") }, async () => {
+    const out = join(tempDir(), "setgid");
+    mkdirSync(out);
+    const { chmodSync, chownSync } = await import("node:fs");
+    chownSync(out, 0, 4321);
+    chmodSync(out, 0o2775);
+    const old = process.umask(0o077);
+    try {
+      const r = await platter(["extract", join(dir, "ext4.img"), "/modes", "-o", out, "-q", "--force"]);
+      assert.equal(r.code, 0, r.stderr);
+    } finally {
+      process.umask(old);
+    }
+    const m = manifest(out);
+    assert.deepEqual(
+      Object.fromEntries([...m].map(([p, e]) => [p, [e.mode.toString(8), e.uid, e.gid]])),
+      {
+        m0444: ["444", 0, 0],
+        m0600: ["600", 0, 0],
+        m4755: ["4755", 0, 0],
+        owned: ["644", 1000, 1001],
+        sticky: ["1777", 0, 0],
+      },
+    );
+  });
+
   test("extract of one file puts it in DIR under its name; of a folder, its contents", async () => {
     const image = join(dir, "small-ext2.img");
     const base = tempDir();

@@ -1,6 +1,6 @@
 import { constants, promises as fsp } from "node:fs";
 import type { BlockSink } from "./block-source.js";
-import { ioError, UsageError } from "../errors.js";
+import { DeviceError, errnoCode, ioError, UsageError } from "../errors.js";
 import { punchHole } from "./syscalls.js";
 
 export interface OpenSinkOptions {
@@ -10,6 +10,11 @@ export interface OpenSinkOptions {
   truncate?: boolean;
   /** Turn zero ranges into holes (regular files only). */
   sparse?: boolean;
+  /**
+   * Open a block device exclusively (O_EXCL): the kernel then refuses with
+   * EBUSY while it, or a partition of it, is mounted or otherwise claimed.
+   */
+  exclusive?: boolean;
 }
 
 const ZERO_CHUNK = Buffer.alloc(1 << 20);
@@ -27,11 +32,13 @@ export class FileSink implements BlockSink {
 
   static async open(path: string, options: OpenSinkOptions = {}): Promise<FileSink> {
     let flags = constants.O_WRONLY;
-    if (options.create) flags |= constants.O_CREAT;
+    if (options.exclusive && (await isBlockDevice(path))) flags |= constants.O_EXCL;
+    else if (options.create) flags |= constants.O_CREAT;
     let handle: fsp.FileHandle;
     try {
       handle = await fsp.open(path, flags, 0o644);
     } catch (err) {
+      if (errnoCode(err) === "EBUSY") throw new DeviceError(`${path}: device is in use (mounted, or claimed by another program)`, "EBUSY");
       throw ioError(err, path);
     }
     const stat = await handle.stat();
@@ -89,6 +96,14 @@ export class FileSink implements BlockSink {
 
   async close(): Promise<void> {
     await this.handle.close();
+  }
+}
+
+async function isBlockDevice(path: string): Promise<boolean> {
+  try {
+    return (await fsp.stat(path)).isBlockDevice();
+  } catch {
+    return false;
   }
 }
 

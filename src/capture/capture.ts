@@ -246,6 +246,12 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
       hashes = multi.digest();
     }
     await saveMap?.(finished ? "Finished" : "Interrupted by user");
+    if (!finished && !options.mapPath && createdOrTruncated) {
+      // Nothing could resume it, and it could pass for a complete image.
+      await sink.close();
+      sink = undefined;
+      await fsp.rm(options.dest, { force: true });
+    }
 
     const badRanges = rescueMap.ranges("-", start, end).map(([a, b]): [number, number] => [a, b - a]);
     return {

@@ -1,7 +1,8 @@
 import { constants, promises as fsp } from "node:fs";
 import type { BlockSink } from "./block-source.js";
 import { DeviceError, errnoCode, ioError, UsageError } from "../errors.js";
-import { punchHole } from "./syscalls.js";
+import { AlignedBuffer } from "./aligned.js";
+import { blockDeviceSectorSize, punchHole } from "./syscalls.js";
 
 export interface OpenSinkOptions {
   /** Create the file if missing (never applies to devices). */
@@ -15,6 +16,12 @@ export interface OpenSinkOptions {
    * EBUSY while it, or a partition of it, is mounted or otherwise claimed.
    */
   exclusive?: boolean;
+  /**
+   * Write through O_DIRECT (dd's oflag=direct) where the offset and length
+   * are sector-aligned; other writes, and file systems that refuse it, go
+   * through the page cache.
+   */
+  direct?: boolean;
 }
 
 const ZERO_CHUNK = Buffer.alloc(1 << 20);
@@ -22,6 +29,10 @@ const ZERO_CHUNK = Buffer.alloc(1 << 20);
 /** A regular file or a block device, written at explicit offsets. */
 export class FileSink implements BlockSink {
   readonly sequential = false;
+
+  private directHandle: fsp.FileHandle | undefined;
+  private directAlign = 512;
+  private readonly scratch = new AlignedBuffer();
 
   private constructor(
     readonly name: string,
@@ -48,10 +59,22 @@ export class FileSink implements BlockSink {
     }
     const isRegularFile = stat.isFile();
     if (isRegularFile && options.truncate) await handle.truncate(0);
-    return new FileSink(path, handle, isRegularFile, Boolean(options.sparse) && isRegularFile);
+    const sink = new FileSink(path, handle, isRegularFile, Boolean(options.sparse) && isRegularFile);
+    if (options.direct) {
+      try {
+        sink.directHandle = await fsp.open(path, constants.O_WRONLY | constants.O_DIRECT);
+        if (stat.isBlockDevice()) sink.directAlign = blockDeviceSectorSize(sink.directHandle.fd) ?? 512;
+      } catch {
+        // tmpfs and some FUSE file systems refuse O_DIRECT: write through the cache.
+      }
+    }
+    return sink;
   }
 
   async write(offset: number, data: Buffer): Promise<void> {
+    if (this.directHandle && offset % this.directAlign === 0 && data.length % this.directAlign === 0) {
+      if (await this.writeDirect(offset, data)) return;
+    }
     let done = 0;
     while (done < data.length) {
       try {
@@ -61,6 +84,31 @@ export class FileSink implements BlockSink {
         throw ioError(err, `${this.name}: write at offset ${offset + done}`);
       }
     }
+  }
+
+  /** False when the kernel refused the alignment even at 4 KiB; the caller writes through the cache. */
+  private async writeDirect(offset: number, data: Buffer): Promise<boolean> {
+    const handle = this.directHandle as fsp.FileHandle;
+    const buf = this.scratch.get(data.length);
+    data.copy(buf);
+    let done = 0;
+    while (done < buf.length) {
+      try {
+        const { bytesWritten } = await handle.write(buf, done, buf.length - done, offset + done);
+        done += bytesWritten;
+      } catch (err) {
+        if (errnoCode(err) !== "EINVAL" || done > 0) throw ioError(err, `${this.name}: write at offset ${offset + done}`);
+        if (this.directAlign < 4096) {
+          this.directAlign = 4096;
+          if (offset % 4096 === 0 && data.length % 4096 === 0) return this.writeDirect(offset, data);
+          return false;
+        }
+        await this.directHandle?.close();
+        this.directHandle = undefined;
+        return false;
+      }
+    }
+    return true;
   }
 
   async writeZeros(offset: number, length: number): Promise<void> {
@@ -95,6 +143,7 @@ export class FileSink implements BlockSink {
   }
 
   async close(): Promise<void> {
+    await this.directHandle?.close();
     await this.handle.close();
   }
 }

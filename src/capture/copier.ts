@@ -238,6 +238,8 @@ export class Copier {
       current = following;
       if (current) await this.maybeCheckpoint();
     }
+    // The next pass asks the map what is left: it must see every write of this one.
+    await this.drainWrites();
   }
 
   /** A read that resolves to undefined on a medium error instead of rejecting. */

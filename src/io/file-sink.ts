@@ -171,7 +171,8 @@ export class StreamSink implements BlockSink {
       throw new UsageError(`${this.name}: cannot seek (write at ${offset}, position ${this.position})`);
     }
     this.position += data.length;
-    if (!this.stream.write(data)) {
+    // A stream may hold on to the buffer after write() returns, and callers reuse theirs.
+    if (!this.stream.write(Buffer.from(data))) {
       await new Promise<void>((resolve, reject) => {
         const onDrain = () => {
           this.stream.off("error", onError);

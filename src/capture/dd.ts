@@ -1,10 +1,10 @@
 /**
  * `platter dd`: GNU dd's semantics, for people with dd in their fingers.
- * count/skip/seek count `bs` blocks; the output is truncated at seek*bs
- * unless conv=notrunc; conv=noerror goes on after a read error, dropping the
- * failed block (with conv=sync: writing bs zeros in its place, and padding
- * a short last block to bs, as dd does); conv=sparse seeks over all-zero
- * output blocks.
+ * One read(2) per record, so a short read is a partial record; count/skip/
+ * seek count `bs` blocks; the output is truncated at seek*bs unless
+ * conv=notrunc; conv=noerror goes on after a read error, skipping the rest
+ * of the block (with conv=sync: every short or failed read is padded with
+ * zeros to bs, as dd does); conv=sparse seeks over all-zero output blocks.
  *
  * dd loses every readable byte that shares a block with a bad sector. After
  * the copy, the failed blocks are probed sector by sector (the trimming and
@@ -65,6 +65,7 @@ export async function runDd(ops: DdOperands, cb: DdCallbacks = {}): Promise<DdRe
       cb.onWarning?.(`dd: '${ops.input}': cannot skip to specified offset`);
       pos = source.size;
     }
+    // Where `count` full records would end; short reads may stop it earlier.
     const end = ops.count === undefined ? source.size : Math.min(source.size, pos + ops.count * bs);
     let out = ops.seek * bs;
     let fileSink: FileSink | undefined;
@@ -89,47 +90,60 @@ export async function runDd(ops: DdOperands, cb: DdCallbacks = {}): Promise<DdRe
       interrupted: false,
     };
     const buf = Buffer.allocUnsafe(bs);
+    const first = pos;
     let lastWasSeek = false;
-    for (; pos < end; pos += bs) {
+    // GNU dd's loop: one read(2) per record; a short read is a partial record.
+    let partread = 0;
+    while (ops.count === undefined || result.recordsIn.full + result.recordsIn.partial < ops.count) {
       if (cb.signal?.aborted) {
         result.interrupted = true;
         break;
       }
-      const length = Math.min(bs, end - pos);
-      let block: Buffer;
+      if (pos >= end) break;
+      let n: number;
       try {
-        block = await source.read(pos, length, buf);
-        result.bytesIn += length;
-        if (length === bs) result.recordsIn.full++;
-        else result.recordsIn.partial++;
+        n = await source.readOnce(pos, Math.min(bs, source.size - pos), buf);
+        if (n === 0) break;
+        pos += n;
+        result.bytesIn += n;
       } catch (err) {
         if (!isReadError(err)) throw err;
         cb.onReadError?.(pos, err);
-        result.failedBlocks.push([pos, length]);
+        // dd skips what is left of the block: all of it, or the rest after a short read.
+        const bad = Math.min(bs - partread, source.size - pos);
+        result.failedBlocks.push([pos, bad]);
         if (!ops.conv.noerror) {
           result.stoppedAt = pos;
           result.bytesNotCopied = end - pos;
           break;
         }
-        if (!ops.conv.sync) continue; // the block is dropped: later output moves up
-        block = buf.subarray(0, 0);
+        pos += bad;
+        if (!ops.conv.sync || partread > 0) continue; // dropped: later output moves up
+        n = 0; // conv=sync: the failed block becomes a block of zeros
+      }
+      if (n < bs) {
         result.recordsIn.partial++;
+        partread = n;
+        if (ops.conv.sync) {
+          buf.fill(0, n, bs);
+          n = bs;
+        }
+      } else {
+        result.recordsIn.full++;
+        partread = 0;
       }
-      if (ops.conv.sync && block.length < bs) {
-        buf.fill(0, block.length, bs);
-        block = buf.subarray(0, bs);
-      }
+      const block = buf.subarray(0, n);
       if (ops.conv.sparse && !sink.sequential && isAllZero(block)) {
         lastWasSeek = true;
       } else {
         await sink.write(out, block);
         lastWasSeek = false;
       }
-      out += block.length;
-      result.bytesOut += block.length;
-      if (block.length === bs) result.recordsOut.full++;
+      out += n;
+      result.bytesOut += n;
+      if (n === bs) result.recordsOut.full++;
       else result.recordsOut.partial++;
-      cb.onProgress?.(pos + length - ops.skip * bs, end - ops.skip * bs);
+      cb.onProgress?.(pos - first, end - first);
     }
     // A file that ends in a seeked-over block still has to reach its size.
     if (lastWasSeek && fileSink?.isRegularFile && ops.output) {

@@ -24,7 +24,8 @@ dd's semantics lose every readable byte that shares a block with a bad
 sector. When that happens, platter dd probes the failed blocks afterwards
 and says on stderr how many readable bytes \`platter capture\` would have kept.
 
-Exit status: 0 success, 1 a read or write error happened, 2 usage error.`;
+Exit status (as GNU dd): 0 success, also when conv=noerror went on past read
+errors; 1 a read error stopped the copy, or a write failed; 2 usage error.`;
 
 export function registerDd(program: Command): Command {
   return program
@@ -53,9 +54,9 @@ export function registerDd(program: Command): Command {
         signals.dispose();
       }
       if (ops.status !== "none") process.stderr.write(formatStats(result, ops.status !== "noxfer"));
-      reportLoss(result, ops.bs, ops.conv.sync);
+      reportLoss(result, ops.conv.sync);
       if (result.interrupted) process.exitCode = 128 + (signals.received === "SIGTERM" ? 15 : 2);
-      else if (result.failedBlocks.length > 0) process.exitCode = 1;
+      else if (result.stoppedAt !== undefined) process.exitCode = 1; // as GNU dd: conv=noerror errors still exit 0
     });
 }
 
@@ -89,17 +90,18 @@ const si = (n: number) => scaled(n, 1000, ["", "k", "M", "G", "T", "P"]);
 const iec = (n: number) => scaled(n, 1024, ["", "Ki", "Mi", "Gi", "Ti", "Pi"]);
 
 /** One line saying what dd semantics lost that `platter capture` would have kept. */
-function reportLoss(r: DdResult, bs: number, sync: boolean): void {
+function reportLoss(r: DdResult, sync: boolean): void {
   if (r.stoppedAt !== undefined) {
     warn(
       `dd stopped at the read error at offset ${r.stoppedAt}: ${r.bytesNotCopied} bytes of input were not copied ` +
         "(`platter capture` goes on past read errors and keeps every readable sector)",
     );
   } else if (r.readableInFailedBlocks !== undefined) {
-    const how = sync ? "zero-filled" : "dropped from the output";
+    const skipped = r.failedBlocks.reduce((n, [, len]) => n + len, 0);
+    const how = sync ? "zero-filled" : "left out of the output";
     warn(
-      `${r.failedBlocks.length} block(s) of ${bs} bytes failed and were ${how}; ${r.readableInFailedBlocks} readable bytes ` +
-        "in them were lost, which `platter capture` would have kept",
+      `${r.failedBlocks.length} read error(s): dd skipped ${skipped} bytes (${how}), of which ${r.readableInFailedBlocks} ` +
+        "were readable; `platter capture` would have kept them",
     );
   }
 }

@@ -89,6 +89,29 @@ export class FileSource implements BlockSource {
     buf.copy(out, 0, offset - start, offset - start + out.length);
   }
 
+  /**
+   * One read(2) at `offset`, as dd does it: it may return fewer bytes than
+   * asked (the end of the source, or a buffered read that stops before a bad
+   * page). Returns the number of bytes placed in `into`.
+   */
+  async readOnce(offset: number, length: number, into: Buffer): Promise<number> {
+    checkRange(this.name, this.size, offset, length);
+    if (length === 0) return 0;
+    try {
+      if (!this.direct) return (await this.handle.read(into, 0, length, offset)).bytesRead;
+      const align = this.sectorSize;
+      const start = Math.floor(offset / align) * align;
+      const end = Math.min(Math.ceil((offset + length) / align) * align, this.size);
+      const buf = this.scratch.get(Math.ceil((end - start) / align) * align).subarray(0, end - start);
+      const { bytesRead } = await this.handle.read(buf, 0, buf.length, start);
+      const usable = Math.max(0, Math.min(length, bytesRead - (offset - start)));
+      buf.copy(into, 0, offset - start, offset - start + usable);
+      return usable;
+    } catch (err) {
+      throw ioError(err, `${this.name}: read at offset ${offset}`);
+    }
+  }
+
   private async readFully(offset: number, out: Buffer): Promise<void> {
     let done = 0;
     while (done < out.length) {

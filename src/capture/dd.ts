@@ -14,6 +14,7 @@ import { promises as fsp } from "node:fs";
 import type { BlockSink, BlockSource } from "../io/block-source.js";
 import { FileSink, StreamSink } from "../io/file-sink.js";
 import { openSource } from "../io/file-source.js";
+import { DeviceError } from "../errors.js";
 import { Copier, isReadError } from "./copier.js";
 import type { DdOperands } from "./dd-operands.js";
 import type { ImageTarget } from "./image-writer.js";
@@ -69,12 +70,13 @@ export async function runDd(ops: DdOperands, cb: DdCallbacks = {}): Promise<DdRe
     const end = ops.count === undefined ? source.size : Math.min(source.size, pos + ops.count * bs);
     let out = ops.seek * bs;
     let fileSink: FileSink | undefined;
-    if (ops.output === undefined) {
+    // Standard output redirected to a file or device can seek, as dd's own fd 1 can.
+    const output = ops.output ?? (!cb.stdout && (await seekableStdout()) ? "/proc/self/fd/1" : undefined);
+    if (output === undefined) {
+      if (out > 0) throw new DeviceError("dd: 'standard output': cannot seek: illegal seek", "ESPIPE");
       sink = new StreamSink(cb.stdout ?? process.stdout);
-      // A pipe cannot seek: dd writes the skipped output blocks as zeros.
-      await sink.writeZeros(0, out);
     } else {
-      fileSink = await FileSink.open(ops.output, { create: true, sparse: ops.conv.sparse, direct: ops.oflag.direct });
+      fileSink = await FileSink.open(output, { create: true, sparse: ops.conv.sparse, direct: ops.oflag.direct });
       sink = fileSink;
       if (fileSink.isRegularFile && !ops.conv.notrunc) await fileSink.setSize(out);
     }
@@ -146,8 +148,8 @@ export async function runDd(ops: DdOperands, cb: DdCallbacks = {}): Promise<DdRe
       cb.onProgress?.(pos - first, end - first);
     }
     // A file that ends in a seeked-over block still has to reach its size.
-    if (lastWasSeek && fileSink?.isRegularFile && ops.output) {
-      const { size } = await fsp.stat(ops.output);
+    if (lastWasSeek && fileSink?.isRegularFile && output) {
+      const { size } = await fsp.stat(output);
       if (size < out) await fileSink.setSize(out);
     }
     await sink.flush();
@@ -159,6 +161,15 @@ export async function runDd(ops: DdOperands, cb: DdCallbacks = {}): Promise<DdRe
   } finally {
     await sink?.close();
     await source.close();
+  }
+}
+
+async function seekableStdout(): Promise<boolean> {
+  try {
+    const st = await fsp.stat("/proc/self/fd/1");
+    return st.isFile() || st.isBlockDevice();
+  } catch {
+    return false;
   }
 }
 

@@ -37,6 +37,13 @@ export interface DdResult {
   stoppedAt?: number;
   /** Input bytes that were never copied because dd stopped. */
   bytesNotCopied: number;
+  /**
+   * With conv=sync, the first input offset whose bytes landed at the wrong
+   * output offset (dd's misalignment after a short read followed by an
+   * error), and how far off they landed.
+   */
+  shiftedAt?: number;
+  shiftBytes?: number;
   /** Readable bytes inside the failed blocks (what `capture` would have kept); undefined if not probed. */
   readableInFailedBlocks?: number;
   interrupted: boolean;
@@ -123,6 +130,7 @@ export async function runDd(ops: DdOperands, cb: DdCallbacks = {}): Promise<DdRe
         if (!ops.conv.sync || partread > 0) continue; // dropped: later output moves up
         n = 0; // conv=sync: the failed block becomes a block of zeros
       }
+      const read = n;
       if (n < bs) {
         result.recordsIn.partial++;
         partread = n;
@@ -140,6 +148,12 @@ export async function runDd(ops: DdOperands, cb: DdCallbacks = {}): Promise<DdRe
       } else {
         await sink.write(out, block);
         lastWasSeek = false;
+      }
+      // Bytes read at input offset pos-read land at `out`: misplaced if the distances from the start differ.
+      const drift = pos - read - first - (out - ops.seek * bs);
+      if (ops.conv.sync && read > 0 && drift !== 0 && result.shiftedAt === undefined) {
+        result.shiftedAt = pos - read;
+        result.shiftBytes = drift;
       }
       out += n;
       result.bytesOut += n;

@@ -104,4 +104,10 @@ function reportLoss(r: DdResult, sync: boolean): void {
         "were readable; `platter capture` would have kept them",
     );
   }
+  if (r.shiftedAt !== undefined && r.shiftBytes) {
+    warn(
+      `from input offset ${r.shiftedAt} on, the output is shifted by ${r.shiftBytes} bytes (a short read before a read ` +
+        "error: dd's conv=sync misalignment; iflag=direct avoids it, `platter capture` never shifts)",
+    );
+  }
 }

@@ -44,6 +44,7 @@ export function registerDd(program: Command): Command {
           signal: signals.signal,
           onProgress: (done, total) => progress.update(() => describeTransfer(done, total, started)),
           onReadError: (offset, err) => {
+            if (ops.status === "none" && ops.conv.noerror) return; // as GNU dd
             progress.done();
             process.stderr.write(`platter: dd: error reading '${ops.input}' at offset ${offset}: ${reason(err)}\n`);
           },

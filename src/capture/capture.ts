@@ -19,10 +19,11 @@ import { CorruptImageError, UsageError } from "../errors.js";
 import { formatSize } from "../util/units.js";
 import { VERSION } from "../version.js";
 import { Copier, PHASE_STATUS, type Phase } from "./copier.js";
-import { MultiHasher, type HashAlgorithm } from "./hasher.js";
+import type { HashAlgorithm } from "./hasher.js";
 import { ImageWriter, InOrderHasher } from "./image-writer.js";
 import { encodeMapfile, type Mapfile } from "./mapfile.js";
 import { loadMapfile, mapTimestamp, saveMapfile } from "./map-store.js";
+import { createHasher, type StreamHasher } from "./parallel-hasher.js";
 import { RescueMap } from "./rescue-map.js";
 import { checkCaptureTargets } from "./safety.js";
 
@@ -115,6 +116,7 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
   let map: RescueMap | undefined;
   let saveMap: ((final: string) => Promise<void>) | undefined;
   let copying = false;
+  let multi: (StreamHasher & { dispose?(): Promise<void> }) | undefined;
   try {
     const sectorSize = options.sectorSize ?? source.sectorSize;
     validateSizes(blockSize, sectorSize, retries);
@@ -181,7 +183,7 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
 
     // Hashing: in order while the copy allows it; DEST fills in the rest at the end.
     let hashedFromDest = 0;
-    const multi = options.hashes?.length ? new MultiHasher(options.hashes) : undefined;
+    multi = options.hashes?.length ? createHasher(options.hashes, end - start) : undefined;
     const inOrder = multi ? new InOrderHasher(multi, start) : undefined;
     const progress = (phase: Phase, pass: number, position: number, extra: Partial<CaptureProgress> = {}) =>
       options.onProgress?.({
@@ -234,7 +236,9 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
     } else if (complete) {
       await sink.setSize(end - start);
     }
-    await sink.flush();
+    // With a mapfile, "Finished" must not be saved before DEST is durable. Without
+    // one, DEST is left to the page cache, as dd and cp leave it.
+    if (saveMap) await sink.flush();
 
     let hashes: Record<string, string> = {};
     if (complete && multi && inOrder) {
@@ -243,7 +247,8 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
           progress("finished", 1, end, { hashing: n }),
         );
       }
-      hashes = multi.digest();
+      hashes = await multi.digest();
+      multi = undefined;
     }
     await saveMap?.(finished ? "Finished" : "Interrupted by user");
     if (!finished && !options.mapPath && createdOrTruncated) {
@@ -281,6 +286,7 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
     if (!options.mapPath && createdOrTruncated) await fsp.rm(options.dest, { force: true }).catch(() => {});
     throw err;
   } finally {
+    await multi?.dispose?.();
     await sink?.close();
     if (typeof options.source === "string") await source.close();
   }
@@ -377,7 +383,7 @@ async function hashFromDest(
       const runEnd = Math.min(run.end, to);
       if (run.status !== "+") {
         if (run.status !== "-") throw new Error(`internal: hashing an unfinished area at ${hasher.frontier}`);
-        hasher.offerZeros(hasher.frontier, runEnd - hasher.frontier);
+        await hasher.offerZeros(hasher.frontier, runEnd - hasher.frontier);
         continue;
       }
       // DEST offsets of this run that exist in the file.
@@ -386,16 +392,16 @@ async function hashFromDest(
       const ranges: Array<[number, number]> =
         a >= b ? [] : image.dataRanges ? await image.dataRanges(a, b - a) : [[a, b - a]];
       for (const [s, len] of ranges) {
-        hasher.offerZeros(hasher.frontier, s + origin - hasher.frontier);
+        await hasher.offerZeros(hasher.frontier, s + origin - hasher.frontier);
         for (let pos = s; pos < s + len; ) {
           const n = Math.min(HASH_CHUNK, s + len - pos);
-          hasher.offer(pos + origin, await image.read(pos, n, buf));
+          await hasher.offer(pos + origin, await image.read(pos, n, buf));
           read += n;
           pos += n;
           onProgress(hasher.frontier - origin);
         }
       }
-      hasher.offerZeros(hasher.frontier, runEnd - hasher.frontier);
+      await hasher.offerZeros(hasher.frontier, runEnd - hasher.frontier);
     }
     return read;
   } finally {

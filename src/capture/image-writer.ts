@@ -10,7 +10,7 @@
  * (never from SOURCE: a failing drive is read as little as possible).
  */
 import type { BlockSink } from "../io/block-source.js";
-import type { MultiHasher } from "./hasher.js";
+import type { StreamHasher } from "./parallel-hasher.js";
 
 export interface ImageTarget {
   /** Rescued bytes at source offset `pos`. */
@@ -23,30 +23,25 @@ const ZERO_CHUNK = Buffer.alloc(1 << 20);
 /** Holes are punched at file-system block granularity. */
 const SPARSE_GRANULE = 4096;
 
-/** Feeds a MultiHasher with bytes that arrive exactly at its frontier. */
+/** Feeds a hasher the bytes that arrive exactly at its frontier. */
 export class InOrderHasher {
   constructor(
-    readonly hasher: MultiHasher,
+    readonly hasher: StreamHasher,
     /** Source offset of the first byte to hash. */
     public frontier: number,
   ) {}
 
-  offer(pos: number, buf: Buffer): void {
-    if (pos !== this.frontier) return;
-    this.hasher.update(buf);
+  /** Await it before reusing `buf` (the hasher copies it, and may make the caller wait). */
+  offer(pos: number, buf: Buffer): void | Promise<void> {
+    if (pos !== this.frontier || buf.length === 0) return;
     this.frontier += buf.length;
+    return this.hasher.update(buf);
   }
 
-  offerZeros(pos: number, length: number): void {
-    if (pos !== this.frontier) return;
-    feedZeros(this.hasher, length);
+  offerZeros(pos: number, length: number): void | Promise<void> {
+    if (pos !== this.frontier || length <= 0) return;
     this.frontier += length;
-  }
-}
-
-export function feedZeros(hasher: MultiHasher, length: number): void {
-  for (let left = length; left > 0; left -= ZERO_CHUNK.length) {
-    hasher.update(ZERO_CHUNK.subarray(0, Math.min(left, ZERO_CHUNK.length)));
+    return this.hasher.updateZeros(length);
   }
 }
 
@@ -70,7 +65,7 @@ export class ImageWriter implements ImageTarget {
   ) {}
 
   async data(pos: number, buf: Buffer): Promise<void> {
-    this.options.hasher?.offer(pos, buf);
+    await this.options.hasher?.offer(pos, buf);
     const at = pos - this.options.origin;
     if (!this.options.sparse || this.sink.sequential) return this.sink.write(at, buf);
     // Write the non-zero runs; leave (or punch) holes for the zero ones.
@@ -87,7 +82,7 @@ export class ImageWriter implements ImageTarget {
   }
 
   async zeros(pos: number, length: number): Promise<void> {
-    this.options.hasher?.offerZeros(pos, length);
+    await this.options.hasher?.offerZeros(pos, length);
     if (this.options.zeroFilled && !this.sink.sequential) return;
     await this.sink.writeZeros(pos - this.options.origin, length);
   }

@@ -58,7 +58,8 @@ export class FileSink implements BlockSink {
       throw new UsageError(`${path}: is a directory`);
     }
     const isRegularFile = stat.isFile();
-    if (isRegularFile && options.truncate) await handle.truncate(0);
+    // Only when there is something to cut: ext4 flushes a file truncated to 0 when it is closed.
+    if (isRegularFile && options.truncate && stat.size > 0) await handle.truncate(0);
     const sink = new FileSink(path, handle, isRegularFile, Boolean(options.sparse) && isRegularFile);
     if (options.direct) {
       try {

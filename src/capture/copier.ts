@@ -159,7 +159,7 @@ export class Copier {
       while (area < areas.length) {
         const [a, b] = areas[area];
         const from = Math.max(pos, a);
-        if (from < b) return this.spanAt(from, Math.min(b, alignDown(from, this.options.blockSize) + this.options.blockSize));
+        if (from < b) return this.spanAt(from, Math.min(b, alignDown(from, this.options.blockSize) + this.options.blockSize), b);
         area++;
       }
       return undefined;
@@ -186,8 +186,7 @@ export class Copier {
         const [a, b] = areas[area];
         const to = Math.min(end, b);
         if (to > a) {
-          const from = Math.max(a, alignDown(to - 1, this.options.blockSize));
-          return this.spanAt(from, to, true);
+          return this.spanBefore(to, Math.max(a, alignDown(to - 1, this.options.blockSize)), a);
         }
         area++;
         if (area < areas.length) end = areas[area][1];
@@ -261,7 +260,7 @@ export class Copier {
   private async copyInOrder(): Promise<void> {
     const { start, end, blockSize } = this.options;
     this.enter("copying", 1, start);
-    let current = start < end ? await this.spanAt(start, Math.min(end, alignDown(start, blockSize) + blockSize)) : undefined;
+    let current = start < end ? await this.spanAt(start, Math.min(end, alignDown(start, blockSize) + blockSize), end) : undefined;
     while (current) {
       this.stopIfAborted();
       const buf = this.pool[0];
@@ -278,35 +277,55 @@ export class Copier {
         this.enter("copying", 1, current.end);
       }
       this.position = current.end;
-      current = current.end < end ? await this.spanAt(current.end, Math.min(end, current.end + blockSize)) : undefined;
+      const next = current.end;
+      current = next < end ? await this.spanAt(next, Math.min(end, alignDown(next, blockSize) + blockSize), end) : undefined;
       await this.maybeCheckpoint();
     }
   }
 
   /**
-   * The span to read next inside [pos, limit): its leading part (trailing
-   * part, going backwards) that is all hole or all data of a sparse source.
+   * The next span to read forwards from `pos`: a data block up to the next
+   * block boundary (`blockEnd`), or, in a sparse source, a whole hole up to
+   * the next data (at most `areaEnd`).
    */
-  private async spanAt(pos: number, limit: number, backwards = false): Promise<Span> {
-    if (!this.bulk.dataRanges) return { pos, end: limit };
-    if (!this.holes || pos < this.holes.from || limit > this.holes.to) {
-      const from = backwards ? Math.max(this.options.start, limit - HOLE_WINDOW) : pos;
-      const to = backwards ? limit : Math.min(this.options.end, pos + HOLE_WINDOW);
-      this.holes = { from, to, data: await this.bulk.dataRanges(from, to - from) };
+  private async spanAt(pos: number, blockEnd: number, areaEnd: number): Promise<Span> {
+    const data = await this.dataIn(pos, areaEnd, false);
+    if (!data) return { pos, end: blockEnd };
+    if (data.length === 0) return { pos, end: Math.min(areaEnd, this.holes?.to ?? areaEnd), hole: true };
+    const [s, e] = data[0];
+    return s > pos ? { pos, end: s, hole: true } : { pos, end: Math.min(e, blockEnd) };
+  }
+
+  /** The same going backwards: the span that ends at `end`, starting no lower than `blockStart` (data) or `areaStart` (hole). */
+  private async spanBefore(end: number, blockStart: number, areaStart: number): Promise<Span> {
+    const data = await this.dataIn(areaStart, end, true);
+    if (!data) return { pos: blockStart, end };
+    if (data.length === 0) return { pos: Math.max(areaStart, this.holes?.from ?? areaStart), end, hole: true };
+    const [s, e] = data[data.length - 1];
+    return e < end ? { pos: e, end, hole: true } : { pos: Math.max(s, blockStart), end };
+  }
+
+  /**
+   * Data ranges of a sparse source inside [from, to), clipped to the window
+   * looked up with SEEK_DATA/SEEK_HOLE; undefined when the source cannot tell.
+   */
+  private async dataIn(from: number, to: number, backwards: boolean): Promise<Array<[number, number]> | undefined> {
+    if (!this.bulk.dataRanges) return undefined;
+    const anchor = backwards ? to : from;
+    if (!this.holes || anchor < this.holes.from || anchor > this.holes.to || (backwards ? anchor === this.holes.from : anchor === this.holes.to)) {
+      const a = backwards ? Math.max(this.options.start, to - HOLE_WINDOW) : from;
+      const b = backwards ? to : Math.min(this.options.end, from + HOLE_WINDOW);
+      this.holes = { from: a, to: b, data: await this.bulk.dataRanges(a, b - a) };
     }
+    const lo = Math.max(from, this.holes.from);
+    const hi = Math.min(to, this.holes.to);
     const inside: Array<[number, number]> = [];
     for (const [s, len] of this.holes.data) {
-      const a = Math.max(s, pos);
-      const b = Math.min(s + len, limit);
+      const a = Math.max(s, lo);
+      const b = Math.min(s + len, hi);
       if (a < b) inside.push([a, b]);
     }
-    if (inside.length === 0) return { pos, end: limit, hole: true };
-    if (!backwards) {
-      const [s, e] = inside[0];
-      return s > pos ? { pos, end: s, hole: true } : { pos, end: e };
-    }
-    const [s, e] = inside[inside.length - 1];
-    return e < limit ? { pos: e, end: limit, hole: true } : { pos: s, end: limit };
+    return inside;
   }
 
   // ---- sector phases ---------------------------------------------------------

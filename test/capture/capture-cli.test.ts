@@ -112,6 +112,35 @@ describe("platter capture (command line)", () => {
     await sh(`ddrescue -q ${src} ${dest}.ddrescue ${map}.ddrescue && cmp ${src} ${dest}.ddrescue`);
   });
 
+  test("Ctrl-C (SIGINT) stops cleanly: exit 130, the map saved and resumable; without --map the partial DEST is removed", async () => {
+    const dir = tempDir();
+    const src = join(dir, "src.img");
+    await sh(`head -c 32M /dev/urandom > ${src}`);
+    const interrupt = async (args: string[]) => {
+      const child = spawn(process.execPath, [CLI, ...args, "--max-read-rate", "8MiB", "--block-size", "256K"], { stdio: ["ignore", "pipe", "pipe"] });
+      let stderr = "";
+      child.stderr.on("data", (d) => (stderr += d));
+      const code = new Promise<number | null>((resolve) => child.on("exit", resolve));
+      await new Promise((r) => setTimeout(r, 800));
+      child.kill("SIGINT");
+      return { code: await code, stderr };
+    };
+    const withMap = await interrupt(["capture", src, join(dir, "a.img"), "--map", join(dir, "a.map")]);
+    assert.equal(withMap.code, 130, withMap.stderr);
+    assert.match(withMap.stderr, /interrupted: .*a\.map is saved; run the same command again to resume/);
+    const saved = decodeMapfile(readFileSync(join(dir, "a.map"), "utf8"));
+    assert.ok(saved.blocks.some((b) => b.status === "+") && saved.blocks.some((b) => b.status === "?"));
+    assert.equal(saved.comments.at(-1), "Interrupted by user");
+    const resumed = await platter(["capture", src, join(dir, "a.img"), "--map", join(dir, "a.map"), "--quiet"]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    await sh(`cmp ${src} ${join(dir, "a.img")}`);
+
+    const noMap = await interrupt(["capture", src, join(dir, "b.img")]);
+    assert.equal(noMap.code, 130);
+    assert.match(noMap.stderr, /b\.img is incomplete and was removed/);
+    assert.equal(existsSync(join(dir, "b.img")), false);
+  });
+
   test("bad input: one clear line, the right exit code, no DEST left behind", async () => {
     const dir = tempDir();
     const src = join(dir, "src.img");

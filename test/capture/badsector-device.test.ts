@@ -8,24 +8,17 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { capture } from "../../src/capture/capture.js";
+import { pattern, range, SECTOR, zeroed } from "../helpers/data.js";
 import { needs } from "../helpers/env.js";
 import { FIXTURES } from "../helpers/fixtures.js";
 import { platter, run, sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 
-const SECTOR = 512;
 const skip = needs("root", "fuse", "loop", "losetup", "gcc", "pkg-config", "ddrescue", "ddrescuelog");
 
 /** 8 MiB of xorshift bytes with no zero sector. */
 function backingImage(dir: string): { path: string; data: Buffer } {
-  const data = Buffer.allocUnsafe(8 << 20);
-  let x = 2463534242;
-  for (let i = 0; i < data.length; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    data.writeUInt32LE((x | 0x01010101) >>> 0, i);
-  }
+  const data = pattern(8 << 20, 2463534242);
   const path = join(dir, "backing.img");
   writeFileSync(path, data);
   return { path, data };
@@ -52,14 +45,6 @@ async function badSectors(map: string): Promise<number[]> {
   const out = (await sh(`ddrescuelog -l- -b512 ${map}`)).trim();
   return out ? out.split("\n").map(Number) : [];
 }
-
-function zeroed(data: Buffer, sectors: number[]): Buffer {
-  const out = Buffer.from(data);
-  for (const s of sectors) out.fill(0, s * SECTOR, (s + 1) * SECTOR);
-  return out;
-}
-
-const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 
 describe("capture from a block device with bad sectors (badsectorfs + loop)", { skip }, () => {
   // Permanent bad sectors, weak ones that fail twice (lost without retries,

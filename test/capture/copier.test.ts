@@ -9,35 +9,10 @@ import { decodeMapfile } from "../../src/capture/mapfile.js";
 import { FaultySource, type FaultRange } from "../../src/io/faulty-source.js";
 import { openSource } from "../../src/io/file-source.js";
 import { MemorySource } from "../../src/io/memory-source.js";
+import { pattern, range, SECTOR, zeroed } from "../helpers/data.js";
 import { needs } from "../helpers/env.js";
 import { sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
-
-const SECTOR = 512;
-
-/** Deterministic bytes with no zero sectors (so a zero-filled sector always shows). */
-function pattern(size: number, seed = 1): Buffer {
-  const out = Buffer.allocUnsafe(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i += 4) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out.writeUInt32LE((x | 0x01010101) >>> 0, i);
-  }
-  return out;
-}
-
-/** The image a perfect rescue makes: the source with the given sectors zeroed. */
-function zeroed(data: Buffer, sectors: number[]): Buffer {
-  const out = Buffer.from(data);
-  for (const s of sectors) out.fill(0, s * SECTOR, (s + 1) * SECTOR);
-  return out;
-}
-
-function range(first: number, last: number): number[] {
-  return Array.from({ length: last - first + 1 }, (_, i) => first + i);
-}
 
 /** How many reads touched each sector. */
 function readsPerSector(log: Array<[number, number]>): Map<number, number> {

@@ -135,6 +135,7 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
     map = loaded ? fitMap(loaded, source.size, options.mapPath as string) : new RescueMap(source.size);
     const resumed = loaded !== undefined && loaded.blocks.some((b) => b.status !== "?");
     const rescuedBefore = map.bytes("+", start, end);
+    if (loaded && resumed) checkOrigin(loaded, start, options.mapPath as string, options.onWarning);
     if (toStdout && rescuedBefore > 0) {
       throw new UsageError(`cannot resume into standard output: ${options.mapPath} says ${formatSize(rescuedBefore)} were already rescued`);
     }
@@ -147,6 +148,7 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
     const comments = [
       `Mapfile. Created by platter ${VERSION} (GNU ddrescue mapfile format)`,
       ...(options.mapComments ?? []),
+      `${ORIGIN_COMMENT}${start}`,
       `Start time:   ${mapTimestamp(new Date(startedAt))}`,
     ];
     const rescueMap = map;
@@ -295,9 +297,29 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
 /** Block devices are read with O_DIRECT (as `ddrescue -d`): one bad sector then costs one sector, not a page. */
 async function openCaptureSource(path: string, direct: boolean | undefined): Promise<BlockSource> {
   const probe = await openSource(path);
+  if (!probe.isBlockDevice && !(await fsp.stat(path)).isFile()) {
+    await probe.close();
+    throw new UsageError(`${path}: not a file or a block device (capture reads those; pipe a stream to a file first)`);
+  }
   if (!(direct ?? probe.isBlockDevice)) return probe;
   await probe.close();
   return openSource(path, { direct: true });
+}
+
+/** The heading line that records where DEST starts, so a resume with another --skip is refused. */
+const ORIGIN_COMMENT = "DEST offset 0 is SOURCE offset ";
+
+function checkOrigin(loaded: Mapfile, start: number, mapPath: string, warn: ((m: string) => void) | undefined): void {
+  const line = loaded.comments.find((c) => c.startsWith(ORIGIN_COMMENT));
+  if (line === undefined) {
+    // ddrescue writes DEST at the SOURCE offset (its -o defaults to -i).
+    if (start !== 0) warn?.(`${mapPath} does not say where DEST starts; with --skip ${start}, DEST offset 0 is SOURCE offset ${start}`);
+    return;
+  }
+  const recorded = Number(line.slice(ORIGIN_COMMENT.length));
+  if (recorded !== start) {
+    throw new UsageError(`${mapPath} belongs to a capture with --skip ${recorded}; resume it with the same --skip (this run: ${start})`);
+  }
 }
 
 function validateSizes(blockSize: number, sectorSize: number, retries: number): void {

@@ -157,6 +157,7 @@ describe("platter capture (command line)", () => {
       [["capture", src, dest, "--length", "1M"], 2, /goes past the end/],
       [["capture", src, "-", "--json"], 2, /^platter: --json prints on stdout/],
       [["capture", src, dest, "--bogus"], 2, /unknown option '--bogus'/],
+      [["capture", "/dev/zero", dest], 2, /^platter: \/dev\/zero: not a file or a block device/],
     ];
     for (const [args, code, message] of cases) {
       const r = await platter(args);
@@ -165,6 +166,12 @@ describe("platter capture (command line)", () => {
       assert.equal(r.stderr.trim().split("\n")[0].startsWith("platter: "), true, r.stderr);
       assert.equal(existsSync(dest), false, `${args.join(" ")} left ${dest}`);
     }
+    // A mapfile records where DEST starts: resuming it with another --skip would misplace every byte.
+    const map = join(dir, "window.map");
+    assert.equal((await platter(["capture", src, dest, "--map", map, "--skip", "4K", "--length", "8K", "-q"])).code, 0);
+    const moved = await platter(["capture", src, dest, "--map", map, "--skip", "8K", "--length", "8K"]);
+    assert.equal(moved.code, 2);
+    assert.match(moved.stderr, /^platter: .*window\.map belongs to a capture with --skip 4096; resume it with the same --skip \(this run: 8192\)\n$/);
   });
 
   test("DEST is SOURCE under another path, or a hard link to it: refused, SOURCE untouched", async () => {

@@ -112,17 +112,17 @@ describe("platter capture (command line)", () => {
     await sh(`ddrescue -q ${src} ${dest}.ddrescue ${map}.ddrescue && cmp ${src} ${dest}.ddrescue`);
   });
 
-  test("Ctrl-C (SIGINT) stops cleanly: exit 130, the map saved and resumable; without --map the partial DEST is removed", async () => {
+  test("SIGINT/SIGTERM stop cleanly: exit 130/143, the map saved and resumable; without --map the partial DEST is removed", async () => {
     const dir = tempDir();
     const src = join(dir, "src.img");
     await sh(`head -c 32M /dev/urandom > ${src}`);
-    const interrupt = async (args: string[]) => {
+    const interrupt = async (args: string[], signal: NodeJS.Signals = "SIGINT") => {
       const child = spawn(process.execPath, [CLI, ...args, "--max-read-rate", "8MiB", "--block-size", "256K"], { stdio: ["ignore", "pipe", "pipe"] });
       let stderr = "";
       child.stderr.on("data", (d) => (stderr += d));
       const code = new Promise<number | null>((resolve) => child.on("exit", resolve));
       await new Promise((r) => setTimeout(r, 800));
-      child.kill("SIGINT");
+      child.kill(signal);
       return { code: await code, stderr };
     };
     const withMap = await interrupt(["capture", src, join(dir, "a.img"), "--map", join(dir, "a.map")]);
@@ -135,8 +135,8 @@ describe("platter capture (command line)", () => {
     assert.equal(resumed.code, 0, resumed.stderr);
     await sh(`cmp ${src} ${join(dir, "a.img")}`);
 
-    const noMap = await interrupt(["capture", src, join(dir, "b.img")]);
-    assert.equal(noMap.code, 130);
+    const noMap = await interrupt(["capture", src, join(dir, "b.img")], "SIGTERM");
+    assert.equal(noMap.code, 143);
     assert.match(noMap.stderr, /b\.img is incomplete and was removed/);
     assert.equal(existsSync(join(dir, "b.img")), false);
   });

@@ -61,7 +61,7 @@ export function registerCapture(program: Command): Command {
     .argument("<dest>", "image file, block device, or - for stdout")
     .option("--map <file>", "GNU ddrescue mapfile: progress and bad sectors; resumes when it exists")
     .option("--hash <list>", "md5, sha1, sha256, sha512, comma-separated, computed while copying")
-    .option("--hash-file <file>", "write the hashes in sha256sum format (tagged, as --tag, when several)")
+    .option("--hash-file <file>", "write the hashes for `sha256sum -c` (several: tagged lines, for `cksum -c`)")
     .option("--sparse", "all-zero blocks become holes in a file DEST")
     .option("--block-size <size>", "size of the large reads", "1MiB")
     .option("--sector-size <size>", "unit of trimming, scraping and retrying (default: the source's logical sector size)")

@@ -46,6 +46,9 @@ export interface CaptureOptions {
   /** Granularity of trimming, scraping and retrying; default: the source's logical sector size. */
   sectorSize?: number;
   retries?: number;
+  /** Leave failing blocks untrimmed / unscraped for a later run (ddrescue's -N / -n). */
+  noTrim?: boolean;
+  noScrape?: boolean;
   /** First source byte to capture; it lands at DEST offset 0. */
   skip?: number;
   /** Bytes to capture; default: to the end of SOURCE. */
@@ -97,6 +100,8 @@ export interface CaptureResult {
   interrupted: boolean;
   /** Continued from an existing mapfile. */
   resumed: boolean;
+  /** Domain bytes neither rescued nor known bad (left by --no-trim/--no-scrape, or an interruption). */
+  bytesUnfinished: number;
   /** Bytes the hash had to read back from DEST (after a read error, or rescued by an earlier run). */
   hashedFromDest: number;
   readErrors: number;
@@ -136,6 +141,9 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
     const resumed = loaded !== undefined && loaded.blocks.some((b) => b.status !== "?");
     const rescuedBefore = map.bytes("+", start, end);
     if (loaded && resumed) checkOrigin(loaded, start, options.mapPath as string, options.onWarning);
+    if (toStdout && (options.noTrim || options.noScrape)) {
+      throw new UsageError("--no-trim and --no-scrape need a DEST that can be completed later, not standard output");
+    }
     if (toStdout && rescuedBefore > 0) {
       throw new UsageError(`cannot resume into standard output: ${options.mapPath} says ${formatSize(rescuedBefore)} were already rescued`);
     }
@@ -212,6 +220,8 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
       blockSize,
       sectorSize,
       retries,
+      noTrim: options.noTrim,
+      noScrape: options.noScrape,
       start,
       end,
       inOrder: sink.sequential,
@@ -229,13 +239,14 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
     });
     copying = true;
     const finished = await copier.run();
+    // Every byte rescued or known bad (--no-trim/--no-scrape leave failing blocks for later).
     const complete = finished && rescueMap.ranges(["?", "*", "/"], start, end).length === 0;
 
-    if (complete && !sink.sequential) {
+    if (finished && !sink.sequential) {
       // Unreadable sectors read as zeros in the image, whatever DEST held there before.
       if (!zeroFilled) for (const [a, b] of rescueMap.ranges("-", start, end)) await sink.writeZeros(a - start, b - a);
       await sink.setSize(end - start);
-    } else if (complete) {
+    } else if (finished) {
       await sink.setSize(end - start);
     }
     // With a mapfile, "Finished" must not be saved before DEST is durable. Without
@@ -268,6 +279,7 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
       bytesCopied: rescueMap.bytes("+", start, end),
       bytesUnreadable: rescueMap.bytes("-", start, end),
       badRanges,
+      bytesUnfinished: end - start - rescueMap.bytes("+", start, end) - rescueMap.bytes("-", start, end),
       hashes,
       seconds: Math.round((Date.now() - startedAt) / 10) / 100,
       complete,

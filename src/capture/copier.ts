@@ -47,6 +47,9 @@ export interface CopierOptions {
   sectorSize: number;
   /** Passes over the bad sectors after scraping. */
   retries: number;
+  /** Skip trimming (ddrescue -N) or scraping (ddrescue -n): rescue the good areas first, come back later. */
+  noTrim?: boolean;
+  noScrape?: boolean;
   /** The rescue domain [start, end) in source offsets. */
   start: number;
   end: number;
@@ -73,6 +76,8 @@ export function isReadError(err: unknown): boolean {
 
 const MIN_SKIP = 64 << 10;
 const MAX_SKIP = 1 << 30;
+/** Sector reads in flight at once while trimming, scraping and retrying. */
+const SECTOR_WINDOW = 16;
 /** Sparse-source hole lookups cover this much at a time. */
 const HOLE_WINDOW = 256 << 20;
 
@@ -101,7 +106,7 @@ export class Copier {
 
   private readonly pool: Buffer[];
   private readonly writes: Array<Promise<void> | undefined> = [undefined, undefined, undefined];
-  private readonly sectorBuffer: Buffer;
+  private readonly sectorBuffers: Buffer[];
   private readonly started = Date.now();
   private lastCheckpoint = Date.now();
   private lastProgress = 0;
@@ -118,7 +123,7 @@ export class Copier {
   ) {
     this.position = options.start;
     this.pool = [0, 1, 2].map(() => Buffer.allocUnsafe(options.blockSize));
-    this.sectorBuffer = Buffer.allocUnsafe(options.sectorSize);
+    this.sectorBuffers = Array.from({ length: SECTOR_WINDOW }, () => Buffer.allocUnsafe(options.sectorSize));
   }
 
   /** Run every phase over what the map says is unfinished. Returns false when interrupted. */
@@ -130,8 +135,8 @@ export class Copier {
         await this.copyForwards(1, true);
         await this.copyBackwards(2);
         await this.copyForwards(3, false);
-        await this.trim(this.options.start, this.options.end, this.target);
-        await this.scrape(this.options.start, this.options.end, this.target);
+        if (!this.options.noTrim) await this.trim(this.options.start, this.options.end, this.target);
+        if (!this.options.noScrape) await this.scrape(this.options.start, this.options.end, this.target);
         for (let r = 1; r <= this.options.retries; r++) {
           await this.retry(r, this.options.start, this.options.end, this.target);
         }
@@ -336,20 +341,12 @@ export class Copier {
     if (blocks.length === 0) return;
     this.enter("trimming", 1, blocks[0][0]);
     for (const [a, b] of blocks) {
+      // An edge next to a known bad sector counts as trimmed already (as in ddrescue).
       if (a === 0 || this.map.statusAt(a - 1) !== "-") {
-        for (let pos = a; pos < b; ) {
-          const end = Math.min(b, alignDown(pos, this.options.sectorSize) + this.options.sectorSize);
-          if (!(await this.readSector(pos, end, target))) break;
-          pos = end;
-        }
+        await this.readSectors(this.sectorSpans(a, b, false), target, true);
       }
       if (b >= this.map.size || this.map.statusAt(b) !== "-") {
-        for (let end = b; end > a; ) {
-          const pos = Math.max(a, alignDown(end - 1, this.options.sectorSize));
-          if (this.map.statusAt(pos) !== "*") break;
-          if (!(await this.readSector(pos, end, target))) break;
-          end = pos;
-        }
+        await this.readSectors(this.sectorSpans(a, b, true), target, true, (pos) => this.map.statusAt(pos) === "*");
       }
       for (const [s, e] of this.map.ranges("*", a, b)) this.map.set(s, e, "/");
     }
@@ -360,13 +357,7 @@ export class Copier {
     const blocks = this.map.ranges("/", from, to);
     if (blocks.length === 0) return;
     this.enter("scraping", 1, blocks[0][0]);
-    for (const [a, b] of blocks) {
-      for (let pos = a; pos < b; ) {
-        const end = Math.min(b, alignDown(pos, this.options.sectorSize) + this.options.sectorSize);
-        await this.readSector(pos, end, target);
-        pos = end;
-      }
-    }
+    for (const [a, b] of blocks) await this.readSectors(this.sectorSpans(a, b, false), target, false);
   }
 
   /** One retry pass over the bad sectors; odd passes go forwards, even ones backwards. */
@@ -376,35 +367,70 @@ export class Copier {
     if (blocks.length === 0) return;
     if (!forwards) blocks.reverse();
     this.enter("retrying", pass, forwards ? blocks[0][0] : blocks[0][1]);
+    for (const [a, b] of blocks) await this.readSectors(this.sectorSpans(a, b, !forwards), target, false);
+  }
+
+  /** The sectors of [a, b) (the first and last may be partial), in order or in reverse. */
+  private *sectorSpans(a: number, b: number, descending: boolean): Generator<[number, number]> {
     const size = this.options.sectorSize;
-    for (const [a, b] of blocks) {
-      if (forwards) {
-        for (let pos = a; pos < b; pos = Math.min(b, alignDown(pos, size) + size)) {
-          await this.readSector(pos, Math.min(b, alignDown(pos, size) + size), target);
-        }
-      } else {
-        for (let end = b; end > a; end = Math.max(a, alignDown(end - 1, size))) {
-          await this.readSector(Math.max(a, alignDown(end - 1, size)), end, target);
-        }
-      }
+    if (!descending) {
+      for (let pos = a; pos < b; pos = Math.min(b, alignDown(pos, size) + size)) yield [pos, Math.min(b, alignDown(pos, size) + size)];
+    } else {
+      for (let end = b; end > a; end = Math.max(a, alignDown(end - 1, size))) yield [Math.max(a, alignDown(end - 1, size)), end];
     }
   }
 
   /**
-   * Read [pos, end) (at most one sector) alone; rescued → '+', failed → '-'.
+   * Read sectors each on its own, as ddrescue does; rescued → '+', failed → '-'.
+   * Reads overlap (up to SECTOR_WINDOW, doubling while they succeed, back to
+   * one after a failure), so a run of good sectors goes at the device's pace
+   * while a bad area is approached one sector at a time. With `stopAtError`
+   * the walk ends after the window where a sector failed; `wanted` ends it at
+   * the first sector it refuses. Returns false if a sector failed.
+   *
    * A block held in memory for a pipe is finished before anything stops or
    * saves the map, so the map never claims bytes DEST has not received.
    */
-  private async readSector(pos: number, end: number, target: ImageTarget): Promise<boolean> {
+  private async readSectors(
+    spans: Iterator<[number, number]>,
+    target: ImageTarget,
+    stopAtError: boolean,
+    wanted?: (pos: number) => boolean,
+  ): Promise<boolean> {
     const direct = target === this.target;
-    if (direct) this.stopIfAborted();
-    this.position = pos;
-    const data = await this.readOrUndefined(this.sectors, pos, end - pos, this.sectorBuffer);
-    if (data) await target.data(pos, data);
-    this.map.set(pos, end, data ? "+" : "-");
-    this.progress();
-    if (direct) await this.maybeCheckpoint();
-    return data !== undefined;
+    let width = 1;
+    let allGood = true;
+    for (let exhausted = false; !exhausted; ) {
+      if (direct) this.stopIfAborted();
+      const window: Array<[number, number]> = [];
+      while (window.length < width) {
+        const next = spans.next();
+        if (next.done || (wanted && !wanted(next.value[0]))) {
+          exhausted = true;
+          break;
+        }
+        window.push(next.value);
+      }
+      if (window.length === 0) break;
+      this.position = window[0][0];
+      const results = await Promise.all(
+        window.map(([pos, end], i) => this.readOrUndefined(this.sectors, pos, end - pos, this.sectorBuffers[i])),
+      );
+      let failed = false;
+      for (let i = 0; i < window.length; i++) {
+        const [pos, end] = window[i];
+        const data = results[i];
+        if (data) await target.data(pos, data);
+        else failed = true;
+        this.map.set(pos, end, data ? "+" : "-");
+      }
+      this.progress();
+      if (direct) await this.maybeCheckpoint();
+      allGood &&= !failed;
+      if (failed && stopAtError) break;
+      width = failed ? 1 : Math.min(width * 2, SECTOR_WINDOW);
+    }
+    return allGood;
   }
 
   // ---- plumbing ----------------------------------------------------------------

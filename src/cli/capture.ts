@@ -16,6 +16,8 @@ interface CaptureFlags {
   blockSize: string;
   sectorSize?: string;
   retries: string;
+  trim: boolean;
+  scrape: boolean;
   skip?: string;
   length?: string;
   maxReadRate?: string;
@@ -45,8 +47,12 @@ Hashes are computed while copying; after a read error, the part of the
 image from that point is hashed by reading DEST back (never SOURCE). With
 unreadable sectors, the hashes are those of the zero-filled image.
 
-Exit status: 0 complete, 3 complete but some sectors unreadable (the map
-says where), 1 failure, 2 usage error, 130/143 interrupted.
+--no-trim and --no-scrape (ddrescue's -N and -n) stop after the copying
+phases, or after trimming: the good areas first, the failing blocks later.
+
+Exit status: 0 complete, 3 some sectors unreadable (or left for later by
+--no-trim/--no-scrape; the map says where), 1 failure, 2 usage error,
+130/143 interrupted.
 
 Examples:
   platter capture /dev/sdb disk.img --map disk.map --hash sha256
@@ -66,6 +72,8 @@ export function registerCapture(program: Command): Command {
     .option("--block-size <size>", "size of the large reads", "1MiB")
     .option("--sector-size <size>", "unit of trimming, scraping and retrying (default: the source's logical sector size)")
     .option("--retries <n>", "passes over the bad sectors after scraping", "0")
+    .option("--no-trim", "leave failing blocks untrimmed for a later run (ddrescue -N)")
+    .option("--no-scrape", "leave trimmed blocks unscraped for a later run (ddrescue -n)")
     .option("--skip <size>", "first SOURCE byte to capture (lands at DEST offset 0)")
     .option("--length <size>", "bytes to capture (default: to the end of SOURCE)")
     .option("--max-read-rate <size>", "limit reading to this many bytes per second")
@@ -94,6 +102,8 @@ export function registerCapture(program: Command): Command {
           blockSize: parseSize(opts.blockSize, "--block-size"),
           sectorSize: opts.sectorSize === undefined ? undefined : parseSize(opts.sectorSize, "--sector-size"),
           retries: parseCount(opts.retries, "--retries"),
+          noTrim: !opts.trim,
+          noScrape: !opts.scrape,
           skip: opts.skip === undefined ? undefined : parseSize(opts.skip, "--skip"),
           length: opts.length === undefined ? undefined : parseSize(opts.length, "--length"),
           maxReadRate: opts.maxReadRate === undefined ? undefined : parseSize(opts.maxReadRate, "--max-read-rate"),
@@ -124,7 +134,7 @@ export function registerCapture(program: Command): Command {
       }
       if (!opts.quiet) process.stderr.write(summarize(result, opts.map));
       if (result.interrupted) process.exitCode = 128 + (signals.received === "SIGTERM" ? 15 : 2);
-      else if (result.bytesUnreadable > 0) process.exitCode = 3;
+      else if (result.bytesUnreadable > 0 || result.bytesUnfinished > 0) process.exitCode = 3;
     });
 }
 
@@ -147,6 +157,9 @@ function summarize(r: CaptureResult, mapPath: string | undefined): string {
     const where = mapPath ? `; ${mapPath} says where` : "";
     lines.push(`unreadable: ${formatSize(r.bytesUnreadable)} (${r.bytesUnreadable} bytes) in ${r.badRanges.length} area(s), zero-filled in the image${where}`);
     if (Object.keys(r.hashes).length > 0) lines.push("the hashes cover the image with the unreadable sectors zero-filled");
+  }
+  if (!r.interrupted && r.bytesUnfinished > 0) {
+    lines.push(`left for a later run: ${formatSize(r.bytesUnfinished)} in failing blocks not yet trimmed or scraped (no hash until then)`);
   }
   if (r.hashedFromDest > 0) lines.push(`hashing read ${formatSize(r.hashedFromDest)} back from ${r.dest} (bytes that reached it out of order)`);
   if (r.interrupted) {

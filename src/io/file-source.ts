@@ -18,7 +18,8 @@ export interface OpenSourceOptions {
 
 /** A regular file or a block device. */
 export class FileSource implements BlockSource {
-  private readonly scratch = new AlignedBuffer();
+  /** Aligned buffers for direct reads, one per read in flight (reads may overlap). */
+  private readonly scratch: AlignedBuffer[] = [];
 
   private constructor(
     readonly name: string,
@@ -84,9 +85,14 @@ export class FileSource implements BlockSource {
     const align = this.sectorSize;
     const start = Math.floor(offset / align) * align;
     const end = Math.min(Math.ceil((offset + out.length) / align) * align, this.size);
-    const buf = this.scratch.get(Math.ceil((end - start) / align) * align).subarray(0, end - start);
-    await this.readFully(start, buf);
-    buf.copy(out, 0, offset - start, offset - start + out.length);
+    const scratch = this.scratch.pop() ?? new AlignedBuffer();
+    try {
+      const buf = scratch.get(Math.ceil((end - start) / align) * align).subarray(0, end - start);
+      await this.readFully(start, buf);
+      buf.copy(out, 0, offset - start, offset - start + out.length);
+    } finally {
+      this.scratch.push(scratch);
+    }
   }
 
   /**
@@ -102,11 +108,16 @@ export class FileSource implements BlockSource {
       const align = this.sectorSize;
       const start = Math.floor(offset / align) * align;
       const end = Math.min(Math.ceil((offset + length) / align) * align, this.size);
-      const buf = this.scratch.get(Math.ceil((end - start) / align) * align).subarray(0, end - start);
-      const { bytesRead } = await this.handle.read(buf, 0, buf.length, start);
-      const usable = Math.max(0, Math.min(length, bytesRead - (offset - start)));
-      buf.copy(into, 0, offset - start, offset - start + usable);
-      return usable;
+      const scratch = this.scratch.pop() ?? new AlignedBuffer();
+      try {
+        const buf = scratch.get(Math.ceil((end - start) / align) * align).subarray(0, end - start);
+        const { bytesRead } = await this.handle.read(buf, 0, buf.length, start);
+        const usable = Math.max(0, Math.min(length, bytesRead - (offset - start)));
+        buf.copy(into, 0, offset - start, offset - start + usable);
+        return usable;
+      } finally {
+        this.scratch.push(scratch);
+      }
     } catch (err) {
       throw ioError(err, `${this.name}: read at offset ${offset}`);
     }

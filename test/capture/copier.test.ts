@@ -143,6 +143,27 @@ describe("capture from a faulty source", () => {
     assert.equal(r.hashes.sha256, createHash("sha256").update(expected).digest("hex"));
   });
 
+  test("noTrim/noScrape (ddrescue -N/-n) leave the failing blocks for later; a second run finishes them, with the right hash", async () => {
+    const dir = tempDir();
+    const data = pattern(4 << 20, 7);
+    const path = join(dir, "src.img");
+    writeFileSync(path, data);
+    const faults: FaultRange[] = [{ first: 3000 }, { first: 6000, last: 6002 }];
+    const dest = join(dir, "out.img");
+    const mapPath = join(dir, "out.map");
+    const first = await capture({ source: new FaultySource(await openSource(path), faults), dest, mapPath, noTrim: true, hashes: ["sha256"] });
+    assert.equal(first.complete, false);
+    assert.equal(first.bytesUnreadable, 0);
+    // Block 1 fails; pass 1 skips 64 KiB and its next read (to the end of block 2) fails too.
+    assert.equal(first.bytesUnfinished, (2 << 20) - (64 << 10), "the failing reads are left non-trimmed");
+    assert.deepEqual(first.hashes, {});
+    assert.deepEqual(decodeMapfile(readFileSync(mapPath, "utf8")).blocks.map((b) => b.status), ["+", "*", "+", "*", "+"]);
+    const second = await capture({ source: new FaultySource(await openSource(path), faults), dest, mapPath, hashes: ["sha256"] });
+    assert.equal(second.complete, true);
+    assert.ok(readFileSync(dest).equals(zeroed(data, [3000, 6000, 6001, 6002])));
+    assert.equal(second.hashes.sha256, await sha256sum(dest));
+  });
+
   test("killed with SIGKILL mid-copy and resumed from its mapfile: byte-identical image, hash equals sha256sum", async () => {
     const dir = tempDir();
     const data = pattern(6 << 20, 6);

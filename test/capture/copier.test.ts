@@ -151,14 +151,19 @@ describe("capture from a faulty source", () => {
     const faults: FaultRange[] = [{ first: 3000 }, { first: 6000, last: 6002 }];
     const dest = join(dir, "out.img");
     const mapPath = join(dir, "out.map");
-    const first = await capture({ source: new FaultySource(await openSource(path), faults), dest, mapPath, noTrim: true, hashes: ["sha256"] });
+    const failing = async () => new FaultySource(await openSource(path), faults);
+    const source1 = await failing();
+    const first = await capture({ source: source1, dest, mapPath, noTrim: true, hashes: ["sha256"] });
+    await source1.close();
     assert.equal(first.complete, false);
     assert.equal(first.bytesUnreadable, 0);
     // Block 1 fails; pass 1 skips 64 KiB and its next read (to the end of block 2) fails too.
     assert.equal(first.bytesUnfinished, (2 << 20) - (64 << 10), "the failing reads are left non-trimmed");
     assert.deepEqual(first.hashes, {});
     assert.deepEqual(decodeMapfile(readFileSync(mapPath, "utf8")).blocks.map((b) => b.status), ["+", "*", "+", "*", "+"]);
-    const second = await capture({ source: new FaultySource(await openSource(path), faults), dest, mapPath, hashes: ["sha256"] });
+    const source2 = await failing();
+    const second = await capture({ source: source2, dest, mapPath, hashes: ["sha256"] });
+    await source2.close();
     assert.equal(second.complete, true);
     assert.ok(readFileSync(dest).equals(zeroed(data, [3000, 6000, 6001, 6002])));
     assert.equal(second.hashes.sha256, await sha256sum(dest));

@@ -17,7 +17,10 @@
  * 4. Retrying: --retries passes over the bad sectors, alternating direction.
  *
  * A sector is read at most twice before retrying (once inside a large
- * block, once alone), as in ddrescue, to spare a failing drive.
+ * block, once alone), as in ddrescue, to spare a failing drive. Sector reads
+ * overlap while they succeed (a 1 MiB failing block is 2048 sectors), and
+ * go one at a time again after a failure. --no-trim / --no-scrape stop
+ * before phases 2 / 3, leaving the failing blocks for a later run.
  *
  * When DEST is a pipe, bytes must leave in order: each failing block is
  * then trimmed, scraped and retried as soon as it fails, in memory, before

@@ -121,6 +121,7 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
   let map: RescueMap | undefined;
   let saveMap: ((final: string) => Promise<void>) | undefined;
   let copying = false;
+  let mapExisted = false;
   let multi: (StreamHasher & { dispose?(): Promise<void> }) | undefined;
   try {
     const sectorSize = options.sectorSize ?? source.sectorSize;
@@ -137,6 +138,7 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
     }
 
     const loaded = options.mapPath ? await loadMapfile(options.mapPath) : undefined;
+    mapExisted = loaded !== undefined;
     map = loaded ? fitMap(loaded, source.size, options.mapPath as string) : new RescueMap(source.size);
     const resumed = loaded !== undefined && loaded.blocks.some((b) => b.status !== "?");
     const rescuedBefore = map.bytes("+", start, end);
@@ -297,7 +299,9 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
     }
     await sink?.close().catch(() => {});
     sink = undefined;
-    if (!options.mapPath && createdOrTruncated) await fsp.rm(options.dest, { force: true }).catch(() => {});
+    if (createdOrTruncated && (!options.mapPath || !copying)) await fsp.rm(options.dest, { force: true }).catch(() => {});
+    // A mapfile this run created for a copy that never started would only mislead.
+    if (options.mapPath && !mapExisted && !copying) await fsp.rm(options.mapPath, { force: true }).catch(() => {});
     throw err;
   } finally {
     await multi?.dispose?.();

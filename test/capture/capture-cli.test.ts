@@ -158,6 +158,7 @@ describe("platter capture (command line)", () => {
       [["capture", src, "-", "--json"], 2, /^platter: --json prints on stdout/],
       [["capture", src, dest, "--bogus"], 2, /unknown option '--bogus'/],
       [["capture", "/dev/zero", dest], 2, /^platter: \/dev\/zero: not a file or a block device/],
+      [["capture", src, join(dir, "no-such-dir", "x.img"), "--map", join(dir, "x.map")], 1, /no such file or directory\n$/],
     ];
     for (const [args, code, message] of cases) {
       const r = await platter(args);
@@ -165,6 +166,7 @@ describe("platter capture (command line)", () => {
       assert.match(r.stderr, message, args.join(" "));
       assert.equal(r.stderr.trim().split("\n")[0].startsWith("platter: "), true, r.stderr);
       assert.equal(existsSync(dest), false, `${args.join(" ")} left ${dest}`);
+      assert.equal(existsSync(join(dir, "x.map")), false, `${args.join(" ")} left a mapfile`);
     }
     // A mapfile records where DEST starts: resuming it with another --skip would misplace every byte.
     const map = join(dir, "window.map");

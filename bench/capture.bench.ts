@@ -15,7 +15,6 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Bench } from "./run.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const OUT = join(ROOT, "bench", "out", "capture");
@@ -180,9 +179,9 @@ function failingDevice(): void {
   rmSync(map, { force: true });
 }
 
-const bench: Bench = {
-  title: "capture vs dd and ddrescue: 1 GiB file, 20 GiB sparse file, failing device, peak memory",
-  async run() {
+export default async function captureBench(): Promise<void> {
+  console.log("\n== capture vs dd and ddrescue: 1 GiB file, 20 GiB sparse file, failing device, peak memory");
+  {
     if (!existsSync(CLI)) throw new Error("run `npm run build` first");
     if (!existsSync("/usr/bin/time")) throw new Error("needs GNU time (/usr/bin/time, Debian package time)");
     mkdirSync(OUT, { recursive: true });
@@ -195,7 +194,5 @@ const bench: Bench = {
       rmSync(OUT, { recursive: true, force: true });
     }
     printTable();
-  },
-};
-
-export default bench;
+  }
+}

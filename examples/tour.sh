@@ -11,4 +11,5 @@ trap 'rm -rf "$OUT"' EXIT
 
 step capture examples/disk.img "$OUT/disk.img" --hash sha256 --map "$OUT/disk.map"
 show cat "$OUT/disk.map"
+step parts examples/disk.img
 step hash examples/disk.img --hash sha256,md5

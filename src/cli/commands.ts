@@ -2,9 +2,11 @@ import type { Command } from "commander";
 import { registerCapture } from "./capture.js";
 import { registerDd } from "./dd.js";
 import { registerHash } from "./hash.js";
+import { registerMount, registerUmount } from "./mount.js";
+import { registerParts } from "./parts.js";
 
 /** A command module adds itself to the program and returns its Command. */
 export type RegisterCommand = (program: Command) => Command;
 
 /** Every command, in the order `platter --help` lists them. */
-export const commands: RegisterCommand[] = [registerCapture, registerDd, registerHash];
+export const commands: RegisterCommand[] = [registerCapture, registerDd, registerParts, registerMount, registerUmount, registerHash];

@@ -1,5 +1,7 @@
 import type { Command } from "commander";
+import { registerCapture } from "./capture.js";
 import { registerCat } from "./cat.js";
+import { registerDd } from "./dd.js";
 import { registerExtract } from "./extract.js";
 import { registerHash } from "./hash.js";
 import { registerLs } from "./ls.js";
@@ -11,6 +13,8 @@ export type RegisterCommand = (program: Command) => Command;
 
 /** Every command, in the order `platter --help` lists them. */
 export const commands: RegisterCommand[] = [
+  registerCapture,
+  registerDd,
   registerParts,
   registerMount,
   registerUmount,

@@ -9,6 +9,7 @@ import { canRead, openFilesystem } from "../fs/open.js";
 import type { FileSystem, FsNode } from "../fs/types.js";
 import { choosePartition } from "../partition/select.js";
 import { parseCount } from "../util/units.js";
+import { warn } from "./output.js";
 
 export interface OpenedImage {
   fs: FileSystem<FsNode>;
@@ -23,6 +24,7 @@ export async function openImageFilesystem(image: string, part?: string): Promise
   try {
     const choice = await choosePartition(disk, { part: number, purpose: "read", usable: (_, probe) => canRead(probe) });
     const fs = await openFilesystem(choice.source, choice.probe);
+    for (const message of fs.warnings ?? []) warn(message);
     return {
       fs,
       source: choice.source,

@@ -38,6 +38,8 @@ export interface FileSystem<N extends FsNode = FsNode> {
   /** blkid's name: iso9660, vfat, ext4... */
   readonly type: string;
   readonly label: string | null;
+  /** Optional: what the user should know before trusting what is read (an unreplayed journal...). */
+  readonly warnings?: readonly string[];
   root(): Promise<N>;
   /** The entries of a directory node, without "." and "..". */
   list(dir: N): Promise<Array<FsDirEntry<N>>>;

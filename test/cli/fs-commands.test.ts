@@ -30,6 +30,18 @@ describe("ls, cat, extract on the command line", { skip: needs("mkfs.ext4", "deb
     assert.match(noOut.stderr, /required option '-o, --output <dir>'/);
   });
 
+  test("an ext filesystem with a journal to replay is read as it is on disk, with a warning", async () => {
+    const dirty = join(tempDir(), "dirty.img");
+    const { copyFileSync } = await import("node:fs");
+    copyFileSync(img.replace("small-ext2.img", "small-ext4.img"), dirty);
+    const { sh } = await import("../helpers/run.js");
+    await sh(`debugfs -w -R "feature needs_recovery" ${dirty}`);
+    const r = await platter(["cat", dirty, "/dir/hello.txt"]);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, "hello\n");
+    assert.match(r.stderr, /^platter: warning: .*dirty.img: the ext journal was not replayed \(the filesystem was not cleanly unmounted\); the latest changes may be missing\n$/);
+  });
+
   test("symlinks inside the image are followed by cat, shown as links by ls -l, and ls of a link to a folder lists it", async () => {
     assert.equal((await platter(["cat", img, "/many/link"])).stdout, "hello\n");
     const long = await platter(["ls", img, "/many/link", "-l"]);

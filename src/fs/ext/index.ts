@@ -33,6 +33,7 @@ import {
   INCOMPAT_FILETYPE,
   INCOMPAT_META_BG,
   INCOMPAT_READABLE,
+  INCOMPAT_RECOVER,
   type Superblock,
   SUPERBLOCK_OFFSET,
   SUPERBLOCK_SIZE,
@@ -69,6 +70,7 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
   readonly type: string;
   readonly label: string | null;
   readonly uuid: string;
+  readonly warnings: string[] = [];
   private readonly cache: BlockCache;
   private readonly groups = new Map<number, GroupDescriptor>();
   private readonly listings = new Map<number, Array<FsDirEntry<ExtNode>>>();
@@ -83,6 +85,11 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     this.uuid = superblock.uuid;
     this.cache = new BlockCache(source, superblock.blockSize);
     this.groupTotal = groupCount(superblock);
+    if (superblock.featureIncompat & INCOMPAT_RECOVER) {
+      this.warnings.push(
+        `${source.name}: the ext journal was not replayed (the filesystem was not cleanly unmounted); the latest changes may be missing`,
+      );
+    }
   }
 
   static async open(source: BlockSource): Promise<ExtFileSystem> {

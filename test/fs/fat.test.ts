@@ -62,6 +62,19 @@ describe("FAT12/16/32 reader", { skip: needs("mkfs.vfat", "mcopy", "fsck.vfat") 
     assert.doesNotMatch(mdir, /deleted|filler/i);
   });
 
+  for (const [image] of IMAGES) {
+    test(`ls -R of ${image} lists the same paths as mdir -/ -b`, async () => {
+      const img = join(dir, image);
+      const mine = (await platter(["ls", img, "-R"])).stdout.trim().split("\n").sort();
+      const theirs = (await sh(`${MTOOLS} mdir -/ -b -i ${img} ::/`))
+        .trim()
+        .split("\n")
+        .map((l) => l.replace(/^::/, "").replace(/\/$/, "").replace("cafÉ", "café")) // mtools lowercases ASCII only
+        .sort();
+      assert.deepEqual(mine, theirs);
+    });
+  }
+
   test("read-only attribute shows as mode 0444; folders 0755, files 0644", async () => {
     const r = await platter(["ls", join(dir, "fat16.img"), "/docs", "--json"]);
     const modes = Object.fromEntries((JSON.parse(r.stdout) as Array<{ name: string; mode: number }>).map((e) => [e.name, e.mode]));

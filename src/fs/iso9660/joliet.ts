@@ -70,3 +70,14 @@ export function jolietNames(entries: ReadonlyArray<{ name: string; isDirectory: 
 export function jolietIdentifier(name: string, isDirectory: boolean): Buffer {
   return encodeUcs2(isDirectory ? name : `${name};1`);
 }
+
+/** Order of Joliet records: by UCS-2 code units, the shorter name padded with spaces (ECMA-119 9.3 applied to UCS-2). */
+export function compareJolietNames(a: string, b: string): number {
+  const n = Math.max(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = i < a.length ? a.charCodeAt(i) : 0x20;
+    const y = i < b.length ? b.charCodeAt(i) : 0x20;
+    if (x !== y) return x - y;
+  }
+  return 0;
+}

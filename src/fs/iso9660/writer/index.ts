@@ -1,0 +1,133 @@
+/**
+ * `platter iso` as a library call: scan the folders, plan names and
+ * relocations, lay out the blocks, write the image to a sink. The sink can be
+ * a pipe: everything is decided before the first byte goes out.
+ */
+import { promises as fsp } from "node:fs";
+import type { BlockSink } from "../../../io/block-source.js";
+import { ioError, UsageError } from "../../../errors.js";
+import { SECTOR_SIZE } from "../constants.js";
+import { layoutImage, type ImageLayout } from "./layout.js";
+import { planImage, type BootImageOptions, type FileData, type ImagePlan, type IsoOptions } from "./plan.js";
+import { scanSources } from "./scan.js";
+import { writeImage, type WriteOptions } from "./write.js";
+
+export interface BuildIsoOptions {
+  sources: string[];
+  volumeId: string;
+  rockRidge?: boolean;
+  joliet?: boolean;
+  biosBoot?: BootImageOptions;
+  efiBoot?: BootImageOptions;
+  /** SOURCE_DATE_EPOCH: volume dates, and atime/ctime recorded as mtime, so two builds are identical. */
+  sourceDateEpoch?: number;
+  applicationId?: string;
+  skipUnreadable?: boolean;
+  /** Files not to put in the image, as "dev:ino" (the image itself, when written inside a source folder). */
+  exclude?: ReadonlySet<string>;
+  /** The system area: given the laid-out plan, the 16 sectors and what goes after the data. */
+  systemArea?: SystemAreaBuilder;
+  onWarning?: (message: string) => void;
+  onProgress?: (p: BuildProgress) => void;
+}
+
+export interface SystemAreaBuilder {
+  layoutOptions: { alignSectors?: number; tailSectors?: number };
+  build(plan: ImagePlan, layout: ImageLayout): { systemArea: Buffer; tail: Buffer };
+}
+
+export interface BuildProgress {
+  phase: "scan" | "write";
+  done: number;
+  total: number;
+}
+
+export interface BuildIsoResult {
+  /** Bytes written. */
+  size: number;
+  files: number;
+  folders: number;
+  /** Folders moved into rr_moved because they were deeper than 8 levels. */
+  relocated: number;
+  warnings: string[];
+}
+
+async function bootFile(spec: BootImageOptions | undefined, what: string): Promise<FileData | undefined> {
+  if (!spec) return undefined;
+  let stats;
+  try {
+    stats = await fsp.stat(spec.path);
+  } catch (err) {
+    throw new UsageError(ioError(err, `${what} ${spec.path}`).message);
+  }
+  if (!stats.isFile() || stats.size === 0) throw new UsageError(`${what} ${spec.path}: not a non-empty regular file`);
+  return { path: Buffer.from(spec.path), size: stats.size, block: 0, links: 0 };
+}
+
+async function canonicalPath(path: string): Promise<string> {
+  try {
+    return await fsp.realpath(path);
+  } catch (err) {
+    throw new UsageError(ioError(err, path).message);
+  }
+}
+
+export async function buildIso(sink: BlockSink, options: BuildIsoOptions): Promise<BuildIsoResult> {
+  const warnings: string[] = [];
+  const warn = (m: string) => {
+    warnings.push(m);
+    options.onWarning?.(m);
+  };
+  const bios = await bootFile(options.biosBoot, "BIOS boot image");
+  const efi = await bootFile(options.efiBoot, "EFI boot image");
+  const root = await scanSources(options.sources, {
+    skipUnreadable: options.skipUnreadable,
+    exclude: options.exclude,
+    onWarning: warn,
+    onProgress: (n) => options.onProgress?.({ phase: "scan", done: n, total: 0 }),
+  });
+  const now = Math.floor(Date.now() / 1000);
+  const isoOptions: IsoOptions = {
+    rockRidge: options.rockRidge ?? true,
+    joliet: options.joliet ?? true,
+    volumeId: options.volumeId,
+    volumeTime: options.sourceDateEpoch ?? now,
+    reproducible: options.sourceDateEpoch !== undefined,
+    applicationId: options.applicationId ?? "PLATTER",
+    // A boot image inside a source folder is the same file as the tree's: match it by its scanned path.
+    biosBoot: options.biosBoot && { ...options.biosBoot, path: await treePath(options.biosBoot.path, options.sources) },
+    efiBoot: options.efiBoot && { ...options.efiBoot, path: await treePath(options.efiBoot.path, options.sources) },
+  };
+  const plan = planImage(root, isoOptions, { bios, efi });
+  for (const w of plan.warnings) warn(w);
+  const layout = layoutImage(plan, options.systemArea?.layoutOptions);
+  const system = options.systemArea?.build(plan, layout);
+  const writeOptions: WriteOptions = {
+    onProgress: (p) => options.onProgress?.({ phase: "write", ...p }),
+    ...(system ? { systemArea: system.systemArea, tail: system.tail } : {}),
+  };
+  await writeImage(plan, layout, sink, writeOptions);
+  const files = new Set<FileData>();
+  for (const d of plan.isoDirs) for (const c of d.children) if (c.kind === "file") files.add(c.data);
+  return {
+    size: layout.volumeSpaceSize * SECTOR_SIZE,
+    files: files.size,
+    folders: plan.isoDirs.filter((d) => d.node !== null).length,
+    relocated: plan.isoDirs.filter((d) => d.trueParent !== null).length,
+    warnings,
+  };
+}
+
+/**
+ * The path under which the scan saw `file`, if it lies inside one of the
+ * source folders (so the boot entry shares the tree file's extent), else the
+ * path as given.
+ */
+async function treePath(file: string, sources: readonly string[]): Promise<string> {
+  const real = await canonicalPath(file);
+  for (const source of sources) {
+    const base = await canonicalPath(source);
+    if (real.startsWith(`${base}/`)) return `${source.replace(/\/+$/, "")}/${real.slice(base.length + 1)}`;
+  }
+  return file;
+}

@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import type { BlockSink } from "../io/block-source.js";
 import { FileSink, StreamSink } from "../io/file-sink.js";
 import { buildIso } from "../fs/iso9660/writer/index.js";
+import { checkSourceFolder } from "../fs/iso9660/writer/scan.js";
 import { UsageError } from "../errors.js";
 import { parseCount } from "../util/units.js";
 import { VERSION } from "../version.js";
@@ -62,11 +63,8 @@ export function registerIso(program: Command): Command {
       const loadSectors = opts.bootLoadSize === undefined ? undefined : parseCount(opts.bootLoadSize, "--boot-load-size", 1);
       if (loadSectors !== undefined && loadSectors > 0xffff) throw new UsageError("--boot-load-size must be at most 65535");
       if (opts.bootLoadSize !== undefined && !opts.biosBoot) throw new UsageError("--boot-load-size needs --bios-boot");
-      for (const s of sources) {
-        const stats = await fsp.stat(s).catch(() => null);
-        if (!stats) throw new UsageError(`${s}: no such folder`);
-        if (!stats.isDirectory()) throw new UsageError(`${s}: not a folder (platter iso builds an image from folders)`);
-      }
+      // Check the sources before the output is created or truncated.
+      for (const s of sources) await checkSourceFolder(s);
 
       let sink: BlockSink;
       let created = false;

@@ -109,3 +109,17 @@ export function lines(entries: Entry[]): string[] {
     })
     .sort();
 }
+
+/**
+ * bsdtar lists the second name of a hard link with size 0: give it the size
+ * of the first, which our reader shows for both (they share one extent).
+ */
+export function withHardLinkSizes(bsdtar: Entry[], ours: Entry[]): Entry[] {
+  const byPath = new Map(ours.map((e) => [e.path, e]));
+  return bsdtar.map((e) => {
+    const mine = byPath.get(e.path);
+    if (e.type !== "file" || e.size !== 0 || !mine || mine.size === 0 || mine.id === null) return e;
+    const sharing = ours.filter((o) => o.id === mine.id && o.path !== e.path);
+    return sharing.length > 0 ? { ...e, size: mine.size } : e;
+  });
+}

@@ -6,21 +6,7 @@ import { openIso9660 } from "../../../src/fs/iso9660/index.js";
 import { openSource } from "../../../src/io/file-source.js";
 import { needs } from "../../helpers/env.js";
 import { run } from "../../helpers/run.js";
-import { bsdtarListing, lines, referenceIso, testTree, walk, type Entry } from "./helpers.js";
-
-/**
- * bsdtar lists the second name of a hard link with size 0: give it the size
- * of the first, which our reader shows for both (they share one extent).
- */
-function withHardLinkSizes(bsdtar: Entry[], ours: Entry[]): Entry[] {
-  const byPath = new Map(ours.map((e) => [e.path, e]));
-  return bsdtar.map((e) => {
-    const mine = byPath.get(e.path);
-    if (e.type !== "file" || e.size !== 0 || !mine || mine.size === 0 || mine.id === null) return e;
-    const sharing = ours.filter((o) => o.id === mine.id && o.path !== e.path);
-    return sharing.length > 0 ? { ...e, size: mine.size } : e;
-  });
-}
+import { bsdtarListing, lines, referenceIso, testTree, walk, withHardLinkSizes } from "./helpers.js";
 
 for (const tool of ["xorriso", "genisoimage"] as const) {
   describe(`ISO 9660 reader on a ${tool}-made image`, { skip: needs(tool, "bsdtar") }, () => {

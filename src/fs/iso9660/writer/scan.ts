@@ -142,13 +142,7 @@ export async function scanSources(sources: readonly string[], options: ScanOptio
   const scanner = new Scanner(options);
   let root: SourceNode | null = null;
   for (const source of sources) {
-    let stats: Stats;
-    try {
-      stats = await fsp.stat(source);
-    } catch (err) {
-      throw new UsageError(ioError(err, source).message);
-    }
-    if (!stats.isDirectory()) throw new UsageError(`${source}: not a folder (platter iso builds an image from folders)`);
+    const stats = await checkSourceFolder(source);
     const path = Buffer.from(source);
     const node = await scanner.node(path, Buffer.alloc(0), stats);
     if (!node) continue;
@@ -156,6 +150,18 @@ export async function scanSources(sources: readonly string[], options: ScanOptio
   }
   if (!root) throw new UsageError("no readable source folder");
   return root;
+}
+
+/** The stats of a source folder; anything else (missing, a file) is a usage error. */
+export async function checkSourceFolder(source: string): Promise<Stats> {
+  let stats: Stats;
+  try {
+    stats = await fsp.stat(source);
+  } catch (err) {
+    throw new UsageError(ioError(err, source).message);
+  }
+  if (!stats.isDirectory()) throw new UsageError(`${source}: not a folder (platter iso builds an image from folders)`);
+  return stats;
 }
 
 function merge(into: SourceNode, from: SourceNode): SourceNode {

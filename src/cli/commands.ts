@@ -1,9 +1,10 @@
 import type { Command } from "commander";
 import { registerHash } from "./hash.js";
+import { registerInfo } from "./info.js";
 import { registerIso } from "./iso.js";
 
 /** A command module adds itself to the program and returns its Command. */
 export type RegisterCommand = (program: Command) => Command;
 
 /** Every command, in the order `platter --help` lists them. */
-export const commands: RegisterCommand[] = [registerHash, registerIso];
+export const commands: RegisterCommand[] = [registerHash, registerIso, registerInfo];

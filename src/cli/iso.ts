@@ -3,7 +3,7 @@ import { basename } from "node:path";
 import type { Command } from "commander";
 import type { BlockSink } from "../io/block-source.js";
 import { FileSink, StreamSink } from "../io/file-sink.js";
-import { buildIso } from "../fs/iso9660/writer/index.js";
+import { BIOS_BOOT, buildIso, checkBootImage, EFI_BOOT } from "../fs/iso9660/writer/index.js";
 import { checkSourceFolder } from "../fs/iso9660/writer/scan.js";
 import { UsageError } from "../errors.js";
 import { parseCount } from "../util/units.js";
@@ -63,8 +63,10 @@ export function registerIso(program: Command): Command {
       const loadSectors = opts.bootLoadSize === undefined ? undefined : parseCount(opts.bootLoadSize, "--boot-load-size", 1);
       if (loadSectors !== undefined && loadSectors > 0xffff) throw new UsageError("--boot-load-size must be at most 65535");
       if (opts.bootLoadSize !== undefined && !opts.biosBoot) throw new UsageError("--boot-load-size needs --bios-boot");
-      // Check the sources before the output is created or truncated.
+      // Check the inputs before the output is created or truncated.
       for (const s of sources) await checkSourceFolder(s);
+      if (opts.biosBoot) await checkBootImage({ path: opts.biosBoot }, BIOS_BOOT);
+      if (opts.efiBoot) await checkBootImage({ path: opts.efiBoot }, EFI_BOOT);
 
       let sink: BlockSink;
       let created = false;

@@ -12,6 +12,9 @@ import { planImage, type BootImageOptions, type FileData, type ImagePlan, type I
 import { scanSources } from "./scan.js";
 import { writeImage, type WriteOptions } from "./write.js";
 
+export const BIOS_BOOT = "BIOS boot image";
+export const EFI_BOOT = "EFI boot image";
+
 export interface BuildIsoOptions {
   sources: string[];
   volumeId: string;
@@ -52,7 +55,8 @@ export interface BuildIsoResult {
   warnings: string[];
 }
 
-async function bootFile(spec: BootImageOptions | undefined, what: string): Promise<FileData | undefined> {
+/** A boot image must be a non-empty regular file; anything else is a usage error. */
+export async function checkBootImage(spec: BootImageOptions | undefined, what: string): Promise<FileData | undefined> {
   if (!spec) return undefined;
   let stats;
   try {
@@ -78,8 +82,8 @@ export async function buildIso(sink: BlockSink, options: BuildIsoOptions): Promi
     warnings.push(m);
     options.onWarning?.(m);
   };
-  const bios = await bootFile(options.biosBoot, "BIOS boot image");
-  const efi = await bootFile(options.efiBoot, "EFI boot image");
+  const bios = await checkBootImage(options.biosBoot, BIOS_BOOT);
+  const efi = await checkBootImage(options.efiBoot, EFI_BOOT);
   const root = await scanSources(options.sources, {
     skipUnreadable: options.skipUnreadable,
     exclude: options.exclude,

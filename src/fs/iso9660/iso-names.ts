@@ -47,8 +47,9 @@ function visible(n: IsoName): string {
   return n.ext === "" ? n.base : `${n.base}.${n.ext}`;
 }
 
+/** Joined, not concatenated: a flat string costs less memory than a rope when 100,000 are kept. */
 function identifier(n: IsoName): string {
-  return n.isDirectory ? n.base : `${n.base}.${n.ext};1`;
+  return n.isDirectory ? n.base : [n.base, ".", n.ext, ";1"].join("");
 }
 
 /**
@@ -74,31 +75,29 @@ export function isoIdentifiers(entries: ReadonlyArray<{ name: string; isDirector
 }
 
 /**
- * ECMA-119 9.3 order of file identifiers: by name, then extension, each
- * compared as if padded with spaces, then by version, highest first. Works on
- * the raw identifier bytes, so it also orders directory identifiers (no
- * separators) and Joliet's UCS-2 names consistently.
+ * ECMA-119 9.3 order of file identifiers ("NAME.EXT;1", latin1 text): by
+ * name, then extension, each compared as if padded with spaces, then by
+ * version, highest first. Directory identifiers have no separators.
  */
-export function compareIdentifiers(a: Buffer, b: Buffer): number {
+export function compareIdentifiers(a: string, b: string): number {
   const [an, ae, av] = splitIdentifier(a);
   const [bn, be, bv] = splitIdentifier(b);
   return comparePadded(an, bn) || comparePadded(ae, be) || bv - av;
 }
 
-function splitIdentifier(id: Buffer): [Buffer, Buffer, number] {
-  const semi = id.lastIndexOf(0x3b);
-  const body = semi >= 0 && /^\d+$/.test(id.toString("latin1", semi + 1)) ? id.subarray(0, semi) : id;
-  const version = body === id ? 0 : Number(id.toString("latin1", semi + 1));
-  const dot = body.lastIndexOf(0x2e);
-  if (dot < 0 || body === id) return [body, Buffer.alloc(0), version];
-  return [body.subarray(0, dot), body.subarray(dot + 1), version];
+function splitIdentifier(id: string): [string, string, number] {
+  const semi = id.lastIndexOf(";");
+  if (semi < 0 || !/^\d+$/.test(id.slice(semi + 1))) return [id, "", 0];
+  const body = id.slice(0, semi);
+  const dot = body.lastIndexOf(".");
+  return dot < 0 ? [body, "", Number(id.slice(semi + 1))] : [body.slice(0, dot), body.slice(dot + 1), Number(id.slice(semi + 1))];
 }
 
-function comparePadded(a: Buffer, b: Buffer): number {
+function comparePadded(a: string, b: string): number {
   const n = Math.max(a.length, b.length);
   for (let i = 0; i < n; i++) {
-    const x = i < a.length ? a[i] : 0x20;
-    const y = i < b.length ? b[i] : 0x20;
+    const x = i < a.length ? a.charCodeAt(i) : 0x20;
+    const y = i < b.length ? b.charCodeAt(i) : 0x20;
     if (x !== y) return x - y;
   }
   return 0;

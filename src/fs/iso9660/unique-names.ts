@@ -14,16 +14,20 @@ export function assignUnique(
 ): string[] {
   const reserved = new Set(wanted.map(key));
   const taken = new Set<string>();
+  // Where to resume numbering for each clashing name: k clashes cost O(k), not O(k^2).
+  const resume = new Map<string, number>();
   return wanted.map((name, index) => {
-    if (!taken.has(key(name))) {
-      taken.add(key(name));
+    const k = key(name);
+    if (!taken.has(k)) {
+      taken.add(k);
       return name;
     }
-    for (let n = 1; n < 10_000_000; n++) {
+    for (let n = resume.get(k) ?? 1; n < 10_000_000; n++) {
       const candidate = variant(index, n);
-      const k = key(candidate);
-      if (!reserved.has(k) && !taken.has(k)) {
-        taken.add(k);
+      const ck = key(candidate);
+      if (!reserved.has(ck) && !taken.has(ck)) {
+        taken.add(ck);
+        resume.set(k, n + 1);
         return candidate;
       }
     }

@@ -8,8 +8,8 @@ import type { BlockSink } from "../../../io/block-source.js";
 import { ioError, UsageError } from "../../../errors.js";
 import { SECTOR_SIZE } from "../constants.js";
 import { layoutImage, type ImageLayout } from "./layout.js";
-import { planImage, type BootImageOptions, type FileData, type ImagePlan, type IsoOptions } from "./plan.js";
-import { scanSources } from "./scan.js";
+import { planImage, type BootImage, type BootImageOptions, type FileData, type ImagePlan, type IsoOptions } from "./plan.js";
+import { nameText, scanSources, type SourceNode } from "./scan.js";
 import { writeImage, type WriteOptions } from "./write.js";
 
 export const BIOS_BOOT = "BIOS boot image";
@@ -55,9 +55,8 @@ export interface BuildIsoResult {
   warnings: string[];
 }
 
-/** A boot image must be a non-empty regular file; anything else is a usage error. */
-export async function checkBootImage(spec: BootImageOptions | undefined, what: string): Promise<FileData | undefined> {
-  if (!spec) return undefined;
+/** A boot image must be a non-empty regular file; anything else is a usage error. Returns its size. */
+export async function checkBootImage(spec: BootImageOptions, what: string): Promise<number> {
   let stats;
   try {
     stats = await fsp.stat(spec.path);
@@ -65,15 +64,40 @@ export async function checkBootImage(spec: BootImageOptions | undefined, what: s
     throw new UsageError(ioError(err, `${what} ${spec.path}`).message);
   }
   if (!stats.isFile() || stats.size === 0) throw new UsageError(`${what} ${spec.path}: not a non-empty regular file`);
-  return { path: Buffer.from(spec.path), size: stats.size, block: 0, links: 0 };
+  return stats.size;
 }
 
-async function canonicalPath(path: string): Promise<string> {
+async function realPath(path: string): Promise<string> {
   try {
     return await fsp.realpath(path);
   } catch (err) {
     throw new UsageError(ioError(err, path).message);
   }
+}
+
+/**
+ * The tree's node for `file` when it lies inside one of the source folders,
+ * so the boot entry and the file in the tree share one extent (isolinux finds
+ * its folder that way).
+ */
+async function findInTree(file: string, sources: readonly string[], root: SourceNode): Promise<SourceNode | null> {
+  const real = await realPath(file);
+  for (const source of sources) {
+    const base = await realPath(source);
+    if (!real.startsWith(`${base}/`)) continue;
+    let node: SourceNode | undefined = root;
+    for (const part of real.slice(base.length + 1).split("/")) {
+      node = node?.children?.find((c) => nameText(c) === part);
+    }
+    if (node?.kind === "file") return node;
+  }
+  return null;
+}
+
+async function bootImage(spec: BootImageOptions | undefined, what: string, sources: readonly string[], root: SourceNode): Promise<BootImage | undefined> {
+  if (!spec) return undefined;
+  const size = await checkBootImage(spec, what);
+  return { spec, size, node: await findInTree(spec.path, sources, root) };
 }
 
 export async function buildIso(sink: BlockSink, options: BuildIsoOptions): Promise<BuildIsoResult> {
@@ -82,8 +106,8 @@ export async function buildIso(sink: BlockSink, options: BuildIsoOptions): Promi
     warnings.push(m);
     options.onWarning?.(m);
   };
-  const bios = await checkBootImage(options.biosBoot, BIOS_BOOT);
-  const efi = await checkBootImage(options.efiBoot, EFI_BOOT);
+  if (options.biosBoot) await checkBootImage(options.biosBoot, BIOS_BOOT);
+  if (options.efiBoot) await checkBootImage(options.efiBoot, EFI_BOOT);
   const root = await scanSources(options.sources, {
     skipUnreadable: options.skipUnreadable,
     exclude: options.exclude,
@@ -98,11 +122,11 @@ export async function buildIso(sink: BlockSink, options: BuildIsoOptions): Promi
     volumeTime: options.sourceDateEpoch ?? now,
     reproducible: options.sourceDateEpoch !== undefined,
     applicationId: options.applicationId ?? "PLATTER",
-    // A boot image inside a source folder is the same file as the tree's: match it by its scanned path.
-    biosBoot: options.biosBoot && { ...options.biosBoot, path: await treePath(options.biosBoot.path, options.sources) },
-    efiBoot: options.efiBoot && { ...options.efiBoot, path: await treePath(options.efiBoot.path, options.sources) },
   };
-  const plan = planImage(root, isoOptions, { bios, efi });
+  const plan = planImage(root, isoOptions, {
+    bios: await bootImage(options.biosBoot, BIOS_BOOT, options.sources, root),
+    efi: await bootImage(options.efiBoot, EFI_BOOT, options.sources, root),
+  });
   for (const w of plan.warnings) warn(w);
   const layout = layoutImage(plan, options.systemArea?.layoutOptions);
   const system = options.systemArea?.build(plan, layout);
@@ -120,18 +144,4 @@ export async function buildIso(sink: BlockSink, options: BuildIsoOptions): Promi
     relocated: plan.isoDirs.filter((d) => d.trueParent !== null).length,
     warnings,
   };
-}
-
-/**
- * The path under which the scan saw `file`, if it lies inside one of the
- * source folders (so the boot entry shares the tree file's extent), else the
- * path as given.
- */
-async function treePath(file: string, sources: readonly string[]): Promise<string> {
-  const real = await canonicalPath(file);
-  for (const source of sources) {
-    const base = await canonicalPath(source);
-    if (real.startsWith(`${base}/`)) return `${source.replace(/\/+$/, "")}/${real.slice(base.length + 1)}`;
-  }
-  return file;
 }

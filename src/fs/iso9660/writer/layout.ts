@@ -7,7 +7,14 @@
  */
 import { FIRST_DESCRIPTOR_SECTOR, SECTOR_SIZE } from "../constants.js";
 import type { ImagePlan, IsoDir } from "./plan.js";
-import { renderIsoDirectory, renderJolietDirectory, renderPathTable, type DescriptorLayout } from "./records.js";
+import {
+  isoPathTableFolders,
+  jolietPathTableFolders,
+  renderIsoDirectory,
+  renderJolietDirectory,
+  renderPathTable,
+  type DescriptorLayout,
+} from "./records.js";
 
 export interface PathTableLayout {
   size: number;
@@ -72,8 +79,8 @@ export function layoutImage(plan: ImagePlan, options: LayoutOptions = {}): Image
     next += sectorsFor(size);
     return { size, l, m };
   };
-  const isoPathTable = pathTable(renderPathTable(plan.isoDirs, "L").length);
-  const jolietPathTable = plan.jolietRoot ? pathTable(renderPathTable(plan.jolietDirs, "L").length) : null;
+  const isoPathTable = pathTable(renderPathTable(isoPathTableFolders(plan.isoDirs), "L").length);
+  const jolietPathTable = plan.jolietRoot ? pathTable(renderPathTable(jolietPathTableFolders(plan.jolietDirs), "L").length) : null;
 
   // Sizes first (no size depends on a block number), then blocks.
   for (const dir of plan.isoDirs) {

@@ -6,10 +6,10 @@
  * Block numbers come after, in layout.ts, once sizes are known.
  */
 import { UsageError } from "../../../errors.js";
-import { MAX_EXTENT_BYTES, MAX_ISO_DEPTH } from "../constants.js";
+import { MAX_EXTENT_BYTES, MAX_ISO_DEPTH, SECTOR_SIZE } from "../constants.js";
 import { compareIdentifiers, isoIdentifiers } from "../iso-names.js";
-import { compareJolietNames, jolietIdentifier, jolietNames } from "../joliet.js";
-import type { SourceNode } from "./scan.js";
+import { compareJolietNames, jolietNames } from "../joliet.js";
+import { nameText, showPath, sourcePath, type SourceNode } from "./scan.js";
 
 export interface IsoOptions {
   rockRidge: boolean;
@@ -20,9 +20,6 @@ export interface IsoOptions {
   /** SOURCE_DATE_EPOCH was set: atime/ctime are recorded as the mtime, so builds repeat byte for byte. */
   reproducible: boolean;
   applicationId: string;
-  biosBoot?: BootImageOptions;
-  efiBoot?: BootImageOptions;
-  hybrid?: boolean;
 }
 
 export interface BootImageOptions {
@@ -33,38 +30,42 @@ export interface BootImageOptions {
 
 /** One run of file bytes in the image: shared by every name of a hard link and by the Joliet tree. */
 export interface FileData {
-  /** Where to read it; null for the boot catalogue (generated). */
-  path: Buffer | null;
+  /** The file in the tree, or null for a boot image from outside the source folders. */
+  node: SourceNode | null;
+  /** Where a boot image from outside the tree is. */
+  externalPath?: Buffer;
   size: number;
   /** First block; sections follow contiguously. Set by the layout. */
   block: number;
   /** Names (directory records) of it in the Rock Ridge tree: its link count. */
   links: number;
+  /** RRIP 1.12 file serial number (PX). */
+  serial: number;
   /** Patch a boot info table into bytes 8..63 (El Torito BIOS image). */
   bootInfoTable?: boolean;
-  /** The file is sparse in the source: skip its holes. */
-  sparse?: boolean;
 }
 
 export type IsoChild =
-  | { kind: "dir"; identifier: Buffer; dir: IsoDir }
+  | { kind: "dir"; identifier: string; dir: IsoDir }
   /** A placeholder (RRIP CL) in the true parent of a folder relocated into rr_moved. */
-  | { kind: "moved"; identifier: Buffer; dir: IsoDir }
-  | { kind: "file"; identifier: Buffer; node: SourceNode; data: FileData }
-  | { kind: "symlink" | "other"; identifier: Buffer; node: SourceNode };
+  | { kind: "moved"; identifier: string; dir: IsoDir }
+  | { kind: "file"; identifier: string; node: SourceNode; data: FileData }
+  | { kind: "symlink" | "other"; identifier: string; node: SourceNode };
 
 export interface IsoDir {
   /** The source folder; null for rr_moved. */
   node: SourceNode | null;
-  /** Rock Ridge name (rr_moved's own for the relocation folder). */
-  name: Buffer;
-  identifier: Buffer;
+  /** rr_moved's Rock Ridge name (a source folder's is its node's). */
+  ownName?: string;
+  /** ISO 9660 identifier (latin1). */
+  identifier: string;
   /** Parent in the ISO 9660 hierarchy (rr_moved for a relocated folder; the root is its own). */
   parent: IsoDir;
   /** Set for a relocated folder: where it really is (RRIP PL). */
   trueParent: IsoDir | null;
   depth: number;
   children: IsoChild[];
+  serial: number;
   /** Path table number (1-based), set in path table order. */
   number: number;
   /** Set by the layout. */
@@ -73,11 +74,15 @@ export interface IsoDir {
   continuationSectors: number;
 }
 
-export type JolietChild = { kind: "dir"; identifier: Buffer; dir: JolietDir } | { kind: "file"; identifier: Buffer; data: FileData; node: SourceNode };
+/** `name` is the Joliet name, or null when it is the real name (most are: this saves memory). */
+export type JolietChild =
+  | { kind: "dir"; name: string | null; dir: JolietDir }
+  | { kind: "file"; name: string | null; data: FileData; node: SourceNode };
 
 export interface JolietDir {
   node: SourceNode;
-  identifier: Buffer;
+  /** Joliet name, null when it is the real name (the root's is ""). */
+  name: string | null;
   parent: JolietDir;
   children: JolietChild[];
   number: number;
@@ -101,11 +106,30 @@ export interface ImagePlan {
   /** File data in the order it is written: boot images first, then by folder. */
   files: FileData[];
   boot: BootEntryPlan[];
-  bootCatalog: FileData | null;
-  /** RRIP 1.12 file serial numbers (PX): by FileData, IsoDir or SourceNode. */
-  serials: Map<object, number>;
-  /** Things the user should know (names changed, path table overflow). */
+  /** The catalogue's block (set by the layout). */
+  bootCatalog: { block: number } | null;
+  /** Serial numbers of symlinks and special files (files and folders carry their own). */
+  serials: Map<SourceNode, number>;
+  /** Things the user should know (entries left out, path table overflow). */
   warnings: string[];
+}
+
+/** The Joliet name of a child or folder. */
+export function jolietNameOf(entry: { name: string | null; node: SourceNode }): string {
+  return entry.name ?? nameText(entry.node);
+}
+
+/** Where a file's bytes come from. */
+export function dataPath(data: FileData): Buffer {
+  return data.node ? sourcePath(data.node) : (data.externalPath as Buffer);
+}
+
+/** A boot image the planner places: the tree's own file when it is one, else stored apart. */
+export interface BootImage {
+  spec: BootImageOptions;
+  /** The tree node of the same file, when the image lies inside a source folder. */
+  node: SourceNode | null;
+  size: number;
 }
 
 const RELOCATION_NAMES = ["rr_moved", ".rr_moved", "rr_moved.1"];
@@ -117,73 +141,59 @@ function maxDepth(node: SourceNode, depth = 1): number {
 }
 
 class Planner {
-  readonly serials = new Map<object, number>();
+  private serialCounter = 0;
+  readonly serials = new Map<SourceNode, number>();
   private readonly dataByLink = new Map<string, FileData>();
-  private readonly dataByNode = new Map<SourceNode, FileData>();
-  private readonly dataByPath = new Map<string, FileData>();
   readonly warnings: string[] = [];
   private relocationDir: IsoDir | null = null;
 
   constructor(readonly options: IsoOptions) {}
 
-  serial(key: object): number {
-    let s = this.serials.get(key);
-    if (s === undefined) {
-      s = this.serials.size + 1;
-      this.serials.set(key, s);
-    }
-    return s;
+  nextSerial(): number {
+    return ++this.serialCounter;
   }
 
-  /** The one FileData of a file: hard links (same dev:ino) and the Joliet tree share it. */
+  /** The one FileData of a file: hard links (same dev:ino) share it. */
   fileData(node: SourceNode): FileData {
-    let data = this.dataByNode.get(node) ?? (node.linkKey ? this.dataByLink.get(node.linkKey) : undefined);
+    let data = node.linkKey ? this.dataByLink.get(node.linkKey) : undefined;
     if (!data) {
-      data = { path: node.path, size: node.size, block: 0, links: 0 };
+      data = { node, size: node.size, block: 0, links: 0, serial: this.nextSerial() };
       if (node.linkKey) this.dataByLink.set(node.linkKey, data);
-      this.dataByPath.set(node.path.toString("latin1"), data);
-      this.serial(data);
     }
-    this.dataByNode.set(node, data);
     return data;
   }
 
-  /** The FileData of a tree file at this path, if the tree holds it. */
-  dataAt(path: Buffer): FileData | undefined {
-    return this.dataByPath.get(path.toString("latin1"));
-  }
-
   isoTree(rootNode: SourceNode): IsoDir {
-    const root = this.newDir(rootNode, rootNode.name, Buffer.from([0]), null, 1);
+    const root = this.newDir(rootNode, "\0", null, 1);
     root.parent = root;
-    const relocate = this.options.rockRidge && maxDepth(rootNode) > MAX_ISO_DEPTH;
-    if (relocate) {
-      const taken = new Set((rootNode.children ?? []).map((c) => c.name.toString("latin1")));
+    if (this.options.rockRidge && maxDepth(rootNode) > MAX_ISO_DEPTH) {
+      const taken = new Set((rootNode.children ?? []).map(nameText));
       const name = RELOCATION_NAMES.find((n) => !taken.has(n)) ?? "rr_moved.platter";
-      this.relocationDir = this.newDir(null, Buffer.from(name), Buffer.alloc(0), root, 2);
-      this.serial(this.relocationDir);
+      this.relocationDir = this.newDir(null, "", root, 2);
+      this.relocationDir.ownName = name;
     }
     const queue: IsoDir[] = [root];
     const moved: IsoDir[] = [];
-    while (queue.length > 0) {
-      const dir = queue.shift() as IsoDir;
+    for (let q = 0; q < queue.length; q++) {
+      const dir = queue[q];
       if (!dir.node) continue;
       const sources = dir.node.children ?? [];
-      const naming = sources.map((c) => ({ name: c.text, isDirectory: c.kind === "dir" }));
-      if (dir === root && this.relocationDir) naming.push({ name: this.relocationDir.name.toString(), isDirectory: true });
-      const ids = isoIdentifiers(naming).map((id) => Buffer.from(id, "latin1"));
+      const naming = sources.map((c) => ({ name: nameText(c), isDirectory: c.kind === "dir" }));
+      const relocation = dir === root ? this.relocationDir : null;
+      if (relocation) naming.push({ name: relocation.ownName as string, isDirectory: true });
+      const ids = isoIdentifiers(naming);
       sources.forEach((c, i) => {
         const identifier = ids[i];
         if (c.kind === "dir") {
           const depth = dir.depth + 1;
           if (this.relocationDir && depth > MAX_ISO_DEPTH) {
-            const sub = this.newDir(c, c.name, Buffer.alloc(0), this.relocationDir, this.relocationDir.depth + 1);
+            const sub = this.newDir(c, "", this.relocationDir, this.relocationDir.depth + 1);
             sub.trueParent = dir;
             moved.push(sub);
             dir.children.push({ kind: "moved", identifier, dir: sub });
             queue.push(sub);
           } else {
-            const sub = this.newDir(c, c.name, identifier, dir, depth);
+            const sub = this.newDir(c, identifier, dir, depth);
             dir.children.push({ kind: "dir", identifier, dir: sub });
             queue.push(sub);
           }
@@ -192,63 +202,70 @@ class Planner {
           data.links++;
           dir.children.push({ kind: "file", identifier, node: c, data });
         } else if (this.options.rockRidge) {
-          this.serial(c);
+          this.serials.set(c, this.nextSerial());
           dir.children.push({ kind: c.kind, identifier, node: c });
         } else {
-          this.warnings.push(`${c.path.toString()}: left out (a ${c.kind === "symlink" ? "symlink" : "special file"} needs Rock Ridge)`);
+          this.warnings.push(`left out ${showPath(sourcePath(c))}: a ${c.kind === "symlink" ? "symlink" : "special file"} needs Rock Ridge`);
         }
       });
-      if (dir === root && this.relocationDir) {
-        this.relocationDir.identifier = ids[ids.length - 1];
-        root.children.push({ kind: "dir", identifier: this.relocationDir.identifier, dir: this.relocationDir });
+      if (relocation) {
+        relocation.identifier = ids[ids.length - 1];
+        root.children.push({ kind: "dir", identifier: relocation.identifier, dir: relocation });
       }
     }
     if (this.relocationDir) {
-      const ids = isoIdentifiers(moved.map((d) => ({ name: d.name.toString(), isDirectory: true })));
+      const ids = isoIdentifiers(moved.map((d) => ({ name: nameText(d.node as SourceNode), isDirectory: true })));
       moved.forEach((d, i) => {
-        d.identifier = Buffer.from(ids[i], "latin1");
+        d.identifier = ids[i];
         this.relocationDir?.children.push({ kind: "dir", identifier: d.identifier, dir: d });
       });
     }
     return root;
   }
 
-  private newDir(node: SourceNode | null, name: Buffer, identifier: Buffer, parent: IsoDir | null, depth: number): IsoDir {
-    const dir: IsoDir = {
+  private newDir(node: SourceNode | null, identifier: string, parent: IsoDir | null, depth: number): IsoDir {
+    return {
       node,
-      name,
       identifier,
       parent: parent as IsoDir,
       trueParent: null,
       depth,
       children: [],
+      serial: this.nextSerial(),
       number: 0,
       block: 0,
       sectors: 0,
       continuationSectors: 0,
     };
-    if (node) this.serial(dir);
-    return dir;
   }
 
-  jolietTree(rootNode: SourceNode): JolietDir {
-    const root: JolietDir = { node: rootNode, identifier: Buffer.from([0]), parent: null as unknown as JolietDir, children: [], number: 0, block: 0, sectors: 0 };
+  /**
+   * The Joliet tree: the true hierarchy (no relocation), files and folders
+   * only. Built from the ISO 9660 tree, whose file entries already hold the
+   * FileData the Joliet records share.
+   */
+  jolietTree(isoRoot: IsoDir): JolietDir {
+    const root: JolietDir = { node: isoRoot.node as SourceNode, name: "", parent: null as unknown as JolietDir, children: [], number: 0, block: 0, sectors: 0 };
     root.parent = root;
-    const queue: JolietDir[] = [root];
-    while (queue.length > 0) {
-      const dir = queue.shift() as JolietDir;
-      const sources = (dir.node.children ?? []).filter((c) => c.kind === "dir" || c.kind === "file");
-      const names = jolietNames(sources.map((c) => ({ name: c.text, isDirectory: c.kind === "dir" })));
-      const order = sources.map((_, i) => i).sort((a, b) => compareJolietNames(names[a], names[b]));
+    const queue: Array<[JolietDir, IsoDir]> = [[root, isoRoot]];
+    for (let q = 0; q < queue.length; q++) {
+      const [dir, iso] = queue[q];
+      const entries: Array<{ kind: "dir"; node: SourceNode; iso: IsoDir } | { kind: "file"; node: SourceNode; data: FileData }> = [];
+      for (const c of iso.children) {
+        if ((c.kind === "dir" || c.kind === "moved") && c.dir.node) entries.push({ kind: "dir", node: c.dir.node, iso: c.dir });
+        else if (c.kind === "file") entries.push({ kind: "file", node: c.node, data: c.data });
+      }
+      const names = jolietNames(entries.map((e) => ({ name: nameText(e.node), isDirectory: e.kind === "dir" })));
+      const order = entries.map((_, i) => i).sort((a, b) => compareJolietNames(names[a], names[b]));
       for (const i of order) {
-        const c = sources[i];
-        const identifier = jolietIdentifier(names[i], c.kind === "dir");
-        if (c.kind === "dir") {
-          const sub: JolietDir = { node: c, identifier, parent: dir, children: [], number: 0, block: 0, sectors: 0 };
-          dir.children.push({ kind: "dir", identifier, dir: sub });
-          queue.push(sub);
+        const e = entries[i];
+        const name = names[i] === nameText(e.node) ? null : names[i];
+        if (e.kind === "dir") {
+          const sub: JolietDir = { node: e.node, name, parent: dir, children: [], number: 0, block: 0, sectors: 0 };
+          dir.children.push({ kind: "dir", name, dir: sub });
+          queue.push([sub, e.iso]);
         } else {
-          dir.children.push({ kind: "file", identifier, data: this.fileData(c), node: c });
+          dir.children.push({ kind: "file", name, data: e.data, node: e.node });
         }
       }
     }
@@ -256,7 +273,7 @@ class Planner {
   }
 }
 
-/** Folders in path table order: breadth first, children by identifier; numbered 1.. as they come. */
+/** Folders in path table order: breadth first, children in record order; numbered 1.. as they come. */
 export function pathTableOrder<D extends { children: Array<{ kind: string; dir?: D }>; number: number }>(root: D): D[] {
   const order: D[] = [root];
   for (let i = 0; i < order.length; i++) {
@@ -270,36 +287,42 @@ function sortIsoChildren(dir: IsoDir): void {
   dir.children.sort((a, b) => compareIdentifiers(a.identifier, b.identifier));
 }
 
+export interface BootPlanInput {
+  bios?: BootImage;
+  efi?: BootImage;
+}
+
 /** The plan for an image of `root` (from scanSources). */
-export function planImage(root: SourceNode, options: IsoOptions, bootFiles: { bios?: FileData; efi?: FileData } = {}): ImagePlan {
+export function planImage(root: SourceNode, options: IsoOptions, bootImages: BootPlanInput = {}): ImagePlan {
   const planner = new Planner(options);
   const isoRoot = planner.isoTree(root);
+  for (const d of pathTableOrder<IsoDir>(isoRoot)) sortIsoChildren(d);
+  // Sorting changed the order of siblings: number them in the final order.
   const isoDirs = pathTableOrder<IsoDir>(isoRoot);
-  for (const d of isoDirs) sortIsoChildren(d);
-  // Sorting changes the order of siblings: number again in the final order.
-  const ordered = pathTableOrder<IsoDir>(isoRoot);
-  if (ordered.length > 0xffff) {
-    planner.warnings.push(`${ordered.length} folders: the path table can number only 65535; readers that use it (DOS) will not find the rest`);
+  if (isoDirs.length > 0xffff) {
+    planner.warnings.push(`${isoDirs.length} folders: a path table numbers at most 65535, readers that use it (DOS) miss the rest`);
   }
-  const jolietRoot = options.joliet ? planner.jolietTree(root) : null;
+  const jolietRoot = options.joliet ? planner.jolietTree(isoRoot) : null;
   const jolietDirs = jolietRoot ? pathTableOrder<JolietDir>(jolietRoot) : [];
 
   const boot: BootEntryPlan[] = [];
-  const bootData = (spec: BootImageOptions, given: FileData | undefined): FileData => {
-    const inTree = planner.dataAt(Buffer.from(spec.path));
-    return inTree ?? given ?? { path: Buffer.from(spec.path), size: 0, block: 0, links: 0 };
+  const inTree = (node: SourceNode | null): FileData | undefined => {
+    for (const dir of isoDirs) for (const c of dir.children) if (c.kind === "file" && c.node === node) return c.data;
+    return undefined;
   };
-  if (options.biosBoot) {
-    const data = bootData(options.biosBoot, bootFiles.bios);
+  const bootData = (image: BootImage): FileData =>
+    inTree(image.node) ?? { node: null, externalPath: Buffer.from(image.spec.path), size: image.size, block: 0, links: 0, serial: planner.nextSerial() };
+  if (bootImages.bios) {
+    const data = bootData(bootImages.bios);
+    if (data.size < 64) throw new UsageError(`${bootImages.bios.spec.path}: a BIOS boot image needs at least 64 bytes`);
     data.bootInfoTable = true;
-    boot.push({ platform: "bios", data, loadSectors: options.biosBoot.loadSectors ?? Math.min(4, Math.ceil(data.size / 512)) });
+    boot.push({ platform: "bios", data, loadSectors: bootImages.bios.spec.loadSectors ?? Math.min(4, Math.ceil(data.size / 512)) });
   }
-  if (options.efiBoot) {
-    const data = bootData(options.efiBoot, bootFiles.efi);
+  if (bootImages.efi) {
+    const data = bootData(bootImages.efi);
     const whole = Math.ceil(data.size / 512);
-    boot.push({ platform: "efi", data, loadSectors: options.efiBoot.loadSectors ?? (whole > 0xffff ? 0 : whole) });
+    boot.push({ platform: "efi", data, loadSectors: bootImages.efi.spec.loadSectors ?? (whole > 0xffff ? 0 : whole) });
   }
-  const bootCatalog: FileData | null = boot.length > 0 ? { path: null, size: 2048, block: 0, links: 0 } : null;
 
   // Data order: boot images, then every file the first time a folder (in path table order) names it.
   const files: FileData[] = [];
@@ -311,20 +334,17 @@ export function planImage(root: SourceNode, options: IsoOptions, bootFiles: { bi
     }
   };
   for (const b of boot) add(b.data);
-  for (const dir of ordered) for (const c of dir.children) if (c.kind === "file") add(c.data);
+  for (const dir of isoDirs) for (const c of dir.children) if (c.kind === "file") add(c.data);
   for (const dir of jolietDirs) for (const c of dir.children) if (c.kind === "file") add(c.data);
-  for (const f of files) {
-    if (f.size > 0 && f.bootInfoTable && f.size < 64) throw new UsageError(`${f.path?.toString()}: a BIOS boot image needs at least 64 bytes`);
-  }
   return {
     options,
     root: isoRoot,
-    isoDirs: ordered,
+    isoDirs,
     jolietRoot,
     jolietDirs,
     files,
     boot,
-    bootCatalog,
+    bootCatalog: boot.length > 0 ? { block: 0 } : null,
     serials: planner.serials,
     warnings: planner.warnings,
   };
@@ -335,8 +355,7 @@ export function sections(data: FileData): Array<[number, number]> {
   if (data.size === 0) return [[0, 0]];
   const out: Array<[number, number]> = [];
   for (let o = 0; o < data.size; o += MAX_EXTENT_BYTES) {
-    out.push([data.block + o / 2048, Math.min(MAX_EXTENT_BYTES, data.size - o)]);
+    out.push([data.block + o / SECTOR_SIZE, Math.min(MAX_EXTENT_BYTES, data.size - o)]);
   }
   return out;
 }
-

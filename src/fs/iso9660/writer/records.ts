@@ -35,8 +35,9 @@ import {
 import { CE_ENTRY_SIZE, encodeEr, encodeSp } from "../susp.js";
 import { encodePrimaryVolumeDescriptor, JOLIET_ESCAPES, VD_PRIMARY, VD_SUPPLEMENTARY, type PrimaryVolumeDescriptor } from "../volume-descriptor.js";
 import { ContinuationAreas } from "./continuation.js";
-import { sections, type FileData, type ImagePlan, type IsoChild, type IsoDir, type JolietDir } from "./plan.js";
-import type { SourceNode } from "./scan.js";
+import { jolietIdentifier, encodeUcs2 } from "../joliet.js";
+import { jolietNameOf, sections, type FileData, type ImagePlan, type IsoChild, type IsoDir, type JolietDir } from "./plan.js";
+import { nameBytes, type SourceNode } from "./scan.js";
 
 /** Lays records into sectors: a record never crosses a sector boundary (ECMA-119 6.8.1.1). */
 class DirectoryExtent {
@@ -99,7 +100,7 @@ class RockRidge {
   }
 
   dirAttributes(dir: IsoDir): PosixAttributes {
-    const serial = this.plan.serials.get(dir) ?? 0;
+    const serial = dir.serial;
     if (!dir.node) {
       return { mode: S_IFDIR | 0o555, nlink: 2 + dir.children.length, uid: 0, gid: 0, serial };
     }
@@ -108,7 +109,7 @@ class RockRidge {
   }
 
   nodeAttributes(node: SourceNode, data?: FileData): PosixAttributes {
-    const serial = this.plan.serials.get(data ?? node) ?? 0;
+    const serial = data?.serial ?? this.plan.serials.get(node) ?? 0;
     return { mode: node.mode, nlink: data?.links ?? 1, uid: node.uid, gid: node.gid, serial };
   }
 
@@ -119,14 +120,14 @@ class RockRidge {
       const out = [encodePx(this.dirAttributes(dir)), encodeTf(this.times(dir.node))];
       if (child.kind === "moved") out.push(encodeCl(dir.block));
       if (inRelocationDir) out.push(encodeRe());
-      out.push(...encodeNm(dir.name));
+      out.push(...encodeNm(dir.node ? nameBytes(dir.node) : Buffer.from(dir.ownName ?? "")));
       return out;
     }
     const node = child.node;
     const out = [encodePx(this.nodeAttributes(node, child.kind === "file" ? child.data : undefined)), encodeTf(this.times(node))];
     const format = node.mode & S_IFMT;
     if (child.kind === "other" && (format === S_IFBLK || format === S_IFCHR)) out.push(encodePn(node.rdev));
-    out.push(...encodeNm(node.name));
+    out.push(...encodeNm(nameBytes(node)));
     if (child.kind === "symlink") out.push(...encodeSl(node.target ?? Buffer.alloc(0)));
     return out;
   }
@@ -174,14 +175,15 @@ export function renderIsoDirectory(plan: ImagePlan, dir: IsoDir): RenderedDirect
 
   const inRelocationDir = dir.node === null;
   for (const child of dir.children) {
-    const childSu = su(() => (rr as RockRidge).childEntries(child, inRelocationDir), child.identifier.length);
+    const identifier = Buffer.from(child.identifier, "latin1");
+    const childSu = su(() => (rr as RockRidge).childEntries(child, inRelocationDir), identifier.length);
     if (child.kind === "dir") {
-      extent.add(encodeDirectoryRecord(dirRecord(child.identifier, child.dir, time(child.dir), childSu)));
+      extent.add(encodeDirectoryRecord(dirRecord(identifier, child.dir, time(child.dir), childSu)));
     } else if (child.kind === "moved") {
-      extent.add(encodeDirectoryRecord(record({ identifier: child.identifier, extent: 0, dataLength: 0, recorded: time(child.dir), systemUse: childSu })));
+      extent.add(encodeDirectoryRecord(record({ identifier, extent: 0, dataLength: 0, recorded: time(child.dir), systemUse: childSu })));
     } else {
       const data = child.kind === "file" ? child.data : null;
-      for (const r of fileRecords(child.identifier, data, child.node.mtime, childSu)) extent.add(encodeDirectoryRecord(r));
+      for (const r of fileRecords(identifier, data, child.node.mtime, childSu)) extent.add(encodeDirectoryRecord(r));
     }
   }
   return { extent: extent.finish(), continuation: Buffer.concat(areas.blocks) };
@@ -194,19 +196,36 @@ export function renderJolietDirectory(dir: JolietDir): Buffer {
   extent.add(encodeDirectoryRecord(dirRecord(SELF_ID, dir, dir.node.mtime, none)));
   extent.add(encodeDirectoryRecord(dirRecord(PARENT_ID, dir.parent, dir.parent.node.mtime, none)));
   for (const child of dir.children) {
+    const identifier = jolietIdentifier(jolietNameOf(child.kind === "dir" ? child.dir : child), child.kind === "dir");
     if (child.kind === "dir") {
-      extent.add(encodeDirectoryRecord(dirRecord(child.identifier, child.dir, child.dir.node.mtime, none)));
+      extent.add(encodeDirectoryRecord(dirRecord(identifier, child.dir, child.dir.node.mtime, none)));
     } else {
-      for (const r of fileRecords(child.identifier, child.data, child.node.mtime, none)) extent.add(encodeDirectoryRecord(r));
+      for (const r of fileRecords(identifier, child.data, child.node.mtime, none)) extent.add(encodeDirectoryRecord(r));
     }
   }
   return extent.finish();
 }
 
-/** A path table (unpadded) of folders in path table order. */
-export function renderPathTable(dirs: ReadonlyArray<{ identifier: Buffer; block: number; parent: { number: number } }>, order: PathTableByteOrder): Buffer {
+interface PathTableFolder {
+  identifier: Buffer;
+  block: number;
+  parent: number;
+}
+
+/** The ISO 9660 folders as path table entries (the root's identifier is one zero byte). */
+export function isoPathTableFolders(dirs: readonly IsoDir[]): PathTableFolder[] {
+  return dirs.map((d, i) => ({ identifier: i === 0 ? SELF_ID : Buffer.from(d.identifier, "latin1"), block: d.block, parent: d.parent.number }));
+}
+
+/** The Joliet folders as path table entries, names in UCS-2. */
+export function jolietPathTableFolders(dirs: readonly JolietDir[]): PathTableFolder[] {
+  return dirs.map((d, i) => ({ identifier: i === 0 ? SELF_ID : encodeUcs2(jolietNameOf(d)), block: d.block, parent: d.parent.number }));
+}
+
+/** A path table (unpadded) of folders in path table order. Parent numbers past 65535 cannot be written: they are capped. */
+export function renderPathTable(folders: readonly PathTableFolder[], order: PathTableByteOrder): Buffer {
   return encodePathTable(
-    dirs.map((d) => ({ extAttrLength: 0, extent: d.block, parent: Math.min(d.parent.number, 0xffff), identifier: d.identifier })),
+    folders.map((f) => ({ extAttrLength: 0, extent: f.block, parent: Math.min(f.parent, 0xffff), identifier: f.identifier })),
     order,
   );
 }

@@ -1,21 +1,26 @@
 /**
  * Phase 1 of `platter iso`: walk the source folders into a tree of what is
- * there (names as raw bytes, types, modes, owners, times, sizes, link
- * targets). Nothing is read from files yet; sizes come from lstat.
+ * there (names, types, modes, owners, times, sizes, link targets). Nothing
+ * is read from files yet; sizes come from lstat. Nodes are kept small (a
+ * tree of 100,000 files must fit well under 200 MiB): a name is a string
+ * unless its bytes are not UTF-8, and a path is built when it is needed.
  */
 import { constants, promises as fsp, type Stats } from "node:fs";
 import { DeviceError, errnoCode, ioError, UsageError } from "../../../errors.js";
 
 export type SourceKind = "file" | "dir" | "symlink" | "other";
 
-export interface SourceNode {
-  /** The name as the filesystem stores it (bytes; Rock Ridge keeps them exactly). */
-  name: Buffer;
-  /** The name as text (for Joliet and the ISO 9660 name); invalid UTF-8 becomes U+FFFD. */
-  text: string;
-  kind: SourceKind;
-  /** Where to read it from. */
+/** A folder as read from disk: its children point to it to know where they are. */
+export interface SourceFolder {
   path: Buffer;
+}
+
+export interface SourceNode {
+  /** The name: text when its bytes are valid UTF-8 (almost always), else the bytes themselves. */
+  name: string | Buffer;
+  kind: SourceKind;
+  /** The folder this entry was read from; a source root is its own (and has the name ""). */
+  folder: SourceFolder;
   /** Full st_mode. */
   mode: number;
   uid: number;
@@ -45,16 +50,57 @@ export interface ScanOptions {
 }
 
 const STAT_BATCH = 64;
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The name's bytes, as Rock Ridge records them. */
+export function nameBytes(node: SourceNode): Buffer {
+  return typeof node.name === "string" ? Buffer.from(node.name) : node.name;
+}
+
+/** The name as text (for Joliet and ISO 9660 names); bytes that are not UTF-8 read as U+FFFD. */
+export function nameText(node: SourceNode): string {
+  return typeof node.name === "string" ? node.name : node.name.toString("utf8");
+}
+
+/** Where the entry is on disk. */
+export function sourcePath(node: SourceNode): Buffer {
+  return node.name === "" ? node.folder.path : joinPath(node.folder.path, nameBytes(node));
+}
+
+/** A path for messages. */
+export function showPath(path: Buffer): string {
+  return path.toString("utf8");
+}
+
+function compactName(bytes: Buffer): string | Buffer {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return ownBuffer(bytes);
+  }
+}
+
+/**
+ * fs.Stats numbers come out of a Float64Array: stored as they are, every one
+ * is a boxed heap number. Small integers stored as int32 stay unboxed (SMIs),
+ * which keeps a node of 100,000 files' tree small.
+ */
+function compact(n: number): number {
+  return n === (n | 0) ? n | 0 : n;
+}
+
+/** A buffer of its own: a small Buffer slice would keep a whole 8 KiB pool slab alive. */
+function ownBuffer(b: Buffer): Buffer {
+  const out = Buffer.allocUnsafeSlow(b.length);
+  b.copy(out);
+  return out;
+}
 
 function kindOf(s: Stats): SourceKind {
   if (s.isFile()) return "file";
   if (s.isDirectory()) return "dir";
   if (s.isSymbolicLink()) return "symlink";
   return "other";
-}
-
-function show(path: Buffer): string {
-  return path.toString("utf8");
 }
 
 function joinPath(dir: Buffer, name: Buffer): Buffer {
@@ -65,38 +111,50 @@ class Scanner {
   private seen = 0;
   constructor(private readonly options: ScanOptions) {}
 
-  async node(path: Buffer, name: Buffer, stats: Stats): Promise<SourceNode | null> {
+  /**
+   * The node for one entry. What must be read besides lstat (a symlink's
+   * target, whether a file can be opened, a folder's names) is read here;
+   * `children` then runs these for a whole batch of siblings at once.
+   */
+  async node(folder: SourceFolder, name: string | Buffer, stats: Stats): Promise<{ node: SourceNode; names?: Buffer[] } | null> {
     const kind = kindOf(stats);
     const node: SourceNode = {
       name,
-      text: name.toString("utf8"),
       kind,
-      path,
-      mode: stats.mode,
-      uid: stats.uid,
-      gid: stats.gid,
-      size: kind === "file" ? stats.size : 0,
-      mtime: Math.floor(stats.mtimeMs / 1000),
-      atime: Math.floor(stats.atimeMs / 1000),
-      ctime: Math.floor(stats.ctimeMs / 1000),
-      rdev: stats.rdev,
+      folder,
+      mode: compact(stats.mode),
+      uid: compact(stats.uid),
+      gid: compact(stats.gid),
+      size: compact(kind === "file" ? stats.size : 0),
+      mtime: compact(Math.floor(stats.mtimeMs / 1000)),
+      atime: compact(Math.floor(stats.atimeMs / 1000)),
+      ctime: compact(Math.floor(stats.ctimeMs / 1000)),
+      rdev: compact(stats.rdev),
       linkKey: kind === "file" && stats.nlink > 1 ? `${stats.dev}:${stats.ino}` : null,
     };
     if (++this.seen % 1000 === 0) this.options.onProgress?.(this.seen);
+    const path = sourcePath(node);
     let names: Buffer[] | undefined;
     try {
-      if (kind === "symlink") node.target = (await fsp.readlink(path, { encoding: "buffer" })) as Buffer;
+      if (kind === "symlink") node.target = ownBuffer((await fsp.readlink(path, { encoding: "buffer" })) as Buffer);
       if (kind === "file") await fsp.access(path, constants.R_OK);
       if (kind === "dir") names = (await fsp.readdir(path, { encoding: "buffer" })) as Buffer[];
     } catch (err) {
       return this.unreadable(path, err);
     }
-    if (names) node.children = await this.children(path, names);
-    return node;
+    return { node, names };
+  }
+
+  /** A node and, for a folder, everything below it. */
+  async tree(folder: SourceFolder, name: string | Buffer, stats: Stats): Promise<SourceNode | null> {
+    const found = await this.node(folder, name, stats);
+    if (!found) return null;
+    if (found.names) found.node.children = await this.children({ path: ownBuffer(sourcePath(found.node)) }, found.names);
+    return found.node;
   }
 
   private unreadable(path: Buffer, err: unknown): null {
-    const e = ioError(err, show(path));
+    const e = ioError(err, showPath(path));
     if (!this.options.skipUnreadable) {
       throw new DeviceError(`${e.message} (--skip-unreadable leaves it out)`, errnoCode(err), { cause: err });
     }
@@ -104,29 +162,28 @@ class Scanner {
     return null;
   }
 
-  private async children(dir: Buffer, names: Buffer[]): Promise<SourceNode[]> {
+  private async children(folder: SourceFolder, names: Buffer[]): Promise<SourceNode[]> {
     names.sort(Buffer.compare);
     const out: SourceNode[] = [];
     for (let i = 0; i < names.length; i += STAT_BATCH) {
-      const batch = names.slice(i, i + STAT_BATCH);
-      const stats = await Promise.all(
-        batch.map(async (name) => {
-          const path = joinPath(dir, name);
+      // One batch of siblings is stat'ed and checked in parallel: the scan waits on I/O, not on each call.
+      const batch = await Promise.all(
+        names.slice(i, i + STAT_BATCH).map(async (raw) => {
+          const path = joinPath(folder.path, raw);
+          let stats: Stats;
           try {
-            return { name, path, stats: await fsp.lstat(path) };
+            stats = await fsp.lstat(path);
           } catch (err) {
-            return { name, path, error: err };
+            return this.unreadable(path, err);
           }
+          if (this.options.exclude?.has(`${stats.dev}:${stats.ino}`)) return null;
+          return this.node(folder, compactName(raw), stats);
         }),
       );
-      for (const s of stats) {
-        if ("error" in s) {
-          this.unreadable(s.path, s.error);
-          continue;
-        }
-        if (this.options.exclude?.has(`${s.stats.dev}:${s.stats.ino}`)) continue;
-        const child = await this.node(s.path, s.name, s.stats);
-        if (child) out.push(child);
+      for (const found of batch) {
+        if (!found) continue;
+        if (found.names) found.node.children = await this.children({ path: ownBuffer(sourcePath(found.node)) }, found.names);
+        out.push(found.node);
       }
     }
     return out;
@@ -143,8 +200,7 @@ export async function scanSources(sources: readonly string[], options: ScanOptio
   let root: SourceNode | null = null;
   for (const source of sources) {
     const stats = await checkSourceFolder(source);
-    const path = Buffer.from(source);
-    const node = await scanner.node(path, Buffer.alloc(0), stats);
+    const node = await scanner.tree({ path: Buffer.from(source) }, "", stats);
     if (!node) continue;
     root = root ? merge(root, node) : node;
   }
@@ -165,18 +221,18 @@ export async function checkSourceFolder(source: string): Promise<Stats> {
 }
 
 function merge(into: SourceNode, from: SourceNode): SourceNode {
-  const byName = new Map((into.children ?? []).map((c) => [c.name.toString("latin1"), c]));
+  const key = (n: SourceNode) => nameBytes(n).toString("latin1");
+  const byName = new Map((into.children ?? []).map((c) => [key(c), c]));
   for (const child of from.children ?? []) {
-    const key = child.name.toString("latin1");
-    const existing = byName.get(key);
+    const existing = byName.get(key(child));
     if (!existing) {
-      byName.set(key, child);
+      byName.set(key(child), child);
     } else if (existing.kind === "dir" && child.kind === "dir") {
-      byName.set(key, merge(existing, child));
+      byName.set(key(child), merge(existing, child));
     } else {
-      throw new UsageError(`${show(existing.path)} and ${show(child.path)} would have the same name in the image`);
+      throw new UsageError(`${showPath(sourcePath(existing))} and ${showPath(sourcePath(child))} would have the same name in the image`);
     }
   }
-  into.children = [...byName.values()].sort((a, b) => Buffer.compare(a.name, b.name));
+  into.children = [...byName.values()].sort((a, b) => Buffer.compare(nameBytes(a), nameBytes(b)));
   return into;
 }

@@ -8,4 +8,5 @@ step() { printf '\n$ platter %s\n' "$*"; platter "$@"; }
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
+step parts examples/disk.img
 step hash examples/disk.img --hash sha256,md5

@@ -2,9 +2,11 @@ import type { Command } from "commander";
 import { registerHash } from "./hash.js";
 import { registerInfo } from "./info.js";
 import { registerIso } from "./iso.js";
+import { registerMount, registerUmount } from "./mount.js";
+import { registerParts } from "./parts.js";
 
 /** A command module adds itself to the program and returns its Command. */
 export type RegisterCommand = (program: Command) => Command;
 
 /** Every command, in the order `platter --help` lists them. */
-export const commands: RegisterCommand[] = [registerHash, registerIso, registerInfo];
+export const commands: RegisterCommand[] = [registerParts, registerMount, registerUmount, registerHash, registerIso, registerInfo];

@@ -4,14 +4,29 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** Left-aligned text columns; `right` lists the columns to right-align (numbers). */
+const WIDE = /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{1f300}-\u{1f64f}\u{1f900}-\u{1f9ff}\u{20000}-\u{3fffd}]/u;
+const ZERO_WIDTH = /[\u0300-\u036f\u200b-\u200f\ufe00-\ufe0f]/u;
+
+/** Terminal columns a string takes: CJK and emoji take two, combining marks none. */
+export function displayWidth(text: string): number {
+  let width = 0;
+  for (const ch of text) width += ZERO_WIDTH.test(ch) ? 0 : WIDE.test(ch) ? 2 : 1;
+  return width;
+}
+
+function pad(cell: string, width: number, right: boolean): string {
+  const fill = " ".repeat(Math.max(0, width - displayWidth(cell)));
+  return right ? fill + cell : cell + fill;
+}
+
+/** Left-aligned text columns; `right` lists the columns to right-align (numbers). Partition and file names may be CJK. */
 export function formatTable(rows: string[][], right: number[] = []): string {
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, displayWidth(cell))));
   return rows
     .map((row) =>
       row
-        .map((cell, i) => (right.includes(i) ? cell.padStart(widths[i]) : cell.padEnd(widths[i])))
+        .map((cell, i) => pad(cell, widths[i], right.includes(i)))
         .join("  ")
         .trimEnd(),
     )

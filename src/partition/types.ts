@@ -21,6 +21,8 @@ export interface Partition {
   name: string | null;
   /** GPT partition GUID; null for MBR. */
   uuid: string | null;
+  /** GPT only: attribute bits as sfdisk --json names them ("RequiredPartition", "LegacyBIOSBootable", "GUID:63"). */
+  attributes?: string[];
 }
 
 export interface PartitionTable {

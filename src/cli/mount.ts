@@ -1,0 +1,49 @@
+import type { Command } from "commander";
+import { openSource } from "../io/file-source.js";
+import { mountCommandLine, mountImage, planMount, unmountImage } from "../mount/mount.js";
+import { choosePartition } from "../partition/select.js";
+import { parseCount } from "../util/units.js";
+
+export function registerMount(program: Command): Command {
+  return program
+    .command("mount")
+    .description("mount a partition of an image read-only through a loop device (no offset arithmetic)")
+    .argument("<image>", "disk image file")
+    .argument("<mountpoint>", "an existing directory")
+    .option("--part <n>", "partition number (Linux numbering: MBR logicals from 5); needed when several hold filesystems")
+    .option("--rw", "mount read-write (the image will be changed)")
+    .option("--print", "print the plain mount command instead of running it")
+    .action(async (image: string, mountPoint: string, opts: { part?: string; rw?: boolean; print?: boolean }) => {
+      const part = opts.part === undefined ? undefined : parseCount(opts.part, "partition number", 1);
+      const source = await openSource(image);
+      let choice;
+      try {
+        choice = await choosePartition(source, { part, purpose: "mount" });
+      } finally {
+        await source.close();
+      }
+      const plan = planMount(image, choice, { readOnly: !opts.rw });
+      if (opts.print) {
+        process.stdout.write(`${mountCommandLine(plan, mountPoint)}\n`);
+        return;
+      }
+      const { device, fstype } = await mountImage(plan, mountPoint);
+      const what = plan.partition === null ? image : `partition ${plan.partition} of ${image}`;
+      const label = plan.probe.label ? ` "${plan.probe.label}"` : "";
+      process.stdout.write(
+        `mounted ${what} (${fstype}${label}) ${plan.readOnly ? "read-only" : "read-write"} on ${mountPoint} via ${device}; ` +
+          `unmount with: platter umount ${mountPoint}\n`,
+      );
+    });
+}
+
+export function registerUmount(program: Command): Command {
+  return program
+    .command("umount")
+    .description("unmount what platter mount mounted, and detach its loop device")
+    .argument("<mountpoint>", "where it is mounted")
+    .action(async (mountPoint: string) => {
+      const { source, detached } = await unmountImage(mountPoint);
+      process.stdout.write(`unmounted ${mountPoint} (${source})${detached ? `; detached ${detached}` : ""}\n`);
+    });
+}

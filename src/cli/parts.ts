@@ -1,0 +1,62 @@
+import type { Command } from "commander";
+import { openSource } from "../io/file-source.js";
+import { type PartitionReport, reportPartitions } from "../partition/report.js";
+import { formatSize } from "../util/units.js";
+import { formatTable, printJson, warn } from "./output.js";
+
+const SCHEME_TITLE: Record<string, string> = { mbr: "MBR (dos) partition table", gpt: "GPT partition table" };
+
+export function registerParts(program: Command): Command {
+  return program
+    .command("parts")
+    .description("list the partitions of an image or device: where they are, their type and filesystem")
+    .argument("<image>", "disk image file or block device")
+    .option("--json", "print the partition table as JSON")
+    .action(async (image: string, opts: { json?: boolean }) => {
+      const source = await openSource(image);
+      let report: PartitionReport;
+      try {
+        report = await reportPartitions(source);
+      } finally {
+        await source.close();
+      }
+      if (opts.json) {
+        printJson(report);
+        return;
+      }
+      process.stdout.write(formatReport(image, report));
+      for (const w of report.warnings) warn(w);
+    });
+}
+
+export function formatReport(image: string, r: PartitionReport): string {
+  const sectors = Math.floor(r.size / r.sectorSize);
+  const lines = [`${image}: ${formatSize(r.size)}, ${r.size} bytes, ${sectors} sectors of ${r.sectorSize} bytes`];
+  const whole = r.filesystem ? `${r.filesystem}${r.label ? ` "${r.label}"` : ""}` : null;
+  if (r.scheme === "none") {
+    lines.push(whole ? `no partition table: the whole image is ${whole}` : "no partition table, and no filesystem platter recognises");
+    return `${lines.join("\n")}\n`;
+  }
+  lines.push(`${SCHEME_TITLE[r.scheme]}, disk identifier ${r.id}${whole ? `; the whole image is also ${whole} (hybrid)` : ""}`);
+  if (r.partitions.length === 0) {
+    lines.push("no partitions");
+    return `${lines.join("\n")}\n`;
+  }
+  const gpt = r.scheme === "gpt";
+  const header = ["#", "Boot", "Start", "End", "Sectors", "Size", "Offset", "Type", ...(gpt ? ["Name"] : []), "Filesystem", "Label"];
+  const rows = r.partitions.map((p) => [
+    String(p.number),
+    p.bootable ? "*" : "",
+    String(p.start),
+    String(p.start + p.sectors - 1),
+    String(p.sectors),
+    formatSize(p.length),
+    String(p.offset),
+    p.typeName,
+    ...(gpt ? [p.name ?? ""] : []),
+    p.container ? "" : (p.filesystem ?? "-"),
+    p.label ?? "",
+  ]);
+  lines.push("", formatTable([header, ...rows], [0, 2, 3, 4, 5, 6]));
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,220 @@
+/**
+ * exFAT reader: boot region (checksum verified; the backup region is used
+ * when the main one is damaged) -> FAT -> directory entry sets. Names are
+ * matched case-insensitively by a simple Unicode upper-case fold, not the
+ * volume's up-case table. The allocation bitmap and up-case table are not
+ * needed to read files and are not read.
+ */
+import { CorruptImageError, UsageError } from "../../errors.js";
+import type { BlockSource } from "../../io/block-source.js";
+import type { FileSystem, FsDirEntry, FsNode, FsStat } from "../types.js";
+import { BOOT_REGION_SECTORS, type BootSector, checkBootChecksum, decodeBootSector, VOLUME_FLAG_ACTIVE_FAT } from "./boot-sector.js";
+import { Attribute, decodeFileEntrySet, decodeVolumeLabel, ENTRY_SIZE, EntryType, type FileEntrySet } from "./dir-entry.js";
+import { type ClusterRun, FatReader } from "./fat.js";
+import { decodeTimestamp } from "./timestamp.js";
+
+/** The largest directory exFAT allows (256 MiB); anything bigger is corrupt. */
+const MAX_DIR_BYTES = 256 * 1024 * 1024;
+const LISTING_CACHE = 64;
+
+export interface ExfatNode extends FsNode {
+  readonly stat: FsStat;
+  /** Undefined for the root directory, which has no entry set. */
+  readonly entry: FileEntrySet | undefined;
+  readonly attributes: number;
+  /** Where the file's bytes are, computed on first use. */
+  runs?: ClusterRun[];
+}
+
+export class ExfatFileSystem implements FileSystem<ExfatNode> {
+  readonly type = "exfat";
+  label: string | null = null;
+  private readonly fat: FatReader;
+  private readonly clusterSize: number;
+  private readonly heapStart: number;
+  private readonly listings = new Map<ExfatNode, Array<FsDirEntry<ExfatNode>>>();
+  private rootNode: ExfatNode | undefined;
+
+  private constructor(
+    private readonly source: BlockSource,
+    readonly boot: BootSector,
+  ) {
+    const bps = boot.bytesPerSector;
+    this.clusterSize = bps * boot.sectorsPerCluster;
+    this.heapStart = boot.clusterHeapOffset * bps;
+    const activeFat = boot.fatCount === 2 && boot.volumeFlags & VOLUME_FLAG_ACTIVE_FAT ? 1 : 0;
+    this.fat = new FatReader(source, (boot.fatOffset + activeFat * boot.fatLength) * bps, boot.clusterCount);
+  }
+
+  /** Decode and verify one boot region (main at sector 0, backup at 12). */
+  private static async bootRegion(source: BlockSource, firstSector: number): Promise<BootSector> {
+    const first = await source.read(0, 512);
+    const bps = 1 << Math.min(Math.max(first[108] as number, 9), 12);
+    const region = await source.read(firstSector * bps, BOOT_REGION_SECTORS * bps);
+    const boot = decodeBootSector(region);
+    if (boot.bytesPerSector !== bps) throw new CorruptImageError("exFAT: the boot regions disagree on the sector size");
+    checkBootChecksum(region, bps);
+    return boot;
+  }
+
+  static async open(source: BlockSource): Promise<ExfatFileSystem> {
+    if (source.size < 24 * 512) throw new CorruptImageError(`${source.name}: ${source.size} bytes is too small for exFAT`);
+    let boot: BootSector;
+    try {
+      boot = await ExfatFileSystem.bootRegion(source, 0);
+    } catch (mainError) {
+      if (!(mainError instanceof CorruptImageError)) throw mainError;
+      // The backup region exists for exactly this; if it is bad too, report the main region's fault.
+      boot = await ExfatFileSystem.bootRegion(source, BOOT_REGION_SECTORS).catch(() => {
+        throw mainError;
+      });
+    }
+    const heapEnd = (boot.clusterHeapOffset + boot.clusterCount * boot.sectorsPerCluster) * boot.bytesPerSector;
+    if (heapEnd > source.size) {
+      throw new CorruptImageError(`${source.name}: exFAT's cluster heap ends at ${heapEnd} but the image holds ${source.size} bytes; it is truncated`);
+    }
+    const fs = new ExfatFileSystem(source, boot);
+    await fs.list(await fs.root()); // finds the volume label, and fails early on a broken root
+    return fs;
+  }
+
+  async root(): Promise<ExfatNode> {
+    if (!this.rootNode) {
+      const runs = await this.fat.chain(this.boot.rootCluster, undefined, "root directory");
+      const size = runs.reduce((n, r) => n + r.count, 0) * this.clusterSize;
+      const stat: FsStat = { type: "dir", size, mode: 0o755, mtime: 0, uid: 0, gid: 0, nlink: 1, id: `cluster:${this.boot.rootCluster}` };
+      this.rootNode = { stat, entry: undefined, attributes: Attribute.directory, runs };
+    }
+    return this.rootNode;
+  }
+
+  /** The runs of a node's clusters: from the FAT, or contiguous when NoFatChain says so. */
+  private async runsOf(node: ExfatNode): Promise<ClusterRun[]> {
+    if (node.runs) return node.runs;
+    const entry = node.entry as FileEntrySet;
+    const clusters = Math.ceil(entry.dataLength / this.clusterSize);
+    if (clusters > this.boot.clusterCount) {
+      throw new CorruptImageError(`exFAT "${entry.name}": DataLength ${entry.dataLength} is larger than the volume`);
+    }
+    node.runs = entry.noFatChain
+      ? this.fat.contiguous(entry.firstCluster, clusters, `"${entry.name}"`)
+      : await this.fat.chain(entry.firstCluster, clusters, `"${entry.name}"`);
+    return node.runs;
+  }
+
+  /** Bytes [offset, offset+length) of a node's clusters (no size or zero-fill logic). */
+  private async readClusters(node: ExfatNode, offset: number, length: number): Promise<Buffer> {
+    const runs = await this.runsOf(node);
+    const out = Buffer.alloc(length);
+    const cs = this.clusterSize;
+    let done = 0;
+    // Runs are in file order; find the first one that reaches `offset`.
+    let lo = 0;
+    let hi = runs.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((runs[mid] as ClusterRun).fileCluster * cs <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    for (let i = lo; i < runs.length && done < length; i++) {
+      const run = runs[i] as ClusterRun;
+      const runStart = run.fileCluster * cs;
+      const runEnd = runStart + run.count * cs;
+      const from = offset + done;
+      if (from >= runEnd) continue;
+      const take = Math.min(runEnd - from, length - done);
+      const disk = this.heapStart + (run.cluster - 2) * cs + (from - runStart);
+      await this.source.read(disk, take, out.subarray(done, done + take));
+      done += take;
+    }
+    if (done < length) throw new CorruptImageError("exFAT: a read ran past the clusters of its file");
+    return out;
+  }
+
+  private nodeFor(entry: FileEntrySet): ExfatNode {
+    const isDir = (entry.attributes & Attribute.directory) !== 0;
+    // exFAT keeps no permissions: 0755/0644 as Linux shows them with its default umask, minus write for read-only files.
+    const mode = isDir ? 0o755 : entry.attributes & Attribute.readOnly ? 0o444 : 0o644;
+    const m = entry.modified;
+    const stat: FsStat = {
+      type: isDir ? "dir" : "file",
+      size: entry.dataLength,
+      mode,
+      mtime: decodeTimestamp(m.timestamp, m.tenMs, m.utcOffset),
+      uid: 0,
+      gid: 0,
+      nlink: 1,
+      // exFAT has no hard links; a directory's first cluster lets walkers notice a directory cycle.
+      id: isDir ? `cluster:${entry.firstCluster}` : null,
+    };
+    return { stat, entry, attributes: entry.attributes };
+  }
+
+  async list(dir: ExfatNode): Promise<Array<FsDirEntry<ExfatNode>>> {
+    if (dir.stat.type !== "dir") throw new UsageError(`exFAT "${dir.entry?.name}" is not a directory`);
+    const cached = this.listings.get(dir);
+    if (cached) return cached;
+    const where = dir.entry ? `directory "${dir.entry.name}"` : "root directory";
+    if (dir.stat.size > MAX_DIR_BYTES) throw new CorruptImageError(`exFAT ${where}: ${dir.stat.size} bytes is larger than exFAT allows`);
+    const bytes = await this.readClusters(dir, 0, dir.stat.size);
+    const entries: Array<FsDirEntry<ExfatNode>> = [];
+    const count = Math.floor(bytes.length / ENTRY_SIZE);
+    for (let i = 0; i < count; ) {
+      const type = bytes[i * ENTRY_SIZE] as number;
+      if (type === EntryType.endOfDirectory) break;
+      if (type === EntryType.file) {
+        const secondaryCount = bytes[i * ENTRY_SIZE + 1] as number;
+        if (i + 1 + secondaryCount > count) throw new CorruptImageError(`exFAT ${where}: entry set ${i} runs past the end`);
+        const set = decodeFileEntrySet(bytes.subarray(i * ENTRY_SIZE, (i + 1 + secondaryCount) * ENTRY_SIZE), `${where}, entry ${i}`);
+        if (set.name !== "." && set.name !== "..") entries.push({ name: set.name, node: this.nodeFor(set) });
+        i += 1 + secondaryCount;
+        continue;
+      }
+      if (type === EntryType.volumeLabel && !dir.entry) this.label = decodeVolumeLabel(bytes.subarray(i * ENTRY_SIZE, (i + 1) * ENTRY_SIZE));
+      // Anything else (deleted entries with the in-use bit clear, bitmap, up-case table, GUID, orphans) is skipped.
+      i++;
+    }
+    this.listings.set(dir, entries);
+    if (this.listings.size > LISTING_CACHE) this.listings.delete(this.listings.keys().next().value as ExfatNode);
+    return entries;
+  }
+
+  /** Exact name first, then a case-insensitive match (exFAT names are case-insensitive). */
+  async lookup(dir: ExfatNode, name: string): Promise<ExfatNode | undefined> {
+    const entries = await this.list(dir);
+    const exact = entries.find((e) => e.name === name);
+    if (exact) return exact.node;
+    const folded = name.toUpperCase();
+    return entries.find((e) => e.name.toUpperCase() === folded)?.node;
+  }
+
+  async readlink(node: ExfatNode): Promise<string> {
+    throw new UsageError(`exFAT "${node.entry?.name ?? "/"}" is not a symlink (exFAT has none)`);
+  }
+
+  async read(node: ExfatNode, offset: number, length: number): Promise<Buffer> {
+    const entry = node.entry;
+    if (node.stat.type !== "file" || !entry) throw new UsageError(`exFAT "${entry?.name ?? "/"}" is not a regular file`);
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > entry.dataLength) {
+      throw new UsageError(`read of ${length} bytes at ${offset} is outside a file of ${entry.dataLength} bytes`);
+    }
+    // Bytes at or past ValidDataLength were never written: they read as zeros, whatever the clusters hold.
+    const valid = Math.max(0, Math.min(length, entry.validDataLength - offset));
+    if (valid === length) return this.readClusters(node, offset, length);
+    const out = Buffer.alloc(length);
+    if (valid > 0) (await this.readClusters(node, offset, valid)).copy(out);
+    return out;
+  }
+
+  async dataRanges(node: ExfatNode): Promise<Array<[number, number]>> {
+    const valid = node.stat.type === "file" ? (node.entry?.validDataLength ?? 0) : 0;
+    return valid > 0 ? [[0, valid]] : [];
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Open the exFAT filesystem at the start of `source` (a file, a partition). The caller closes the source. */
+export function openExfat(source: BlockSource): Promise<ExfatFileSystem> {
+  return ExfatFileSystem.open(source);
+}

@@ -1,0 +1,37 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { before, describe, test } from "node:test";
+import { decodeBootSector, openExfat } from "../../../src/fs/exfat/index.js";
+import { needs } from "../../helpers/env.js";
+import { fixture } from "../../helpers/fixtures.js";
+import { fuzzImage } from "../../helpers/fs-fuzz.js";
+
+describe("exFAT reader under bit flips", { skip: needs("root", "loop", "fuse", "mkfs.exfat", "mount.exfat-fuse") }, () => {
+  let dir = "";
+  before(async () => {
+    dir = await fixture("make-exfat-images.sh", "exfat");
+  });
+
+  for (const name of ["c4k", "c512", "s4k"]) {
+    test(`${name}: 1,000 bit-flipped copies end in a clean PlatterError or read fine, none hangs`, async () => {
+      const image = readFileSync(join(dir, `${name}.img`));
+      const boot = decodeBootSector(image);
+      const bps = boot.bytesPerSector;
+      const heap = boot.clusterHeapOffset * bps;
+      // Half the flips hit the boot regions, the FAT entries in use, and the start of the
+      // cluster heap (bitmap, up-case table, root and first directories).
+      const result = await fuzzImage(image, openExfat, {
+        copies: 1000,
+        hot: [
+          [0, 24 * bps],
+          [boot.fatOffset * bps, boot.fatOffset * bps + 64 * 1024],
+          [heap, heap + 256 * 1024],
+        ],
+        deepEvery: 4,
+      });
+      assert.equal(result.opened + result.failedCleanly >= 1000, true);
+      console.log(`${name}: ${JSON.stringify(result)}`);
+    });
+  }
+});

@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { before, describe, test } from "node:test";
+import { decodeSuperblock, openSquashfs, type SquashfsNode } from "../../../src/fs/squashfs/index.js";
+import { openSource } from "../../../src/io/file-source.js";
+import { MemorySource } from "../../../src/io/memory-source.js";
+import { needs } from "../../helpers/env.js";
+import { fixture } from "../../helpers/fixtures.js";
+import { llnLines, normaliseLln, sha256Lines } from "./helpers.js";
+
+const skip = needs("root", "mksquashfs", "unsquashfs", "setfattr");
+const IMAGES = ["gzip", "xz", "zstd", "lz4", "nocomp"];
+
+async function withImage<T>(dir: string, name: string, fn: (fs: Awaited<ReturnType<typeof openSquashfs>>) => Promise<T>) {
+  const source = await openSource(join(dir, `${name}.sqfs`));
+  try {
+    return await fn(await openSquashfs(source));
+  } finally {
+    await source.close();
+  }
+}
+
+describe("squashfs reader", { skip }, () => {
+  let dir = "";
+  before(async () => {
+    dir = await fixture("make-squashfs-images.sh", "squashfs");
+  });
+
+  for (const name of IMAGES) {
+    test(`${name}: listing equals unsquashfs -lln (types, modes, uid/gid, sizes, devices, mtimes, symlink targets)`, async () => {
+      const expected = readFileSync(join(dir, `${name}.sqfs.lln`), "utf8").trimEnd().split("\n").map(normaliseLln);
+      const actual = await withImage(dir, name, llnLines);
+      assert.equal(actual.length, expected.length);
+      assert.deepEqual(actual, expected);
+    });
+
+    test(`${name}: every file's bytes equal what unsquashfs extracts (sha256)`, async () => {
+      const expected = readFileSync(join(dir, `${name}.sqfs.sha256`), "utf8").trimEnd().split("\n");
+      const actual = await withImage(dir, name, sha256Lines);
+      assert.deepEqual(actual, expected);
+    });
+  }
+
+  test("hard links share an id and nlink, as unsquashfs -lln's inode numbers say", async () => {
+    await withImage(dir, "gzip", async (fs) => {
+      const root = await fs.root();
+      const get = async (...path: string[]) => {
+        let node: SquashfsNode | undefined = root;
+        for (const part of path) node = node && (await fs.lookup(node, part));
+        assert.ok(node, path.join("/"));
+        return node;
+      };
+      const [a, b] = [await get("hl-a"), await get("hl-b")];
+      assert.equal(a.stat.id, b.stat.id);
+      assert.equal(a.stat.nlink, 2);
+      const three = [await get("links", "t1"), await get("links", "t2"), await get("t3")];
+      assert.ok(three.every((n) => n.stat.id === three[0]?.stat.id && n.stat.nlink === 3));
+      assert.notEqual(a.stat.id, three[0]?.stat.id);
+    });
+  });
+
+  test("sparse blocks are holes in dataRanges and read as zeros", async () => {
+    for (const name of ["gzip", "zstd", "lz4"]) {
+      await withImage(dir, name, async (fs) => {
+        const root = await fs.root();
+        const sparse = (await fs.lookup(root, "sparse.bin")) as SquashfsNode;
+        const ranges = await fs.dataRanges(sparse);
+        const covered = ranges.reduce((n, [, len]) => n + len, 0);
+        const bs = fs.superblock.blockSize;
+        assert.ok(covered <= 3 * bs, `${name}: ${covered} bytes of data in ${JSON.stringify(ranges)}`);
+        assert.ok(ranges.some(([s, l]) => s <= 3145728 && s + l > 3145728), `${name}: middle data in a range`);
+        assert.ok(ranges.some(([s, l]) => s + l === 8388608), `${name}: the end is data`);
+        assert.equal((await fs.read(sparse, 3145728, 18)).toString(), "data in the middle");
+        assert.ok((await fs.read(sparse, 0, 65536)).equals(Buffer.alloc(65536)));
+        const zeros = (await fs.lookup(root, "zeros.bin")) as SquashfsNode;
+        assert.deepEqual(await fs.dataRanges(zeros), []);
+      });
+    }
+  });
+
+  test("reads at odd offsets across block and fragment boundaries equal the whole-file bytes", async () => {
+    await withImage(dir, "zstd", async (fs) => {
+      const tail = (await fs.lookup(await fs.root(), "tail.bin")) as SquashfsNode; // 200000 bytes, 1 MiB blocks: all in a fragment
+      const whole = await fs.read(tail, 0, tail.stat.size);
+      assert.ok((await fs.read(tail, 131071, 2)).equals(whole.subarray(131071, 131073)));
+      await assert.rejects(fs.read(tail, 199999, 2), /outside a file/);
+    });
+    await withImage(dir, "lz4", async (fs) => {
+      const big = (await fs.lookup(await fs.root(), "big.bin")) as SquashfsNode; // 4 KiB blocks
+      const whole = await fs.read(big, 0, big.stat.size);
+      for (const [at, len] of [[4095, 2], [1, 10000], [big.stat.size - 5000, 5000], [0, 0]] as const) {
+        assert.ok((await fs.read(big, at, len)).equals(whole.subarray(at, at + len)), `${at}+${len}`);
+      }
+    });
+  });
+  test("a crafted entry named \"..\" is dropped, never listed (uncompressed image patched in place)", async () => {
+    const image = readFileSync(join(dir, "nocomp.sqfs"));
+    const sb = decodeSuperblock(image);
+    // The root's entry "t3": size field 1 (name length - 1), then the name.
+    const at = image.indexOf(Buffer.from([0x01, 0x00, 0x74, 0x33]), sb.directoryTableStart);
+    assert.ok(at > 0 && at < sb.fragmentTableStart, "found t3's directory entry");
+    const rootNames = async () => {
+      const fs = await openSquashfs(new MemorySource(image));
+      return (await fs.list(await fs.root())).map((e) => e.name);
+    };
+    const before = await rootNames();
+    image.write("..", at + 2, "latin1");
+    const names = await rootNames();
+    assert.ok(before.includes("t3") && !names.includes("..") && !names.includes("t3"));
+    assert.equal(names.length, before.length - 1);
+  });
+});

@@ -17,7 +17,7 @@ function render(info: ImageInfo): string {
     ["format:", info.format],
     ["virtual size:", bytes(info.virtualSize)],
     ["file size:", bytes(info.fileSize) + (info.allocatedSize !== null && info.allocatedSize < info.fileSize ? `, ${formatSize(info.allocatedSize)} allocated` : "")],
-    ["filesystem:", info.filesystem ?? "-"],
+    ["filesystem:", info.filesystem ? [info.filesystem, info.label && `label "${info.label}"`, info.uuid && `UUID ${info.uuid}`].filter(Boolean).join(", ") : "-"],
   ];
   const lines = [formatTable(rows)];
   const iso = info.iso9660;

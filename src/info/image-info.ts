@@ -7,6 +7,7 @@ import { promises as fsp } from "node:fs";
 import type { BlockSource } from "../io/block-source.js";
 import { ioError } from "../errors.js";
 import { openSource } from "../io/file-source.js";
+import { probeFilesystem } from "../fs/probe.js";
 import { iso9660Info, type Iso9660Info } from "./iso9660-info.js";
 
 export interface ImageInfo {
@@ -20,8 +21,11 @@ export interface ImageInfo {
   /** Bytes the file takes on disk (less than fileSize when sparse); null for devices. */
   allocatedSize: number | null;
   sectorSize: number;
-  /** blkid's name of the filesystem at the start of the image, if platter knows it. */
+  /** blkid's name of the filesystem at the start of the image (not inside partitions), if platter knows it. */
   filesystem: string | null;
+  /** Its label and UUID as blkid shows them. */
+  label: string | null;
+  uuid: string | null;
   iso9660?: Iso9660Info;
 }
 
@@ -30,10 +34,16 @@ export type InfoProbe = (source: BlockSource, info: ImageInfo) => Promise<void>;
 
 const probes: InfoProbe[] = [
   async (source, info) => {
+    const found = await probeFilesystem(source);
+    if (!found) return;
+    info.filesystem = found.filesystem;
+    info.label = found.label;
+    info.uuid = found.uuid;
+  },
+  async (source, info) => {
+    if (info.filesystem !== "iso9660") return;
     const iso = await iso9660Info(source);
-    if (!iso) return;
-    info.filesystem = "iso9660";
-    info.iso9660 = iso;
+    if (iso) info.iso9660 = iso;
   },
 ];
 
@@ -54,6 +64,8 @@ export async function imageInfo(path: string): Promise<ImageInfo> {
       allocatedSize: stats.isFile() ? stats.blocks * 512 : null,
       sectorSize: source.sectorSize,
       filesystem: null,
+      label: null,
+      uuid: null,
     };
     for (const probe of probes) await probe(source, info);
     return info;

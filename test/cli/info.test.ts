@@ -11,7 +11,7 @@ test("info --json on a raw disk image: format, virtual size, file size, no files
   assert.deepEqual([info.format, info.virtualSize, info.fileSize, info.sectorSize, info.filesystem], ["raw", 4194304, 4194304, 512, null]);
 });
 
-test("info on an xorriso-made ISO shows the ids isoinfo -d shows", { skip: needs("xorriso", "isoinfo") }, async () => {
+test("info on an xorriso-made ISO shows the ids isoinfo -d shows", { skip: needs("xorriso", "isoinfo", "blkid") }, async () => {
   const iso = await referenceIso("xorriso");
   const info = JSON.parse((await platter(["info", iso, "--json"])).stdout);
   const d = (await run("isoinfo", ["-d", "-i", iso])).stdout;
@@ -23,8 +23,11 @@ test("info on an xorriso-made ISO shows the ids isoinfo -d shows", { skip: needs
   assert.deepEqual(info.iso9660.joliet, { level: 3, volumeId: "FIXTURE_ISO" });
   assert.equal(info.iso9660.rockRidge, "RRIP_1991A");
   assert.equal(info.iso9660.bootCatalog, null);
+  const blkid = (await run("blkid", ["-p", "-o", "export", iso])).stdout;
+  assert.equal(info.label, /^LABEL=(.*)$/m.exec(blkid)?.[1]);
+  assert.equal(info.uuid, /^UUID=(.*)$/m.exec(blkid)?.[1]);
   const text = (await platter(["info", iso])).stdout;
-  assert.match(text, /^filesystem: +iso9660$/m);
+  assert.match(text, /^filesystem: +iso9660, label "FIXTURE_ISO", UUID [0-9-]+$/m);
   assert.match(text, /^ {2}volume id: +FIXTURE_ISO$/m);
 });
 

@@ -6,7 +6,8 @@ import type { BlockSink } from "../io/block-source.js";
 import { FileSink, StreamSink } from "../io/file-sink.js";
 import { BIOS_BOOT, buildIso, checkBootImage, EFI_BOOT } from "../fs/iso9660/writer/index.js";
 import { checkSourceFolder } from "../fs/iso9660/writer/scan.js";
-import { UsageError } from "../errors.js";
+import { HybridSystemArea } from "../fs/iso9660/writer/hybrid.js";
+import { ioError, UsageError } from "../errors.js";
 import { parseCount } from "../util/units.js";
 import { VERSION } from "../version.js";
 import { describeTransfer, ProgressLine } from "./progress.js";
@@ -21,6 +22,7 @@ interface IsoFlags {
   efiBoot?: string;
   bootLoadSize?: string;
   hybrid?: boolean;
+  hybridMbr?: string;
   skipUnreadable?: boolean;
   json?: boolean;
   progress?: boolean;
@@ -33,6 +35,22 @@ function sourceDateEpoch(): number | undefined {
   if (text === undefined || text === "") return undefined;
   if (!/^\d+$/.test(text)) throw new UsageError(`SOURCE_DATE_EPOCH='${text}' is not a number of seconds`);
   return Number(text);
+}
+
+/** The first bytes of a small file (boot code); a missing one is a usage error. */
+async function readSmallFile(path: string, what: string): Promise<Buffer> {
+  try {
+    const handle = await fsp.open(path, "r");
+    try {
+      const buf = Buffer.alloc(512);
+      const { bytesRead } = await handle.read(buf, 0, 512, 0);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    throw new UsageError(ioError(err, `${what} ${path}`).message);
+  }
 }
 
 /** A label from the folder name: "my-files" -> "MY_FILES". */
@@ -53,6 +71,8 @@ export function registerIso(program: Command): Command {
     .option("--bios-boot <file>", "El Torito no-emulation BIOS boot image (gets a boot info table)")
     .option("--efi-boot <file>", "EFI system partition image, as a second El Torito entry")
     .option("--boot-load-size <sectors>", "512-byte sectors the BIOS loads (default 4)")
+    .option("--hybrid", "also a disk image (GPT + protective MBR, the EFI image as ESP) that boots from a USB stick")
+    .option("--hybrid-mbr <file>", "with --hybrid: MBR boot code for BIOSes (isolinux's isohdpfx.bin), pointed at --bios-boot")
     .option("--skip-unreadable", "leave out files and folders that cannot be read, with a warning")
     .option("--json", "print a summary as JSON")
     .option("--progress", "show progress even when stderr is not a terminal")
@@ -71,6 +91,10 @@ export function registerIso(program: Command): Command {
       for (const s of sources) await checkSourceFolder(s);
       if (opts.biosBoot) await checkBootImage({ path: opts.biosBoot }, BIOS_BOOT);
       if (opts.efiBoot) await checkBootImage({ path: opts.efiBoot }, EFI_BOOT);
+      if (opts.hybridMbr && !opts.hybrid) throw new UsageError("--hybrid-mbr needs --hybrid");
+      if (opts.hybridMbr && !opts.biosBoot) throw new UsageError("--hybrid-mbr needs --bios-boot: its code loads the BIOS boot image");
+      const mbrBootCode = opts.hybridMbr ? await readSmallFile(opts.hybridMbr, "--hybrid-mbr") : undefined;
+      const systemArea = opts.hybrid ? new HybridSystemArea(mbrBootCode ? { mbrBootCode } : {}) : undefined;
 
       let sink: BlockSink;
       let created = false;
@@ -101,6 +125,7 @@ export function registerIso(program: Command): Command {
           applicationId: `PLATTER ${VERSION}`,
           skipUnreadable: opts.skipUnreadable,
           exclude,
+          systemArea,
           onWarning: warn,
           onProgress: (p) =>
             progress.update(() =>

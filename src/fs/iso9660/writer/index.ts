@@ -36,6 +36,8 @@ export interface BuildIsoOptions {
 
 export interface SystemAreaBuilder {
   layoutOptions: { alignSectors?: number; tailSectors?: number };
+  /** Reorder the plan's file data before blocks are assigned. */
+  arrange?(plan: ImagePlan): void;
   build(plan: ImagePlan, layout: ImageLayout): { systemArea: Buffer; tail: Buffer };
 }
 
@@ -128,6 +130,7 @@ export async function buildIso(sink: BlockSink, options: BuildIsoOptions): Promi
     efi: await bootImage(options.efiBoot, EFI_BOOT, options.sources, root),
   });
   for (const w of plan.warnings) warn(w);
+  options.systemArea?.arrange?.(plan);
   const layout = layoutImage(plan, options.systemArea?.layoutOptions);
   const system = options.systemArea?.build(plan, layout);
   const writeOptions: WriteOptions = {

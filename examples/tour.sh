@@ -10,3 +10,5 @@ trap 'rm -rf "$OUT"' EXIT
 
 step parts examples/disk.img
 step hash examples/disk.img --hash sha256,md5
+step iso examples -o "$OUT/examples.iso" -V EXAMPLES
+step info "$OUT/examples.iso"

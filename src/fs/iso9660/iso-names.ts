@@ -93,7 +93,8 @@ function splitIdentifier(id: string): [string, string, number] {
   return dot < 0 ? [body, "", Number(id.slice(semi + 1))] : [body.slice(0, dot), body.slice(dot + 1), Number(id.slice(semi + 1))];
 }
 
-function comparePadded(a: string, b: string): number {
+/** Compare code unit by code unit, the shorter string padded with spaces (ECMA-119 9.3). */
+export function comparePadded(a: string, b: string): number {
   const n = Math.max(a.length, b.length);
   for (let i = 0; i < n; i++) {
     const x = i < a.length ? a.charCodeAt(i) : 0x20;

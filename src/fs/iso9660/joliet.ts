@@ -4,6 +4,7 @@
  * `mkisofs -joliet-long` allows; the specification says 64) and may not
  * hold * / : ; ? \ or control characters.
  */
+import { comparePadded } from "./iso-names.js";
 import { assignUnique } from "./unique-names.js";
 
 /** Longest Joliet name platter writes, in UCS-2 characters, without the ";1" version. */
@@ -71,13 +72,5 @@ export function jolietIdentifier(name: string, isDirectory: boolean): Buffer {
   return encodeUcs2(isDirectory ? name : `${name};1`);
 }
 
-/** Order of Joliet records: by UCS-2 code units, the shorter name padded with spaces (ECMA-119 9.3 applied to UCS-2). */
-export function compareJolietNames(a: string, b: string): number {
-  const n = Math.max(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = i < a.length ? a.charCodeAt(i) : 0x20;
-    const y = i < b.length ? b.charCodeAt(i) : 0x20;
-    if (x !== y) return x - y;
-  }
-  return 0;
-}
+/** Order of Joliet records: ECMA-119 9.3 applied to the UCS-2 names (shorter padded with spaces). */
+export const compareJolietNames = comparePadded;

@@ -54,6 +54,8 @@ export class Iso9660FileSystem implements FileSystem<IsoNode> {
   readonly type = "iso9660";
   readonly label: string | null;
   private readonly listings = new Map<number, RawEntry[]>();
+  /** The folder each folder was listed from, to catch a corrupt image whose folders form a loop. */
+  private readonly parents = new WeakMap<IsoNode, IsoNode>();
   private rootNode!: IsoNode;
 
   private constructor(
@@ -169,9 +171,23 @@ export class Iso9660FileSystem implements FileSystem<IsoNode> {
       return cached;
     }
     const entries = await this.readDirectory(block, size);
+    this.checkLoops(dir, entries);
     this.listings.set(block, entries);
     if (this.listings.size > LISTING_CACHE) this.listings.delete(this.listings.keys().next().value as number);
     return entries;
+  }
+
+  /** A folder that is its own ancestor would make every walk endless (libarchive checks the same). */
+  private checkLoops(dir: IsoNode, entries: RawEntry[]): void {
+    const ancestors = new Set<number>();
+    for (let d: IsoNode | undefined = dir; d; d = this.parents.get(d)) ancestors.add(d.extents[0][0]);
+    for (const e of entries) {
+      if (e.node.stat.type !== "dir") continue;
+      if (ancestors.has(e.node.extents[0][0])) {
+        throw new CorruptImageError(`${this.where(dir.extents[0][0])}: '${e.name}' points back to a folder above it (a loop)`);
+      }
+      this.parents.set(e.node, dir);
+    }
   }
 
   private where(block: number): string {

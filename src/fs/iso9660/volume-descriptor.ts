@@ -73,6 +73,9 @@ const TEXT_FIELDS = [
   ["bibliographicFileId", 776, 37],
 ] as const;
 
+export type TextField = (typeof TEXT_FIELDS)[number][0];
+export const TEXT_FIELD_NAMES: readonly TextField[] = TEXT_FIELDS.map(([name]) => name);
+
 const ROOT_RECORD_OFFSET = 156;
 const ROOT_RECORD_SIZE = 34;
 
@@ -154,11 +157,11 @@ export function decodePrimaryVolumeDescriptor(buf: Buffer, where = "volume descr
   if (buf[ROOT_RECORD_OFFSET] !== ROOT_RECORD_SIZE) {
     throw new CorruptImageError(`${where}: root directory record length is ${buf[ROOT_RECORD_OFFSET]}, not 34`);
   }
+  const texts = Object.fromEntries(TEXT_FIELDS.map(([field, offset, width]) => [field, text(offset, width)])) as Record<TextField, string>;
   const vd: PrimaryVolumeDescriptor = {
     type: header.type,
     volumeFlags: buf[7],
-    systemId: text(8, 32),
-    volumeId: text(40, 32),
+    ...texts,
     volumeSpaceSize: readBoth32(buf, 80),
     escapeSequences,
     volumeSetSize: readBoth16(buf, 120),
@@ -174,13 +177,6 @@ export function decodePrimaryVolumeDescriptor(buf: Buffer, where = "volume descr
       0,
       `${where}: root directory record`,
     ),
-    volumeSetId: text(190, 128),
-    publisherId: text(318, 128),
-    dataPreparerId: text(446, 128),
-    applicationId: text(574, 128),
-    copyrightFileId: text(702, 37),
-    abstractFileId: text(739, 37),
-    bibliographicFileId: text(776, 37),
     creation: decodeVolumeDate(buf, 813),
     modification: decodeVolumeDate(buf, 830),
     expiration: decodeVolumeDate(buf, 847),

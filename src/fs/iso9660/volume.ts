@@ -16,30 +16,21 @@ import {
   decodeHeader,
   decodePrimaryVolumeDescriptor,
   isJolietEscape,
+  TEXT_FIELD_NAMES,
   VD_BOOT_RECORD,
   VD_PRIMARY,
   VD_SUPPLEMENTARY,
   VD_TERMINATOR,
   type PrimaryVolumeDescriptor,
+  type TextField,
 } from "./volume-descriptor.js";
 
 /** Descriptor sets longer than this are not real (some writers add a few; none add 64). */
 const MAX_DESCRIPTORS = 64;
 
-export interface IsoVolumeIds {
-  systemId: string;
-  volumeId: string;
-  volumeSetId: string;
-  publisherId: string;
-  dataPreparerId: string;
-  applicationId: string;
-  copyrightFileId: string;
-  abstractFileId: string;
-  bibliographicFileId: string;
-  /** Unix seconds, or null when not recorded. */
-  creation: number | null;
-  modification: number | null;
-}
+/** The identification fields of a volume descriptor: its text fields and dates. */
+const VOLUME_ID_FIELDS = [...TEXT_FIELD_NAMES, "creation", "modification"] as const;
+export type IsoVolumeIds = Pick<PrimaryVolumeDescriptor, TextField | "creation" | "modification">;
 
 export interface IsoVolume {
   primary: PrimaryVolumeDescriptor;
@@ -57,21 +48,7 @@ export interface IsoVolume {
 }
 
 export function volumeIds(vd: PrimaryVolumeDescriptor): IsoVolumeIds {
-  const { systemId, volumeId, volumeSetId, publisherId, dataPreparerId, applicationId } = vd;
-  const { copyrightFileId, abstractFileId, bibliographicFileId, creation, modification } = vd;
-  return {
-    systemId,
-    volumeId,
-    volumeSetId,
-    publisherId,
-    dataPreparerId,
-    applicationId,
-    copyrightFileId,
-    abstractFileId,
-    bibliographicFileId,
-    creation,
-    modification,
-  };
+  return Object.fromEntries(VOLUME_ID_FIELDS.map((field) => [field, vd[field]])) as IsoVolumeIds;
 }
 
 /** True if the source has an ISO 9660 volume descriptor at sector 16 (a cheap probe). */

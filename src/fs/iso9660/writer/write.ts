@@ -164,14 +164,17 @@ class ReadAhead {
   }
 }
 
-async function readWhole(file: FileData): Promise<Buffer> {
-  const path = dataPath(file);
-  let handle: fsp.FileHandle;
+async function openForReading(path: Buffer): Promise<fsp.FileHandle> {
   try {
-    handle = await fsp.open(path, "r");
+    return await fsp.open(path, "r");
   } catch (err) {
     throw ioError(err, showPath(path));
   }
+}
+
+async function readWhole(file: FileData): Promise<Buffer> {
+  const path = dataPath(file);
+  const handle = await openForReading(path);
   try {
     const buf = Buffer.allocUnsafe(file.size);
     await readExactly(handle, buf, 0, path);
@@ -198,12 +201,7 @@ async function readExactly(handle: fsp.FileHandle, into: Buffer, offset: number,
 
 async function copyFile(out: SequentialOutput, file: FileData, progress: () => void): Promise<void> {
   const path = dataPath(file);
-  let handle: fsp.FileHandle;
-  try {
-    handle = await fsp.open(path, "r");
-  } catch (err) {
-    throw ioError(err, showPath(path));
-  }
+  const handle = await openForReading(path);
   try {
     // A boot image is read whole (its first bytes get the boot info table); others skip their holes.
     const patch = file.bootInfoTable ? await bootInfoTable(handle, file, path) : null;

@@ -3,7 +3,7 @@
  * file, a device, stdout). File contents are streamed in chunks; the holes of
  * sparse source files are not read and become holes of the output file.
  */
-import { promises as fsp } from "node:fs";
+import { closeSync, openSync, readSync } from "node:fs";
 import type { BlockSink } from "../../../io/block-source.js";
 import { DeviceError, ioError } from "../../../errors.js";
 import { fileDataRanges } from "../../../io/file-source.js";
@@ -31,10 +31,6 @@ import {
 } from "./records.js";
 
 const CHUNK = 1 << 20;
-/** Small files are read whole, several at once ahead of the writer: with many small files the time goes to waiting on open/read/close, not to copying. */
-const SMALL_FILE = 256 << 10;
-const READ_AHEAD_FILES = 32;
-const READ_AHEAD_BYTES = 4 << 20;
 /** Files at least this big are asked for their holes (SEEK_DATA); smaller ones are just read. */
 const SPARSE_CHECK_MIN = 1 << 20;
 
@@ -106,91 +102,28 @@ export async function writeImage(plan: ImagePlan, layout: ImageLayout, sink: Blo
   }
   progress(true);
 
-  const ahead = new ReadAhead(plan.files);
-  for (let i = 0; i < plan.files.length; i++) {
-    const file = plan.files[i];
+  for (const file of plan.files) {
     if (file.size === 0) continue;
     expectAt(file.block, `data of ${showPath(dataPath(file))}`);
-    const whole = ahead.take(i);
-    if (whole) await out.write(await whole);
-    else await copyFile(out, file, progress);
+    await copyFile(out, file, progress);
     await out.padTo(SECTOR_SIZE);
-    progress();
   }
   expectAt(layout.dataEnd, "end of the file data");
   const tail = options.tail ?? Buffer.alloc(0);
   await out.zeros(layout.tailSectors * SECTOR_SIZE - tail.length);
   await out.write(tail);
-  await out.flush();
+  await out.finish();
   await sink.setSize(total);
   progress(true);
 }
 
-/** Reads the small files that come next while the current one is written. */
-class ReadAhead {
-  private readonly pending = new Map<number, Promise<Buffer>>();
-  private next = 0;
-  private bytes = 0;
-
-  constructor(private readonly files: readonly FileData[]) {}
-
-  private small(i: number): boolean {
-    const f = this.files[i];
-    return f.size > 0 && f.size <= SMALL_FILE && !f.bootInfoTable;
-  }
-
-  private fill(): void {
-    while (this.next < this.files.length && this.pending.size < READ_AHEAD_FILES && this.bytes < READ_AHEAD_BYTES) {
-      const i = this.next++;
-      if (!this.small(i)) continue;
-      const read = readWhole(this.files[i]);
-      read.catch(() => {}); // reported when taken, in file order
-      this.pending.set(i, read);
-      this.bytes += this.files[i].size;
-    }
-  }
-
-  /** The bytes of file `i` if it is a small one (read ahead), else null. */
-  take(i: number): Promise<Buffer> | null {
-    if (this.next <= i) this.next = i;
-    this.fill();
-    const read = this.pending.get(i) ?? null;
-    if (read) {
-      this.pending.delete(i);
-      this.bytes -= this.files[i].size;
-      this.fill();
-    }
-    return read;
-  }
-}
-
-async function openForReading(path: Buffer): Promise<fsp.FileHandle> {
-  try {
-    return await fsp.open(path, "r");
-  } catch (err) {
-    throw ioError(err, showPath(path));
-  }
-}
-
-async function readWhole(file: FileData): Promise<Buffer> {
-  const path = dataPath(file);
-  const handle = await openForReading(path);
-  try {
-    const buf = Buffer.allocUnsafe(file.size);
-    await readExactly(handle, buf, 0, path);
-    return buf;
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Read `length` bytes at `offset` of an open file into `into`, failing if the file is shorter now. */
-async function readExactly(handle: fsp.FileHandle, into: Buffer, offset: number, path: Buffer): Promise<void> {
+/** Read exactly `into.length` bytes at `offset`, failing if the file is shorter now than when it was scanned. */
+function readExactly(fd: number, into: Buffer, offset: number, path: Buffer): void {
   let done = 0;
   while (done < into.length) {
     let n: number;
     try {
-      ({ bytesRead: n } = await handle.read(into, done, into.length - done, offset + done));
+      n = readSync(fd, into, done, into.length - done, offset + done);
     } catch (err) {
       throw ioError(err, `${showPath(path)}: read at offset ${offset + done}`);
     }
@@ -199,20 +132,30 @@ async function readExactly(handle: fsp.FileHandle, into: Buffer, offset: number,
   }
 }
 
+/**
+ * One file's bytes into the image. Reads are synchronous, straight into the
+ * output buffer: the write of the previous buffer runs meanwhile on libuv's
+ * threads, and thousands of small files do not cost an await each.
+ */
 async function copyFile(out: SequentialOutput, file: FileData, progress: () => void): Promise<void> {
   const path = dataPath(file);
-  const handle = await openForReading(path);
+  let fd: number;
   try {
-    // A boot image is read whole (its first bytes get the boot info table); others skip their holes.
-    const patch = file.bootInfoTable ? await bootInfoTable(handle, file, path) : null;
-    const ranges = !patch && file.size >= SPARSE_CHECK_MIN ? fileDataRanges(handle.fd, 0, file.size) : [[0, file.size] as [number, number]];
+    fd = openSync(path, "r");
+  } catch (err) {
+    throw ioError(err, showPath(path));
+  }
+  try {
+    // A boot image is read whole (its first bytes get the boot info table); big files skip their holes.
+    const patch = file.bootInfoTable ? bootInfoTable(fd, file, path) : null;
+    const ranges = !patch && file.size >= SPARSE_CHECK_MIN ? fileDataRanges(fd, 0, file.size) : [[0, file.size] as [number, number]];
     let pos = 0;
     for (const [start, length] of ranges) {
       if (start > pos) await out.zeros(start - pos);
       for (let o = start; o < start + length; o += CHUNK) {
         const n = Math.min(CHUNK, start + length - o);
         const into = await out.reserve(n);
-        await readExactly(handle, into, o, path);
+        readExactly(fd, into, o, path);
         if (patch) overlay(into, o, patch, BOOT_INFO_TABLE_OFFSET);
         out.commit(n);
         progress();
@@ -221,7 +164,7 @@ async function copyFile(out: SequentialOutput, file: FileData, progress: () => v
     }
     if (pos < file.size) await out.zeros(file.size - pos);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
@@ -233,12 +176,13 @@ function overlay(into: Buffer, chunkStart: number, patch: Buffer, at: number): v
 }
 
 /** The boot info table for a BIOS boot image: its own location, length and the checksum of bytes 64..end. */
-async function bootInfoTable(handle: fsp.FileHandle, file: FileData, path: Buffer): Promise<Buffer> {
+function bootInfoTable(fd: number, file: FileData, path: Buffer): Buffer {
   const sum = new BootInfoChecksum();
+  const buf = Buffer.alloc(CHUNK);
   for (let o = BOOT_INFO_CHECKSUM_START; o < file.size; o += CHUNK) {
-    const buf = Buffer.alloc(Math.min(CHUNK, file.size - o));
-    await readExactly(handle, buf, o, path);
-    sum.update(buf);
+    const chunk = buf.subarray(0, Math.min(CHUNK, file.size - o));
+    readExactly(fd, chunk, o, path);
+    sum.update(chunk);
   }
   return encodeBootInfoTable({ pvdBlock: FIRST_DESCRIPTOR_SECTOR, fileBlock: file.block, fileLength: file.size, checksum: sum.digest() });
 }

@@ -1,5 +1,4 @@
 import { promises as fsp } from "node:fs";
-import v8 from "node:v8";
 import { basename } from "node:path";
 import type { Command } from "commander";
 import type { BlockSink } from "../io/block-source.js";
@@ -78,9 +77,6 @@ export function registerIso(program: Command): Command {
     .option("--progress", "show progress even when stderr is not a terminal")
     .option("-q, --quiet", "no progress")
     .action(async (sources: string[], opts: IsoFlags) => {
-      // The tree is held in memory while the image is planned: a small young
-      // generation keeps a 100,000-file build well under 200 MiB (bench/iso.bench.ts).
-      v8.setFlagsFromString("--max-semi-space-size=4");
       const toStdout = opts.output === "-";
       if (toStdout && process.stdout.isTTY) throw new UsageError("refusing to write an image to a terminal; use -o FILE or a pipe");
       if (toStdout && opts.json) throw new UsageError("--json needs stdout, which -o - uses for the image");

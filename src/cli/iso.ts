@@ -124,11 +124,11 @@ export function registerIso(program: Command): Command {
           systemArea,
           onWarning: warn,
           onProgress: (p) =>
-            progress.update(() =>
-              p.phase === "scan" ? `scanning: ${p.done} entries` : `writing ${describeTransfer(p.done, p.total, started)}`,
+            progress.update(
+              () => (p.phase === "scan" ? `scanning: ${p.done} entries` : `writing ${describeTransfer(p.done, p.total, started)}`),
+              p.phase === "write" && p.done === p.total,
             ),
         });
-        progress.update(() => `writing ${describeTransfer(result.size, result.size, started)}`, true);
         progress.done();
         await sink.close();
         if (opts.json) {

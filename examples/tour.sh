@@ -5,9 +5,12 @@ set -e
 cd "$(dirname "$0")/.."
 platter() { node dist/cli/main.js "$@"; }
 step() { printf '\n$ platter %s\n' "$*"; platter "$@"; }
+show() { printf '\n$ %s\n' "$*"; "$@"; }
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
+step capture examples/disk.img "$OUT/disk.img" --hash sha256 --map "$OUT/disk.map"
+show cat "$OUT/disk.map"
 step parts examples/disk.img
 step hash examples/disk.img --hash sha256,md5
 step iso examples -o "$OUT/examples.iso" -V EXAMPLES

@@ -1,4 +1,6 @@
 import type { Command } from "commander";
+import { registerCapture } from "./capture.js";
+import { registerDd } from "./dd.js";
 import { registerHash } from "./hash.js";
 import { registerInfo } from "./info.js";
 import { registerIso } from "./iso.js";
@@ -9,4 +11,13 @@ import { registerParts } from "./parts.js";
 export type RegisterCommand = (program: Command) => Command;
 
 /** Every command, in the order `platter --help` lists them. */
-export const commands: RegisterCommand[] = [registerParts, registerMount, registerUmount, registerHash, registerIso, registerInfo];
+export const commands: RegisterCommand[] = [
+  registerCapture,
+  registerDd,
+  registerParts,
+  registerMount,
+  registerUmount,
+  registerHash,
+  registerIso,
+  registerInfo,
+];

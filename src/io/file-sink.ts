@@ -1,7 +1,8 @@
 import { constants, promises as fsp } from "node:fs";
 import type { BlockSink } from "./block-source.js";
-import { ioError, UsageError } from "../errors.js";
-import { punchHole } from "./syscalls.js";
+import { DeviceError, errnoCode, ioError, UsageError } from "../errors.js";
+import { AlignedBuffer } from "./aligned.js";
+import { blockDeviceSectorSize, punchHole } from "./syscalls.js";
 
 export interface OpenSinkOptions {
   /** Create the file if missing (never applies to devices). */
@@ -10,6 +11,17 @@ export interface OpenSinkOptions {
   truncate?: boolean;
   /** Turn zero ranges into holes (regular files only). */
   sparse?: boolean;
+  /**
+   * Open a block device exclusively (O_EXCL): the kernel then refuses with
+   * EBUSY while it, or a partition of it, is mounted or otherwise claimed.
+   */
+  exclusive?: boolean;
+  /**
+   * Write through O_DIRECT (dd's oflag=direct) where the offset and length
+   * are sector-aligned; other writes, and file systems that refuse it, go
+   * through the page cache.
+   */
+  direct?: boolean;
 }
 
 const ZERO_CHUNK = Buffer.alloc(1 << 20);
@@ -17,6 +29,10 @@ const ZERO_CHUNK = Buffer.alloc(1 << 20);
 /** A regular file or a block device, written at explicit offsets. */
 export class FileSink implements BlockSink {
   readonly sequential = false;
+
+  private directHandle: fsp.FileHandle | undefined;
+  private directAlign = 512;
+  private readonly scratch = new AlignedBuffer();
 
   private constructor(
     readonly name: string,
@@ -27,11 +43,13 @@ export class FileSink implements BlockSink {
 
   static async open(path: string, options: OpenSinkOptions = {}): Promise<FileSink> {
     let flags = constants.O_WRONLY;
-    if (options.create) flags |= constants.O_CREAT;
+    if (options.exclusive && (await isBlockDevice(path))) flags |= constants.O_EXCL;
+    else if (options.create) flags |= constants.O_CREAT;
     let handle: fsp.FileHandle;
     try {
       handle = await fsp.open(path, flags, 0o644);
     } catch (err) {
+      if (errnoCode(err) === "EBUSY") throw new DeviceError(`${path}: device is in use (mounted, or claimed by another program)`, "EBUSY");
       throw ioError(err, path);
     }
     const stat = await handle.stat();
@@ -40,11 +58,24 @@ export class FileSink implements BlockSink {
       throw new UsageError(`${path}: is a directory`);
     }
     const isRegularFile = stat.isFile();
-    if (isRegularFile && options.truncate) await handle.truncate(0);
-    return new FileSink(path, handle, isRegularFile, Boolean(options.sparse) && isRegularFile);
+    // Only when there is something to cut: ext4 flushes a file truncated to 0 when it is closed.
+    if (isRegularFile && options.truncate && stat.size > 0) await handle.truncate(0);
+    const sink = new FileSink(path, handle, isRegularFile, Boolean(options.sparse) && isRegularFile);
+    if (options.direct) {
+      try {
+        sink.directHandle = await fsp.open(path, constants.O_WRONLY | constants.O_DIRECT);
+        if (stat.isBlockDevice()) sink.directAlign = blockDeviceSectorSize(sink.directHandle.fd) ?? 512;
+      } catch {
+        // tmpfs and some FUSE file systems refuse O_DIRECT: write through the cache.
+      }
+    }
+    return sink;
   }
 
   async write(offset: number, data: Buffer): Promise<void> {
+    if (this.directHandle && offset % this.directAlign === 0 && data.length % this.directAlign === 0) {
+      if (await this.writeDirect(offset, data)) return;
+    }
     let done = 0;
     while (done < data.length) {
       try {
@@ -54,6 +85,31 @@ export class FileSink implements BlockSink {
         throw ioError(err, `${this.name}: write at offset ${offset + done}`);
       }
     }
+  }
+
+  /** False when the kernel refused the alignment even at 4 KiB; the caller writes through the cache. */
+  private async writeDirect(offset: number, data: Buffer): Promise<boolean> {
+    const handle = this.directHandle as fsp.FileHandle;
+    const buf = this.scratch.get(data.length);
+    data.copy(buf);
+    let done = 0;
+    while (done < buf.length) {
+      try {
+        const { bytesWritten } = await handle.write(buf, done, buf.length - done, offset + done);
+        done += bytesWritten;
+      } catch (err) {
+        if (errnoCode(err) !== "EINVAL" || done > 0) throw ioError(err, `${this.name}: write at offset ${offset + done}`);
+        if (this.directAlign < 4096) {
+          this.directAlign = 4096;
+          if (offset % 4096 === 0 && data.length % 4096 === 0) return this.writeDirect(offset, data);
+          return false;
+        }
+        await this.directHandle?.close();
+        this.directHandle = undefined;
+        return false;
+      }
+    }
+    return true;
   }
 
   async writeZeros(offset: number, length: number): Promise<void> {
@@ -88,7 +144,16 @@ export class FileSink implements BlockSink {
   }
 
   async close(): Promise<void> {
+    await this.directHandle?.close();
     await this.handle.close();
+  }
+}
+
+async function isBlockDevice(path: string): Promise<boolean> {
+  try {
+    return (await fsp.stat(path)).isBlockDevice();
+  } catch {
+    return false;
   }
 }
 
@@ -107,7 +172,8 @@ export class StreamSink implements BlockSink {
       throw new UsageError(`${this.name}: cannot seek (write at ${offset}, position ${this.position})`);
     }
     this.position += data.length;
-    if (!this.stream.write(data)) {
+    // A stream may hold on to the buffer after write() returns, and callers reuse theirs.
+    if (!this.stream.write(Buffer.from(data))) {
       await new Promise<void>((resolve, reject) => {
         const onDrain = () => {
           this.stream.off("error", onError);

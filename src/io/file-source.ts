@@ -18,7 +18,8 @@ export interface OpenSourceOptions {
 
 /** A regular file or a block device. */
 export class FileSource implements BlockSource {
-  private readonly scratch = new AlignedBuffer();
+  /** Aligned buffers for direct reads, one per read in flight (reads may overlap). */
+  private readonly scratch: AlignedBuffer[] = [];
 
   private constructor(
     readonly name: string,
@@ -84,9 +85,42 @@ export class FileSource implements BlockSource {
     const align = this.sectorSize;
     const start = Math.floor(offset / align) * align;
     const end = Math.min(Math.ceil((offset + out.length) / align) * align, this.size);
-    const buf = this.scratch.get(Math.ceil((end - start) / align) * align).subarray(0, end - start);
-    await this.readFully(start, buf);
-    buf.copy(out, 0, offset - start, offset - start + out.length);
+    const scratch = this.scratch.pop() ?? new AlignedBuffer();
+    try {
+      const buf = scratch.get(Math.ceil((end - start) / align) * align).subarray(0, end - start);
+      await this.readFully(start, buf);
+      buf.copy(out, 0, offset - start, offset - start + out.length);
+    } finally {
+      this.scratch.push(scratch);
+    }
+  }
+
+  /**
+   * One read(2) at `offset`, as dd does it: it may return fewer bytes than
+   * asked (the end of the source, or a buffered read that stops before a bad
+   * page). Returns the number of bytes placed in `into`.
+   */
+  async readOnce(offset: number, length: number, into: Buffer): Promise<number> {
+    checkRange(this.name, this.size, offset, length);
+    if (length === 0) return 0;
+    try {
+      if (!this.direct) return (await this.handle.read(into, 0, length, offset)).bytesRead;
+      const align = this.sectorSize;
+      const start = Math.floor(offset / align) * align;
+      const end = Math.min(Math.ceil((offset + length) / align) * align, this.size);
+      const scratch = this.scratch.pop() ?? new AlignedBuffer();
+      try {
+        const buf = scratch.get(Math.ceil((end - start) / align) * align).subarray(0, end - start);
+        const { bytesRead } = await this.handle.read(buf, 0, buf.length, start);
+        const usable = Math.max(0, Math.min(length, bytesRead - (offset - start)));
+        buf.copy(into, 0, offset - start, offset - start + usable);
+        return usable;
+      } finally {
+        this.scratch.push(scratch);
+      }
+    } catch (err) {
+      throw ioError(err, `${this.name}: read at offset ${offset}`);
+    }
   }
 
   private async readFully(offset: number, out: Buffer): Promise<void> {

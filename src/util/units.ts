@@ -39,7 +39,9 @@ export function formatSize(bytes: number): string {
   }
   if (i === 0) return `${bytes} B`;
   const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
-  return `${value.toFixed(digits).replace(/\.?0+$/, "")} ${units[i]}`;
+  const text = value.toFixed(digits);
+  // Trim "1.50" to "1.5" and "2.00" to "2", but never the zeros of "200".
+  return `${digits > 0 ? text.replace(/\.?0+$/, "") : text} ${units[i]}`;
 }
 
 /** A positive whole number from the command line. */

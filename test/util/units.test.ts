@@ -22,4 +22,7 @@ test("sizes format in binary units", () => {
   assert.equal(formatSize(1536), "1.5 KiB");
   assert.equal(formatSize(64 << 20), "64 MiB");
   assert.equal(formatSize(20_971_520), "20 MiB");
+  assert.equal(formatSize(200 << 20), "200 MiB");
+  assert.equal(formatSize(160 << 20), "160 MiB");
+  assert.equal(formatSize(2 << 20), "2 MiB");
 });

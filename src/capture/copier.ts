@@ -1,0 +1,507 @@
+/**
+ * The rescue passes, after GNU ddrescue's algorithm. Each pass asks the map
+ * what is unfinished and reads only that, so an interrupted rescue resumes
+ * for free.
+ *
+ * 1. Copying, in large blocks (--block-size), in three passes:
+ *    - pass 1 forwards; a failing block is marked non-trimmed ('*') and the
+ *      copier skips ahead (64 KiB, doubling on each consecutive error), to
+ *      get out of a bad area fast and rescue the good areas first;
+ *    - pass 2 backwards over what pass 1 skipped, giving up on an area at
+ *      its first error (this finds the trailing edge of bad areas);
+ *    - pass 3 forwards over whatever is left, without skipping.
+ * 2. Trimming, sector by sector: each non-trimmed block is read forwards
+ *    from its leading edge and backwards from its trailing edge until a read
+ *    fails; the failing sectors become bad ('-'), the middle non-scraped ('/').
+ * 3. Scraping: every non-scraped sector is read once.
+ * 4. Retrying: --retries passes over the bad sectors, alternating direction.
+ *
+ * A sector is read at most twice before retrying (once inside a large
+ * block, once alone), as in ddrescue, to spare a failing drive. Sector reads
+ * overlap while they succeed (a 1 MiB failing block is 2048 sectors), and
+ * go one at a time again after a failure. --no-trim / --no-scrape stop
+ * before phases 2 / 3, leaving the failing blocks for a later run.
+ *
+ * When DEST is a pipe, bytes must leave in order: each failing block is
+ * then trimmed, scraped and retried as soon as it fails, in memory, before
+ * it is written.
+ */
+import type { BlockSource } from "../io/block-source.js";
+import { DeviceError, errnoCode } from "../errors.js";
+import type { BlockStatus, PhaseStatus } from "./mapfile.js";
+import { BufferTarget, type ImageTarget } from "./image-writer.js";
+import type { RescueMap } from "./rescue-map.js";
+
+export type Phase = "copying" | "trimming" | "scraping" | "retrying" | "finished";
+
+/** The status character a phase writes in the mapfile's status line. */
+export const PHASE_STATUS: Record<Phase, PhaseStatus> = {
+  copying: "?",
+  trimming: "*",
+  scraping: "/",
+  retrying: "-",
+  finished: "+",
+};
+
+export interface CopierOptions {
+  /** Large-read size of the copying phase. */
+  blockSize: number;
+  /** Read size of trimming, scraping and retrying: the unit of loss. */
+  sectorSize: number;
+  /** Passes over the bad sectors after scraping. */
+  retries: number;
+  /** Skip trimming (ddrescue -N) or scraping (ddrescue -n): rescue the good areas first, come back later. */
+  noTrim?: boolean;
+  noScrape?: boolean;
+  /** The rescue domain [start, end) in source offsets. */
+  start: number;
+  end: number;
+  /** Resolve each failing block at once so bytes reach the target in order (a pipe). */
+  inOrder?: boolean;
+  /** Stop cleanly at the next read boundary. */
+  signal?: AbortSignal;
+  /** Bytes per second; reads wait to stay under it. */
+  maxReadRate?: number;
+  /** Called every `checkpointMs` at a point where the map matches what was written. */
+  checkpoint?: () => Promise<void>;
+  checkpointMs?: number;
+  /** Called at most every `progressMs` (and at phase changes). */
+  onProgress?: () => void;
+  progressMs?: number;
+}
+
+/** Errors a failing medium gives for a read; anything else stops the rescue. */
+const READ_ERROR_CODES = new Set(["EIO", "ENODATA", "EILSEQ", "ETIMEDOUT", "EBADMSG", "EREMOTEIO", "ENOMEDIUM"]);
+
+export function isReadError(err: unknown): boolean {
+  return err instanceof DeviceError ? READ_ERROR_CODES.has(err.code ?? "") : READ_ERROR_CODES.has(errnoCode(err) ?? "");
+}
+
+const MIN_SKIP = 64 << 10;
+const MAX_SKIP = 1 << 30;
+/** Sector reads in flight at once while trimming, scraping and retrying. */
+const SECTOR_WINDOW = 16;
+/** Sparse-source hole lookups cover this much at a time. */
+const HOLE_WINDOW = 256 << 20;
+
+class Interrupted extends Error {}
+
+interface Span {
+  pos: number;
+  end: number;
+  /** Known to read as zeros without reading (a hole of a sparse source). */
+  hole?: boolean;
+}
+
+const alignDown = (n: number, a: number) => Math.floor(n / a) * a;
+const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Copier {
+  phase: Phase = "copying";
+  pass = 1;
+  /** Where the rescue is: the mapfile's current_pos. */
+  position: number;
+  /** Reads that failed in this run. */
+  readErrors = 0;
+  /** Bytes read from the source in this run. */
+  bytesRead = 0;
+
+  private readonly pool: Buffer[];
+  private readonly writes: Array<Promise<void> | undefined> = [undefined, undefined, undefined];
+  private readonly sectorBuffers: Buffer[];
+  private readonly started = Date.now();
+  private lastCheckpoint = Date.now();
+  private lastProgress = 0;
+  private holes: { from: number; to: number; data: Array<[number, number]> } | undefined;
+
+  constructor(
+    /** Large reads come from here. */
+    private readonly bulk: BlockSource,
+    /** Sector reads come from here: the same source, opened with O_DIRECT when it is a device. */
+    private readonly sectors: BlockSource,
+    private readonly target: ImageTarget,
+    private readonly map: RescueMap,
+    private readonly options: CopierOptions,
+  ) {
+    this.position = options.start;
+    this.pool = [0, 1, 2].map(() => Buffer.allocUnsafe(options.blockSize));
+    this.sectorBuffers = Array.from({ length: SECTOR_WINDOW }, () => Buffer.allocUnsafe(options.sectorSize));
+  }
+
+  /** Run every phase over what the map says is unfinished. Returns false when interrupted. */
+  async run(): Promise<boolean> {
+    try {
+      if (this.options.inOrder) {
+        await this.copyInOrder();
+      } else {
+        await this.copyForwards(1, true);
+        await this.copyBackwards(2);
+        await this.copyForwards(3, false);
+        if (!this.options.noTrim) await this.trim(this.options.start, this.options.end, this.target);
+        if (!this.options.noScrape) await this.scrape(this.options.start, this.options.end, this.target);
+        for (let r = 1; r <= this.options.retries; r++) {
+          await this.retry(r, this.options.start, this.options.end, this.target);
+        }
+      }
+      this.enter("finished", 1, this.options.end);
+      return true;
+    } catch (err) {
+      if (err instanceof Interrupted) return false;
+      throw err;
+    } finally {
+      await this.drainWrites();
+    }
+  }
+
+  // ---- copying -------------------------------------------------------------
+
+  /** Forward copying pass over the non-tried areas; with `skipping`, jump past errors. */
+  private async copyForwards(pass: number, skipping: boolean): Promise<void> {
+    const areas = this.map.ranges("?", this.options.start, this.options.end);
+    if (areas.length === 0) return;
+    this.enter("copying", pass, areas[0][0]);
+    let skip = 0;
+    let area = 0;
+    const nextSpan = async (pos: number): Promise<Span | undefined> => {
+      while (area < areas.length) {
+        const [a, b] = areas[area];
+        const from = Math.max(pos, a);
+        if (from < b) return this.spanAt(from, Math.min(b, alignDown(from, this.options.blockSize) + this.options.blockSize), b);
+        area++;
+      }
+      return undefined;
+    };
+    await this.pipeline(await nextSpan(areas[0][0]), async (span, ok) => {
+      if (ok) {
+        skip = 0;
+        return nextSpan(span.end);
+      }
+      if (!skipping) return nextSpan(span.end);
+      skip = skip === 0 ? MIN_SKIP : Math.min(skip * 2, MAX_SKIP);
+      return nextSpan(alignUp(span.end + skip, this.options.sectorSize));
+    });
+  }
+
+  /** Backward pass: each non-tried area is read from its end until its first error. */
+  private async copyBackwards(pass: number): Promise<void> {
+    const areas = this.map.ranges("?", this.options.start, this.options.end).reverse();
+    if (areas.length === 0) return;
+    this.enter("copying", pass, areas[0][1]);
+    let area = 0;
+    const spanBefore = async (end: number): Promise<Span | undefined> => {
+      while (area < areas.length) {
+        const [a, b] = areas[area];
+        const to = Math.min(end, b);
+        if (to > a) {
+          return this.spanBefore(to, Math.max(a, alignDown(to - 1, this.options.blockSize)), a);
+        }
+        area++;
+        if (area < areas.length) end = areas[area][1];
+      }
+      return undefined;
+    };
+    await this.pipeline(await spanBefore(areas[0][1]), async (span, ok) => {
+      if (!ok) {
+        area++; // leave the rest of this area for pass 3
+        return area < areas.length ? spanBefore(areas[area][1]) : undefined;
+      }
+      return spanBefore(span.pos);
+    });
+  }
+
+  /**
+   * Read spans one after another, the next read in flight while the last
+   * block is hashed and written. `next` picks the following span from the
+   * outcome of the current one.
+   */
+  private async pipeline(
+    first: Span | undefined,
+    next: (span: Span, ok: boolean) => Promise<Span | undefined>,
+  ): Promise<void> {
+    let current = first;
+    let slot = 0;
+    let pending = current ? this.startRead(current, this.pool[slot]) : undefined;
+    while (current && pending) {
+      const data = await pending;
+      const following = await next(current, data !== undefined);
+      const currentSlot = slot;
+      pending = undefined;
+      if (following) {
+        this.stopIfAborted();
+        slot = (slot + 1) % this.pool.length;
+        await this.writes[slot];
+        pending = this.startRead(following, this.pool[slot]);
+      }
+      if (data) {
+        const write = this.commit(current, data);
+        write.catch(() => {}); // awaited before its buffer is reused, and at the end
+        this.writes[currentSlot] = write;
+      } else {
+        this.map.set(current.pos, current.end, "*");
+        this.progress();
+      }
+      this.position = following ? following.pos : current.end;
+      current = following;
+      if (current) await this.maybeCheckpoint();
+    }
+    // The next pass asks the map what is left: it must see every write of this one.
+    await this.drainWrites();
+  }
+
+  /** A read that resolves to undefined on a medium error instead of rejecting. */
+  private startRead(span: Span, buf: Buffer): Promise<Buffer | undefined> {
+    if (span.hole) return Promise.resolve(Buffer.alloc(0));
+    const p = this.readOrUndefined(this.bulk, span.pos, span.end - span.pos, buf);
+    p.catch(() => {}); // handled when awaited; keeps an early fatal error from being "unhandled"
+    return p;
+  }
+
+  private async commit(span: Span, data: Buffer): Promise<void> {
+    if (span.hole) await this.target.zeros(span.pos, span.end - span.pos);
+    else await this.target.data(span.pos, data);
+    this.map.set(span.pos, span.end, "+");
+    this.progress();
+  }
+
+  /** DEST is a pipe: copy in order, finishing each failing block before writing it. */
+  private async copyInOrder(): Promise<void> {
+    const { start, end, blockSize } = this.options;
+    this.enter("copying", 1, start);
+    let current = start < end ? await this.spanAt(start, Math.min(end, alignDown(start, blockSize) + blockSize), end) : undefined;
+    while (current) {
+      this.stopIfAborted();
+      const buf = this.pool[0];
+      const data = await this.startRead(current, buf);
+      if (data) {
+        await this.commit(current, data);
+      } else {
+        this.map.set(current.pos, current.end, "*");
+        const block = new BufferTarget(current.pos, buf.subarray(0, current.end - current.pos));
+        await this.trim(current.pos, current.end, block);
+        await this.scrape(current.pos, current.end, block);
+        for (let r = 1; r <= this.options.retries; r++) await this.retry(r, current.pos, current.end, block);
+        await this.target.data(current.pos, block.buffer);
+        this.enter("copying", 1, current.end);
+      }
+      this.position = current.end;
+      const next = current.end;
+      current = next < end ? await this.spanAt(next, Math.min(end, alignDown(next, blockSize) + blockSize), end) : undefined;
+      await this.maybeCheckpoint();
+    }
+  }
+
+  /**
+   * The next span to read forwards from `pos`: a data block up to the next
+   * block boundary (`blockEnd`), or, in a sparse source, a whole hole up to
+   * the next data (at most `areaEnd`).
+   */
+  private async spanAt(pos: number, blockEnd: number, areaEnd: number): Promise<Span> {
+    const data = await this.dataIn(pos, areaEnd, false);
+    if (!data) return { pos, end: blockEnd };
+    if (data.length === 0) return { pos, end: Math.min(areaEnd, this.holes?.to ?? areaEnd), hole: true };
+    const [s, e] = data[0];
+    return s > pos ? { pos, end: s, hole: true } : { pos, end: Math.min(e, blockEnd) };
+  }
+
+  /** The same going backwards: the span that ends at `end`, starting no lower than `blockStart` (data) or `areaStart` (hole). */
+  private async spanBefore(end: number, blockStart: number, areaStart: number): Promise<Span> {
+    const data = await this.dataIn(areaStart, end, true);
+    if (!data) return { pos: blockStart, end };
+    if (data.length === 0) return { pos: Math.max(areaStart, this.holes?.from ?? areaStart), end, hole: true };
+    const [s, e] = data[data.length - 1];
+    return e < end ? { pos: e, end, hole: true } : { pos: Math.max(s, blockStart), end };
+  }
+
+  /**
+   * Data ranges of a sparse source inside [from, to), clipped to the window
+   * looked up with SEEK_DATA/SEEK_HOLE; undefined when the source cannot tell.
+   */
+  private async dataIn(from: number, to: number, backwards: boolean): Promise<Array<[number, number]> | undefined> {
+    if (!this.bulk.dataRanges) return undefined;
+    const anchor = backwards ? to : from;
+    if (!this.holes || anchor < this.holes.from || anchor > this.holes.to || (backwards ? anchor === this.holes.from : anchor === this.holes.to)) {
+      const a = backwards ? Math.max(this.options.start, to - HOLE_WINDOW) : from;
+      const b = backwards ? to : Math.min(this.options.end, from + HOLE_WINDOW);
+      this.holes = { from: a, to: b, data: await this.bulk.dataRanges(a, b - a) };
+    }
+    const lo = Math.max(from, this.holes.from);
+    const hi = Math.min(to, this.holes.to);
+    const inside: Array<[number, number]> = [];
+    for (const [s, len] of this.holes.data) {
+      const a = Math.max(s, lo);
+      const b = Math.min(s + len, hi);
+      if (a < b) inside.push([a, b]);
+    }
+    return inside;
+  }
+
+  // ---- sector phases ---------------------------------------------------------
+
+  /** Trimming: read inwards from both edges of each non-trimmed block until a sector fails. */
+  private async trim(from: number, to: number, target: ImageTarget): Promise<void> {
+    const blocks = this.map.ranges("*", from, to);
+    if (blocks.length === 0) return;
+    this.enter("trimming", 1, blocks[0][0]);
+    for (const [a, b] of blocks) {
+      // An edge next to a known bad sector counts as trimmed already (as in ddrescue).
+      if (a === 0 || this.map.statusAt(a - 1) !== "-") {
+        await this.readSectors(this.sectorSpans(a, b, false), target, true);
+      }
+      if (b >= this.map.size || this.map.statusAt(b) !== "-") {
+        await this.readSectors(this.sectorSpans(a, b, true), target, true, (pos) => this.map.statusAt(pos) === "*");
+      }
+      for (const [s, e] of this.map.ranges("*", a, b)) this.map.set(s, e, "/");
+    }
+  }
+
+  /** Scraping: every non-scraped sector, forwards, once. */
+  private async scrape(from: number, to: number, target: ImageTarget): Promise<void> {
+    const blocks = this.map.ranges("/", from, to);
+    if (blocks.length === 0) return;
+    this.enter("scraping", 1, blocks[0][0]);
+    for (const [a, b] of blocks) await this.readSectors(this.sectorSpans(a, b, false), target, false);
+  }
+
+  /** One retry pass over the bad sectors; odd passes go forwards, even ones backwards. */
+  private async retry(pass: number, from: number, to: number, target: ImageTarget): Promise<void> {
+    const forwards = pass % 2 === 1;
+    const blocks = this.map.ranges("-", from, to);
+    if (blocks.length === 0) return;
+    if (!forwards) blocks.reverse();
+    this.enter("retrying", pass, forwards ? blocks[0][0] : blocks[0][1]);
+    for (const [a, b] of blocks) await this.readSectors(this.sectorSpans(a, b, !forwards), target, false);
+  }
+
+  /** The sectors of [a, b) (the first and last may be partial), in order or in reverse. */
+  private *sectorSpans(a: number, b: number, descending: boolean): Generator<[number, number]> {
+    const size = this.options.sectorSize;
+    if (!descending) {
+      for (let pos = a; pos < b; pos = Math.min(b, alignDown(pos, size) + size)) yield [pos, Math.min(b, alignDown(pos, size) + size)];
+    } else {
+      for (let end = b; end > a; end = Math.max(a, alignDown(end - 1, size))) yield [Math.max(a, alignDown(end - 1, size)), end];
+    }
+  }
+
+  /**
+   * Read sectors each on its own, as ddrescue does; rescued → '+', failed → '-'.
+   * Reads overlap (up to SECTOR_WINDOW, doubling while they succeed, back to
+   * one after a failure), so a run of good sectors goes at the device's pace
+   * while a bad area is approached one sector at a time. With `stopAtError`
+   * the walk ends after the window where a sector failed; `wanted` ends it at
+   * the first sector it refuses. Returns false if a sector failed.
+   *
+   * A block held in memory for a pipe is finished before anything stops or
+   * saves the map, so the map never claims bytes DEST has not received.
+   */
+  private async readSectors(
+    spans: Iterator<[number, number]>,
+    target: ImageTarget,
+    stopAtError: boolean,
+    wanted?: (pos: number) => boolean,
+  ): Promise<boolean> {
+    const direct = target === this.target;
+    let width = 1;
+    let allGood = true;
+    for (let exhausted = false; !exhausted; ) {
+      if (direct) this.stopIfAborted();
+      const window: Array<[number, number]> = [];
+      while (window.length < width) {
+        const next = spans.next();
+        if (next.done || (wanted && !wanted(next.value[0]))) {
+          exhausted = true;
+          break;
+        }
+        window.push(next.value);
+      }
+      if (window.length === 0) break;
+      this.position = window[0][0];
+      const results = await Promise.all(
+        window.map(([pos, end], i) => this.readOrUndefined(this.sectors, pos, end - pos, this.sectorBuffers[i])),
+      );
+      let failed = false;
+      for (let i = 0; i < window.length; i++) {
+        const [pos, end] = window[i];
+        const data = results[i];
+        if (data) await target.data(pos, data);
+        else failed = true;
+        this.map.set(pos, end, data ? "+" : "-");
+      }
+      this.progress();
+      if (direct) await this.maybeCheckpoint();
+      allGood &&= !failed;
+      if (failed && stopAtError) break;
+      width = failed ? 1 : Math.min(width * 2, SECTOR_WINDOW);
+    }
+    return allGood;
+  }
+
+  // ---- plumbing ----------------------------------------------------------------
+
+  private async readOrUndefined(source: BlockSource, pos: number, length: number, buf: Buffer): Promise<Buffer | undefined> {
+    await this.throttle(length);
+    try {
+      const data = await source.read(pos, length, buf);
+      this.bytesRead += length;
+      return data;
+    } catch (err) {
+      if (!isReadError(err)) throw err;
+      this.readErrors++;
+      return undefined;
+    }
+  }
+
+  private async throttle(length: number): Promise<void> {
+    const rate = this.options.maxReadRate;
+    if (!rate) return;
+    const due = this.started + ((this.bytesRead + length) / rate) * 1000;
+    const wait = due - Date.now();
+    if (wait > 0) await sleep(wait);
+  }
+
+  private enter(phase: Phase, pass: number, position: number): void {
+    this.phase = phase;
+    this.pass = pass;
+    this.position = position;
+    this.progress(true);
+  }
+
+  private progress(force = false): void {
+    if (!this.options.onProgress) return;
+    const now = Date.now();
+    if (!force && now - this.lastProgress < (this.options.progressMs ?? 100)) return;
+    this.lastProgress = now;
+    this.options.onProgress();
+  }
+
+  private stopIfAborted(): void {
+    if (this.options.signal?.aborted) throw new Interrupted();
+  }
+
+  private async drainWrites(): Promise<void> {
+    for (let i = 0; i < this.writes.length; i++) {
+      const w = this.writes[i];
+      this.writes[i] = undefined;
+      await w;
+    }
+  }
+
+  private async maybeCheckpoint(): Promise<void> {
+    if (!this.options.checkpoint) return;
+    if (Date.now() - this.lastCheckpoint < (this.options.checkpointMs ?? 5000)) return;
+    await this.drainWrites();
+    await this.options.checkpoint();
+    this.lastCheckpoint = Date.now();
+  }
+}
+
+/** Bytes of each status inside the domain. */
+export function tally(map: RescueMap, start: number, end: number): Record<BlockStatus, number> {
+  return {
+    "?": map.bytes("?", start, end),
+    "*": map.bytes("*", start, end),
+    "/": map.bytes("/", start, end),
+    "-": map.bytes("-", start, end),
+    "+": map.bytes("+", start, end),
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * Where the passes put what they rescue. Positions are SOURCE offsets; the
+ * writer shifts them to DEST (a capture with --skip starts DEST at 0).
+ *
+ * Hashing rides along: digests need the bytes in order, but the passes
+ * deliver them out of order once a read fails (the bad area is skipped and
+ * finished later). So the hasher only follows a frontier: bytes that arrive
+ * exactly at it are hashed on the spot; whatever arrives past a gap is not,
+ * and the capture hashes the rest of the finished image from DEST at the end
+ * (never from SOURCE: a failing drive is read as little as possible).
+ */
+import type { BlockSink } from "../io/block-source.js";
+import type { StreamHasher } from "./parallel-hasher.js";
+
+export interface ImageTarget {
+  /** Rescued bytes at source offset `pos`. */
+  data(pos: number, buf: Buffer): Promise<void>;
+  /** A range that reads as zeros (a hole of the source, or bad sectors). */
+  zeros(pos: number, length: number): Promise<void>;
+}
+
+const ZERO_CHUNK = Buffer.alloc(1 << 20);
+/** Holes are punched at file-system block granularity. */
+const SPARSE_GRANULE = 4096;
+
+/** Feeds a hasher the bytes that arrive exactly at its frontier. */
+export class InOrderHasher {
+  constructor(
+    readonly hasher: StreamHasher,
+    /** Source offset of the first byte to hash. */
+    public frontier: number,
+  ) {}
+
+  /** Await it before reusing `buf` (the hasher copies it, and may make the caller wait). */
+  offer(pos: number, buf: Buffer): void | Promise<void> {
+    if (pos !== this.frontier || buf.length === 0) return;
+    this.frontier += buf.length;
+    return this.hasher.update(buf);
+  }
+
+  offerZeros(pos: number, length: number): void | Promise<void> {
+    if (pos !== this.frontier || length <= 0) return;
+    this.frontier += length;
+    return this.hasher.updateZeros(length);
+  }
+}
+
+export interface ImageWriterOptions {
+  /** Source offset that lands at DEST offset 0 (--skip). */
+  origin: number;
+  /** All-zero blocks become holes instead of written zeros. */
+  sparse: boolean;
+  /**
+   * DEST already reads as zeros wherever nothing was written (a regular file
+   * this capture created or truncated): zero ranges then cost nothing.
+   */
+  zeroFilled: boolean;
+  hasher?: InOrderHasher;
+}
+
+export class ImageWriter implements ImageTarget {
+  constructor(
+    private readonly sink: BlockSink,
+    private readonly options: ImageWriterOptions,
+  ) {}
+
+  async data(pos: number, buf: Buffer): Promise<void> {
+    await this.options.hasher?.offer(pos, buf);
+    const at = pos - this.options.origin;
+    if (!this.options.sparse || this.sink.sequential) return this.sink.write(at, buf);
+    // Write the non-zero runs; leave (or punch) holes for the zero ones.
+    let i = 0;
+    while (i < buf.length) {
+      const zero = isZero(buf, i, Math.min(buf.length, i + SPARSE_GRANULE));
+      let j = i + SPARSE_GRANULE;
+      while (j < buf.length && isZero(buf, j, Math.min(buf.length, j + SPARSE_GRANULE)) === zero) j += SPARSE_GRANULE;
+      j = Math.min(j, buf.length);
+      if (!zero) await this.sink.write(at + i, buf.subarray(i, j));
+      else if (!this.options.zeroFilled) await this.sink.writeZeros(at + i, j - i);
+      i = j;
+    }
+  }
+
+  async zeros(pos: number, length: number): Promise<void> {
+    await this.options.hasher?.offerZeros(pos, length);
+    if (this.options.zeroFilled && !this.sink.sequential) return;
+    await this.sink.writeZeros(pos - this.options.origin, length);
+  }
+}
+
+function isZero(buf: Buffer, start: number, end: number): boolean {
+  return buf.subarray(start, end).equals(ZERO_CHUNK.subarray(0, end - start));
+}
+
+/**
+ * A block held in memory while its failing sectors are worked out, so a
+ * pipe DEST still receives bytes in order: the block starts as zeros (what
+ * unreadable sectors become) and rescued sectors are copied in.
+ */
+export class BufferTarget implements ImageTarget {
+  constructor(
+    readonly start: number,
+    readonly buffer: Buffer,
+  ) {
+    buffer.fill(0);
+  }
+
+  async data(pos: number, buf: Buffer): Promise<void> {
+    buf.copy(this.buffer, pos - this.start);
+  }
+
+  async zeros(pos: number, length: number): Promise<void> {
+    this.buffer.fill(0, pos - this.start, pos - this.start + length);
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * Refuse a capture that would write over its own source or over something
+ * in use, before anything is written:
+ *  - DEST is SOURCE, under any path (same inode, same device number);
+ *  - DEST and SOURCE overlap on disk: a partition and its disk, a device
+ *    and the device-mapper or loop device built on it, a loop device and
+ *    its backing file, a file and the device its file system lives on;
+ *  - DEST is a block device that is mounted or used as swap (itself, one of
+ *    its partitions, or a device built on it).
+ *
+ * Linux only: devices are related through /sys/dev/block/MAJ:MIN (parent
+ * disk, partitions, holders, slaves, loop/backing_file) and mounts come from
+ * /proc/self/mountinfo. Where those are missing, only the inode check runs.
+ */
+import { promises as fsp } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { UsageError } from "../errors.js";
+
+/** "file:DEV:INO" for files, "blk:MAJ:MIN" for block devices. */
+type Key = string;
+
+interface Node {
+  /** Devices (and loop backing files) whose bytes this one is made of. */
+  below: Key[];
+  /** Devices made of this one's bytes (partitions, holders). */
+  above: Key[];
+  /** Device of each backing file in `below`. */
+  fileDevices: Map<Key, string>;
+}
+
+function splitDev(dev: bigint): string {
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  return `${major}:${minor}`;
+}
+
+async function readText(path: string): Promise<string | undefined> {
+  try {
+    return (await fsp.readFile(path, "utf8")).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+async function listDir(path: string): Promise<string[]> {
+  try {
+    return await fsp.readdir(path);
+  } catch {
+    return [];
+  }
+}
+
+async function statKey(path: string): Promise<{ key: Key; dev: string } | undefined> {
+  try {
+    const st = await fsp.stat(path, { bigint: true });
+    if (st.isBlockDevice()) return { key: `blk:${splitDev(st.rdev)}`, dev: splitDev(st.rdev) };
+    return { key: `file:${st.dev}:${st.ino}`, dev: splitDev(st.dev) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Neighbours of a block device in the sysfs graph. */
+async function deviceNode(majMin: string): Promise<Node> {
+  const node: Node = { below: [], above: [], fileDevices: new Map() };
+  let dir: string;
+  try {
+    dir = await fsp.realpath(`/sys/dev/block/${majMin}`);
+  } catch {
+    return node;
+  }
+  const devOf = async (sysDir: string) => {
+    const d = await readText(join(sysDir, "dev"));
+    return d ? `blk:${d}` : undefined;
+  };
+  const push = (list: Key[], key: Key | undefined) => {
+    if (key) list.push(key);
+  };
+  if ((await readText(join(dir, "partition"))) !== undefined) push(node.below, await devOf(dirname(dir)));
+  for (const name of await listDir(dir)) {
+    if ((await readText(join(dir, name, "partition"))) !== undefined) push(node.above, await devOf(join(dir, name)));
+  }
+  for (const name of await listDir(join(dir, "slaves"))) push(node.below, await devOf(`/sys/class/block/${name}`));
+  for (const name of await listDir(join(dir, "holders"))) push(node.above, await devOf(`/sys/class/block/${name}`));
+  const backing = await readText(join(dir, "loop", "backing_file"));
+  if (backing) {
+    const b = await statKey(backing.replace(/ \(deleted\)$/, ""));
+    if (b) {
+      node.below.push(b.key);
+      node.fileDevices.set(b.key, b.dev);
+    }
+  }
+  return node;
+}
+
+/** Every key reachable from `start` by following only `below` (or only `above`) links. */
+async function closure(start: Key, direction: "below" | "above", fileDevices: Map<Key, string>): Promise<Set<Key>> {
+  const seen = new Set<Key>([start]);
+  const queue = [start];
+  while (queue.length > 0 && seen.size < 256) {
+    const key = queue.shift() as Key;
+    let next: Key[] = [];
+    if (key.startsWith("blk:")) {
+      const node = await deviceNode(key.slice(4));
+      next = direction === "below" ? node.below : node.above;
+      for (const [file, dev] of node.fileDevices) fileDevices.set(file, dev);
+    } else if (direction === "below") {
+      // A file's bytes live on the device of its file system.
+      const dev = fileDevices.get(key);
+      if (dev) next = [`blk:${dev}`];
+    }
+    for (const k of next) {
+      if (!seen.has(k)) {
+        seen.add(k);
+        queue.push(k);
+      }
+    }
+  }
+  return seen;
+}
+
+interface Endpoint {
+  key: Key;
+  /** Keys this endpoint's bytes depend on, and keys built on them. */
+  below: Set<Key>;
+  above: Set<Key>;
+}
+
+async function endpoint(path: string): Promise<Endpoint | undefined> {
+  const fileDevices = new Map<Key, string>();
+  let id = await statKey(path);
+  if (!id) {
+    // A file to be created: it will live on its folder's file system.
+    const parent = await statKey(dirname(resolve(path)));
+    if (!parent) return undefined;
+    id = { key: `new:${resolve(path)}`, dev: parent.dev };
+  }
+  if (!id.key.startsWith("blk:")) fileDevices.set(id.key, id.dev);
+  const below = await closure(id.key, "below", fileDevices);
+  const above = await closure(id.key, "above", fileDevices);
+  return { key: id.key, below, above };
+}
+
+interface Mount {
+  majMin: string;
+  mountPoint: string;
+  readOnly: boolean;
+}
+
+async function mounts(): Promise<Mount[]> {
+  const text = (await readText("/proc/self/mountinfo")) ?? "";
+  const out: Mount[] = [];
+  for (const line of text.split("\n")) {
+    const f = line.split(" ");
+    if (f.length < 6) continue;
+    out.push({ majMin: f[2], mountPoint: f[4].replace(/\\040/g, " "), readOnly: f[5].split(",").includes("ro") });
+  }
+  return out;
+}
+
+async function swapDevices(): Promise<Map<Key, string>> {
+  const out = new Map<Key, string>();
+  const text = (await readText("/proc/swaps")) ?? "";
+  for (const line of text.split("\n").slice(1)) {
+    const path = line.split(/\s+/)[0];
+    if (!path) continue;
+    const id = await statKey(path);
+    if (id?.key.startsWith("blk:")) out.set(id.key, path);
+  }
+  return out;
+}
+
+/** Where a block device (or one built on it) is in use, or undefined. */
+async function inUse(device: Endpoint): Promise<string | undefined> {
+  const keys = new Set([...device.above]);
+  for (const m of await mounts()) {
+    if (keys.has(`blk:${m.majMin}`)) return `mounted on ${m.mountPoint}`;
+  }
+  for (const [key, path] of await swapDevices()) {
+    if (keys.has(key)) return `in use as swap (${path})`;
+  }
+  return undefined;
+}
+
+/**
+ * Throw a UsageError if writing DEST could damage SOURCE or a mounted file
+ * system. Returns warnings worth printing (SOURCE mounted read-write).
+ */
+export async function checkCaptureTargets(sourcePath: string, destPath: string): Promise<string[]> {
+  const warnings: string[] = [];
+  const source = await endpoint(sourcePath);
+  const dest = await endpoint(destPath);
+  if (!source || !dest) return warnings;
+  if (source.key === dest.key) {
+    throw new UsageError(`refusing to write to ${destPath}: it is the source ${sourcePath}`);
+  }
+  if (source.below.has(dest.key) || source.above.has(dest.key) || dest.below.has(source.key) || dest.above.has(source.key)) {
+    const where = dest.below.has(source.key) && !dest.key.startsWith("blk:") ? "it is stored on" : "it overlaps";
+    throw new UsageError(`refusing to write to ${destPath}: ${where} the source ${sourcePath}`);
+  }
+  if (dest.key.startsWith("blk:")) {
+    const use = await inUse(dest);
+    if (use) throw new UsageError(`refusing to write to ${destPath}: it is ${use}`);
+  }
+  if (source.key.startsWith("blk:")) {
+    for (const m of await mounts()) {
+      if (source.above.has(`blk:${m.majMin}`) && !m.readOnly) {
+        warnings.push(`${sourcePath} is mounted read-write on ${m.mountPoint}: the image may be inconsistent`);
+        break;
+      }
+    }
+  }
+  return warnings;
+}

@@ -1,0 +1,177 @@
+import { promises as fsp } from "node:fs";
+import type { Command } from "commander";
+import { capture, type CaptureProgress, type CaptureResult, DEFAULT_MAP_INTERVAL_MS } from "../capture/capture.js";
+import { formatHashLines, parseHashList } from "../capture/hasher.js";
+import { ioError, UsageError } from "../errors.js";
+import { formatDuration, formatSize, parseCount, parseSize } from "../util/units.js";
+import { printJson, warn } from "./output.js";
+import { ProgressLine } from "./progress.js";
+import { interruptOnSignals } from "./signals.js";
+
+interface CaptureFlags {
+  map?: string;
+  hash?: string;
+  hashFile?: string;
+  sparse?: boolean;
+  blockSize: string;
+  sectorSize?: string;
+  retries: string;
+  trim: boolean;
+  scrape: boolean;
+  skip?: string;
+  length?: string;
+  maxReadRate?: string;
+  mapInterval: string;
+  json?: boolean;
+  progress?: boolean;
+  quiet?: boolean;
+}
+
+const HELP = `
+How it copies (GNU ddrescue's algorithm): large reads first; a failing block
+is skipped and the copy goes on; then failing blocks are trimmed and scraped
+sector by sector (--sector-size), and bad sectors retried --retries times.
+Every readable byte lands in DEST; unreadable sectors are zero-filled.
+Block devices are read with O_DIRECT, so one bad sector costs one sector.
+
+DEST is a file (created or truncated), a block device, or - for standard
+output. With -, bytes must leave in order, so each failing block is
+trimmed, scraped and retried before it is written, and --map cannot resume.
+
+--map FILE keeps a GNU ddrescue mapfile, saved atomically every few seconds
+and on exit (also on Ctrl-C / SIGTERM). If FILE exists the capture resumes
+and reads only what is unfinished; ddrescue and ddrescuelog read it too.
+Offsets in the map, in badRanges and in --skip are SOURCE offsets.
+
+Hashes are computed while copying; after a read error, the part of the
+image from that point is hashed by reading DEST back (never SOURCE). With
+unreadable sectors, the hashes are those of the zero-filled image.
+
+--no-trim and --no-scrape (ddrescue's -N and -n) stop after the copying
+phases, or after trimming: the good areas first, the failing blocks later.
+
+Exit status: 0 complete, 3 some sectors unreadable (or left for later by
+--no-trim/--no-scrape; the map says where), 1 failure, 2 usage error,
+130/143 interrupted.
+
+Examples:
+  platter capture /dev/sdb disk.img --map disk.map --hash sha256
+  platter capture /dev/sdb disk.img --map disk.map --retries 3   # later: retry the bad sectors
+  platter capture disk.img - --skip 1MiB --length 64MiB | zstd > part.zst`;
+
+export function registerCapture(program: Command): Command {
+  return program
+    .command("capture")
+    .description("image a drive or file like GNU ddrescue: good areas first, then bad sectors one by one")
+    .argument("<source>", "file or block device to read")
+    .argument("<dest>", "image file, block device, or - for stdout")
+    .option("--map <file>", "GNU ddrescue mapfile: progress and bad sectors; resumes when it exists")
+    .option("--hash <list>", "md5, sha1, sha256, sha512, comma-separated, computed while copying")
+    .option("--hash-file <file>", "write the hashes for `sha256sum -c` (several: tagged lines, for `cksum -c`)")
+    .option("--sparse", "all-zero blocks become holes in a file DEST")
+    .option("--block-size <size>", "size of the large reads", "1MiB")
+    .option("--sector-size <size>", "unit of trimming, scraping and retrying (default: the source's logical sector size)")
+    .option("--retries <n>", "passes over the bad sectors after scraping", "0")
+    .option("--no-trim", "leave failing blocks untrimmed for a later run (ddrescue -N)")
+    .option("--no-scrape", "leave trimmed blocks unscraped for a later run (ddrescue -n)")
+    .option("--skip <size>", "first SOURCE byte to capture (lands at DEST offset 0)")
+    .option("--length <size>", "bytes to capture (default: to the end of SOURCE)")
+    .option("--max-read-rate <size>", "limit reading to this many bytes per second")
+    .option("--map-interval <seconds>", "how often to save the mapfile", String(DEFAULT_MAP_INTERVAL_MS / 1000))
+    .option("--json", "print the summary as JSON on stdout")
+    .option("--progress", "show progress even when stderr is not a terminal")
+    .option("-q, --quiet", "no progress and no summary")
+    .addHelpText("after", HELP)
+    .action(async (sourcePath: string, destPath: string, opts: CaptureFlags) => {
+      const toStdout = destPath === "-";
+      if (toStdout && opts.json) throw new UsageError("--json prints on stdout, which is DEST here; drop one of them");
+      const hashSpec = opts.hash ?? (opts.hashFile ? "sha256" : undefined);
+      const hashes = hashSpec ? parseHashList(hashSpec) : undefined;
+      const mapIntervalSeconds = Number(opts.mapInterval);
+      if (!(mapIntervalSeconds > 0)) throw new UsageError(`invalid --map-interval '${opts.mapInterval}': a number of seconds`);
+      const progress = new ProgressLine(opts);
+      const signals = interruptOnSignals();
+      let result: CaptureResult;
+      try {
+        result = await capture({
+          source: sourcePath,
+          dest: destPath,
+          mapPath: opts.map,
+          hashes,
+          sparse: opts.sparse,
+          blockSize: parseSize(opts.blockSize, "--block-size"),
+          sectorSize: opts.sectorSize === undefined ? undefined : parseSize(opts.sectorSize, "--sector-size"),
+          retries: parseCount(opts.retries, "--retries"),
+          noTrim: !opts.trim,
+          noScrape: !opts.scrape,
+          skip: opts.skip === undefined ? undefined : parseSize(opts.skip, "--skip"),
+          length: opts.length === undefined ? undefined : parseSize(opts.length, "--length"),
+          maxReadRate: opts.maxReadRate === undefined ? undefined : parseSize(opts.maxReadRate, "--max-read-rate"),
+          mapIntervalMs: mapIntervalSeconds * 1000,
+          mapComments: [`Command line: platter ${process.argv.slice(2).map(shellQuote).join(" ")}`],
+          signal: signals.signal,
+          onProgress: (p) => progress.update(() => describeProgress(p)),
+          onWarning: warn,
+        });
+      } finally {
+        progress.done();
+        signals.dispose();
+      }
+
+      if (opts.hashFile && result.complete) {
+        try {
+          await fsp.writeFile(opts.hashFile, formatHashLines(result.hashes, destPath));
+        } catch (err) {
+          throw ioError(err, opts.hashFile);
+        }
+      }
+      if (opts.json) {
+        const { source, dest, size, bytesCopied, bytesUnreadable, badRanges, hashes: digests, seconds, complete } = result;
+        printJson({ source, dest, size, bytesCopied, bytesUnreadable, badRanges, hashes: digests, seconds, complete });
+      } else if (result.complete && Object.keys(result.hashes).length > 0) {
+        // sha256sum's format, so `platter capture ... > img.sha256` checks with `sha256sum -c`.
+        (toStdout ? process.stderr : process.stdout).write(formatHashLines(result.hashes, destPath));
+      }
+      if (!opts.quiet) process.stderr.write(summarize(result, opts.map));
+      if (result.interrupted) process.exitCode = 128 + (signals.received === "SIGTERM" ? 15 : 2);
+      else if (result.bytesUnreadable > 0 || result.bytesUnfinished > 0) process.exitCode = 3;
+    });
+}
+
+function describeProgress(p: CaptureProgress): string {
+  if (p.hashing !== undefined) return `hashing DEST: ${formatSize(p.hashing)} / ${formatSize(p.total)}`;
+  const done = p.rescued + p.unreadable;
+  const pct = p.total > 0 ? Math.floor((done / p.total) * 100) : 100;
+  const seconds = (Date.now() - p.startedAt) / 1000;
+  const rate = seconds > 0 ? p.bytesRead / seconds : 0;
+  const eta = p.phase === "copying" && rate > 0 ? `, ETA ${formatDuration((p.total - done) / rate)}` : "";
+  const phase = p.phase === "copying" || p.phase === "retrying" ? `${p.phase} (pass ${p.pass})` : p.phase;
+  return `${phase}: ${formatSize(done)} / ${formatSize(p.total)} (${pct}%), ${formatSize(Math.round(rate))}/s${eta}, unreadable ${formatSize(p.unreadable)}`;
+}
+
+function summarize(r: CaptureResult, mapPath: string | undefined): string {
+  const lines: string[] = [];
+  const resumed = r.resumed ? " (resumed)" : "";
+  lines.push(`captured ${formatSize(r.bytesCopied)} of ${formatSize(r.size)} from ${r.source} to ${r.dest} in ${r.seconds} s${resumed}`);
+  if (r.bytesUnreadable > 0) {
+    const where = mapPath ? `; ${mapPath} says where` : "";
+    lines.push(`unreadable: ${formatSize(r.bytesUnreadable)} (${r.bytesUnreadable} bytes) in ${r.badRanges.length} area(s), zero-filled in the image${where}`);
+    if (Object.keys(r.hashes).length > 0) lines.push("the hashes cover the image with the unreadable sectors zero-filled");
+  }
+  if (!r.interrupted && r.bytesUnfinished > 0) {
+    lines.push(`left for a later run: ${formatSize(r.bytesUnfinished)} in failing blocks not yet trimmed or scraped (no hash until then)`);
+  }
+  if (r.hashedFromDest > 0) lines.push(`hashing read ${formatSize(r.hashedFromDest)} back from ${r.dest} (bytes that reached it out of order)`);
+  if (r.interrupted) {
+    lines.push(
+      mapPath
+        ? `interrupted: ${mapPath} is saved; run the same command again to resume`
+        : `interrupted: ${r.dest} is incomplete${r.dest === "-" ? "" : " and was removed"} (use --map to be able to resume)`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`;
+}

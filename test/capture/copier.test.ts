@@ -1,0 +1,214 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { describe, test } from "node:test";
+import { capture } from "../../src/capture/capture.js";
+import { decodeMapfile } from "../../src/capture/mapfile.js";
+import { FaultySource, type FaultRange } from "../../src/io/faulty-source.js";
+import { openSource } from "../../src/io/file-source.js";
+import { MemorySource } from "../../src/io/memory-source.js";
+import { pattern, range, SECTOR, zeroed } from "../helpers/data.js";
+import { needs } from "../helpers/env.js";
+import { sh } from "../helpers/run.js";
+import { tempDir } from "../helpers/tmp.js";
+
+/** How many reads touched each sector. */
+function readsPerSector(log: Array<[number, number]>): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const [offset, length] of log) {
+    for (let s = Math.floor(offset / SECTOR); s < Math.ceil((offset + length) / SECTOR); s++) counts.set(s, (counts.get(s) ?? 0) + 1);
+  }
+  return counts;
+}
+
+async function sha256sum(path: string): Promise<string> {
+  return (await sh(`sha256sum ${path}`)).split(" ")[0];
+}
+
+describe("capture from a faulty source", () => {
+  test("one bad sector in the middle of a 1 MiB block loses exactly that sector; the hash equals sha256sum of the image", async () => {
+    const dir = tempDir();
+    const data = pattern(4 << 20);
+    const bad = 2048 + 1000; // inside the second 1 MiB block
+    const source = new FaultySource(new MemorySource(data), [{ first: bad }]);
+    const dest = join(dir, "out.img");
+    const r = await capture({ source, dest, mapPath: join(dir, "out.map"), hashes: ["sha256"] });
+    assert.equal(r.complete, true);
+    assert.equal(r.bytesUnreadable, SECTOR);
+    assert.deepEqual(r.badRanges, [[bad * SECTOR, SECTOR]]);
+    assert.ok(readFileSync(dest).equals(zeroed(data, [bad])), "image = source with one sector zeroed");
+    assert.equal(r.hashes.sha256, await sha256sum(dest));
+    // Like ddrescue, each sector is read at most twice: in its block, then alone.
+    const counts = readsPerSector(source.log);
+    assert.equal(counts.get(bad), 2);
+    assert.ok(Math.max(...counts.values()) <= 2);
+    assert.equal(counts.get(0), 1, "good blocks are read once");
+  });
+
+  test("bad ranges stay zero-filled, weak sectors come back with --retries; ddrescuelog lists exactly the bad sectors", {
+    skip: needs("ddrescuelog"),
+  }, async () => {
+    const dir = tempDir();
+    const data = pattern(6 << 20, 2);
+    const faults: FaultRange[] = [
+      { first: 10 }, // in the very first block
+      { first: 4000, last: 4095 }, // 48 KiB
+      { first: 6000, last: 6003, failures: 2 }, // weak: fails in the block read and alone, then reads
+      { first: 12287 }, // the last sector
+    ];
+    const source = new FaultySource(new MemorySource(data), faults);
+    const dest = join(dir, "out.img");
+    const mapPath = join(dir, "out.map");
+    const r = await capture({ source, dest, mapPath, retries: 1 });
+    const bad = [10, ...range(4000, 4095), 12287];
+    assert.ok(readFileSync(dest).equals(zeroed(data, bad)));
+    assert.equal(r.bytesUnreadable, bad.length * SECTOR);
+    assert.deepEqual(r.badRanges, [
+      [10 * SECTOR, SECTOR],
+      [4000 * SECTOR, 96 * SECTOR],
+      [12287 * SECTOR, SECTOR],
+    ]);
+    const listed = (await sh(`ddrescuelog -l- -b512 ${mapPath}`)).trim().split("\n").map(Number);
+    assert.deepEqual(listed, bad);
+    assert.equal(decodeMapfile(readFileSync(mapPath, "utf8")).currentStatus, "+");
+  });
+
+  test("a large bad area is skipped, not read block by block: no sector is read more than twice before retrying", async () => {
+    const dir = tempDir();
+    const data = pattern(32 << 20, 3);
+    const badFirst = (8 << 20) / SECTOR;
+    const badLast = (12 << 20) / SECTOR - 1; // 4 MiB of bad sectors
+    const source = new FaultySource(new MemorySource(data), [{ first: badFirst, last: badLast }]);
+    const dest = join(dir, "out.img");
+    const r = await capture({ source, dest });
+    assert.equal(r.bytesUnreadable, 4 << 20);
+    assert.ok(readFileSync(dest).equals(zeroed(data, range(badFirst, badLast))));
+    const counts = readsPerSector(source.log);
+    assert.ok(Math.max(...counts.values()) <= 2, "at most two reads per sector");
+    const failedLargeReads = source.log.filter(([o, len]) => len > SECTOR && o < (12 << 20) && o + len > 8 << 20).length;
+    assert.ok(failedLargeReads <= 8, `${failedLargeReads} large reads touched the bad area`);
+  });
+
+  test("the holes of a sparse source are not read (SEEK_DATA), and come out as holes in DEST (du)", async () => {
+    const dir = tempDir();
+    const path = join(dir, "sparse.img");
+    await sh(`truncate -s 256M ${path} && head -c 3M /dev/urandom | dd of=${path} bs=1M seek=100 conv=notrunc status=none`);
+    const source = new FaultySource(await openSource(path), []);
+    const dest = join(dir, "out.img");
+    const r = await capture({ source, dest, hashes: ["sha256"] });
+    await source.close();
+    assert.equal(r.complete, true);
+    const read = source.log.reduce((n, [, len]) => n + len, 0);
+    assert.ok(read <= 4 << 20, `read ${read} bytes of a 256 MiB file holding 3 MiB`);
+    assert.equal(r.hashes.sha256, await sha256sum(path));
+    await sh(`cmp ${path} ${dest}`);
+    const allocatedKiB = Number((await sh(`du -k ${dest}`)).split(/\s+/)[0]);
+    assert.ok(allocatedKiB < 8 << 10, `DEST allocates ${allocatedKiB} KiB`);
+  });
+
+  test("--skip/--length: DEST starts at the window, equal to dd skip/count; the map keeps SOURCE offsets", async () => {
+    const dir = tempDir();
+    const data = pattern(3 << 20, 4);
+    const path = join(dir, "src.img");
+    writeFileSync(path, data);
+    const dest = join(dir, "out.img");
+    const mapPath = join(dir, "out.map");
+    const r = await capture({ source: path, dest, mapPath, skip: 1536 * 1024, length: 512 * 1024, hashes: ["md5"] });
+    assert.equal(r.size, 512 * 1024);
+    await sh(`dd if=${path} of=${dir}/dd.img bs=512K skip=3 count=1 status=none && cmp ${dest} ${dir}/dd.img`);
+    assert.equal(r.hashes.md5, (await sh(`md5sum ${dir}/dd.img`)).split(" ")[0]);
+    const blocks = decodeMapfile(readFileSync(mapPath, "utf8")).blocks;
+    assert.deepEqual(blocks, [
+      { pos: 0, size: 1536 * 1024, status: "?" },
+      { pos: 1536 * 1024, size: 512 * 1024, status: "+" },
+      { pos: 2048 * 1024, size: 1024 * 1024, status: "?" },
+    ]);
+  });
+
+  test("DEST a pipe: failing blocks are finished before they are written, the stream equals the file capture", async () => {
+    const data = pattern(3 << 20, 5);
+    const faults: FaultRange[] = [{ first: 5 }, { first: 3000, last: 3009 }, { first: 4100, last: 4101, failures: 1 }];
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on("data", (c: Buffer) => chunks.push(c));
+    const source = new FaultySource(new MemorySource(data), faults);
+    const r = await capture({ source, dest: "-", stdout: out, hashes: ["sha256"] });
+    const streamed = Buffer.concat(chunks);
+    const expected = zeroed(data, [5, ...range(3000, 3009)]);
+    assert.ok(streamed.equals(expected));
+    assert.equal(r.hashedFromDest, 0, "a pipe is hashed in order, never read back");
+    const { createHash } = await import("node:crypto");
+    assert.equal(r.hashes.sha256, createHash("sha256").update(expected).digest("hex"));
+  });
+
+  test("noTrim/noScrape (ddrescue -N/-n) leave the failing blocks for later; a second run finishes them, with the right hash", async () => {
+    const dir = tempDir();
+    const data = pattern(4 << 20, 7);
+    const path = join(dir, "src.img");
+    writeFileSync(path, data);
+    const faults: FaultRange[] = [{ first: 3000 }, { first: 6000, last: 6002 }];
+    const dest = join(dir, "out.img");
+    const mapPath = join(dir, "out.map");
+    const failing = async () => new FaultySource(await openSource(path), faults);
+    const source1 = await failing();
+    const first = await capture({ source: source1, dest, mapPath, noTrim: true, hashes: ["sha256"] });
+    await source1.close();
+    assert.equal(first.complete, false);
+    assert.equal(first.bytesUnreadable, 0);
+    // Block 1 fails; pass 1 skips 64 KiB and its next read (to the end of block 2) fails too.
+    assert.equal(first.bytesUnfinished, (2 << 20) - (64 << 10), "the failing reads are left non-trimmed");
+    assert.deepEqual(first.hashes, {});
+    assert.deepEqual(decodeMapfile(readFileSync(mapPath, "utf8")).blocks.map((b) => b.status), ["+", "*", "+", "*", "+"]);
+    const source2 = await failing();
+    const second = await capture({ source: source2, dest, mapPath, hashes: ["sha256"] });
+    await source2.close();
+    assert.equal(second.complete, true);
+    assert.ok(readFileSync(dest).equals(zeroed(data, [3000, 6000, 6001, 6002])));
+    assert.equal(second.hashes.sha256, await sha256sum(dest));
+  });
+
+  test("killed with SIGKILL mid-copy and resumed from its mapfile: byte-identical image, hash equals sha256sum", async () => {
+    const dir = tempDir();
+    const data = pattern(6 << 20, 6);
+    const src = join(dir, "src.img");
+    writeFileSync(src, data);
+    const dest = join(dir, "out.img");
+    const mapPath = join(dir, "out.map");
+    const faults = JSON.stringify([{ first: 700 }, { first: 9000, last: 9015 }]);
+    const helper = ["--import", "tsx", "test/helpers/faulty-capture.ts", src, dest, mapPath, faults];
+    const child = spawn(process.execPath, [...helper, "2"], { stdio: "ignore" });
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    // Kill once the saved map shows real progress, well before the end.
+    let killedAt = "";
+    for (let i = 0; i < 400 && !killedAt; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      try {
+        const rescued = decodeMapfile(readFileSync(mapPath, "utf8")).blocks.filter((b) => b.status === "+").reduce((n, b) => n + b.size, 0);
+        if (rescued >= 1 << 20) killedAt = `${rescued}`;
+      } catch {
+        // not written yet
+      }
+    }
+    child.kill("SIGKILL");
+    await exited;
+    assert.ok(killedAt, "the run made progress before the kill");
+    const saved = decodeMapfile(readFileSync(mapPath, "utf8"));
+    assert.ok(saved.blocks.some((b) => b.status !== "+"), "killed before the end");
+    // The map never claims more than DEST holds.
+    const partial = readFileSync(dest);
+    for (const b of saved.blocks.filter((x) => x.status === "+")) {
+      assert.ok(partial.subarray(b.pos, b.pos + b.size).equals(data.subarray(b.pos, b.pos + b.size)), `rescued block at ${b.pos}`);
+    }
+    const resumed = spawn(process.execPath, helper, { stdio: ["ignore", "pipe", "inherit"] });
+    let text = "";
+    resumed.stdout.on("data", (d) => (text += d));
+    await new Promise((resolve) => resumed.on("exit", resolve));
+    const r = JSON.parse(text);
+    assert.equal(r.resumed, true);
+    assert.equal(r.complete, true);
+    assert.ok(readFileSync(dest).equals(zeroed(data, [700, ...range(9000, 9015)])));
+    assert.equal(r.hashes.sha256, await sha256sum(dest));
+  });
+});

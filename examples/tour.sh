@@ -13,6 +13,8 @@ step capture examples/disk.img "$OUT/disk.img" --hash sha256 --map "$OUT/disk.ma
 show cat "$OUT/disk.map"
 step parts examples/disk.img
 step hash examples/disk.img --hash sha256,md5
+step iso examples -o "$OUT/examples.iso" -V EXAMPLES
+step info "$OUT/examples.iso"
 
 step ls examples/disk.img --part 2 -l -R
 step cat examples/disk.img --part 2 /home/alice/hostname-link

@@ -4,6 +4,8 @@ import { registerCat } from "./cat.js";
 import { registerDd } from "./dd.js";
 import { registerExtract } from "./extract.js";
 import { registerHash } from "./hash.js";
+import { registerInfo } from "./info.js";
+import { registerIso } from "./iso.js";
 import { registerLs } from "./ls.js";
 import { registerMount, registerUmount } from "./mount.js";
 import { registerParts } from "./parts.js";
@@ -22,4 +24,6 @@ export const commands: RegisterCommand[] = [
   registerCat,
   registerExtract,
   registerHash,
+  registerIso,
+  registerInfo,
 ];

@@ -18,6 +18,8 @@ function buildProgram(): Command {
     .description("disk and disc images: capture, partitions, ISO 9660, filesystems")
     .version(VERSION, "-V, --version")
     .showHelpAfterError("(run with --help for usage)")
+    // Program options only before the command name, so commands may reuse letters (`iso -V LABEL`).
+    .enablePositionalOptions()
     .configureOutput({ outputError: (text, write) => write(`platter: ${text.replace(/^error: /, "")}`) })
     .exitOverride();
   for (const register of commands) {

@@ -162,26 +162,35 @@ export class FileSource implements BlockSource {
 
   async dataRanges(offset: number, length: number): Promise<Array<[number, number]>> {
     checkRange(this.name, this.size, offset, length);
-    const end = offset + length;
     if (this.isBlockDevice) return [[offset, length]];
-    const ranges: Array<[number, number]> = [];
-    let pos = offset;
-    while (pos < end) {
-      const data = seekData(this.handle.fd, pos);
-      if (data === undefined) return [[offset, length]];
-      if (data === null || data >= end) break;
-      const hole = seekHole(this.handle.fd, data);
-      if (hole === undefined) return [[offset, length]];
-      const stop = Math.min(hole ?? end, end);
-      ranges.push([data, stop - data]);
-      pos = stop;
-    }
-    return ranges;
+    return fileDataRanges(this.handle.fd, offset, length);
   }
 
   async close(): Promise<void> {
     await this.handle.close();
   }
+}
+
+/**
+ * The ranges of [offset, offset+length) of an open regular file that may
+ * hold data (SEEK_DATA / SEEK_HOLE); the whole range where the system
+ * cannot tell.
+ */
+export function fileDataRanges(fd: number, offset: number, length: number): Array<[number, number]> {
+  const end = offset + length;
+  const ranges: Array<[number, number]> = [];
+  let pos = offset;
+  while (pos < end) {
+    const data = seekData(fd, pos);
+    if (data === undefined) return [[offset, length]];
+    if (data === null || data >= end) break;
+    const hole = seekHole(fd, data);
+    if (hole === undefined) return [[offset, length]];
+    const stop = Math.min(hole ?? end, end);
+    ranges.push([data, stop - data]);
+    pos = stop;
+  }
+  return ranges;
 }
 
 /** Open a path as a block source. */

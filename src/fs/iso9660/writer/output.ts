@@ -1,0 +1,104 @@
+/**
+ * The image goes out front to back through a buffer, so a pipe (`-o -`)
+ * works and small records do not become small writes. Two buffers take
+ * turns: while one is being written, the next is filled (file reads and
+ * image writes overlap). Long zero runs go to the sink as writeZeros: holes
+ * in a sparse output file.
+ */
+import type { BlockSink } from "../../../io/block-source.js";
+
+const BUFFER_SIZE = 4 << 20;
+/** Zero runs at least this long become writeZeros (a hole); shorter ones are written. */
+const HOLE_MIN = 256 << 10;
+
+export class SequentialOutput {
+  private readonly buffers = [Buffer.allocUnsafe(BUFFER_SIZE), Buffer.allocUnsafe(BUFFER_SIZE)];
+  private current = 0;
+  private filled = 0;
+  /** Bytes handed to the sink so far (some may still be in flight). */
+  private flushed = 0;
+  private inFlight: Promise<void> | null = null;
+
+  constructor(private readonly sink: BlockSink) {}
+
+  private get buffer(): Buffer {
+    return this.buffers[this.current];
+  }
+
+  /** Position of the next byte in the image. */
+  get position(): number {
+    return this.flushed + this.filled;
+  }
+
+  async write(data: Buffer): Promise<void> {
+    if (data.length > BUFFER_SIZE - this.filled) {
+      await this.flush();
+      if (data.length >= BUFFER_SIZE / 2) {
+        await this.settle();
+        await this.sink.write(this.flushed, data);
+        this.flushed += data.length;
+        return;
+      }
+    }
+    data.copy(this.buffer, this.filled);
+    this.filled += data.length;
+  }
+
+  /** Room for `length` (at most 2 MiB) bytes to be filled in place, then commit(). */
+  async reserve(length: number): Promise<Buffer> {
+    if (length > BUFFER_SIZE - this.filled) await this.flush();
+    return this.buffer.subarray(this.filled, this.filled + length);
+  }
+
+  commit(length: number): void {
+    this.filled += length;
+  }
+
+  async zeros(length: number): Promise<void> {
+    if (length >= HOLE_MIN) {
+      await this.flush();
+      await this.settle();
+      await this.sink.writeZeros(this.flushed, length);
+      this.flushed += length;
+      return;
+    }
+    let left = length;
+    while (left > 0) {
+      const room = await this.reserve(Math.min(left, BUFFER_SIZE));
+      room.fill(0);
+      this.commit(room.length);
+      left -= room.length;
+    }
+  }
+
+  /** Zeros up to the next multiple of `unit` bytes. */
+  async padTo(unit: number): Promise<void> {
+    const rest = this.position % unit;
+    if (rest !== 0) await this.zeros(unit - rest);
+  }
+
+  /** Start writing the filled buffer and switch to the other one (once the write before is done). */
+  async flush(): Promise<void> {
+    if (this.filled === 0) return;
+    await this.settle();
+    this.inFlight = this.sink.write(this.flushed, this.buffer.subarray(0, this.filled));
+    this.flushed += this.filled;
+    this.filled = 0;
+    // A stream may hold on to the bytes it was given after write() returns: never reuse them.
+    if (this.sink.sequential) this.buffers[this.current] = Buffer.allocUnsafe(BUFFER_SIZE);
+    this.current = 1 - this.current;
+  }
+
+  /** Wait for the write in flight; its error surfaces here. */
+  async settle(): Promise<void> {
+    const pending = this.inFlight;
+    this.inFlight = null;
+    if (pending) await pending;
+  }
+
+  /** Everything written: flush and wait. */
+  async finish(): Promise<void> {
+    await this.flush();
+    await this.settle();
+  }
+}

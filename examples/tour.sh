@@ -15,6 +15,7 @@ step parts examples/disk.img
 step hash examples/disk.img --hash sha256,md5
 step iso examples -o "$OUT/examples.iso" -V EXAMPLES
 step info "$OUT/examples.iso"
+step ls "$OUT/examples.iso" -l
 
 step ls examples/disk.img --part 2 -l -R
 step cat examples/disk.img --part 2 /home/alice/hostname-link

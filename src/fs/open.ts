@@ -7,6 +7,7 @@ import type { BlockSource } from "../io/block-source.js";
 import { openExfat } from "./exfat/index.js";
 import { openExt } from "./ext/index.js";
 import { openFat } from "./fat/index.js";
+import { openIso9660 } from "./iso9660/index.js";
 import { probeFilesystem, type ProbeResult } from "./probe.js";
 import { openSquashfs } from "./squashfs/index.js";
 import type { FileSystem, FsNode } from "./types.js";
@@ -21,10 +22,11 @@ const READERS: Record<string, Opener> = {
   vfat: openFat,
   exfat: openExfat,
   squashfs: openSquashfs,
+  iso9660: (source) => openIso9660(source),
 };
 
 /** For messages: what platter reads. */
-export const READABLE = "ext2/3/4, FAT12/16/32, exFAT and squashfs";
+export const READABLE = "ext2/3/4, FAT12/16/32, exFAT, squashfs and ISO 9660";
 
 /** Can platter list and read files of what the probe found? */
 export function canRead(probe: ProbeResult | null): boolean {

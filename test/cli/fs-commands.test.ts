@@ -24,7 +24,7 @@ describe("ls, cat, extract on the command line", { skip: needs("mkfs.ext4", "deb
     writeFileSync(junk, Buffer.alloc(65536, 0x5a));
     const notFs = await platter(["ls", junk]);
     assert.equal(notFs.code, 1);
-    assert.match(notFs.stderr, /^platter: .*junk.img: no filesystem platter can read \(it reads ext2\/3\/4, FAT12\/16\/32, exFAT and squashfs\)\n$/);
+    assert.match(notFs.stderr, /^platter: .*junk.img: no filesystem platter can read \(it reads ext2\/3\/4, FAT12\/16\/32, exFAT, squashfs and ISO 9660\)\n$/);
     const noOut = await platter(["extract", img]);
     assert.equal(noOut.code, 2);
     assert.match(noOut.stderr, /required option '-o, --output <dir>'/);

@@ -1,1 +1,56 @@
-export const x: number = 1;
+/**
+ * platter as a library: everything the commands do, without the CLI.
+ * Everything reads through a BlockSource; filesystems share one small
+ * FileSystem interface; nothing here prints or exits.
+ *
+ *   const disk = await openSource("disk.img");
+ *   const table = await readPartitionTable(disk);
+ *   const fs = await openFilesystem(openPartition(disk, table, 1));
+ */
+
+// Errors (each maps to an exit code in the CLI)
+export { CorruptImageError, DeviceError, PlatterError, UnsupportedError, UsageError } from "./errors.js";
+
+// Block sources and sinks
+export type { BlockSink, BlockSource } from "./io/block-source.js";
+export { FileSource, openSource, type OpenSourceOptions } from "./io/file-source.js";
+export { FileSink, StreamSink, type OpenSinkOptions } from "./io/file-sink.js";
+export { SliceSource } from "./io/slice-source.js";
+export { MemorySource } from "./io/memory-source.js";
+export { FaultySource, type FaultRange } from "./io/faulty-source.js";
+export { CountingSource } from "./io/counting-source.js";
+
+// Capture, dd, hashing, ddrescue mapfiles
+export { capture, type CaptureOptions, type CaptureProgress, type CaptureResult } from "./capture/capture.js";
+export { runDd, type DdResult } from "./capture/dd.js";
+export { parseDdOperands, type DdOperands } from "./capture/dd-operands.js";
+export { decodeMapfile, encodeMapfile, type Mapfile, type MapBlock, type BlockStatus } from "./capture/mapfile.js";
+export { RescueMap } from "./capture/rescue-map.js";
+export { hashSource } from "./capture/hash-source.js";
+export { MultiHasher, parseHashList, type HashAlgorithm } from "./capture/hasher.js";
+
+// Partition tables
+export type { Partition, PartitionScheme, PartitionTable } from "./partition/types.js";
+export { readPartitionTable } from "./partition/index.js";
+export { choosePartition, openPartition, type PartitionChoice } from "./partition/select.js";
+export { reportPartitions, type PartitionReport } from "./partition/report.js";
+export { decodeMbr, encodeMbr, decodeEbr, encodeEbr } from "./partition/mbr.js";
+export { decodeGptEntry, decodeGptHeader, encodeGptEntries, encodeGptEntry, encodeGptHeader } from "./partition/gpt.js";
+
+// Filesystems
+export type { FileSystem, FileType, FsDirEntry, FsNode, FsStat } from "./fs/types.js";
+export { probeFilesystem, type ProbeResult } from "./fs/probe.js";
+export { canRead, openFilesystem } from "./fs/open.js";
+export { resolvePath } from "./fs/path.js";
+export { walk } from "./fs/walk.js";
+export { extractTree, type ExtractOptions, type ExtractSummary } from "./fs/extract.js";
+export { openExt } from "./fs/ext/index.js";
+export { openFat } from "./fs/fat/index.js";
+export { openExfat } from "./fs/exfat/index.js";
+export { openSquashfs } from "./fs/squashfs/index.js";
+export { openIso9660 } from "./fs/iso9660/index.js";
+export { buildIso, type BuildIsoOptions, type BuildIsoResult } from "./fs/iso9660/writer/index.js";
+
+// Mounting and image information
+export { mountImage, planMount, unmountImage } from "./mount/mount.js";
+export { imageInfo, type ImageInfo } from "./info/image-info.js";

@@ -1,0 +1,28 @@
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { test } from "node:test";
+import * as platter from "../src/index.js";
+import { sh } from "./helpers/run.js";
+
+const EXAMPLE = fileURLToPath(new URL("../examples/disk.img", import.meta.url));
+
+test("the library alone reads the example disk as sfdisk and debugfs do", async () => {
+  const disk = await platter.openSource(EXAMPLE);
+  try {
+    const table = await platter.readPartitionTable(disk);
+    const sfdisk = JSON.parse(await sh(`sfdisk --json ${EXAMPLE}`)).partitiontable;
+    assert.equal(table.scheme, "mbr");
+    assert.deepEqual(
+      table.partitions.map((p) => [p.start, p.sectors]),
+      sfdisk.partitions.map((p: { start: number; size: number }) => [p.start, p.size]),
+    );
+    const fs = await platter.openFilesystem(platter.openPartition(disk, table, 2));
+    const { node } = await platter.resolvePath(fs, "/etc/hostname");
+    const text = (await fs.read(node, 0, node.stat.size)).toString();
+    const dd = `dd if=${EXAMPLE} bs=512 skip=4096 count=4096 status=none`;
+    assert.equal(text, await sh(`${dd} > /tmp/platter-lib-p2.img && debugfs -R 'cat /etc/hostname' /tmp/platter-lib-p2.img 2>/dev/null; rm -f /tmp/platter-lib-p2.img`));
+    await fs.close();
+  } finally {
+    await disk.close();
+  }
+});

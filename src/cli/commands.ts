@@ -1,29 +1,37 @@
 import type { Command } from "commander";
-import { registerCapture } from "./capture.js";
-import { registerCat } from "./cat.js";
-import { registerDd } from "./dd.js";
-import { registerExtract } from "./extract.js";
-import { registerHash } from "./hash.js";
-import { registerInfo } from "./info.js";
-import { registerIso } from "./iso.js";
-import { registerLs } from "./ls.js";
-import { registerMount, registerUmount } from "./mount.js";
-import { registerParts } from "./parts.js";
 
 /** A command module adds itself to the program and returns its Command. */
 export type RegisterCommand = (program: Command) => Command;
 
+interface CommandModule {
+  names: string[];
+  /** Imported only when needed: loading every command's library costs more start-up than a small capture. */
+  load(): Promise<RegisterCommand[]>;
+}
+
 /** Every command, in the order `platter --help` lists them. */
-export const commands: RegisterCommand[] = [
-  registerCapture,
-  registerDd,
-  registerParts,
-  registerMount,
-  registerUmount,
-  registerLs,
-  registerCat,
-  registerExtract,
-  registerHash,
-  registerIso,
-  registerInfo,
+export const commands: CommandModule[] = [
+  { names: ["capture"], load: async () => [(await import("./capture.js")).registerCapture] },
+  { names: ["dd"], load: async () => [(await import("./dd.js")).registerDd] },
+  { names: ["parts"], load: async () => [(await import("./parts.js")).registerParts] },
+  {
+    names: ["mount", "umount"],
+    load: async () => {
+      const m = await import("./mount.js");
+      return [m.registerMount, m.registerUmount];
+    },
+  },
+  { names: ["ls"], load: async () => [(await import("./ls.js")).registerLs] },
+  { names: ["cat"], load: async () => [(await import("./cat.js")).registerCat] },
+  { names: ["extract"], load: async () => [(await import("./extract.js")).registerExtract] },
+  { names: ["hash"], load: async () => [(await import("./hash.js")).registerHash] },
+  { names: ["iso"], load: async () => [(await import("./iso.js")).registerIso] },
+  { names: ["info"], load: async () => [(await import("./info.js")).registerInfo] },
 ];
+
+/** The registrations for `argv`: just its command's when it names one, else all (help, typos). */
+export async function loadCommands(argv: string[]): Promise<RegisterCommand[]> {
+  const named = commands.filter((c) => c.names.includes(argv[0] ?? ""));
+  const modules = named.length > 0 ? named : commands;
+  return (await Promise.all(modules.map((m) => m.load()))).flat();
+}

@@ -73,7 +73,7 @@ async function collect(fs: FileSystem<FsNode>, path: string, opts: LsOptions): P
 export function registerLs(program: Command): Command {
   return program
     .command("ls")
-    .description("list files inside a filesystem image (ext2/3/4, FAT12/16/32), without mounting it")
+    .description("list files inside a filesystem image (ext2/3/4, FAT, exFAT, squashfs, ISO 9660), without mounting it")
     .argument("<image>", "image file or block device")
     .argument("[path]", "folder or file inside the filesystem", "/")
     .option("--part <n>", "partition number (Linux numbering)")

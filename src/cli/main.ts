@@ -7,13 +7,13 @@
 import { Command, CommanderError } from "commander";
 import { PlatterError } from "../errors.js";
 import { VERSION } from "../version.js";
-import { commands } from "./commands.js";
+import { loadCommands, type RegisterCommand } from "./commands.js";
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
-function buildProgram(): Command {
+function buildProgram(registrations: RegisterCommand[]): Command {
   const program = new Command("platter")
     .description("disk and disc images: capture, partitions, ISO 9660, filesystems")
     .version(VERSION, "-V, --version")
@@ -22,7 +22,7 @@ function buildProgram(): Command {
     .enablePositionalOptions()
     .configureOutput({ outputError: (text, write) => write(`platter: ${text.replace(/^error: /, "")}`) })
     .exitOverride();
-  for (const register of commands) {
+  for (const register of registrations) {
     register(program).exitOverride();
   }
   return program;
@@ -49,8 +49,8 @@ export function reportError(err: unknown): number {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
   try {
+    const program = buildProgram(await loadCommands(argv));
     await program.parseAsync(argv, { from: "user" });
     if (argv.length === 0) program.outputHelp();
     return typeof process.exitCode === "number" ? process.exitCode : EXIT_OK;

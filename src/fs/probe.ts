@@ -3,6 +3,13 @@
  * names, labels and UUIDs, reading only the few blocks each format needs.
  * The probers run in libblkid's order, so that where two signatures are
  * present (a UDF bridge disc is also ISO 9660) the answer is blkid's.
+ *
+ * The probers in probe/ do not reuse the readers' superblock codecs
+ * (fs/fat/boot-sector.ts, fs/ext/superblock.ts...) on purpose: a probe
+ * answers "would blkid call this vfat?" with libblkid's lenient acceptance
+ * rules and returns null, while a reader validates as the kernel does and
+ * throws a CorruptImageError naming the bad field. The two disagree at the
+ * edges, and each must keep its own rules.
  */
 import type { BlockSource } from "../io/block-source.js";
 import { probeBtrfs } from "./probe/btrfs.js";

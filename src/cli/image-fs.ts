@@ -23,6 +23,8 @@ export async function openImageFilesystem(image: string, part?: string): Promise
   const disk = await openSource(image);
   try {
     const choice = await choosePartition(disk, { part: number, purpose: "read", usable: (_, probe) => canRead(probe) });
+    // A damaged table (a truncated image, a bad primary GPT) matters even when a usable partition was found.
+    for (const message of choice.table.warnings) warn(message);
     const fs = await openFilesystem(choice.source, choice.probe);
     for (const message of fs.warnings ?? []) warn(message);
     return {

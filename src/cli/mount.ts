@@ -3,6 +3,7 @@ import { openSource } from "../io/file-source.js";
 import { mountCommandLine, mountImage, planMount, unmountImage } from "../mount/mount.js";
 import { choosePartition } from "../partition/select.js";
 import { parseCount } from "../util/units.js";
+import { warn } from "./output.js";
 
 export function registerMount(program: Command): Command {
   return program
@@ -19,6 +20,7 @@ export function registerMount(program: Command): Command {
       let choice;
       try {
         choice = await choosePartition(source, { part, purpose: "mount" });
+        for (const message of choice.table.warnings) warn(message);
       } finally {
         await source.close();
       }

@@ -79,4 +79,18 @@ describe("--part: files inside partitioned disks", { skip: needs("sfdisk", "sgdi
     assert.equal(extended.code, 2);
     assert.match(extended.stderr, /partition 2 of .* is an extended partition/);
   });
+
+  test("a disk cut short inside its last partition: ls still reads the whole first one, and warns as sfdisk does about the cut one", async () => {
+    const tmp = tempDir();
+    const cut = join(tmp, "cut.img");
+    const at = await offsets(mbr);
+    // Keep p1 (ext4) whole and stop in the middle of the extended partition's first logical (p5).
+    await sh(`head -c ${(at.get(5) as number) + 4096} ${mbr} > ${cut}`);
+    const sfdisk = await sh(`sfdisk -V ${cut} 2>&1 || true`);
+    assert.match(sfdisk, /greater than the maximum/, "sfdisk -V notices the cut partition too");
+    const r = await platter(["ls", cut, "--part", "1", "/etc"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "hostname\n");
+    assert.match(r.stderr, /^platter: warning: partition \d .*past the end of the image/m);
+  });
 });

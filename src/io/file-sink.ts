@@ -162,21 +162,27 @@ export class StreamSink implements BlockSink {
   readonly sequential = true;
   private position = 0;
 
+  private readonly overFd: boolean;
+
   constructor(
     private readonly stream: NodeJS.WritableStream = process.stdout,
     readonly name = "stdout",
-  ) {}
+  ) {
+    this.overFd = typeof (stream as { fd?: unknown }).fd === "number";
+  }
 
   async write(offset: number, data: Buffer): Promise<void> {
     if (offset !== this.position) {
       throw new UsageError(`${this.name}: cannot seek (write at ${offset}, position ${this.position})`);
     }
     this.position += data.length;
-    // A stream may hold on to the buffer until its write callback, and callers
-    // reuse theirs: wait for the callback rather than copy (a 1 MiB copy per
-    // write cost more than the whole transfer to a pipe).
+    // Callers reuse their buffer once this resolves. A stream over a file
+    // descriptor (stdout) is done with it at the write callback; a JS stream
+    // (a PassThrough) may hand the very buffer on to its reader, so it gets a
+    // copy. Copying always cost more than the whole transfer to a pipe.
+    const chunk = this.overFd ? data : Buffer.from(data);
     await new Promise<void>((resolve, reject) => {
-      this.stream.write(data, (err?: Error | null) => (err ? reject(ioError(err, this.name)) : resolve()));
+      this.stream.write(chunk, (err?: Error | null) => (err ? reject(ioError(err, this.name)) : resolve()));
     });
   }
 

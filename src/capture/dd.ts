@@ -14,6 +14,7 @@ import { promises as fsp } from "node:fs";
 import type { BlockSink, BlockSource } from "../io/block-source.js";
 import { FileSink, StreamSink } from "../io/file-sink.js";
 import { openSource } from "../io/file-source.js";
+import { isAllZero } from "../io/zeros.js";
 import { DeviceError } from "../errors.js";
 import { Copier, isReadError } from "./copier.js";
 import type { DdOperands } from "./dd-operands.js";
@@ -185,16 +186,6 @@ async function seekableStdout(): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-const ZEROS = Buffer.alloc(1 << 16);
-
-function isAllZero(buf: Buffer): boolean {
-  for (let i = 0; i < buf.length; i += ZEROS.length) {
-    const n = Math.min(ZEROS.length, buf.length - i);
-    if (!buf.subarray(i, i + n).equals(ZEROS.subarray(0, n))) return false;
-  }
-  return true;
 }
 
 /**

@@ -7,7 +7,6 @@ export interface HashProgress {
 }
 
 const CHUNK = 4 << 20;
-const ZEROS = Buffer.alloc(CHUNK);
 
 /**
  * Digests of a whole source. Holes the source reports (sparse files) are fed
@@ -23,11 +22,8 @@ export async function hashSource(
   const ranges = source.dataRanges ? await source.dataRanges(0, source.size) : [[0, source.size] as [number, number]];
   let pos = 0;
   const feedZeros = (upTo: number) => {
-    while (pos < upTo) {
-      const n = Math.min(CHUNK, upTo - pos);
-      hasher.update(ZEROS.subarray(0, n));
-      pos += n;
-    }
+    hasher.updateZeros(upTo - pos);
+    pos = Math.max(pos, upTo);
   };
   for (const [start, length] of ranges) {
     feedZeros(start);

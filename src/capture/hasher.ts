@@ -4,6 +4,7 @@
  */
 import { createHash, getHashes, type Hash } from "node:crypto";
 import { UsageError } from "../errors.js";
+import { zeroChunks } from "../io/zeros.js";
 
 export const HASH_ALGORITHMS = ["md5", "sha1", "sha256", "sha512"] as const;
 export type HashAlgorithm = (typeof HASH_ALGORITHMS)[number];
@@ -36,6 +37,11 @@ export class MultiHasher {
   update(data: Buffer): void {
     for (const [, h] of this.hashes) h.update(data);
     this.position += data.length;
+  }
+
+  /** `length` zero bytes (a hole), without materialising them. */
+  updateZeros(length: number): void {
+    for (const chunk of zeroChunks(length)) this.update(chunk);
   }
 
   /** Hex digests by algorithm name. */

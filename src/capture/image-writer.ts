@@ -10,6 +10,7 @@
  * (never from SOURCE: a failing drive is read as little as possible).
  */
 import type { BlockSink } from "../io/block-source.js";
+import { isAllZero } from "../io/zeros.js";
 import type { StreamHasher } from "./parallel-hasher.js";
 
 export interface ImageTarget {
@@ -19,7 +20,6 @@ export interface ImageTarget {
   zeros(pos: number, length: number): Promise<void>;
 }
 
-const ZERO_CHUNK = Buffer.alloc(1 << 20);
 /** Holes are punched at file-system block granularity. */
 const SPARSE_GRANULE = 4096;
 
@@ -89,7 +89,7 @@ export class ImageWriter implements ImageTarget {
 }
 
 function isZero(buf: Buffer, start: number, end: number): boolean {
-  return buf.subarray(start, end).equals(ZERO_CHUNK.subarray(0, end - start));
+  return isAllZero(buf.subarray(start, end));
 }
 
 /**

@@ -17,7 +17,6 @@ export interface StreamHasher {
   digest(): Promise<Record<string, string>>;
 }
 
-const ZERO_CHUNK = Buffer.alloc(1 << 20);
 /** Below this, a worker's start-up costs more than it saves. */
 const WORKER_THRESHOLD = 64 << 20;
 
@@ -31,7 +30,7 @@ export class InlineHasher implements StreamHasher {
     this.hasher.update(data);
   }
   updateZeros(length: number): void {
-    for (let left = length; left > 0; left -= ZERO_CHUNK.length) this.hasher.update(ZERO_CHUNK.subarray(0, Math.min(left, ZERO_CHUNK.length)));
+    this.hasher.updateZeros(length);
   }
   async digest(): Promise<Record<string, string>> {
     return this.hasher.digest();

@@ -3,6 +3,7 @@ import type { BlockSink } from "./block-source.js";
 import { DeviceError, errnoCode, ioError, UsageError } from "../errors.js";
 import { AlignedBuffer } from "./aligned.js";
 import { blockDeviceSectorSize, punchHole } from "./syscalls.js";
+import { zeroChunks } from "./zeros.js";
 
 export interface OpenSinkOptions {
   /** Create the file if missing (never applies to devices). */
@@ -24,7 +25,6 @@ export interface OpenSinkOptions {
   direct?: boolean;
 }
 
-const ZERO_CHUNK = Buffer.alloc(1 << 20);
 
 /** A regular file or a block device, written at explicit offsets. */
 export class FileSink implements BlockSink {
@@ -120,10 +120,7 @@ export class FileSink implements BlockSink {
       if (offset >= size) return;
       if (punchHole(this.handle.fd, offset, length)) return;
     }
-    for (let pos = offset; pos < offset + length; pos += ZERO_CHUNK.length) {
-      const n = Math.min(ZERO_CHUNK.length, offset + length - pos);
-      await this.write(pos, ZERO_CHUNK.subarray(0, n));
-    }
+    await writeZeroChunks(this, offset, length);
   }
 
   async setSize(size: number): Promise<void> {
@@ -186,10 +183,8 @@ export class StreamSink implements BlockSink {
     });
   }
 
-  async writeZeros(offset: number, length: number): Promise<void> {
-    for (let pos = offset; pos < offset + length; pos += ZERO_CHUNK.length) {
-      await this.write(pos, ZERO_CHUNK.subarray(0, Math.min(ZERO_CHUNK.length, offset + length - pos)));
-    }
+  writeZeros(offset: number, length: number): Promise<void> {
+    return writeZeroChunks(this, offset, length);
   }
 
   async setSize(size: number): Promise<void> {
@@ -198,4 +193,13 @@ export class StreamSink implements BlockSink {
 
   async flush(): Promise<void> {}
   async close(): Promise<void> {}
+}
+
+/** Zeros written out, a megabyte at a time, where a hole cannot stand in for them. */
+async function writeZeroChunks(sink: BlockSink, offset: number, length: number): Promise<void> {
+  let pos = offset;
+  for (const chunk of zeroChunks(length)) {
+    await sink.write(pos, chunk);
+    pos += chunk.length;
+  }
 }

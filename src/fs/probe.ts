@@ -4,12 +4,13 @@
  * The probers run in libblkid's order, so that where two signatures are
  * present (a UDF bridge disc is also ISO 9660) the answer is blkid's.
  *
- * The probers in probe/ do not reuse the readers' superblock codecs
+ * The probers in probe/ do not validate with the readers' superblock codecs
  * (fs/fat/boot-sector.ts, fs/ext/superblock.ts...) on purpose: a probe
  * answers "would blkid call this vfat?" with libblkid's lenient acceptance
  * rules and returns null, while a reader validates as the kernel does and
  * throws a CorruptImageError naming the bad field. The two disagree at the
- * edges, and each must keep its own rules.
+ * edges, and each must keep its own rules. Where a rule is the same (which
+ * ext feature set blkid calls ext2, ext3 or ext4), both call one function.
  */
 import type { BlockSource } from "../io/block-source.js";
 import { probeBtrfs } from "./probe/btrfs.js";

@@ -152,11 +152,26 @@ export function decodeSuperblock(b: Buffer): Superblock {
 
 const EXT3_RO_COMPAT_SUPPORTED = RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE | RO_COMPAT_BTREE_DIR;
 const EXT3_INCOMPAT_SUPPORTED = INCOMPAT_FILETYPE | INCOMPAT_RECOVER | INCOMPAT_META_BG;
+const EXT2_INCOMPAT_SUPPORTED = INCOMPAT_FILETYPE | INCOMPAT_META_BG;
 
-/** blkid's name for it: ext4 if it uses a feature ext3 lacks, ext3 if it has a journal, else ext2. */
-export function extFlavour(sb: Superblock): "ext2" | "ext3" | "ext4" {
-  if (sb.featureRoCompat & ~EXT3_RO_COMPAT_SUPPORTED || sb.featureIncompat & ~EXT3_INCOMPAT_SUPPORTED) return "ext4";
-  return sb.featureCompat & COMPAT_HAS_JOURNAL ? "ext3" : "ext2";
+/**
+ * blkid's name for a feature set: jbd for an external journal, ext4 if it
+ * uses a feature ext3 lacks, ext3 if it has a journal, ext2 if ext2 knows
+ * every feature; null otherwise (needs recovery but has no journal).
+ */
+export function extName(compat: number, incompat: number, roCompat: number): "ext2" | "ext3" | "ext4" | "jbd" | null {
+  if (incompat & INCOMPAT_JOURNAL_DEV) return "jbd";
+  if (roCompat & ~EXT3_RO_COMPAT_SUPPORTED || incompat & ~EXT3_INCOMPAT_SUPPORTED) return "ext4";
+  if (compat & COMPAT_HAS_JOURNAL) return "ext3";
+  return incompat & ~EXT2_INCOMPAT_SUPPORTED ? null : "ext2";
+}
+
+/**
+ * The reader's type. It never opens a jbd (INCOMPAT_JOURNAL_DEV is not
+ * readable); a superblock blkid cannot name (recovery flag, no journal) reads as ext2.
+ */
+export function extFlavour(sb: Superblock): string {
+  return extName(sb.featureCompat, sb.featureIncompat, sb.featureRoCompat) ?? "ext2";
 }
 
 /** Number of block groups. */

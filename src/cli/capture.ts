@@ -7,6 +7,7 @@ import { formatDuration, formatSize, parseCount, parseSize } from "../util/units
 import { printJson, warn } from "./output.js";
 import { ProgressLine } from "./progress.js";
 import { interruptOnSignals } from "./signals.js";
+import { shellQuote } from "../util/shell.js";
 
 interface CaptureFlags {
   map?: string;
@@ -172,6 +173,3 @@ function summarize(r: CaptureResult, mapPath: string | undefined): string {
   return `${lines.join("\n")}\n`;
 }
 
-function shellQuote(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`;
-}

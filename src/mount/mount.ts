@@ -11,6 +11,7 @@ import type { PartitionChoice } from "../partition/select.js";
 import { runTool } from "./exec.js";
 import { attachLoop, detachLoop, loopBackingFile } from "./loop.js";
 import { kernelFilesystems, listMounts } from "./mounts.js";
+import { shellQuote } from "../util/shell.js";
 
 export interface MountPlan {
   image: string;
@@ -46,9 +47,6 @@ export function planMount(image: string, choice: PartitionChoice, options: { rea
   };
 }
 
-function shellQuote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
-}
 
 /** The plain command a user could type instead: `mount -o loop,ro,offset=…,sizelimit=… -t TYPE IMAGE MOUNTPOINT`. */
 export function mountCommandLine(plan: MountPlan, mountPoint: string): string {

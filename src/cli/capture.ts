@@ -172,4 +172,3 @@ function summarize(r: CaptureResult, mapPath: string | undefined): string {
   }
   return `${lines.join("\n")}\n`;
 }
-

@@ -47,7 +47,6 @@ export function planMount(image: string, choice: PartitionChoice, options: { rea
   };
 }
 
-
 /** The plain command a user could type instead: `mount -o loop,ro,offset=…,sizelimit=… -t TYPE IMAGE MOUNTPOINT`. */
 export function mountCommandLine(plan: MountPlan, mountPoint: string): string {
   const options = ["loop", plan.readOnly ? "ro" : "rw"];

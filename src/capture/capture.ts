@@ -310,14 +310,21 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
   }
 }
 
-/** Block devices are read with O_DIRECT (as `ddrescue -d`): one bad sector then costs one sector, not a page. */
+/**
+ * Block devices are read with O_DIRECT (as `ddrescue -d`): one bad sector
+ * then costs one sector, not a page. So is a regular file the page cache
+ * mostly does not hold: read cold, the cache is the slow part (every page is
+ * allocated, filled and copied again), and an image taken through it would
+ * push everything else out. A file that is mostly cached is read from there.
+ */
 async function openCaptureSource(path: string, direct: boolean | undefined): Promise<BlockSource> {
   const probe = await openSource(path);
   if (!probe.isBlockDevice && !(await fsp.stat(path)).isFile()) {
     await probe.close();
     throw new UsageError(`${path}: not a file or a block device (capture reads those; pipe a stream to a file first)`);
   }
-  if (!(direct ?? probe.isBlockDevice)) return probe;
+  const cached = probe.isBlockDevice ? undefined : probe.cachedBytes();
+  if (!(direct ?? (probe.isBlockDevice || (cached !== undefined && cached < probe.size / 2)))) return probe;
   await probe.close();
   return openSource(path, { direct: true });
 }

@@ -10,14 +10,16 @@
  *    - pass 2 backwards over what pass 1 skipped, giving up on an area at
  *      its first error (this finds the trailing edge of bad areas);
  *    - pass 3 forwards over whatever is left, without skipping.
- * 2. Trimming, sector by sector: each non-trimmed block is read forwards
+ * 2. Trimming, sector by sector: each non-trimmed block (split at
+ *    --block-size boundaries, the extent of one failed read) is read forwards
  *    from its leading edge and backwards from its trailing edge until a read
  *    fails; the failing sectors become bad ('-'), the middle non-scraped ('/').
  * 3. Scraping: every non-scraped sector is read once.
  * 4. Retrying: --retries passes over the bad sectors, alternating direction.
  *
- * A sector is read at most twice before retrying (once inside a large
- * block, once alone), as in ddrescue, to spare a failing drive. Sector reads
+ * Large reads overlap while they succeed (see READ_WINDOW). A sector is
+ * read at most twice before retrying (once inside a large block, once
+ * alone), as in ddrescue, to spare a failing drive. Sector reads
  * overlap while they succeed (a 1 MiB failing block is 2048 sectors), and
  * go one at a time again after a failure. --no-trim / --no-scrape stop
  * before phases 2 / 3, leaving the failing blocks for a later run.
@@ -27,6 +29,7 @@
  * it is written.
  */
 import type { BlockSource } from "../io/block-source.js";
+import { allocAligned } from "../io/aligned.js";
 import { DeviceError, errnoCode } from "../errors.js";
 import type { BlockStatus, PhaseStatus } from "./mapfile.js";
 import { BufferTarget, type ImageTarget } from "./image-writer.js";
@@ -77,6 +80,15 @@ export function isReadError(err: unknown): boolean {
   return err instanceof DeviceError ? READ_ERROR_CODES.has(err.code ?? "") : READ_ERROR_CODES.has(errnoCode(err) ?? "");
 }
 
+/**
+ * Large reads in flight at once while they succeed: a disk streams best
+ * with a queue, and a direct read has no kernel read-ahead to give it one.
+ * The width doubles from one on each success and falls back to one at the
+ * first failure, so a bad area is approached one read at a time. Capped by
+ * memory for large --block-size values.
+ */
+const READ_WINDOW = 4;
+const READ_WINDOW_BYTES = 16 << 20;
 const MIN_SKIP = 64 << 10;
 const MAX_SKIP = 1 << 30;
 /** Sector reads in flight at once while trimming, scraping and retrying. */
@@ -91,6 +103,16 @@ interface Span {
   end: number;
   /** Known to read as zeros without reading (a hole of a sparse source). */
   hole?: boolean;
+  /** Which area of a backward pass it belongs to. */
+  area?: number;
+}
+
+/** The order in which a copying pass reads, and how a failed read changes it. */
+interface Walk {
+  /** The span after the last one handed out; undefined when the pass is done. */
+  next(): Promise<Span | undefined>;
+  /** The outcome of each span handed out, in the same order. */
+  settled(span: Span, ok: boolean): void;
 }
 
 const alignDown = (n: number, a: number) => Math.floor(n / a) * a;
@@ -107,8 +129,10 @@ export class Copier {
   /** Bytes read from the source in this run. */
   bytesRead = 0;
 
+  /** Buffers for the large reads: one per read in flight, and two more whose blocks are being written. */
   private readonly pool: Buffer[];
-  private readonly writes: Array<Promise<void> | undefined> = [undefined, undefined, undefined];
+  private readonly writes: Array<Promise<void> | undefined>;
+  private readonly readWindow: number;
   private readonly sectorBuffers: Buffer[];
   private readonly started = Date.now();
   private lastCheckpoint = Date.now();
@@ -125,7 +149,10 @@ export class Copier {
     private readonly options: CopierOptions,
   ) {
     this.position = options.start;
-    this.pool = [0, 1, 2].map(() => Buffer.allocUnsafe(options.blockSize));
+    this.readWindow = Math.max(1, Math.min(READ_WINDOW, Math.floor(READ_WINDOW_BYTES / options.blockSize)));
+    // Aligned, so a direct source reads straight into them.
+    this.pool = Array.from({ length: this.readWindow + 2 }, () => allocAligned(options.blockSize));
+    this.writes = this.pool.map(() => undefined);
     this.sectorBuffers = Array.from({ length: SECTOR_WINDOW }, () => Buffer.allocUnsafe(options.sectorSize));
   }
 
@@ -161,25 +188,30 @@ export class Copier {
     const areas = this.map.ranges("?", this.options.start, this.options.end);
     if (areas.length === 0) return;
     this.enter("copying", pass, areas[0][0]);
-    let skip = 0;
+    const { blockSize, sectorSize } = this.options;
+    let cursor = areas[0][0];
     let area = 0;
-    const nextSpan = async (pos: number): Promise<Span | undefined> => {
-      while (area < areas.length) {
-        const [a, b] = areas[area];
-        const from = Math.max(pos, a);
-        if (from < b) return this.spanAt(from, Math.min(b, alignDown(from, this.options.blockSize) + this.options.blockSize), b);
-        area++;
-      }
-      return undefined;
-    };
-    await this.pipeline(await nextSpan(areas[0][0]), async (span, ok) => {
-      if (ok) {
-        skip = 0;
-        return nextSpan(span.end);
-      }
-      if (!skipping) return nextSpan(span.end);
-      skip = skip === 0 ? MIN_SKIP : Math.min(skip * 2, MAX_SKIP);
-      return nextSpan(alignUp(span.end + skip, this.options.sectorSize));
+    let skip = 0;
+    await this.pipeline({
+      next: async () => {
+        for (; area < areas.length; area++) {
+          const [a, b] = areas[area];
+          const from = Math.max(cursor, a);
+          if (from >= b) continue;
+          const span = await this.spanAt(from, Math.min(b, alignDown(from, blockSize) + blockSize), b);
+          cursor = span.end;
+          return span;
+        }
+        return undefined;
+      },
+      settled: (span, ok) => {
+        if (ok) skip = 0;
+        else if (skipping) {
+          skip = skip === 0 ? MIN_SKIP : Math.min(skip * 2, MAX_SKIP);
+          // Reads already in flight past the failure went on; the skip counts from the last of them.
+          cursor = Math.max(cursor, alignUp(span.end + skip, sectorSize));
+        }
+      },
     });
   }
 
@@ -188,62 +220,78 @@ export class Copier {
     const areas = this.map.ranges("?", this.options.start, this.options.end).reverse();
     if (areas.length === 0) return;
     this.enter("copying", pass, areas[0][1]);
+    let cursor = areas[0][1];
     let area = 0;
-    const spanBefore = async (end: number): Promise<Span | undefined> => {
-      while (area < areas.length) {
-        const [a, b] = areas[area];
-        const to = Math.min(end, b);
-        if (to > a) {
-          return this.spanBefore(to, Math.max(a, alignDown(to - 1, this.options.blockSize)), a);
+    await this.pipeline({
+      next: async () => {
+        for (; area < areas.length; area++) {
+          const [a, b] = areas[area];
+          const to = Math.min(cursor, b);
+          if (to <= a) {
+            if (area + 1 < areas.length) cursor = areas[area + 1][1];
+            continue;
+          }
+          const span = await this.spanBefore(to, Math.max(a, alignDown(to - 1, this.options.blockSize)), a);
+          cursor = span.pos;
+          return { ...span, area };
         }
-        area++;
-        if (area < areas.length) end = areas[area][1];
-      }
-      return undefined;
-    };
-    await this.pipeline(await spanBefore(areas[0][1]), async (span, ok) => {
-      if (!ok) {
-        area++; // leave the rest of this area for pass 3
-        return area < areas.length ? spanBefore(areas[area][1]) : undefined;
-      }
-      return spanBefore(span.pos);
+        return undefined;
+      },
+      settled: (span, ok) => {
+        // Leave the rest of this area for pass 3 (once: reads in flight below the failure may fail too).
+        if (!ok && span.area === area) {
+          area++;
+          if (area < areas.length) cursor = areas[area][1];
+        }
+      },
     });
   }
 
   /**
-   * Read spans one after another, the next read in flight while the last
-   * block is hashed and written. `next` picks the following span from the
-   * outcome of the current one.
+   * Read the spans of a walk, up to the read window in flight while earlier
+   * blocks are hashed and written; outcomes are taken in order.
    */
-  private async pipeline(
-    first: Span | undefined,
-    next: (span: Span, ok: boolean) => Promise<Span | undefined>,
-  ): Promise<void> {
-    let current = first;
+  private async pipeline(walk: Walk): Promise<void> {
+    const inFlight: Array<{ span: Span; slot: number; read: Promise<Buffer | undefined> }> = [];
+    let width = 1;
     let slot = 0;
-    let pending = current ? this.startRead(current, this.pool[slot]) : undefined;
-    while (current && pending) {
-      const data = await pending;
-      const following = await next(current, data !== undefined);
-      const currentSlot = slot;
-      pending = undefined;
-      if (following) {
+    let done = false;
+    const fill = async () => {
+      while (!done && inFlight.length < width) {
+        const span = await walk.next();
+        if (!span) {
+          done = true;
+          break;
+        }
         this.stopIfAborted();
+        // The slot's last read finished (fewer reads are in flight than slots); its write may not have.
         slot = (slot + 1) % this.pool.length;
         await this.writes[slot];
-        pending = this.startRead(following, this.pool[slot]);
+        inFlight.push({ span, slot, read: this.startRead(span, this.pool[slot]) });
       }
-      if (data) {
-        const write = this.commit(current, data);
-        write.catch(() => {}); // awaited before its buffer is reused, and at the end
-        this.writes[currentSlot] = write;
-      } else {
-        this.map.set(current.pos, current.end, "*");
-        this.progress();
+    };
+    try {
+      await fill();
+      for (let head = inFlight.shift(); head; head = inFlight.shift()) {
+        const { span } = head;
+        const data = await head.read;
+        walk.settled(span, data !== undefined);
+        width = data ? Math.min(width * 2, this.readWindow) : 1;
+        if (data) {
+          const write = this.commit(span, data);
+          write.catch(() => {}); // awaited before its buffer is reused, and at the end
+          this.writes[head.slot] = write;
+        } else {
+          this.map.set(span.pos, span.end, "*");
+          this.progress();
+        }
+        await fill();
+        this.position = inFlight[0]?.span.pos ?? span.end;
+        if (inFlight.length > 0) await this.maybeCheckpoint();
       }
-      this.position = following ? following.pos : current.end;
-      current = following;
-      if (current) await this.maybeCheckpoint();
+    } finally {
+      // Stopped early: no read may still be filling a buffer, or reading a file about to be closed.
+      await Promise.allSettled(inFlight.map((f) => f.read));
     }
     // The next pass asks the map what is left: it must see every write of this one.
     await this.drainWrites();
@@ -343,15 +391,21 @@ export class Copier {
     const blocks = this.map.ranges("*", from, to);
     if (blocks.length === 0) return;
     this.enter("trimming", 1, blocks[0][0]);
-    for (const [a, b] of blocks) {
-      // An edge next to a known bad sector counts as trimmed already (as in ddrescue).
-      if (a === 0 || this.map.statusAt(a - 1) !== "-") {
-        await this.readSectors(this.sectorSpans(a, b, false), target, true);
+    const { blockSize } = this.options;
+    for (const [from, to] of blocks) {
+      // Failed reads next to each other merge in the map; each is trimmed on its own again, so
+      // good sectors between two bad spots come back by trimming instead of one by one by scraping.
+      for (let a = from; a < to; a = Math.min(to, alignDown(a, blockSize) + blockSize)) {
+        const b = Math.min(to, alignDown(a, blockSize) + blockSize);
+        // An edge next to a known bad sector counts as trimmed already (as in ddrescue).
+        if (a === 0 || this.map.statusAt(a - 1) !== "-") {
+          await this.readSectors(this.sectorSpans(a, b, false), target, true);
+        }
+        if (b >= this.map.size || this.map.statusAt(b) !== "-") {
+          await this.readSectors(this.sectorSpans(a, b, true), target, true, (pos) => this.map.statusAt(pos) === "*");
+        }
+        for (const [s, e] of this.map.ranges("*", a, b)) this.map.set(s, e, "/");
       }
-      if (b >= this.map.size || this.map.statusAt(b) !== "-") {
-        await this.readSectors(this.sectorSpans(a, b, true), target, true, (pos) => this.map.statusAt(pos) === "*");
-      }
-      for (const [s, e] of this.map.ranges("*", a, b)) this.map.set(s, e, "/");
     }
   }
 

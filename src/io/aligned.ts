@@ -1,27 +1,42 @@
 /**
- * Page-aligned scratch buffers for O_DIRECT reads. Node's Buffer allocations
- * are not sector-aligned (a direct read into them fails with EINVAL); the
- * backing store of a WebAssembly.Memory is page-aligned.
+ * Page-aligned buffers for O_DIRECT reads. Node's Buffer allocations are not
+ * sector-aligned (a direct read into them fails with EINVAL); the backing
+ * store of a WebAssembly.Memory is page-aligned. The ArrayBuffers made here
+ * are remembered, so a reader can tell that a buffer it is handed may take a
+ * direct read as it is, without a bounce through scratch memory. They are
+ * shared memories (SharedArrayBuffers), so a worker thread can hash what was
+ * read into them without a copy.
  */
 const WASM_PAGE = 65536;
 
 // Node has WebAssembly; the ES library typings we compile against do not declare it.
-declare const WebAssembly: { Memory: new (descriptor: { initial: number }) => WasmMemory };
+declare const WebAssembly: { Memory: new (descriptor: { initial: number; maximum: number; shared: boolean }) => WasmMemory };
 interface WasmMemory {
-  readonly buffer: ArrayBuffer;
+  readonly buffer: SharedArrayBuffer;
 }
 
+const alignedStores = new WeakSet<ArrayBufferLike>();
+
+/** A zero-filled buffer of `length` bytes whose first byte is 64 KiB-aligned. */
+export function allocAligned(length: number): Buffer {
+  const pages = Math.max(1, Math.ceil(length / WASM_PAGE));
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  alignedStores.add(memory.buffer);
+  return Buffer.from(memory.buffer, 0, length);
+}
+
+/** Whether `buf` starts at a multiple of `align` (a power of two up to 64 KiB) in memory. */
+export function isAligned(buf: Buffer, align: number): boolean {
+  return alignedStores.has(buf.buffer) && buf.byteOffset % align === 0;
+}
+
+/** A reusable aligned scratch buffer that grows on demand. */
 export class AlignedBuffer {
-  private memory: WasmMemory | undefined;
   private view: Buffer = Buffer.alloc(0);
 
   /** A page-aligned buffer of at least `length` bytes; valid until the next call. */
   get(length: number): Buffer {
-    if (this.view.length < length) {
-      const pages = Math.ceil(length / WASM_PAGE);
-      this.memory = new WebAssembly.Memory({ initial: pages });
-      this.view = Buffer.from(this.memory.buffer);
-    }
+    if (this.view.length < length) this.view = allocAligned(Math.ceil(length / WASM_PAGE) * WASM_PAGE);
     return this.view.subarray(0, length);
   }
 }

@@ -1,9 +1,9 @@
 import { constants, promises as fsp } from "node:fs";
 import type { BlockSource } from "./block-source.js";
-import { AlignedBuffer } from "./aligned.js";
+import { AlignedBuffer, isAligned } from "./aligned.js";
 import { checkRange, targetBuffer } from "./bounds.js";
 import { DeviceError, ioError } from "../errors.js";
-import { blockDeviceSectorSize, blockDeviceSize, copyFileRange, seekData, seekHole } from "./syscalls.js";
+import { blockDeviceSectorSize, blockDeviceSize, cachedBytes, copyFileRange, seekData, seekHole } from "./syscalls.js";
 
 export interface OpenSourceOptions {
   /**
@@ -15,6 +15,9 @@ export interface OpenSourceOptions {
   /** Override the logical sector size (a file has none of its own). */
   sectorSize?: number;
 }
+
+/** O_DIRECT alignment assumed for regular files (see FileSource.open). */
+const FILE_DIRECT_ALIGN = 4096;
 
 /** A regular file or a block device. */
 export class FileSource implements BlockSource {
@@ -30,6 +33,8 @@ export class FileSource implements BlockSource {
     readonly sectorSize: number,
     readonly isBlockDevice: boolean,
     readonly direct: boolean,
+    /** What O_DIRECT needs offsets, lengths and memory aligned to: the device's real logical sector (not an override). */
+    private readonly directAlign: number,
   ) {}
 
   static async open(path: string, options: OpenSourceOptions = {}): Promise<FileSource> {
@@ -58,6 +63,8 @@ export class FileSource implements BlockSource {
     }
     let size = stat.size;
     let sectorSize = options.sectorSize ?? 512;
+    // A file's direct reads answer to the device under its file system, unknown here: 4 KiB suits every usual one.
+    let directAlign = FILE_DIRECT_ALIGN;
     if (isBlockDevice) {
       const devSize = blockDeviceSize(handle.fd);
       if (devSize === undefined) {
@@ -65,9 +72,10 @@ export class FileSource implements BlockSource {
         throw new DeviceError(`${path}: cannot read the size of this block device`);
       }
       size = devSize;
-      sectorSize = options.sectorSize ?? blockDeviceSectorSize(handle.fd) ?? 512;
+      directAlign = blockDeviceSectorSize(handle.fd) ?? 512;
+      sectorSize = options.sectorSize ?? directAlign;
     }
-    return new FileSource(path, handle, size, sectorSize, isBlockDevice, direct);
+    return new FileSource(path, handle, size, sectorSize, isBlockDevice, direct, directAlign);
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
@@ -82,16 +90,32 @@ export class FileSource implements BlockSource {
     return out;
   }
 
-  /** O_DIRECT needs sector-aligned offsets, lengths and memory: read the aligned cover, copy out. */
+  /**
+   * O_DIRECT needs aligned offsets, lengths and memory. A buffer from
+   * allocAligned takes the read as it is (the bulk of a capture); anything
+   * else is read as its aligned cover into scratch memory and copied out.
+   */
   private async readDirect(offset: number, out: Buffer): Promise<void> {
-    const align = this.sectorSize;
+    const align = this.directAlign;
+    if (offset % align === 0 && out.length % align === 0 && isAligned(out, align)) {
+      await this.readFully(offset, out);
+      return;
+    }
+    await this.withCover(offset, out.length, async (cover, skew) => {
+      // The cover may run past the end of a file, whose last sector is then short.
+      await this.readFully(offset - skew, cover, skew + out.length);
+      cover.copy(out, 0, skew, skew + out.length);
+    });
+  }
+
+  /** Scratch memory covering [offset, offset+length) rounded out to directAlign; `skew` is where `offset` falls in it. */
+  private async withCover<T>(offset: number, length: number, use: (cover: Buffer, skew: number) => Promise<T>): Promise<T> {
+    const align = this.directAlign;
     const start = Math.floor(offset / align) * align;
-    const end = Math.min(Math.ceil((offset + out.length) / align) * align, this.size);
+    const end = Math.ceil((offset + length) / align) * align;
     const scratch = this.scratch.pop() ?? new AlignedBuffer();
     try {
-      const buf = scratch.get(Math.ceil((end - start) / align) * align).subarray(0, end - start);
-      await this.readFully(start, buf);
-      buf.copy(out, 0, offset - start, offset - start + out.length);
+      return await use(scratch.get(end - start), offset - start);
     } finally {
       this.scratch.push(scratch);
     }
@@ -107,33 +131,26 @@ export class FileSource implements BlockSource {
     if (length === 0) return 0;
     try {
       if (!this.direct) return (await this.handle.read(into, 0, length, offset)).bytesRead;
-      const align = this.sectorSize;
-      const start = Math.floor(offset / align) * align;
-      const end = Math.min(Math.ceil((offset + length) / align) * align, this.size);
-      const scratch = this.scratch.pop() ?? new AlignedBuffer();
-      try {
-        const buf = scratch.get(Math.ceil((end - start) / align) * align).subarray(0, end - start);
-        const { bytesRead } = await this.handle.read(buf, 0, buf.length, start);
-        const usable = Math.max(0, Math.min(length, bytesRead - (offset - start)));
-        buf.copy(into, 0, offset - start, offset - start + usable);
+      return await this.withCover(offset, length, async (cover, skew) => {
+        const { bytesRead } = await this.handle.read(cover, 0, cover.length, offset - skew);
+        const usable = Math.max(0, Math.min(length, bytesRead - skew));
+        cover.copy(into, 0, skew, skew + usable);
         return usable;
-      } finally {
-        this.scratch.push(scratch);
-      }
+      });
     } catch (err) {
       throw ioError(err, `${this.name}: read at offset ${offset}`);
     }
   }
 
-  private async readFully(offset: number, out: Buffer): Promise<void> {
+  /** Fill `out` from `offset`; reaching the end of the file is an error only before `needed` bytes. */
+  private async readFully(offset: number, out: Buffer, needed = out.length): Promise<void> {
     let done = 0;
-    while (done < out.length) {
+    while (done < needed) {
       let n: number;
       try {
         ({ bytesRead: n } = await this.handle.read(out, done, out.length - done, offset + done));
       } catch (err) {
-        const e = ioError(err, `${this.name}: read at offset ${offset + done}`);
-        throw e;
+        throw ioError(err, `${this.name}: read at offset ${offset + done}`);
       }
       if (n === 0) {
         throw new DeviceError(`${this.name}: unexpected end of file at offset ${offset + done} (did it shrink?)`, "EIO");
@@ -164,6 +181,11 @@ export class FileSource implements BlockSource {
     checkRange(this.name, this.size, offset, length);
     if (this.isBlockDevice) return [[offset, length]];
     return fileDataRanges(this.handle.fd, offset, length);
+  }
+
+  /** Bytes of [offset, offset+length) held by the page cache; undefined where the kernel cannot tell. */
+  cachedBytes(offset = 0, length = this.size): number | undefined {
+    return cachedBytes(this.handle.fd, offset, length);
   }
 
   async close(): Promise<void> {

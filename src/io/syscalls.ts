@@ -1,7 +1,8 @@
 /**
  * The few Linux system calls Node does not expose: lseek with SEEK_DATA /
  * SEEK_HOLE (skip the holes of sparse files), fallocate punch-hole, and the
- * block-device ioctls that give a device's exact size and logical sector size.
+ * block-device ioctls that give a device's exact size and logical sector size,
+ * and cachestat (how much of a file the page cache holds).
  *
  * They go through koffi (an FFI with prebuilt binaries in the npm registry).
  * Every function degrades: if koffi cannot load, callers get `undefined` and
@@ -16,6 +17,9 @@ const BLKGETSIZE64 = 0x80081272;
 const BLKSSZGET = 0x1268;
 const FALLOC_FL_KEEP_SIZE = 0x01;
 const FALLOC_FL_PUNCH_HOLE = 0x02;
+/** cachestat(2), Linux 6.5: the same number on every architecture (the generic syscall table). */
+const SYS_CACHESTAT = 451;
+const SC_PAGESIZE = 30;
 
 interface Libc {
   lseek(fd: number, offset: bigint | number, whence: number): bigint | number;
@@ -33,6 +37,8 @@ interface Libc {
       done: (err: unknown, copied: bigint | number) => void,
     ): void;
   };
+  cachestat(fd: number, range: BigUint64Array, stat: BigUint64Array): number;
+  pageSize: number;
   errno(): number;
 }
 
@@ -54,12 +60,17 @@ function load(): Libc | null {
     const copyFileRange = lib.func(
       "int64_t copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t len, unsigned int flags)",
     );
+    const syscall = lib.func("long syscall(long number, ...)");
+    const sysconf = lib.func("long sysconf(int name)");
     libc = {
       lseek,
       ioctlU64,
       ioctlInt,
       fallocate,
       copyFileRange,
+      cachestat: (fd, range, stat) =>
+        Number(syscall(SYS_CACHESTAT, "int", fd, "uint64_t *", range, "uint64_t *", stat, "unsigned int", 0)),
+      pageSize: Number(sysconf(SC_PAGESIZE)),
       errno: () => koffi.decode(errnoLocation(), "int"),
     };
   } catch {
@@ -132,4 +143,16 @@ export function copyFileRange(fdIn: number, offsetIn: number, fdOut: number, off
       resolve(err || n < 0 ? undefined : n);
     });
   });
+}
+
+/**
+ * Bytes of [offset, offset+length) of an open file that sit in the page
+ * cache, or undefined where the kernel cannot say (before Linux 6.5).
+ */
+export function cachedBytes(fd: number, offset: number, length: number): number | undefined {
+  const c = load();
+  if (!c || length <= 0) return undefined;
+  const stat = new BigUint64Array(5); // nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted
+  if (c.cachestat(fd, BigUint64Array.of(BigInt(offset), BigInt(length)), stat) !== 0) return undefined;
+  return Number(stat[0]) * c.pageSize;
 }

@@ -157,16 +157,27 @@ describe("capture from a faulty source", () => {
     await source1.close();
     assert.equal(first.complete, false);
     assert.equal(first.bytesUnreadable, 0);
-    // Block 1 fails; pass 1 skips 64 KiB and its next read (to the end of block 2) fails too.
-    assert.equal(first.bytesUnfinished, (2 << 20) - (64 << 10), "the failing reads are left non-trimmed");
+    // Blocks 1 and 2 fail (block 2 was already being read when block 1 failed).
+    assert.equal(first.bytesUnfinished, 2 << 20, "the failing reads are left non-trimmed");
     assert.deepEqual(first.hashes, {});
-    assert.deepEqual(decodeMapfile(readFileSync(mapPath, "utf8")).blocks.map((b) => b.status), ["+", "*", "+", "*", "+"]);
+    assert.deepEqual(decodeMapfile(readFileSync(mapPath, "utf8")).blocks.map((b) => b.status), ["+", "*", "+"]);
     const source2 = await failing();
     const second = await capture({ source: source2, dest, mapPath, hashes: ["sha256"] });
     await source2.close();
     assert.equal(second.complete, true);
     assert.ok(readFileSync(dest).equals(zeroed(data, [3000, 6000, 6001, 6002])));
     assert.equal(second.hashes.sha256, await sha256sum(dest));
+  });
+
+  test("bad spots in neighbouring blocks: trimming finds every good sector between them, nothing is left to scrape", async () => {
+    const dir = tempDir();
+    const data = pattern(4 << 20, 8);
+    const faults: FaultRange[] = [{ first: 3000 }, { first: 6000, last: 6002 }];
+    const source = new FaultySource(new MemorySource(data), faults);
+    const r = await capture({ source, dest: join(dir, "out.img"), mapPath: join(dir, "out.map"), noScrape: true });
+    assert.equal(r.bytesUnfinished, 0);
+    assert.equal(r.bytesUnreadable, 4 * SECTOR);
+    assert.ok(Math.max(...readsPerSector(source.log).values()) <= 2, "at most two reads per sector");
   });
 
   test("killed with SIGKILL mid-copy and resumed from its mapfile: byte-identical image, hash equals sha256sum", async () => {

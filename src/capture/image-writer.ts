@@ -65,8 +65,16 @@ export class ImageWriter implements ImageTarget {
   ) {}
 
   async data(pos: number, buf: Buffer): Promise<void> {
-    await this.options.hasher?.offer(pos, buf);
-    const at = pos - this.options.origin;
+    // Hashing and writing both only read `buf`: they run side by side.
+    const hashed = this.options.hasher?.offer(pos, buf);
+    try {
+      await this.write(pos - this.options.origin, buf);
+    } finally {
+      await hashed;
+    }
+  }
+
+  private async write(at: number, buf: Buffer): Promise<void> {
     if (!this.options.sparse || this.sink.sequential) return this.sink.write(at, buf);
     // Write the non-zero runs; leave (or punch) holes for the zero ones.
     let i = 0;

@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test } from "node:test";
 import { InlineHasher, WorkerHasher } from "../../src/capture/parallel-hasher.js";
+import { allocAligned } from "../../src/io/aligned.js";
 
-test("the worker hasher gives node:crypto's digests for chunks of any size, zero runs included, with a bounded ring", async () => {
+test("the worker hasher gives node:crypto's digests for chunks of any size, zero runs included, from shared memory or through its ring", async () => {
   const parts: Array<Buffer | number> = [];
   let seed = 5;
   for (let i = 0; i < 60; i++) {
@@ -15,6 +16,9 @@ test("the worker hasher gives node:crypto's digests for chunks of any size, zero
   const worker = new WorkerHasher(["md5", "sha256"]);
   const inline = new InlineHasher(["md5", "sha256"]);
   const reused = Buffer.alloc(5 << 20);
+  // Shared memory (the copier's read buffers) is hashed in place, not copied into the ring.
+  const shared = [allocAligned(5 << 20), allocAligned(5 << 20)];
+  let turn = 0;
   for (const p of parts) {
     const data = typeof p === "number" ? Buffer.alloc(p) : p;
     for (const h of Object.values(reference)) h.update(data);
@@ -23,9 +27,10 @@ test("the worker hasher gives node:crypto's digests for chunks of any size, zero
       inline.updateZeros(p);
     } else {
       // The caller's buffer is reused as soon as update() resolves, as the copier does.
-      p.copy(reused);
-      await worker.update(reused.subarray(0, p.length));
-      reused.fill(0xee);
+      const buf = turn++ % 3 === 2 ? reused : shared[turn % 2];
+      p.copy(buf);
+      await worker.update(buf.subarray(0, p.length));
+      buf.fill(0xee);
       inline.update(p);
     }
   }

@@ -4,6 +4,7 @@ import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { decodeMapfile } from "../../src/capture/mapfile.js";
+import { openSource } from "../../src/io/file-source.js";
 import { isRoot, needs } from "../helpers/env.js";
 import { CLI, platter, sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -34,6 +35,24 @@ describe("platter capture (command line)", () => {
     assert.equal(summary.hashes.md5, await sum("md5sum", EXAMPLE));
     assert.equal(summary.hashes.sha256, await sum("sha256sum", EXAMPLE));
     await sh(`cmp ${EXAMPLE} ${join(dir, "two.img")}`);
+  });
+
+  test("a source the page cache does not hold is read around it (O_DIRECT): same bytes and hash, odd size and --skip, cache left alone", async () => {
+    const dir = tempDir();
+    const src = join(dir, "cold.img");
+    await sh(`head -c ${(5 << 20) + 4321} /dev/urandom > ${src} && sync ${src} && dd if=${src} iflag=nocache count=0 status=none`);
+    const whole = await platter(["capture", src, join(dir, "whole.img"), "--hash", "sha256", "-q"]);
+    assert.equal(whole.code, 0, whole.stderr);
+    // Read directly, SOURCE is still not cached (where the file system takes O_DIRECT and the kernel has cachestat).
+    const probe = await openSource(src, { direct: true });
+    const cached = probe.cachedBytes();
+    await probe.close();
+    if (probe.direct && cached !== undefined) assert.ok(cached < 1 << 20, `the capture left ${cached} bytes of SOURCE cached`);
+    assert.equal(whole.stdout.split(" ")[0], await sum("sha256sum", src));
+    await sh(`cmp ${src} ${join(dir, "whole.img")}`);
+    const part = await platter(["capture", src, join(dir, "part.img"), "--skip", "1000", "--length", "3000000", "-q"]);
+    assert.equal(part.code, 0, part.stderr);
+    await sh(`cmp -n 3000000 -i 1000:0 ${src} ${join(dir, "part.img")} && test $(stat -c %s ${join(dir, "part.img")}) = 3000000`);
   });
 
   test("--sparse: DEST's allocated size (du) is far below its size, contents equal (cmp)", async () => {

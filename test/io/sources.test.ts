@@ -7,6 +7,7 @@ import { FaultySource } from "../../src/io/faulty-source.js";
 import { FileSink } from "../../src/io/file-sink.js";
 import { openSource } from "../../src/io/file-source.js";
 import { MemorySource } from "../../src/io/memory-source.js";
+import { allocAligned } from "../../src/io/aligned.js";
 import { SliceSource } from "../../src/io/slice-source.js";
 import { needs } from "../helpers/env.js";
 import { sh } from "../helpers/run.js";
@@ -36,6 +37,43 @@ describe("block sources", () => {
       assert.ok(covered >= 1 << 20 && covered <= 2 << 20, `data ranges cover ${covered} bytes: ${JSON.stringify(ranges)}`);
       assert.ok(ranges.some(([start, len]) => start <= 10 << 20 && start + len >= 11 << 20));
       assert.ok((await src.read(10 << 20, 1 << 20)).equals(readFileSync(path).subarray(10 << 20, 11 << 20)));
+    } finally {
+      await src.close();
+    }
+  });
+
+  test("O_DIRECT file reads: aligned buffers read in place, odd offsets and a file end inside a sector read right", async (t) => {
+    const dir = tempDir();
+    const path = join(dir, "odd.img");
+    const data = pattern((3 << 20) + 1234);
+    writeFileSync(path, data);
+    const src = await openSource(path, { direct: true });
+    try {
+      if (!src.direct) return t.skip(`${dir}: this file system refuses O_DIRECT`);
+      const whole = allocAligned(2 << 20);
+      assert.ok((await src.read(1 << 20, 2 << 20, whole)).equals(data.subarray(1 << 20, 3 << 20)));
+      for (const [offset, length] of [[777, 100_000], [data.length - 1000, 1000], [4096, 4096], [data.length - 5000, 5000]]) {
+        assert.ok((await src.read(offset, length)).equals(data.subarray(offset, offset + length)), `read(${offset}, ${length})`);
+        const into = Buffer.alloc(length);
+        assert.equal(await src.readOnce(offset, length, into), length);
+        assert.ok(into.equals(data.subarray(offset, offset + length)), `readOnce(${offset}, ${length})`);
+      }
+    } finally {
+      await src.close();
+    }
+  });
+
+  test("cachedBytes tells how much of a file the page cache holds (cachestat)", async (t) => {
+    const dir = tempDir();
+    const path = join(dir, "cached.img");
+    writeFileSync(path, pattern(4 << 20));
+    const src = await openSource(path);
+    try {
+      const warm = src.cachedBytes();
+      if (warm === undefined) return t.skip("this kernel has no cachestat (Linux 6.5+)");
+      assert.equal(warm, 4 << 20, "a file just written is in the cache");
+      await sh(`sync ${path} && dd if=${path} iflag=nocache count=0 status=none`); // written back, then dropped (GNU dd)
+      assert.ok((src.cachedBytes() ?? 0) < 1 << 20, `${src.cachedBytes()} bytes still cached after dropping them`);
     } finally {
       await src.close();
     }

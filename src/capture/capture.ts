@@ -310,23 +310,14 @@ export async function capture(options: CaptureOptions): Promise<CaptureResult> {
   }
 }
 
-/**
- * Block devices are read with O_DIRECT (as `ddrescue -d`): one bad sector
- * then costs one sector, not a page. So is a regular file the page cache
- * mostly does not hold: read cold, the cache is the slow part (every page is
- * allocated, filled and copied again), and an image taken through it would
- * push everything else out. A file that is mostly cached is read from there.
- */
+/** Block devices, and files the page cache mostly lacks, are read with O_DIRECT (see OpenSourceOptions.direct). */
 async function openCaptureSource(path: string, direct: boolean | undefined): Promise<BlockSource> {
-  const probe = await openSource(path);
-  if (!probe.isBlockDevice && !(await fsp.stat(path)).isFile()) {
-    await probe.close();
+  const source = await openSource(path, { direct: direct ?? "cold" });
+  if (!source.isBlockDevice && !(await fsp.stat(path)).isFile()) {
+    await source.close();
     throw new UsageError(`${path}: not a file or a block device (capture reads those; pipe a stream to a file first)`);
   }
-  const cached = probe.isBlockDevice ? undefined : probe.cachedBytes();
-  if (!(direct ?? (probe.isBlockDevice || (cached !== undefined && cached < probe.size / 2)))) return probe;
-  await probe.close();
-  return openSource(path, { direct: true });
+  return source;
 }
 
 /** The heading line that records where DEST starts, so a resume with another --skip is refused. */

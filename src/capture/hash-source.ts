@@ -1,5 +1,7 @@
 import type { BlockSource } from "../io/block-source.js";
-import { MultiHasher, type HashAlgorithm } from "./hasher.js";
+import { allocAligned } from "../io/aligned.js";
+import type { HashAlgorithm } from "./hasher.js";
+import { createHasher } from "./parallel-hasher.js";
 
 export interface HashProgress {
   done: number;
@@ -7,38 +9,68 @@ export interface HashProgress {
 }
 
 const CHUNK = 4 << 20;
+/** Reads in flight ahead of the hashing; one more buffer is being hashed. */
+const READ_AHEAD = 3;
 
 /**
  * Digests of a whole source. Holes the source reports (sparse files) are fed
  * as zeros without being read, so a mostly-empty image hashes at memory speed.
- * The next chunk is read while the current one is hashed.
+ * Reads go into aligned shared buffers that a direct source fills in place
+ * and the hashing workers read in place, several reads ahead of the hashing.
  */
 export async function hashSource(
   source: BlockSource,
   algorithms: HashAlgorithm[],
   onProgress?: (p: HashProgress) => void,
 ): Promise<Record<string, string>> {
-  const hasher = new MultiHasher(algorithms);
-  const ranges = source.dataRanges ? await source.dataRanges(0, source.size) : [[0, source.size] as [number, number]];
-  let pos = 0;
-  const feedZeros = (upTo: number) => {
-    hasher.updateZeros(upTo - pos);
-    pos = Math.max(pos, upTo);
-  };
-  for (const [start, length] of ranges) {
-    feedZeros(start);
-    const end = start + length;
-    let next: Promise<Buffer> | undefined = start < end ? source.read(start, Math.min(CHUNK, end - start)) : undefined;
-    while (next) {
-      const chunk = await next;
-      const after = pos + chunk.length;
-      next = after < end ? source.read(after, Math.min(CHUNK, end - after)) : undefined;
-      hasher.update(chunk);
-      pos = after;
-      onProgress?.({ done: pos, total: source.size });
+  const hasher = createHasher(algorithms, source.size);
+  try {
+    const ranges = source.dataRanges ? await source.dataRanges(0, source.size) : [[0, source.size] as [number, number]];
+    const pool = Array.from({ length: READ_AHEAD + 1 }, () => allocAligned(Math.min(CHUNK, Math.max(1, source.size))));
+    const hashed: Array<Promise<void> | void> = pool.map(() => undefined);
+    const chunks = chunksOf(ranges);
+    const reads: Array<{ pos: number; slot: number; read: Promise<Buffer> }> = [];
+    let slot = 0;
+    const readAhead = async () => {
+      while (reads.length < READ_AHEAD) {
+        const next = chunks.next();
+        if (next.done) return;
+        const [pos, length] = next.value;
+        slot = (slot + 1) % pool.length;
+        await hashed[slot]; // its last chunk is hashed: the buffer is free
+        const read = source.read(pos, length, pool[slot].subarray(0, length));
+        read.catch(() => {}); // awaited in order below
+        reads.push({ pos, slot, read });
+      }
+    };
+    let pos = 0;
+    try {
+      await readAhead();
+      for (let head = reads.shift(); head; head = reads.shift()) {
+        const data = await head.read;
+        if (head.pos > pos) await hasher.updateZeros(head.pos - pos);
+        const hashing = hasher.update(data);
+        hashing?.catch(() => {}); // awaited before its buffer is reused, and by digest()
+        hashed[head.slot] = hashing;
+        pos = head.pos + data.length;
+        onProgress?.({ done: pos, total: source.size });
+        await readAhead();
+      }
+    } finally {
+      // No read may still be filling a buffer when the source is closed.
+      await Promise.allSettled(reads.map((r) => r.read));
     }
+    if (source.size > pos) await hasher.updateZeros(source.size - pos);
+    onProgress?.({ done: source.size, total: source.size });
+    return await hasher.digest();
+  } finally {
+    await hasher.dispose?.();
   }
-  feedZeros(source.size);
-  onProgress?.({ done: source.size, total: source.size });
-  return hasher.digest();
+}
+
+/** [position, length] pieces of at most CHUNK bytes covering the data ranges in order. */
+function* chunksOf(ranges: Array<[number, number]>): Generator<[number, number]> {
+  for (const [start, length] of ranges) {
+    for (let pos = start; pos < start + length; pos += CHUNK) yield [pos, Math.min(CHUNK, start + length - pos)];
+  }
 }

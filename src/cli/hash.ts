@@ -16,7 +16,7 @@ export function registerHash(program: Command): Command {
     .option("-q, --quiet", "no progress")
     .action(async (image: string, opts: { hash: string; json?: boolean; progress?: boolean; quiet?: boolean }) => {
       const algorithms = parseHashList(opts.hash);
-      const source = await openSource(image);
+      const source = await openSource(image, { direct: "cold" });
       const progress = new ProgressLine(opts);
       const started = Date.now();
       try {

@@ -10,10 +10,19 @@ export interface OpenSourceOptions {
    * Bypass the page cache (O_DIRECT), as `ddrescue -d` does: through the
    * cache, one bad 512-byte sector takes its whole 4 KiB page with it.
    * Ignored, with `direct` left false, where the file system refuses it.
+   * "cold": a block device, or a file the page cache mostly does not hold
+   * (cachestat): read cold, the cache is the slow part of a long read (every
+   * page allocated, filled and copied again) and the read would evict
+   * everything else; a file mostly in the cache is read from there.
    */
-  direct?: boolean;
+  direct?: boolean | "cold";
   /** Override the logical sector size (a file has none of its own). */
   sectorSize?: number;
+}
+
+function mostlyUncached(fd: number, size: number): boolean {
+  const cached = cachedBytes(fd, 0, size);
+  return cached !== undefined && cached < size / 2;
 }
 
 /** O_DIRECT alignment assumed for regular files (see FileSource.open). */
@@ -46,20 +55,22 @@ export class FileSource implements BlockSource {
     }
     if (stat.isDirectory()) throw new DeviceError(`${path}: is a directory, not an image or device`, "EISDIR");
     const isBlockDevice = stat.isBlockDevice();
-    let handle: fsp.FileHandle | undefined;
+    let handle: fsp.FileHandle;
+    try {
+      handle = await fsp.open(path, constants.O_RDONLY);
+    } catch (err) {
+      throw ioError(err, path);
+    }
     let direct = false;
-    if (options.direct) {
+    if (options.direct === true || (options.direct === "cold" && (isBlockDevice || mostlyUncached(handle.fd, stat.size)))) {
       try {
-        handle = await fsp.open(path, constants.O_RDONLY | constants.O_DIRECT);
+        const directHandle = await fsp.open(path, constants.O_RDONLY | constants.O_DIRECT);
+        await handle.close();
+        handle = directHandle;
         direct = true;
       } catch {
         // tmpfs and some FUSE file systems refuse O_DIRECT: read through the cache.
       }
-    }
-    try {
-      handle ??= await fsp.open(path, constants.O_RDONLY);
-    } catch (err) {
-      throw ioError(err, path);
     }
     let size = stat.size;
     let sectorSize = options.sectorSize ?? 512;

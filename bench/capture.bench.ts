@@ -2,7 +2,8 @@
  * `platter capture` against `dd bs=1M` and GNU `ddrescue` on the same input,
  * in the same run, page cache dropped before every run (when root):
  *  1. a 1 GiB file -> file, best of three. Goals: platter >= 1.0x dd's
- *     throughput; with --hash sha256 >= 0.8x platter's own;
+ *     throughput; with --hash sha256 >= 0.8x platter's own; and, for the
+ *     record, `platter hash` against `sha256sum`;
  *  2. a sparse 20 GiB file holding 200 MiB: time proportional to the data
  *     (compared with capturing the 200 MiB alone);
  *  3. peak resident memory (GNU time's max RSS) under 150 MiB in every run;
@@ -110,6 +111,12 @@ function fileToFile(): void {
   }
   ratio("platter vs dd bs=1M throughput", dd.seconds / platter.seconds, 1.0);
   ratio("platter --hash sha256 vs platter throughput", platter.seconds / hashed.seconds, 0.8);
+  // For the record: hashing alone, platter hash against coreutils.
+  const sum = best(rounds, () => {}, "sha256sum", [src]);
+  report("1 GiB file, hash only", "sha256sum", GiB, sum);
+  const hashOnly = best(rounds, () => {}, process.execPath, [CLI, "hash", src, "--hash", "sha256", "-q"]);
+  report("1 GiB file, hash only", "platter hash", GiB, hashOnly);
+  verdicts.push(`INFO platter hash: ${(sum.seconds / hashOnly.seconds).toFixed(2)}x sha256sum's speed`);
   rmSync(src, { force: true });
   clean();
 }

@@ -102,6 +102,8 @@ export class WorkerHasher implements StreamHasher {
   private readonly memories = new Map<SharedArrayBuffer, number>();
   private readonly chunks = new Map<number, Chunk>();
   private nextChunk = 0;
+  /** Settles when the last update has been handed to the workers. */
+  private posted: Promise<void> = Promise.resolve();
   private waiting: Array<() => void> = [];
   private failure: Error | undefined;
 
@@ -168,30 +170,50 @@ export class WorkerHasher implements StreamHasher {
     return this.free.pop() as number;
   }
 
-  async update(data: Buffer): Promise<void> {
-    if (this.failure) throw this.failure;
-    if (data.buffer instanceof SharedArrayBuffer) {
+  update(data: Buffer): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    const memory = data.buffer;
+    if (memory instanceof SharedArrayBuffer) {
       // Hashed where it is: the caller may reuse it once every worker is done.
-      const id = this.share(data.buffer);
-      await new Promise<void>((resolve, reject) =>
-        this.hash(id, data.byteOffset, data.length, { left: this.workers.length, resolve, reject }),
-      );
-      return;
+      let hashed: Promise<void> | undefined;
+      const posted = this.inOrder(() => {
+        hashed = new Promise<void>((resolve, reject) =>
+          this.hash(this.share(memory), data.byteOffset, data.length, { left: this.workers.length, resolve, reject }),
+        );
+      });
+      return posted.then(() => hashed);
     }
-    for (let done = 0; done < data.length; ) {
-      const slot = this.free.length > 0 ? (this.free.pop() as number) : await this.slot();
-      const length = Math.min(SLOT, data.length - done);
-      data.copy(this.view, slot * SLOT, done, done + length);
-      this.hash(RING, slot * SLOT, length, { left: this.workers.length, slot });
-      done += length;
-    }
+    return this.inOrder(async () => {
+      for (let done = 0; done < data.length; ) {
+        const slot = this.free.length > 0 ? (this.free.pop() as number) : await this.slot();
+        const length = Math.min(SLOT, data.length - done);
+        data.copy(this.view, slot * SLOT, done, done + length);
+        this.hash(RING, slot * SLOT, length, { left: this.workers.length, slot });
+        done += length;
+      }
+    });
   }
 
-  async updateZeros(length: number): Promise<void> {
-    if (length > 0) this.post({ type: "zeros", length });
+  updateZeros(length: number): Promise<void> {
+    return this.inOrder(() => {
+      if (length > 0) this.post({ type: "zeros", length });
+    });
+  }
+
+  /**
+   * Runs `post` once every earlier update has been handed to the workers.
+   * Callers need not wait for one update before the next (the copier does
+   * not), and an update that waits for ring slots must not let a later one
+   * take the slots it waits for: the bytes would be hashed out of order.
+   */
+  private inOrder(post: () => void | Promise<void>): Promise<void> {
+    const run = this.posted.then(post);
+    this.posted = run.catch(() => {});
+    return run;
   }
 
   async digest(): Promise<Record<string, string>> {
+    await this.posted;
     if (this.failure) throw this.failure;
     const parts = await Promise.all(
       this.workers.map(

@@ -16,13 +16,36 @@ interface WasmMemory {
 }
 
 const alignedStores = new WeakSet<ArrayBufferLike>();
+let available: boolean | undefined;
 
-/** A zero-filled buffer of `length` bytes whose first byte is 64 KiB-aligned. */
+/**
+ * Whether aligned memory can be had. V8 reserves several GiB of address
+ * space for each WebAssembly memory, which a `ulimit -v` can forbid; then
+ * sources and sinks do without O_DIRECT.
+ */
+export function alignedMemoryAvailable(): boolean {
+  if (available === undefined) allocAligned(1);
+  return available === true;
+}
+
+/**
+ * A zero-filled buffer of `length` bytes whose first byte is 64 KiB-aligned;
+ * a plain (unaligned) one where aligned memory cannot be had at all.
+ */
 export function allocAligned(length: number): Buffer {
-  const pages = Math.max(1, Math.ceil(length / WASM_PAGE));
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-  alignedStores.add(memory.buffer);
-  return Buffer.from(memory.buffer, 0, length);
+  if (available !== false) {
+    const pages = Math.max(1, Math.ceil(length / WASM_PAGE));
+    try {
+      const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      available = true;
+      alignedStores.add(memory.buffer);
+      return Buffer.from(memory.buffer, 0, length);
+    } catch (err) {
+      if (available) throw err; // it worked before: this is a real shortage
+      available = false;
+    }
+  }
+  return Buffer.alloc(length);
 }
 
 /** Whether `buf` starts at a multiple of `align` (a power of two up to 64 KiB) in memory. */

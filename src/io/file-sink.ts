@@ -1,7 +1,7 @@
 import { constants, promises as fsp } from "node:fs";
 import type { BlockSink } from "./block-source.js";
 import { DeviceError, errnoCode, ioError, UsageError } from "../errors.js";
-import { AlignedBuffer } from "./aligned.js";
+import { AlignedBuffer, alignedMemoryAvailable } from "./aligned.js";
 import { blockDeviceSectorSize, punchHole } from "./syscalls.js";
 import { zeroChunks } from "./zeros.js";
 
@@ -61,7 +61,7 @@ export class FileSink implements BlockSink {
     // Only when there is something to cut: ext4 flushes a file truncated to 0 when it is closed.
     if (isRegularFile && options.truncate && stat.size > 0) await handle.truncate(0);
     const sink = new FileSink(path, handle, isRegularFile, Boolean(options.sparse) && isRegularFile);
-    if (options.direct) {
+    if (options.direct && alignedMemoryAvailable()) {
       try {
         sink.directHandle = await fsp.open(path, constants.O_WRONLY | constants.O_DIRECT);
         if (stat.isBlockDevice()) sink.directAlign = blockDeviceSectorSize(sink.directHandle.fd) ?? 512;

@@ -1,6 +1,6 @@
 import { constants, promises as fsp } from "node:fs";
 import type { BlockSource } from "./block-source.js";
-import { AlignedBuffer, isAligned } from "./aligned.js";
+import { AlignedBuffer, alignedMemoryAvailable, isAligned } from "./aligned.js";
 import { checkRange, targetBuffer } from "./bounds.js";
 import { DeviceError, ioError } from "../errors.js";
 import { blockDeviceSectorSize, blockDeviceSize, cachedBytes, copyFileRange, seekData, seekHole } from "./syscalls.js";
@@ -9,7 +9,8 @@ export interface OpenSourceOptions {
   /**
    * Bypass the page cache (O_DIRECT), as `ddrescue -d` does: through the
    * cache, one bad 512-byte sector takes its whole 4 KiB page with it.
-   * Ignored, with `direct` left false, where the file system refuses it.
+   * Ignored, with `direct` left false, where the file system refuses it or
+   * aligned memory cannot be had (see alignedMemoryAvailable).
    * "cold": a block device, or a file the page cache mostly does not hold
    * (cachestat): read cold, the cache is the slow part of a long read (every
    * page allocated, filled and copied again) and the read would evict
@@ -62,7 +63,8 @@ export class FileSource implements BlockSource {
       throw ioError(err, path);
     }
     let direct = false;
-    if (options.direct === true || (options.direct === "cold" && (isBlockDevice || mostlyUncached(handle.fd, stat.size)))) {
+    const wanted = options.direct === true || (options.direct === "cold" && (isBlockDevice || mostlyUncached(handle.fd, stat.size)));
+    if (wanted && alignedMemoryAvailable()) {
       try {
         const directHandle = await fsp.open(path, constants.O_RDONLY | constants.O_DIRECT);
         await handle.close();

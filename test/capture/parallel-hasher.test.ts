@@ -38,3 +38,18 @@ test("the worker hasher gives node:crypto's digests for chunks of any size, zero
   assert.deepEqual(await worker.digest(), expected);
   assert.deepEqual(await inline.digest(), expected);
 });
+
+test("updates the caller does not wait for, each larger than the ring has room for, reach the workers in order", async () => {
+  const reference = createHash("sha512");
+  const worker = new WorkerHasher(["sha512"]);
+  const pending: Array<Promise<void> | void> = [];
+  for (let i = 0; i < 24; i++) {
+    // Several MiB each, no two alike; 24 of them overflow the 16 MiB ring many times over.
+    const data = Buffer.alloc((3 << 20) + i * 4099, i + 1);
+    data.writeUInt32LE(i, 0);
+    reference.update(data);
+    pending.push(worker.update(data));
+  }
+  await Promise.all(pending);
+  assert.deepEqual(await worker.digest(), { sha512: reference.digest("hex") });
+});

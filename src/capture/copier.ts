@@ -160,7 +160,8 @@ export class Copier {
   async run(): Promise<boolean> {
     try {
       if (this.options.inOrder) {
-        await this.copyInOrder();
+        // Each failing block is finished as it fails (see pipeline): one forward pass does it all.
+        await this.copyForwards(1, false);
       } else {
         await this.copyForwards(1, true);
         await this.copyBackwards(2);
@@ -277,8 +278,8 @@ export class Copier {
         const data = await head.read;
         walk.settled(span, data !== undefined);
         width = data ? Math.min(width * 2, this.readWindow) : 1;
-        if (data) {
-          const write = this.commit(span, data);
+        if (data || this.options.inOrder) {
+          const write = data ? this.commit(span, data) : this.target.data(span.pos, await this.finishInMemory(span, this.pool[head.slot]));
           write.catch(() => {}); // awaited before its buffer is reused, and at the end
           this.writes[head.slot] = write;
         } else {
@@ -312,31 +313,19 @@ export class Copier {
     this.progress();
   }
 
-  /** DEST is a pipe: copy in order, finishing each failing block before writing it. */
-  private async copyInOrder(): Promise<void> {
-    const { start, end, blockSize } = this.options;
-    this.enter("copying", 1, start);
-    let current = start < end ? await this.spanAt(start, Math.min(end, alignDown(start, blockSize) + blockSize), end) : undefined;
-    while (current) {
-      this.stopIfAborted();
-      const buf = this.pool[0];
-      const data = await this.startRead(current, buf);
-      if (data) {
-        await this.commit(current, data);
-      } else {
-        this.map.set(current.pos, current.end, "*");
-        const block = new BufferTarget(current.pos, buf.subarray(0, current.end - current.pos));
-        await this.trim(current.pos, current.end, block);
-        await this.scrape(current.pos, current.end, block);
-        for (let r = 1; r <= this.options.retries; r++) await this.retry(r, current.pos, current.end, block);
-        await this.target.data(current.pos, block.buffer);
-        this.enter("copying", 1, current.end);
-      }
-      this.position = current.end;
-      const next = current.end;
-      current = next < end ? await this.spanAt(next, Math.min(end, alignDown(next, blockSize) + blockSize), end) : undefined;
-      await this.maybeCheckpoint();
-    }
+  /**
+   * DEST is a pipe, where bytes leave in order: a failing block is trimmed,
+   * scraped and retried at once, in its buffer, and returned for writing
+   * before any later block is.
+   */
+  private async finishInMemory(span: Span, buf: Buffer): Promise<Buffer> {
+    this.map.set(span.pos, span.end, "*");
+    const block = new BufferTarget(span.pos, buf.subarray(0, span.end - span.pos));
+    await this.trim(span.pos, span.end, block);
+    await this.scrape(span.pos, span.end, block);
+    for (let r = 1; r <= this.options.retries; r++) await this.retry(r, span.pos, span.end, block);
+    this.enter("copying", 1, span.end);
+    return block.buffer;
   }
 
   /**

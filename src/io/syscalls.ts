@@ -17,7 +17,11 @@ const BLKGETSIZE64 = 0x80081272;
 const BLKSSZGET = 0x1268;
 const FALLOC_FL_KEEP_SIZE = 0x01;
 const FALLOC_FL_PUNCH_HOLE = 0x02;
-/** cachestat(2), Linux 6.5: the same number on every architecture (the generic syscall table). */
+/**
+ * cachestat(2), Linux 6.5. System calls added since 5.1 share one number on
+ * every architecture Node runs on; MIPS numbers from a base (451 is then no
+ * call at all, ENOSYS), and only Alpha differs, where Node does not run.
+ */
 const SYS_CACHESTAT = 451;
 const SC_PAGESIZE = 30;
 

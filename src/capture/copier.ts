@@ -17,7 +17,7 @@
  * 3. Scraping: every non-scraped sector is read once.
  * 4. Retrying: --retries passes over the bad sectors, alternating direction.
  *
- * Large reads overlap while they succeed (see READ_WINDOW). A sector is
+ * Large reads overlap while they succeed (see readWindow). A sector is
  * read at most twice before retrying (once inside a large block, once
  * alone), as in ddrescue, to spare a failing drive. Sector reads
  * overlap while they succeed (a 1 MiB failing block is 2048 sectors), and
@@ -84,11 +84,15 @@ export function isReadError(err: unknown): boolean {
  * Large reads in flight at once while they succeed: a disk streams best
  * with a queue, and a direct read has no kernel read-ahead to give it one.
  * The width doubles from one on each success and falls back to one at the
- * first failure, so a bad area is approached one read at a time. Capped by
- * memory for large --block-size values.
+ * first failure, so a bad area is approached one read at a time. The window
+ * holds four reads (fewer when --block-size makes them over 16 MiB in all),
+ * or, for small blocks such as ddrescue's 64 KiB cluster, 4 MiB of them.
  */
-const READ_WINDOW = 4;
-const READ_WINDOW_BYTES = 16 << 20;
+function readWindow(blockSize: number): number {
+  const byCount = Math.min(4, Math.floor((16 << 20) / blockSize));
+  const byBytes = Math.min(64, Math.floor((4 << 20) / blockSize));
+  return Math.max(1, byCount, byBytes);
+}
 const MIN_SKIP = 64 << 10;
 const MAX_SKIP = 1 << 30;
 /** Sector reads in flight at once while trimming, scraping and retrying. */
@@ -149,9 +153,10 @@ export class Copier {
     private readonly options: CopierOptions,
   ) {
     this.position = options.start;
-    this.readWindow = Math.max(1, Math.min(READ_WINDOW, Math.floor(READ_WINDOW_BYTES / options.blockSize)));
-    // Aligned, so a direct source reads straight into them.
-    this.pool = Array.from({ length: this.readWindow + 2 }, () => allocAligned(options.blockSize));
+    this.readWindow = readWindow(options.blockSize);
+    // Slices of one aligned memory, so a direct source reads straight into them.
+    const slab = allocAligned((this.readWindow + 2) * options.blockSize);
+    this.pool = Array.from({ length: this.readWindow + 2 }, (_, i) => slab.subarray(i * options.blockSize, (i + 1) * options.blockSize));
     this.writes = this.pool.map(() => undefined);
     this.sectorBuffers = Array.from({ length: SECTOR_WINDOW }, () => Buffer.allocUnsafe(options.sectorSize));
   }

@@ -65,7 +65,8 @@ export class ImageWriter implements ImageTarget {
   ) {}
 
   async data(pos: number, buf: Buffer): Promise<void> {
-    // Hashing and writing both only read `buf`: they run side by side.
+    // Hashing and writing both only read `buf`: they run side by side. The sink is
+    // called before anything is awaited: a stream takes writes in call order.
     const hashed = this.options.hasher?.offer(pos, buf);
     try {
       await this.write(pos - this.options.origin, buf);
@@ -90,9 +91,13 @@ export class ImageWriter implements ImageTarget {
   }
 
   async zeros(pos: number, length: number): Promise<void> {
-    await this.options.hasher?.offerZeros(pos, length);
-    if (this.options.zeroFilled && !this.sink.sequential) return;
-    await this.sink.writeZeros(pos - this.options.origin, length);
+    // The sink is called before anything is awaited: a stream takes writes in call order.
+    const hashed = this.options.hasher?.offerZeros(pos, length);
+    try {
+      if (!this.options.zeroFilled || this.sink.sequential) await this.sink.writeZeros(pos - this.options.origin, length);
+    } finally {
+      await hashed;
+    }
   }
 }
 

@@ -157,7 +157,10 @@ async function isBlockDevice(path: string): Promise<boolean> {
 /** Standard output (or any stream): writes must come in order, zeros are written out. */
 export class StreamSink implements BlockSink {
   readonly sequential = true;
+  /** Where the next write must start: the end of everything accepted so far. */
   private position = 0;
+  /** Settles when the last accepted write has reached the stream. */
+  private last: Promise<void> = Promise.resolve();
 
   private readonly overFd: boolean;
 
@@ -168,31 +171,58 @@ export class StreamSink implements BlockSink {
     this.overFd = typeof (stream as { fd?: unknown }).fd === "number";
   }
 
+  /**
+   * Writes are accepted in call order and reach the stream in that order,
+   * even when the caller does not wait for one before the next (the copier
+   * does not) and a long run of zeros goes out a megabyte at a time.
+   */
   async write(offset: number, data: Buffer): Promise<void> {
-    if (offset !== this.position) {
-      throw new UsageError(`${this.name}: cannot seek (write at ${offset}, position ${this.position})`);
-    }
-    this.position += data.length;
+    this.accept(offset, data.length);
     // Callers reuse their buffer once this resolves. A stream over a file
     // descriptor (stdout) is done with it at the write callback; a JS stream
     // (a PassThrough) may hand the very buffer on to its reader, so it gets a
     // copy. Copying always cost more than the whole transfer to a pipe.
     const chunk = this.overFd ? data : Buffer.from(data);
-    await new Promise<void>((resolve, reject) => {
-      this.stream.write(chunk, (err?: Error | null) => (err ? reject(ioError(err, this.name)) : resolve()));
-    });
+    return this.inTurn(() => this.put(chunk));
   }
 
-  writeZeros(offset: number, length: number): Promise<void> {
-    return writeZeroChunks(this, offset, length);
+  async writeZeros(offset: number, length: number): Promise<void> {
+    this.accept(offset, length);
+    return this.inTurn(async () => {
+      for (const chunk of zeroChunks(length)) await this.put(chunk);
+    });
   }
 
   async setSize(size: number): Promise<void> {
     if (size > this.position) await this.writeZeros(this.position, size - this.position);
   }
 
-  async flush(): Promise<void> {}
-  async close(): Promise<void> {}
+  async flush(): Promise<void> {
+    await this.last;
+  }
+
+  async close(): Promise<void> {
+    await this.last;
+  }
+
+  private accept(offset: number, length: number): void {
+    if (offset !== this.position) {
+      throw new UsageError(`${this.name}: cannot seek (write at ${offset}, position ${this.position})`);
+    }
+    this.position += length;
+  }
+
+  private inTurn(job: () => Promise<void>): Promise<void> {
+    const run = this.last.then(job);
+    this.last = run.catch(() => {});
+    return run;
+  }
+
+  private put(chunk: Buffer): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.stream.write(chunk, (err?: Error | null) => (err ? reject(ioError(err, this.name)) : resolve()));
+    });
+  }
 }
 
 /** Zeros written out, a megabyte at a time, where a hole cannot stand in for them. */

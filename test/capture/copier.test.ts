@@ -143,6 +143,19 @@ describe("capture from a faulty source", () => {
     assert.equal(r.hashes.sha256, createHash("sha256").update(expected).digest("hex"));
   });
 
+  test("DEST a pipe, SOURCE sparse with holes of many MiB: the stream equals the file, hash included", async () => {
+    const dir = tempDir();
+    const path = join(dir, "sparse.img");
+    await sh(`truncate -s 40M ${path} && for at in 3 17 39; do head -c 300K /dev/urandom | dd of=${path} bs=1K seek=$((at * 1024 + 5)) conv=notrunc status=none; done`);
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on("data", (c: Buffer) => chunks.push(c));
+    const r = await capture({ source: path, dest: "-", stdout: out, hashes: ["sha256", "md5"] });
+    assert.equal(r.complete, true);
+    assert.ok(Buffer.concat(chunks).equals(readFileSync(path)));
+    assert.equal(r.hashes.sha256, await sha256sum(path));
+  });
+
   test("noTrim/noScrape (ddrescue -N/-n) leave the failing blocks for later; a second run finishes them, with the right hash", async () => {
     const dir = tempDir();
     const data = pattern(4 << 20, 7);

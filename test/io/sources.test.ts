@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { CorruptImageError, DeviceError } from "../../src/errors.js";
 import { FaultySource } from "../../src/io/faulty-source.js";
-import { FileSink } from "../../src/io/file-sink.js";
+import { FileSink, StreamSink } from "../../src/io/file-sink.js";
+import { PassThrough } from "node:stream";
 import { openSource } from "../../src/io/file-source.js";
 import { MemorySource } from "../../src/io/memory-source.js";
 import { allocAligned } from "../../src/io/aligned.js";
@@ -77,6 +78,25 @@ describe("block sources", () => {
     } finally {
       await src.close();
     }
+  });
+
+  test("stream sink: writes not waited for, long zero runs among them, leave in call order; a seek is refused", async () => {
+    const out = new PassThrough({ highWaterMark: 1024 }); // a slow reader: every write waits for the one before
+    const chunks: Buffer[] = [];
+    out.on("data", (c: Buffer) => chunks.push(c));
+    const sink = new StreamSink(out);
+    const a = Buffer.alloc(100_000, 1);
+    const b = Buffer.alloc(5000, 2);
+    const pending = [
+      sink.write(0, a),
+      sink.writeZeros(100_000, 3 << 20),
+      sink.write(100_000 + (3 << 20), b),
+      sink.writeZeros(105_000 + (3 << 20), 10),
+    ];
+    await assert.rejects(sink.write(7, b), /cannot seek/);
+    await Promise.all(pending);
+    await sink.close();
+    assert.ok(Buffer.concat(chunks).equals(Buffer.concat([a, Buffer.alloc(3 << 20), b, Buffer.alloc(10)])));
   });
 
   test("missing file is a DeviceError naming the path", async () => {

@@ -214,7 +214,7 @@ export class Copier {
         if (ok) skip = 0;
         else if (skipping) {
           skip = skip === 0 ? MIN_SKIP : Math.min(skip * 2, MAX_SKIP);
-          // Reads already in flight past the failure went on: the skip moves on only from beyond them.
+          // Reads already in flight past the failure went on: the next one starts past them or past the skip, whichever is further.
           cursor = Math.max(cursor, alignUp(span.end + skip, sectorSize));
         }
       },

@@ -6,6 +6,7 @@ import { PassThrough } from "node:stream";
 import { describe, test } from "node:test";
 import { capture } from "../../src/capture/capture.js";
 import { decodeMapfile } from "../../src/capture/mapfile.js";
+import type { BlockSource } from "../../src/io/block-source.js";
 import { FaultySource, type FaultRange } from "../../src/io/faulty-source.js";
 import { openSource } from "../../src/io/file-source.js";
 import { MemorySource } from "../../src/io/memory-source.js";
@@ -191,6 +192,74 @@ describe("capture from a faulty source", () => {
     assert.equal(r.bytesUnfinished, 0);
     assert.equal(r.bytesUnreadable, 4 * SECTOR);
     assert.ok(Math.max(...readsPerSector(source.log).values()) <= 2, "at most two reads per sector");
+  });
+
+  test("hammer: random bad areas, block sizes and DEST kinds: every good sector kept, every bad one zero, none read more than twice", async () => {
+    const dir = tempDir();
+    const { createHash } = await import("node:crypto");
+    let seed = 20261125;
+    const rand = (n: number) => {
+      seed = (seed * 48271) % 2147483647;
+      return seed % n;
+    };
+    for (let trial = 0; trial < 40; trial++) {
+      const sectors = 64 + rand(12_000);
+      const size = sectors * SECTOR - (rand(3) === 0 ? 1 + rand(SECTOR - 1) : 0);
+      const data = Buffer.from(pattern(Math.ceil(size / 4) * 4, trial + 1).subarray(0, size));
+      // One trial in three reads a sparse file: a hole of up to 3 MiB, which a pipe DEST gets as zeros.
+      const holes: Array<[number, number]> = [];
+      if (trial % 3 === 0 && size > 1 << 20) {
+        const at = rand(Math.floor(size / 4096)) * 4096;
+        const length = Math.min(Math.floor((size - at) / 4096) * 4096, (1 + rand(768)) * 4096);
+        if (length > 0) holes.push([at, length]);
+        data.fill(0, at, at + length);
+      }
+      const faults: FaultRange[] = [];
+      for (let k = rand(7); k > 0; k--) {
+        const first = rand(sectors);
+        const kind = rand(10);
+        const length = kind < 6 ? 1 : kind < 9 ? 2 + rand(63) : 200 + rand(2800);
+        faults.push({ first, last: Math.min(sectors - 1, first + length - 1) });
+      }
+      // A bad sector inside a hole is never read: the hole is known to be zeros.
+      const inHole = (s: number) => holes.some(([at, length]) => s * SECTOR >= at && (s + 1) * SECTOR <= at + length);
+      const bad = [...new Set(faults.flatMap((f) => range(f.first, f.last as number)))].filter((s) => !inHole(s)).sort((a, b) => a - b);
+      const expected = zeroed(data, bad);
+      const blockSize = [64 << 10, 128 << 10, 1 << 20, 4 << 20][rand(4)];
+      let inner: BlockSource = new MemorySource(data);
+      if (holes.length > 0) {
+        const path = join(dir, `t${trial}.src`);
+        writeFileSync(path, data);
+        for (const [at, length] of holes) await sh(`fallocate --punch-hole --offset ${at} --length ${length} ${path}`);
+        inner = await openSource(path);
+      }
+      const source = new FaultySource(inner, faults);
+      const what = `trial ${trial}: ${size} bytes, holes ${JSON.stringify(holes)}, block ${blockSize}, bad ${JSON.stringify(faults)}`;
+      let image: Buffer;
+      let result;
+      if (trial % 5 < 2) {
+        const out = new PassThrough();
+        const chunks: Buffer[] = [];
+        out.on("data", (c: Buffer) => chunks.push(c));
+        result = await capture({ source, dest: "-", stdout: out, blockSize, hashes: ["sha256"] });
+        image = Buffer.concat(chunks);
+      } else {
+        const dest = join(dir, `t${trial}.img`);
+        const mapPath = join(dir, `t${trial}.map`);
+        result = await capture({ source, dest, mapPath, blockSize, hashes: ["sha256"] });
+        image = readFileSync(dest);
+        const badInMap = decodeMapfile(readFileSync(mapPath, "utf8"))
+          .blocks.filter((b) => b.status === "-")
+          .flatMap((b) => range(b.pos / SECTOR, Math.ceil((b.pos + b.size) / SECTOR) - 1));
+        assert.deepEqual(badInMap, bad, `${what}: the map's bad sectors`);
+      }
+      assert.ok(image.equals(expected), `${what}: the image`);
+      assert.equal(result.complete, true, what);
+      assert.equal(result.bytesUnreadable, bad.reduce((n, s) => n + Math.min(SECTOR, size - s * SECTOR), 0), what);
+      assert.equal(result.hashes.sha256, createHash("sha256").update(expected).digest("hex"), `${what}: the hash`);
+      assert.ok(Math.max(0, ...readsPerSector(source.log).values()) <= 2, `${what}: a sector read more than twice`);
+      await source.close();
+    }
   });
 
   test("killed with SIGKILL mid-copy and resumed from its mapfile: byte-identical image, hash equals sha256sum", async () => {

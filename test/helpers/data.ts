@@ -18,7 +18,7 @@ export function pattern(size: number, seed = 1): Buffer {
 /** What a perfect rescue makes of `data`: the given 512-byte sectors zeroed. */
 export function zeroed(data: Buffer, sectors: number[]): Buffer {
   const out = Buffer.from(data);
-  for (const s of sectors) out.fill(0, s * SECTOR, (s + 1) * SECTOR);
+  for (const s of sectors) out.fill(0, s * SECTOR, Math.min(out.length, (s + 1) * SECTOR));
   return out;
 }
 

@@ -284,7 +284,10 @@ export class Copier {
         walk.settled(span, data !== undefined);
         width = data ? Math.min(width * 2, this.readWindow) : 1;
         if (data || this.options.inOrder) {
-          const write = data ? this.commit(span, data) : this.target.data(span.pos, await this.finishInMemory(span, this.pool[head.slot]));
+          // A pipe takes a failing block once it is finished, before any later block.
+          const write = data
+            ? this.commit(span, data)
+            : this.target.data(span.pos, await this.finishInMemory(span, this.pool[head.slot]));
           write.catch(() => {}); // awaited before its buffer is reused, and at the end
           this.writes[head.slot] = write;
         } else {
@@ -386,11 +389,11 @@ export class Copier {
     if (blocks.length === 0) return;
     this.enter("trimming", 1, blocks[0][0]);
     const { blockSize } = this.options;
-    for (const [from, to] of blocks) {
+    for (const [areaStart, areaEnd] of blocks) {
       // Failed reads next to each other merge in the map; each is trimmed on its own again, so
       // good sectors between two bad spots come back by trimming instead of one by one by scraping.
-      for (let a = from; a < to; a = Math.min(to, alignDown(a, blockSize) + blockSize)) {
-        const b = Math.min(to, alignDown(a, blockSize) + blockSize);
+      for (let a = areaStart; a < areaEnd; a = Math.min(areaEnd, alignDown(a, blockSize) + blockSize)) {
+        const b = Math.min(areaEnd, alignDown(a, blockSize) + blockSize);
         // An edge next to a known bad sector counts as trimmed already (as in ddrescue).
         if (a === 0 || this.map.statusAt(a - 1) !== "-") {
           await this.readSectors(this.sectorSpans(a, b, false), target, true);

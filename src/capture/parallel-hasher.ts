@@ -9,6 +9,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { MultiHasher, type HashAlgorithm } from "./hasher.js";
+import { InTurn } from "../util/in-turn.js";
 
 /** What the capture feeds: bytes in order, then the digests. */
 export interface StreamHasher {
@@ -101,8 +102,13 @@ export class WorkerHasher implements StreamHasher {
   private readonly memories = new Map<SharedArrayBuffer, number>();
   private readonly chunks = new Map<number, Chunk>();
   private nextChunk = 0;
-  /** Settles when the last update has been handed to the workers. */
-  private posted: Promise<void> = Promise.resolve();
+  /**
+   * Updates reach the workers in call order. Callers need not wait for one
+   * update before the next (the copier does not), and an update waiting for
+   * ring slots must not let a later one take them: the bytes would be hashed
+   * out of order.
+   */
+  private readonly posting = new InTurn();
   private waiting: Array<() => void> = [];
   private failure: Error | undefined;
 
@@ -175,16 +181,16 @@ export class WorkerHasher implements StreamHasher {
     if (memory instanceof SharedArrayBuffer) {
       // Hashed where it is: the caller may reuse it once every worker is done.
       let hashed: Promise<void> | undefined;
-      const posted = this.inOrder(() => {
+      const posted = this.posting.run(() => {
         hashed = new Promise<void>((resolve, reject) =>
           this.hash(this.share(memory), data.byteOffset, data.length, { left: this.workers.length, resolve, reject }),
         );
       });
       return posted.then(() => hashed);
     }
-    return this.inOrder(async () => {
+    return this.posting.run(async () => {
       for (let done = 0; done < data.length; ) {
-        const slot = this.free.length > 0 ? (this.free.pop() as number) : await this.slot();
+        const slot = await this.slot();
         const length = Math.min(SLOT, data.length - done);
         data.copy(this.view, slot * SLOT, done, done + length);
         this.hash(RING, slot * SLOT, length, { left: this.workers.length, slot });
@@ -194,25 +200,13 @@ export class WorkerHasher implements StreamHasher {
   }
 
   updateZeros(length: number): Promise<void> {
-    return this.inOrder(() => {
+    return this.posting.run(() => {
       if (length > 0) this.post({ type: "zeros", length });
     });
   }
 
-  /**
-   * Runs `post` once every earlier update has been handed to the workers.
-   * Callers need not wait for one update before the next (the copier does
-   * not), and an update that waits for ring slots must not let a later one
-   * take the slots it waits for: the bytes would be hashed out of order.
-   */
-  private inOrder(post: () => void | Promise<void>): Promise<void> {
-    const run = this.posted.then(post);
-    this.posted = run.catch(() => {});
-    return run;
-  }
-
   async digest(): Promise<Record<string, string>> {
-    await this.posted;
+    await this.posting.idle();
     if (this.failure) throw this.failure;
     const parts = await Promise.all(
       this.workers.map(

@@ -4,6 +4,7 @@ import { DeviceError, errnoCode, ioError, UsageError } from "../errors.js";
 import { AlignedBuffer, alignedMemoryAvailable } from "./aligned.js";
 import { blockDeviceSectorSize, punchHole } from "./syscalls.js";
 import { zeroChunks } from "./zeros.js";
+import { InTurn } from "../util/in-turn.js";
 
 export interface OpenSinkOptions {
   /** Create the file if missing (never applies to devices). */
@@ -159,8 +160,8 @@ export class StreamSink implements BlockSink {
   readonly sequential = true;
   /** Where the next write must start: the end of everything accepted so far. */
   private position = 0;
-  /** Settles when the last accepted write has reached the stream. */
-  private last: Promise<void> = Promise.resolve();
+  /** Accepted writes, reaching the stream one after another. */
+  private readonly writes = new InTurn();
 
   private readonly overFd: boolean;
 
@@ -183,12 +184,12 @@ export class StreamSink implements BlockSink {
     // (a PassThrough) may hand the very buffer on to its reader, so it gets a
     // copy. Copying always cost more than the whole transfer to a pipe.
     const chunk = this.overFd ? data : Buffer.from(data);
-    return this.inTurn(() => this.put(chunk));
+    return this.writes.run(() => this.put(chunk));
   }
 
   async writeZeros(offset: number, length: number): Promise<void> {
     this.accept(offset, length);
-    return this.inTurn(async () => {
+    return this.writes.run(async () => {
       for (const chunk of zeroChunks(length)) await this.put(chunk);
     });
   }
@@ -198,11 +199,11 @@ export class StreamSink implements BlockSink {
   }
 
   async flush(): Promise<void> {
-    await this.last;
+    await this.writes.idle();
   }
 
   async close(): Promise<void> {
-    await this.last;
+    await this.writes.idle();
   }
 
   private accept(offset: number, length: number): void {
@@ -210,12 +211,6 @@ export class StreamSink implements BlockSink {
       throw new UsageError(`${this.name}: cannot seek (write at ${offset}, position ${this.position})`);
     }
     this.position += length;
-  }
-
-  private inTurn(job: () => Promise<void>): Promise<void> {
-    const run = this.last.then(job);
-    this.last = run.catch(() => {});
-    return run;
   }
 
   private put(chunk: Buffer): Promise<void> {

@@ -29,7 +29,7 @@
  * it is written.
  */
 import type { BlockSource } from "../io/block-source.js";
-import { allocAligned } from "../io/aligned.js";
+import { allocAlignedPool } from "../io/aligned.js";
 import { DeviceError, errnoCode } from "../errors.js";
 import type { BlockStatus, PhaseStatus } from "./mapfile.js";
 import { BufferTarget, type ImageTarget } from "./image-writer.js";
@@ -154,9 +154,8 @@ export class Copier {
   ) {
     this.position = options.start;
     this.readWindow = readWindow(options.blockSize);
-    // Slices of one aligned memory, so a direct source reads straight into them.
-    const slab = allocAligned((this.readWindow + 2) * options.blockSize);
-    this.pool = Array.from({ length: this.readWindow + 2 }, (_, i) => slab.subarray(i * options.blockSize, (i + 1) * options.blockSize));
+    // Aligned, so a direct source reads straight into them.
+    this.pool = allocAlignedPool(this.readWindow + 2, options.blockSize);
     this.writes = this.pool.map(() => undefined);
     this.sectorBuffers = Array.from({ length: SECTOR_WINDOW }, () => Buffer.allocUnsafe(options.sectorSize));
   }

@@ -1,5 +1,5 @@
 import type { BlockSource } from "../io/block-source.js";
-import { allocAligned } from "../io/aligned.js";
+import { allocAlignedPool } from "../io/aligned.js";
 import type { HashAlgorithm } from "./hasher.js";
 import { createHasher } from "./parallel-hasher.js";
 
@@ -26,9 +26,7 @@ export async function hashSource(
   const hasher = createHasher(algorithms, source.size);
   try {
     const ranges = source.dataRanges ? await source.dataRanges(0, source.size) : [[0, source.size] as [number, number]];
-    const size = Math.min(CHUNK, Math.max(1, source.size));
-    const slab = allocAligned((READ_AHEAD + 1) * size);
-    const pool = Array.from({ length: READ_AHEAD + 1 }, (_, i) => slab.subarray(i * size, (i + 1) * size));
+    const pool = allocAlignedPool(READ_AHEAD + 1, Math.min(CHUNK, Math.max(1, source.size)));
     const hashed: Array<Promise<void> | void> = pool.map(() => undefined);
     const chunks = chunksOf(ranges);
     const reads: Array<{ pos: number; slot: number; read: Promise<Buffer> }> = [];

@@ -48,6 +48,12 @@ export function allocAligned(length: number): Buffer {
   return Buffer.alloc(length);
 }
 
+/** `count` buffers of `size` bytes, slices of one aligned memory (each aligned as `size` allows). */
+export function allocAlignedPool(count: number, size: number): Buffer[] {
+  const slab = allocAligned(count * size);
+  return Array.from({ length: count }, (_, i) => slab.subarray(i * size, (i + 1) * size));
+}
+
 /** Whether `buf` starts at a multiple of `align` (a power of two up to 64 KiB) in memory. */
 export function isAligned(buf: Buffer, align: number): boolean {
   return alignedStores.has(buf.buffer) && buf.byteOffset % align === 0;

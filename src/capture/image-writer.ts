@@ -64,15 +64,9 @@ export class ImageWriter implements ImageTarget {
     private readonly options: ImageWriterOptions,
   ) {}
 
-  async data(pos: number, buf: Buffer): Promise<void> {
-    // Hashing and writing both only read `buf`: they run side by side. The sink is
-    // called before anything is awaited: a stream takes writes in call order.
-    const hashed = this.options.hasher?.offer(pos, buf);
-    try {
-      await this.write(pos - this.options.origin, buf);
-    } finally {
-      await hashed;
-    }
+  data(pos: number, buf: Buffer): Promise<void> {
+    // Hashing and writing both only read `buf`: they run side by side.
+    return sideBySide(this.options.hasher?.offer(pos, buf), this.write(pos - this.options.origin, buf));
   }
 
   private async write(at: number, buf: Buffer): Promise<void> {
@@ -90,14 +84,22 @@ export class ImageWriter implements ImageTarget {
     }
   }
 
-  async zeros(pos: number, length: number): Promise<void> {
-    // The sink is called before anything is awaited: a stream takes writes in call order.
-    const hashed = this.options.hasher?.offerZeros(pos, length);
-    try {
-      if (!this.options.zeroFilled || this.sink.sequential) await this.sink.writeZeros(pos - this.options.origin, length);
-    } finally {
-      await hashed;
-    }
+  zeros(pos: number, length: number): Promise<void> {
+    const skip = this.options.zeroFilled && !this.sink.sequential;
+    return sideBySide(this.options.hasher?.offerZeros(pos, length), skip ? undefined : this.sink.writeZeros(pos - this.options.origin, length));
+  }
+}
+
+/**
+ * Waits for a write and the hashing of the same bytes, both already started.
+ * The sink is called before anything is awaited: a stream takes writes in call order.
+ */
+async function sideBySide(hashed: void | Promise<void>, written: Promise<void> | undefined): Promise<void> {
+  hashed?.catch(() => {}); // a failure while the write is pending is reported below, not as unhandled
+  try {
+    await written;
+  } finally {
+    await hashed;
   }
 }
 

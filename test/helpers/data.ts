@@ -4,7 +4,7 @@ export const SECTOR = 512;
 
 /** Deterministic xorshift bytes, no zero byte anywhere. */
 export function pattern(size: number, seed = 1): Buffer {
-  const out = Buffer.allocUnsafe(size);
+  const out = Buffer.allocUnsafe(Math.ceil(size / 4) * 4);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < size; i += 4) {
     x ^= x << 13;
@@ -12,7 +12,7 @@ export function pattern(size: number, seed = 1): Buffer {
     x ^= x << 5;
     out.writeUInt32LE((x | 0x01010101) >>> 0, i);
   }
-  return out;
+  return out.subarray(0, size);
 }
 
 /** What a perfect rescue makes of `data`: the given 512-byte sectors zeroed. */

@@ -21,6 +21,16 @@ export interface OpenSourceOptions {
   sectorSize?: number;
 }
 
+/** An O_DIRECT handle, or undefined where the file system refuses it (tmpfs, some FUSE) or aligned memory cannot be had. */
+async function openDirect(path: string): Promise<fsp.FileHandle | undefined> {
+  if (!alignedMemoryAvailable()) return undefined;
+  try {
+    return await fsp.open(path, constants.O_RDONLY | constants.O_DIRECT);
+  } catch {
+    return undefined; // read through the cache; a real error (missing, no permission) comes from the buffered open
+  }
+}
+
 function mostlyUncached(fd: number, size: number): boolean {
   const cached = cachedBytes(fd, 0, size);
   return cached !== undefined && cached < size / 2;
@@ -56,22 +66,20 @@ export class FileSource implements BlockSource {
     }
     if (stat.isDirectory()) throw new DeviceError(`${path}: is a directory, not an image or device`, "EISDIR");
     const isBlockDevice = stat.isBlockDevice();
-    let handle: fsp.FileHandle;
+    // Where stat alone decides, only the direct handle is opened; a "cold" file asks the page cache first.
+    let handle = options.direct === true || (options.direct === "cold" && isBlockDevice) ? await openDirect(path) : undefined;
+    let direct = handle !== undefined;
     try {
-      handle = await fsp.open(path, constants.O_RDONLY);
+      handle ??= await fsp.open(path, constants.O_RDONLY);
     } catch (err) {
       throw ioError(err, path);
     }
-    let direct = false;
-    const wanted = options.direct === true || (options.direct === "cold" && (isBlockDevice || mostlyUncached(handle.fd, stat.size)));
-    if (wanted && alignedMemoryAvailable()) {
-      try {
-        const directHandle = await fsp.open(path, constants.O_RDONLY | constants.O_DIRECT);
+    if (!direct && options.direct === "cold" && !isBlockDevice && mostlyUncached(handle.fd, stat.size)) {
+      const directHandle = await openDirect(path);
+      if (directHandle) {
         await handle.close();
         handle = directHandle;
         direct = true;
-      } catch {
-        // tmpfs and some FUSE file systems refuse O_DIRECT: read through the cache.
       }
     }
     let size = stat.size;

@@ -1,9 +1,9 @@
 import type { Command } from "commander";
 import { resolvePath } from "../fs/path.js";
 import type { FileSystem, FileType, FsNode, FsStat } from "../fs/types.js";
-import { byName, joinPath, walk } from "../fs/walk.js";
+import { joinPath, sortedList, walk } from "../fs/walk.js";
 import { openImageFilesystem } from "./image-fs.js";
-import { formatTable, printJson } from "./output.js";
+import { formatTable, printJson, warn } from "./output.js";
 
 interface LsOptions {
   part?: string;
@@ -29,7 +29,7 @@ export interface LsJsonEntry {
   target?: string;
 }
 
-const TYPE_CHAR: Record<FileType, string> = { file: "-", dir: "d", symlink: "l", other: "?" };
+const TYPE_CHAR: Record<FileType, string> = { file: "-", dir: "d", symlink: "l", char: "c", block: "b", fifo: "p", socket: "s" };
 
 /** "drwxr-xr-x", with s/S and t/T for setuid, setgid and sticky as ls shows them. */
 export function modeString(stat: FsStat): string {
@@ -62,12 +62,14 @@ async function collect(fs: FileSystem<FsNode>, path: string, opts: LsOptions): P
   if (start.node.stat.type !== "dir") return [{ path: start.path, name: start.name, node: start.node }];
   if (opts.recursive) {
     const out: Listed[] = [];
-    for await (const e of walk(fs, start.node, start.path)) out.push(e);
+    for await (const e of walk(fs, start.node, start.path, { onWarning: warn })) out.push(e);
     return out;
   }
-  return (await fs.list(start.node))
-    .map((e) => ({ path: joinPath(start.path, e.name), name: e.name, node: e.node }))
-    .sort(byName);
+  const out: Listed[] = [];
+  for await (const e of sortedList(fs, start.node, start.path, { onWarning: warn })) {
+    out.push({ path: joinPath(start.path, e.name), name: e.name, node: e.node });
+  }
+  return out;
 }
 
 export function registerLs(program: Command): Command {

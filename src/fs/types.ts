@@ -5,7 +5,30 @@
  * callers only pass it back.
  */
 
-export type FileType = "file" | "dir" | "symlink" | "other";
+/** What `ls --json` calls the kinds of files: a device, FIFO or socket is named, never folded away. */
+export type FileType = "file" | "dir" | "symlink" | "char" | "block" | "fifo" | "socket";
+
+/** The file type bits of a Unix mode (S_IFMT), as a FileType; undefined for a value no kernel uses. */
+export function fileTypeFromMode(mode: number): FileType | undefined {
+  switch (mode & 0o170000) {
+    case 0o100000:
+      return "file";
+    case 0o040000:
+      return "dir";
+    case 0o120000:
+      return "symlink";
+    case 0o020000:
+      return "char";
+    case 0o060000:
+      return "block";
+    case 0o010000:
+      return "fifo";
+    case 0o140000:
+      return "socket";
+    default:
+      return undefined;
+  }
+}
 
 export interface FsStat {
   type: FileType;
@@ -22,6 +45,8 @@ export interface FsStat {
    * same file (an inode number; an ISO extent location).
    */
   id: number | string | null;
+  /** [major, minor] of a character or block device. */
+  rdev?: [number, number];
 }
 
 export interface FsNode {
@@ -29,7 +54,10 @@ export interface FsNode {
 }
 
 export interface FsDirEntry<N extends FsNode = FsNode> {
-  /** The name exactly as stored (decoded to a JS string); never "." or "..". */
+  /**
+   * The name exactly as stored, decoded without loss (fs/names.ts: bytes that
+   * are not UTF-8 survive as escapes that nameBytes() turns back); never "." or "..".
+   */
   name: string;
   node: N;
 }
@@ -41,10 +69,15 @@ export interface FileSystem<N extends FsNode = FsNode> {
   /** Optional: what the user should know before trusting what is read (an unreplayed journal...). */
   readonly warnings?: readonly string[];
   root(): Promise<N>;
-  /** The entries of a directory node, without "." and "..". */
-  list(dir: N): Promise<Array<FsDirEntry<N>>>;
+  /**
+   * The entries of a directory node, without "." and "..", in the order they are
+   * stored. A stream, not an array: a directory may hold millions of names, and
+   * memory must not grow with it.
+   */
+  list(dir: N): AsyncIterable<FsDirEntry<N>>;
   /** One entry by name, or undefined; may be faster than list() (htree, sorted ISO records). */
   lookup(dir: N, name: string): Promise<N | undefined>;
+  /** The target, decoded like names (fs/names.ts). */
   readlink(node: N): Promise<string>;
   /**
    * Bytes of a regular file; reading past its size is an error. Holes read as zeros.

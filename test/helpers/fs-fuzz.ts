@@ -62,7 +62,7 @@ export async function explore(fs: FileSystem<FsNode>, maxNodes: number, maxRead:
   while (queue.length > 0) {
     const dir = queue.shift() as FsNode;
     if (visited >= maxNodes) break;
-    for (const { node } of await fs.list(dir)) {
+    for await (const { node } of fs.list(dir)) {
       if (++visited > maxNodes) break;
       if (node.stat.type === "dir") queue.push(node);
       else if (node.stat.type === "symlink") await fs.readlink(node);

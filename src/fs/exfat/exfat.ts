@@ -75,7 +75,7 @@ export class ExfatFileSystem implements FileSystem<ExfatNode> {
       throw new CorruptImageError(`${source.name}: exFAT's cluster heap ends at ${heapEnd} but the image holds ${source.size} bytes; it is truncated`);
     }
     const fs = new ExfatFileSystem(source, boot);
-    await fs.list(await fs.root()); // finds the volume label, and fails early on a broken root
+    await fs.entries(await fs.root()); // finds the volume label, and fails early on a broken root
     return fs;
   }
 
@@ -151,7 +151,12 @@ export class ExfatFileSystem implements FileSystem<ExfatNode> {
     return { stat, entry, attributes: entry.attributes };
   }
 
-  async list(dir: ExfatNode): Promise<Array<FsDirEntry<ExfatNode>>> {
+  async *list(dir: ExfatNode): AsyncIterable<FsDirEntry<ExfatNode>> {
+    yield* await this.entries(dir);
+  }
+
+  /** The whole listing at once, for lookup() and the listing cache. */
+  private async entries(dir: ExfatNode): Promise<Array<FsDirEntry<ExfatNode>>> {
     if (dir.stat.type !== "dir") throw new UsageError(`exFAT "${dir.entry?.name}" is not a directory`);
     const cached = this.listings.get(dir);
     if (cached) return cached;
@@ -182,7 +187,7 @@ export class ExfatFileSystem implements FileSystem<ExfatNode> {
 
   /** Exact name first, then a case-insensitive match (exFAT names are case-insensitive). */
   async lookup(dir: ExfatNode, name: string): Promise<ExfatNode | undefined> {
-    return findIgnoringCase(await this.list(dir), name);
+    return findIgnoringCase(await this.entries(dir), name);
   }
 
   async readlink(node: ExfatNode): Promise<string> {

@@ -9,7 +9,7 @@ import type { BlockSource } from "../../io/block-source.js";
 import { targetBuffer } from "../../io/bounds.js";
 import { BlockCache } from "../block-cache.js";
 import { checkFileRange, type CopyPiece, copyPieces } from "../file-io.js";
-import type { FileSystem, FileType, FsDirEntry, FsNode, FsStat } from "../types.js";
+import { fileTypeFromMode, type FileSystem, type FileType, type FsDirEntry, type FsNode, type FsStat } from "../types.js";
 import { decodeDirEntries, type ExtDirEntry } from "./dir-entry.js";
 import { type BlockRun, findRun, mapBlockMap, mapExtents } from "./file-map.js";
 import { decodeGroupDescriptor, type GroupDescriptor } from "./group-descriptor.js";
@@ -20,10 +20,6 @@ import {
   FLAG_INLINE_DATA,
   I_BLOCK_SIZE,
   type Inode,
-  S_IFDIR,
-  S_IFLNK,
-  S_IFMT,
-  S_IFREG,
 } from "./inode.js";
 import {
   decodeSuperblock,
@@ -53,17 +49,11 @@ export interface ExtNode extends FsNode {
   runs?: BlockRun[];
 }
 
-function fileType(mode: number): FileType {
-  switch (mode & S_IFMT) {
-    case S_IFREG:
-      return "file";
-    case S_IFDIR:
-      return "dir";
-    case S_IFLNK:
-      return "symlink";
-    default:
-      return "other";
-  }
+/** The kernel refuses an inode whose mode names no file type ("bogus i_mode"); so do we. */
+function fileType(mode: number, where: string): FileType {
+  const type = fileTypeFromMode(mode);
+  if (type === undefined) throw new CorruptImageError(`ext ${where}: mode 0${mode.toString(8)} names no file type`);
+  return type;
 }
 
 export class ExtFileSystem implements FileSystem<ExtNode> {
@@ -155,7 +145,7 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
       throw new CorruptImageError(`ext inode ${ino}: i_size ${inode.size} is larger than any ext file can be`);
     }
     const stat: FsStat = {
-      type: fileType(inode.mode),
+      type: fileType(inode.mode, `inode ${ino}`),
       size: inode.size,
       mode: inode.mode & 0o7777,
       mtime: inode.mtime,
@@ -329,7 +319,12 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     return entries;
   }
 
-  async list(dir: ExtNode): Promise<Array<FsDirEntry<ExtNode>>> {
+  async *list(dir: ExtNode): AsyncIterable<FsDirEntry<ExtNode>> {
+    yield* await this.entries(dir);
+  }
+
+  /** The whole listing at once, for lookup() and the listing cache. */
+  private async entries(dir: ExtNode): Promise<Array<FsDirEntry<ExtNode>>> {
     if (dir.stat.type !== "dir") throw new CorruptImageError(`ext ${this.where(dir.ino)}: not a directory`);
     const cached = this.listings.get(dir.ino);
     if (cached) return cached;

@@ -111,7 +111,12 @@ export class FatFileSystem implements FileSystem<FatNode> {
     return out;
   }
 
-  async list(dir: FatNode): Promise<Array<FsDirEntry<FatNode>>> {
+  async *list(dir: FatNode): AsyncIterable<FsDirEntry<FatNode>> {
+    yield* await this.entries(dir);
+  }
+
+  /** The whole listing at once, for lookup() and the listing cache. */
+  private async entries(dir: FatNode): Promise<Array<FsDirEntry<FatNode>>> {
     if (dir.stat.type !== "dir") throw new CorruptImageError(`FAT: ${dir.path}: not a directory`);
     const { entries } = decodeDirectory(await this.directoryBytes(dir), this.boot.fatBits === 32);
     const base = dir.path === "/" ? "" : dir.path;
@@ -119,7 +124,7 @@ export class FatFileSystem implements FileSystem<FatNode> {
   }
 
   async lookup(dir: FatNode, name: string): Promise<FatNode | undefined> {
-    return findIgnoringCase(await this.list(dir), name);
+    return findIgnoringCase(await this.entries(dir), name);
   }
 
   async readlink(node: FatNode): Promise<string> {

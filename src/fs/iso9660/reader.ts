@@ -6,17 +6,14 @@
  */
 import type { BlockSource } from "../../io/block-source.js";
 import { CorruptImageError, UsageError } from "../../errors.js";
-import type { FileSystem, FileType, FsDirEntry, FsNode, FsStat } from "../types.js";
+import { fileTypeFromMode, type FileSystem, type FileType, type FsDirEntry, type FsNode, type FsStat } from "../types.js";
 import { SECTOR_SIZE } from "./constants.js";
 import { decodeDirectoryRecord, FLAG_DIRECTORY, FLAG_MULTI_EXTENT, type DirectoryRecord } from "./directory-record.js";
 import { decodeUcs2 } from "./joliet.js";
 import {
   applyRockRidgeEntry,
   emptyRockRidgeInfo,
-  S_IFDIR,
-  S_IFLNK,
   S_IFMT,
-  S_IFREG,
   type RockRidgeInfo,
 } from "./rrip.js";
 import { readSuspArea } from "./susp-reader.js";
@@ -86,7 +83,12 @@ export class Iso9660FileSystem implements FileSystem<IsoNode> {
     return this.rootNode;
   }
 
-  async list(dir: IsoNode): Promise<Array<FsDirEntry<IsoNode>>> {
+  async *list(dir: IsoNode): AsyncIterable<FsDirEntry<IsoNode>> {
+    yield* await this.entries(dir);
+  }
+
+  /** The whole listing at once, for lookup() and the listing cache. */
+  private async entries(dir: IsoNode): Promise<Array<FsDirEntry<IsoNode>>> {
     if (dir.stat.type !== "dir") throw new CorruptImageError(`${this.source.name}: not a directory`);
     const raw = await this.rawList(dir);
     const visible: Array<FsDirEntry<IsoNode>> = [];
@@ -99,7 +101,7 @@ export class Iso9660FileSystem implements FileSystem<IsoNode> {
   }
 
   async lookup(dir: IsoNode, name: string): Promise<IsoNode | undefined> {
-    return (await this.list(dir)).find((e) => e.name === name)?.node;
+    return (await this.entries(dir)).find((e) => e.name === name)?.node;
   }
 
   async readlink(node: IsoNode): Promise<string> {
@@ -274,13 +276,14 @@ export class Iso9660FileSystem implements FileSystem<IsoNode> {
     let type: FileType;
     const format = px ? px.mode & S_IFMT : 0;
     if (px && format !== 0) {
-      type = format === S_IFDIR ? "dir" : format === S_IFREG ? "file" : format === S_IFLNK ? "symlink" : "other";
+      // A mode that names no type is read as what the ISO record says it is.
+      type = fileTypeFromMode(px.mode) ?? (isDirectory || first.flags & FLAG_DIRECTORY ? "dir" : "file");
     } else {
       type = isDirectory || first.flags & FLAG_DIRECTORY ? "dir" : "file";
     }
     const symlink = type === "symlink" && rr?.symlink ? utf8.decode(rr.symlink) : undefined;
     const dataSize = sections.reduce((n, s) => n + s.dataLength, 0);
-    const size = type === "symlink" ? Buffer.byteLength(symlink ?? "") : type === "other" ? 0 : dataSize;
+    const size = type === "symlink" ? Buffer.byteLength(symlink ?? "") : type !== "file" && type !== "dir" ? 0 : dataSize;
     const stat: FsStat = {
       type,
       size,

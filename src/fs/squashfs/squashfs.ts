@@ -32,7 +32,7 @@ const DATA_CACHE = 8;
 export interface SquashfsNode extends FsNode {
   readonly stat: FsStat;
   readonly inode: Inode;
-  /** The exact kind (FsStat folds devices, fifos and sockets into "other"). */
+  /** The inode's own kind (squashfs also tells basic from extended inodes apart). */
   readonly kind: InodeKind;
   /** major/minor of a block or character device. */
   readonly device: { major: number; minor: number } | undefined;
@@ -48,10 +48,10 @@ const STAT_TYPE: Record<InodeKind, FileType> = {
   dir: "dir",
   file: "file",
   symlink: "symlink",
-  blockdev: "other",
-  chardev: "other",
-  fifo: "other",
-  socket: "other",
+  blockdev: "block",
+  chardev: "char",
+  fifo: "fifo",
+  socket: "socket",
 };
 
 /** A tiny LRU over a Map (its iteration order is insertion order). */
@@ -210,7 +210,12 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
     return this.readInode(this.inodeStart(block, offset));
   }
 
-  async list(dir: SquashfsNode): Promise<Array<FsDirEntry<SquashfsNode>>> {
+  async *list(dir: SquashfsNode): AsyncIterable<FsDirEntry<SquashfsNode>> {
+    yield* await this.entries(dir);
+  }
+
+  /** The whole listing at once, for lookup() and the listing cache. */
+  private async entries(dir: SquashfsNode): Promise<Array<FsDirEntry<SquashfsNode>>> {
     const inode = dir.inode;
     if (inode.kind !== "dir") throw new UsageError(`squashfs inode ${inode.inodeNumber} is not a directory`);
     const key = `${inode.startBlock}:${inode.offset}:${inode.fileSize}`;
@@ -235,7 +240,7 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
   }
 
   async lookup(dir: SquashfsNode, name: string): Promise<SquashfsNode | undefined> {
-    return (await this.list(dir)).find((e) => e.name === name)?.node;
+    return (await this.entries(dir)).find((e) => e.name === name)?.node;
   }
 
   async readlink(node: SquashfsNode): Promise<string> {

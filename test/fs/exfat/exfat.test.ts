@@ -6,6 +6,7 @@ import { before, describe, test } from "node:test";
 import { CorruptImageError } from "../../../src/errors.js";
 import { entrySetChecksum, type ExfatFileSystem, type ExfatNode, openExfat } from "../../../src/fs/exfat/index.js";
 import { openSource } from "../../../src/io/file-source.js";
+import { listAll } from "../../../src/fs/walk.js";
 import { MemorySource } from "../../../src/io/memory-source.js";
 import { needs } from "../../helpers/env.js";
 import { fixture } from "../../helpers/fixtures.js";
@@ -26,7 +27,7 @@ async function withImage<T>(path: string, fn: (fs: ExfatFileSystem) => Promise<T
 async function walk(fs: ExfatFileSystem): Promise<Array<[string, ExfatNode]>> {
   const out: Array<[string, ExfatNode]> = [];
   const visit = async (dir: ExfatNode, prefix: string) => {
-    for (const { name, node } of await fs.list(dir)) {
+    for await (const { name, node } of fs.list(dir)) {
       out.push([prefix + name, node]);
       if (node.stat.type === "dir") await visit(node, `${prefix}${name}/`);
     }
@@ -82,7 +83,7 @@ describe("exFAT reader", { skip }, () => {
       assert.ok((holes.runs?.length ?? 0) > 1, `fragmented into ${holes.runs?.length} runs`);
       const big = (await fs.lookup(root, "big.bin")) as ExfatNode;
       assert.equal(big.entry?.noFatChain, true, "written in one go: contiguous");
-      const many = (await fs.list((await fs.lookup(root, "many")) as ExfatNode)).map((e) => e.name);
+      const many = (await listAll(fs, (await fs.lookup(root, "many")) as ExfatNode)).map((e) => e.name);
       assert.equal(many.length, 540);
       assert.ok(!many.includes("entry number 001.txt") && many.includes("entry number 002.txt"));
       assert.equal(await fs.lookup(root, "no such file"), undefined);

@@ -40,7 +40,7 @@ export interface Entry {
 /** Every entry below the root, depth first, as the reader sees it. */
 export async function walk<N extends FsNode>(fs: FileSystem<N>, dir?: N, prefix = ""): Promise<Entry[]> {
   const out: Entry[] = [];
-  for (const e of await fs.list(dir ?? (await fs.root()))) {
+  for await (const e of fs.list(dir ?? (await fs.root()))) {
     const path = `${prefix}${e.name}`;
     const s = e.node.stat;
     out.push({
@@ -84,7 +84,7 @@ export async function bsdtarListing(image: string): Promise<Entry[]> {
     if (!line.startsWith("./")) continue;
     const [rawPath, ...fields] = line.split(" ");
     const kv = Object.fromEntries(fields.map((f) => f.split("=", 2) as [string, string]));
-    const type = { file: "file", dir: "dir", link: "symlink" }[kv.type] ?? "other";
+    const type = ({ link: "symlink" } as Record<string, string>)[kv.type] ?? kv.type;
     entries.push({
       path: unquoteMtree(rawPath.slice(2)),
       type,

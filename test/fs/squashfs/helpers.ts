@@ -47,7 +47,7 @@ export async function llnLines(fs: SquashfsFileSystem): Promise<string[]> {
     lines.push(`${modeString(node.kind, s.mode)} ${s.uid}/${s.gid} ${size} ${utcMinute(s.mtime)} ${path}${target}`);
   };
   const walk = async (dir: SquashfsNode, path: string) => {
-    for (const { name, node } of await fs.list(dir)) {
+    for await (const { name, node } of fs.list(dir)) {
       await line(node, `${path}/${name}`);
       if (node.kind === "dir") await walk(node, `${path}/${name}`);
     }
@@ -62,7 +62,7 @@ export async function llnLines(fs: SquashfsFileSystem): Promise<string[]> {
 export async function sha256Lines(fs: SquashfsFileSystem): Promise<string[]> {
   const lines: string[] = [];
   const walk = async (dir: SquashfsNode, path: string) => {
-    for (const { name, node } of await fs.list(dir)) {
+    for await (const { name, node } of fs.list(dir)) {
       if (node.kind === "dir") await walk(node, `${path}/${name}`);
       if (node.kind !== "file") continue;
       const hash = createHash("sha256");

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { decodeSuperblock, openSquashfs, type SquashfsNode } from "../../../src/fs/squashfs/index.js";
 import { openSource } from "../../../src/io/file-source.js";
+import { listAll } from "../../../src/fs/walk.js";
 import { MemorySource } from "../../../src/io/memory-source.js";
 import { needs } from "../../helpers/env.js";
 import { fixture } from "../../helpers/fixtures.js";
@@ -102,7 +103,7 @@ describe("squashfs reader", { skip }, () => {
     assert.ok(at > 0 && at < sb.fragmentTableStart, "found t3's directory entry");
     const rootNames = async () => {
       const fs = await openSquashfs(new MemorySource(image));
-      return (await fs.list(await fs.root())).map((e) => e.name);
+      return (await listAll(fs, await fs.root())).map((e) => e.name);
     };
     const before = await rootNames();
     image.write("..", at + 2, "latin1");

@@ -1,0 +1,60 @@
+/**
+ * A container is a layer between the bytes of a file and the disk they hold:
+ * a compressed stream (gzip, xz, zstd, bzip2) or a virtual disk (qcow2, VHD,
+ * VHDX, VMDK, VDI, partclone). Each format is a small module that says
+ * whether a source is its kind (by magic bytes or footer, never by name) and
+ * opens it as a BlockSource of the bytes it holds. openImage (src/image/)
+ * stacks them: zstd over qcow2 over a file is three sources, each reading the
+ * one below.
+ */
+import type { BlockSource } from "../io/block-source.js";
+
+/** info --json's `format` names (DESIGN.md). */
+export type ContainerName = "gzip" | "xz" | "zstd" | "bzip2" | "qcow2" | "vhd" | "vhdx" | "vmdk" | "vdi" | "partclone";
+
+export interface ContainerFormat {
+  readonly name: ContainerName;
+  /**
+   * Is `source` this format? `head` is its first bytes (HEAD_BYTES, or all of
+   * a smaller source); a format found by a footer (VHD fixed) reads it from
+   * `source`. Must not throw for a source of another kind.
+   */
+  detect(head: Buffer, source: BlockSource): boolean | Promise<boolean>;
+  /** The decoded bytes as a source; a corrupt container is a CorruptImageError naming the format and offset. */
+  open(source: BlockSource, context: ContainerContext): Promise<ContainerSource>;
+}
+
+/** Bytes detect() is shown: enough for every header the formats start with. */
+export const HEAD_BYTES = 4096;
+
+export interface ContainerContext {
+  /**
+   * Open a file this layer names (a qcow2 backing file, a VMDK extent, a VHD
+   * parent), resolved against the folder of the image the way qemu does, and
+   * itself opened through every layer. Loops (an image that is its own
+   * backing file) and over-long chains are refused by the opener.
+   */
+  openRelated(name: string, options?: { raw?: boolean }): Promise<BlockSource>;
+  /**
+   * Where an index that took a full pass to build may be kept, so a second
+   * command on the same image does not pay again; undefined when caching is off.
+   */
+  indexCache?: IndexCache;
+  /** Read the top layer alone (qcow2 `--no-backing`). */
+  noBacking?: boolean;
+  onWarning?: (message: string) => void;
+}
+
+/** Indexes kept between runs, keyed by the image's identity (path, size, mtime) and a name. */
+export interface IndexCache {
+  load(name: string): Promise<Buffer | undefined>;
+  save(name: string, data: Buffer): Promise<void>;
+}
+
+export interface ContainerSource extends BlockSource {
+  readonly format: ContainerName;
+  /** Random access is cheap (an index or table), not a re-read from the start. */
+  readonly seekable: boolean;
+  /** What `info` shows about this layer (cluster size, compression, backing file...), JSON-ready. */
+  describe(): Record<string, unknown>;
+}

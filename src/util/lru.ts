@@ -1,0 +1,45 @@
+/**
+ * A least-recently-used cache over a Map, whose iteration order is insertion
+ * order: get() moves a key to the end, set() evicts from the front. The one
+ * cache every reader uses for blocks, inodes and listings, so none grows
+ * without bound and none evicts what was just used.
+ */
+export class LruCache<K, V> {
+  private readonly map = new Map<K, V>();
+
+  constructor(readonly capacity: number) {
+    if (!(capacity >= 1)) throw new RangeError(`LruCache capacity must be at least 1, not ${capacity}`);
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  get(key: K): V | undefined {
+    const value = this.map.get(key);
+    if (value === undefined) return undefined;
+    this.map.delete(key);
+    this.map.set(key, value);
+    return value;
+  }
+
+  has(key: K): boolean {
+    return this.map.has(key);
+  }
+
+  /** Store `value` (as most recent) and return it, evicting the least recent entry when full. */
+  set(key: K, value: V): V {
+    this.map.delete(key);
+    this.map.set(key, value);
+    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as K);
+    return value;
+  }
+
+  delete(key: K): boolean {
+    return this.map.delete(key);
+  }
+
+  clear(): void {
+    this.map.clear();
+  }
+}

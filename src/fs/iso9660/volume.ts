@@ -10,6 +10,7 @@ import { CorruptImageError } from "../../errors.js";
 import { FIRST_DESCRIPTOR_SECTOR, SECTOR_SIZE } from "./constants.js";
 import { decodeDirectoryRecord } from "./directory-record.js";
 import { decodeBootCatalog, decodeBootRecord, type BootCatalog } from "./el-torito.js";
+import { fileSection } from "./file-section.js";
 import { isRockRidgeSignature, ROCK_RIDGE_IDS } from "./rrip.js";
 import { decodeEr, decodeSp, decodeSuspEntries, type SuspEntry } from "./susp.js";
 import { readSuspArea } from "./susp-reader.js";
@@ -118,7 +119,7 @@ async function detectRockRidge(
   primary: PrimaryVolumeDescriptor,
 ): Promise<{ suspSkip: number | null; rockRidge: string | null }> {
   const where = `${source.name}: root directory`;
-  const sector = await source.read(primary.root.extent * SECTOR_SIZE, SECTOR_SIZE);
+  const sector = await source.read(fileSection(primary.root).block * SECTOR_SIZE, SECTOR_SIZE);
   const self = decodeDirectoryRecord(sector, 0, where);
   const first = decodeSuspEntries(self.systemUse, where)[0];
   const skip = first ? decodeSp(first) : undefined;

@@ -125,12 +125,11 @@ export class Iso9660FileSystem implements FileSystem<IsoNode> {
       );
     }
     const out = targetBuffer(length, into);
-    const where = node.where;
     if (node.zisofs) {
-      const stored = { id: node.sections[0].block, size: storedSize(node), read: (o: number, n: number) => this.readStored(node, o, Buffer.alloc(n), where) };
-      await this.zisofs.read(stored, node.zisofs, offset, out, where);
+      const stored = { id: node.sections[0].block, size: storedSize(node), read: (o: number, n: number) => this.readStored(node, o, Buffer.alloc(n)) };
+      await this.zisofs.read(stored, node.zisofs, offset, out, node.where);
     } else {
-      await this.readStored(node, offset, out, where);
+      await this.readStored(node, offset, out);
     }
     return out;
   }
@@ -165,13 +164,13 @@ export class Iso9660FileSystem implements FileSystem<IsoNode> {
   }
 
   /** Bytes [offset, offset + out.length) of the file as stored (compressed, for a zisofs file), into `out`. */
-  private async readStored(node: IsoNode, offset: number, out: Buffer, where: string): Promise<Buffer> {
+  private async readStored(node: IsoNode, offset: number, out: Buffer): Promise<Buffer> {
     let sectionStart = 0;
     for (const section of node.sections) {
       const from = Math.max(offset, sectionStart) - sectionStart;
       const to = Math.min(offset + out.length, sectionStart + section.length) - sectionStart;
       if (from < to) {
-        checkSection(section, where);
+        checkSection(section, node.where);
         let at = sectionStart + from - offset;
         for (const [imageOffset, n] of sectionRanges(section, from, to)) {
           await this.source.read(imageOffset, n, out.subarray(at, at + n));
@@ -319,8 +318,8 @@ export class Iso9660FileSystem implements FileSystem<IsoNode> {
     const type: FileType = (px && fileTypeFromMode(px.mode)) || recordType;
     const symlinkBytes = type === "symlink" ? rr?.symlink : undefined;
     const zisofs = type === "file" ? rr?.zisofs : undefined;
-    const storedSize = sections.reduce((n, s) => n + s.dataLength, 0);
-    const size = type === "symlink" ? (symlinkBytes?.length ?? 0) : type === "file" ? (zisofs?.size ?? storedSize) : type === "dir" ? storedSize : 0;
+    const dataSize = sections.reduce((n, s) => n + s.dataLength, 0);
+    const size = type === "symlink" ? (symlinkBytes?.length ?? 0) : type === "file" ? (zisofs?.size ?? dataSize) : type === "dir" ? dataSize : 0;
     const stat: FsStat = {
       type,
       size,
@@ -334,7 +333,7 @@ export class Iso9660FileSystem implements FileSystem<IsoNode> {
     const fileSections = sections.map(fileSection);
     if (type === "dir") stat.id = fileSections[0].block;
     // Records sharing an extent are one file (hard links) only when all else about them agrees too.
-    else if (type === "file" && storedSize > 0) stat.id = JSON.stringify([fileSections.map((s) => [s.block, s.length]), stat, px?.serial ?? null, zisofs ?? null]);
+    else if (type === "file" && dataSize > 0) stat.id = JSON.stringify([fileSections.map((s) => [s.block, s.length]), stat, px?.serial ?? null, zisofs ?? null]);
     if ((type === "char" || type === "block") && rr?.device) stat.rdev = deviceNumbers(rr.device.high, rr.device.low);
     return {
       stat,

@@ -8,6 +8,7 @@
  * read without complaint.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -105,6 +106,16 @@ describe("a source file that changes size while the image is written", () => {
     assert.deepEqual(warnings, [`${again.big}: no such file or directory: the image holds zeros in its place`]);
     assert.ok((await bsdtarRead(out, "big.bin")).equals(Buffer.alloc(BIG)));
   });
+});
+
+test("a file replaced by a FIFO since the scan is refused, not waited on", async () => {
+  const { dir, big } = source();
+  const out = join(tempDir(), "out.iso");
+  const toFifo = () => {
+    rmSync(big);
+    execFileSync("mkfifo", [big]);
+  };
+  await assert.rejects(buildIso(out, changing(dir, toFifo)), /big\.bin: no longer a regular file \(--skip-unreadable/);
 });
 
 describe("buildIso writing to a file", () => {

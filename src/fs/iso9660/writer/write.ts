@@ -3,7 +3,7 @@
  * file, a device, stdout). File contents are streamed in chunks; the holes of
  * sparse source files are not read and become holes of the output file.
  */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import type { BlockSink } from "../../../io/block-source.js";
 import { DeviceError, ioError, PlatterError } from "../../../errors.js";
 import { fileDataRanges } from "../../../io/file-source.js";
@@ -191,10 +191,12 @@ class FileCopier {
     let fd: number | undefined;
     try {
       try {
-        fd = openSync(dataPath(file), "r");
+        // Not blocking, not following: a file replaced by a FIFO or a symlink since the scan is refused below, not waited on or followed.
+        fd = openSync(dataPath(file), constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
       } catch (err) {
         throw unreadable(err, showPath(dataPath(file)));
       }
+      if (!fstatSync(fd).isFile()) throw new CopyProblem(`${showPath(dataPath(file))}: no longer a regular file`, "EINVAL", 0);
       await this.copyData(fd, file);
       const now = fstatSync(fd).size;
       if (now !== file.size) throw sizeChanged(file, now);

@@ -12,11 +12,11 @@
  *   pointers  v1: LE 32 each                         v2: LE 64 each
  */
 import { CorruptImageError } from "../../errors.js";
-import { readBoth32, writeBoth32 } from "./both-endian.js";
-import { encodeSuspEntry, type SuspEntry } from "./susp.js";
+import { readBoth32 } from "./both-endian.js";
+import type { SuspEntry } from "./susp.js";
 
-export const ZISOFS_MAGIC_V1 = Buffer.from([0x37, 0xe4, 0x53, 0x96, 0xc9, 0xdb, 0xd6, 0x07]);
-export const ZISOFS_MAGIC_V2 = Buffer.from([0xef, 0x22, 0x55, 0xa1, 0xbc, 0x1b, 0x95, 0xa0]);
+const ZISOFS_MAGIC_V1 = Buffer.from([0x37, 0xe4, 0x53, 0x96, 0xc9, 0xdb, 0xd6, 0x07]);
+const ZISOFS_MAGIC_V2 = Buffer.from([0xef, 0x22, 0x55, 0xa1, 0xbc, 0x1b, 0x95, 0xa0]);
 
 /** Bytes of the fixed file header of each version. */
 const HEADER_SIZE = { 1: 16, 2: 24 } as const;
@@ -52,16 +52,6 @@ export function decodeZf(entry: SuspEntry): ZisofsParams | undefined {
   return { version, algorithm, headerSize: d[2] * 4, blockLog2: d[3], size };
 }
 
-export function encodeZf(p: ZisofsParams): Buffer {
-  const data = Buffer.alloc(12);
-  data.write(p.algorithm, 0, 2, "latin1");
-  data[2] = p.headerSize / 4;
-  data[3] = p.blockLog2;
-  if (p.version === 1) writeBoth32(data, 4, p.size);
-  else data.writeBigUInt64LE(BigInt(p.size), 4);
-  return encodeSuspEntry("ZF", data, p.version);
-}
-
 export function zisofsHeaderSize(version: ZisofsVersion): number {
   return HEADER_SIZE[version];
 }
@@ -70,12 +60,8 @@ export function zisofsPointerSize(version: ZisofsVersion): number {
   return POINTER_SIZE[version];
 }
 
-/**
- * The file header as the ZF entry says it must be: a v1 header, or a v2
- * header naming zlib. The stored header must equal it byte for byte but for
- * the padding (checked by checkZisofsHeader).
- */
-export function encodeZisofsHeader(p: ZisofsParams): Buffer {
+/** The file header as the ZF entry says it must be. */
+function expectedHeader(p: ZisofsParams): Buffer {
   const buf = Buffer.alloc(HEADER_SIZE[p.version]);
   if (p.version === 1) {
     ZISOFS_MAGIC_V1.copy(buf, 0);
@@ -110,7 +96,8 @@ export function checkZisofsParams(p: ZisofsParams, where: string): void {
  * that disagrees means the entry or the data is not what it claims).
  */
 export function checkZisofsHeader(stored: Buffer, p: ZisofsParams, where: string): void {
-  const expected = encodeZisofsHeader(p);
+  const expected = expectedHeader(p);
+  // All but the reserved bytes at the end.
   const compared = p.version === 1 ? 14 : 20;
   if (stored.length < compared || !stored.subarray(0, compared).equals(expected.subarray(0, compared))) {
     throw new CorruptImageError(`${where}: the zisofs file header does not match its ZF entry (magic, size, header length or block size)`);
@@ -127,16 +114,6 @@ export function decodeZisofsPointers(buf: Buffer, version: ZisofsVersion, where:
     out.push(value);
   }
   return out;
-}
-
-export function encodeZisofsPointers(pointers: readonly number[], version: ZisofsVersion): Buffer {
-  const size = POINTER_SIZE[version];
-  const buf = Buffer.alloc(pointers.length * size);
-  pointers.forEach((p, i) => {
-    if (version === 1) buf.writeUInt32LE(p, i * size);
-    else buf.writeBigUInt64LE(BigInt(p), i * size);
-  });
-  return buf;
 }
 
 /**

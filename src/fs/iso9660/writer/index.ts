@@ -118,7 +118,7 @@ async function bootImage(spec: BootImageOptions | undefined, what: string, sourc
  * characters is a UsageError, as genisoimage and xorriso make it ("Volume ID
  * string too long", "Text too long (33 > 32)"), not a silent cut.
  */
-export function checkVolumeId(volumeId: string): void {
+function checkVolumeId(volumeId: string): void {
   const length = isoVolumeId(volumeId).length;
   if (length > MAX_VOLUME_ID) {
     throw new UsageError(`volume id '${volumeId}' is ${length} characters; an ISO 9660 volume id holds at most ${MAX_VOLUME_ID}`);

@@ -8,6 +8,7 @@ import { CorruptImageError } from "../../errors.js";
 import type { BlockDecompressor } from "../../container/codec/types.js";
 import type { BlockSource } from "../../io/block-source.js";
 import { LruCache } from "../../util/lru.js";
+import { newDecodeDev } from "../device-number.js";
 import { checkFileRange } from "../file-io.js";
 import { decodeName, nameBytes } from "../names.js";
 import type { FileSystem, FileType, FsDirEntry, FsNode, FsStat } from "../types.js";
@@ -16,7 +17,6 @@ import { type DirectoryEntry, directoryEntries } from "./directory.js";
 import { decodeBlockSize, decodeFragmentEntry, FRAGMENT_ENTRY_SIZE, type FragmentEntry } from "./fragment.js";
 import {
   blockCount,
-  decodeDevice,
   decodeInode,
   INODE_HEADER_SIZE,
   type Inode,
@@ -180,10 +180,7 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
       nlink: inode.nlink,
       id: inode.inodeNumber,
     };
-    if (inode.kind === "blockdev" || inode.kind === "chardev") {
-      const { major, minor } = decodeDevice(inode.rdev);
-      stat.rdev = [major, minor];
-    }
+    if (inode.kind === "blockdev" || inode.kind === "chardev") stat.rdev = newDecodeDev(inode.rdev);
     return { stat, inode, kind: inode.kind, tail };
   }
 

@@ -124,6 +124,30 @@ describe("exFAT reader", { skip }, () => {
     assert.ok(failure instanceof CorruptImageError && /checksum/.test(failure.message), String(failure));
   });
 
+  test('an entry set named ".." is listed as stored, not dropped; extract renames it "_.." with a warning', async () => {
+    const image = readFileSync(join(dir, "c4k.img"));
+    const fs = await openExfat(new MemorySource(image));
+    const hello = (await fs.lookup(await fs.root(), "hello.txt")) as ExfatNode;
+    const rootStart = (fs.boot.clusterHeapOffset + (fs.boot.rootCluster - 2) * fs.boot.sectorsPerCluster) * fs.boot.bytesPerSector;
+    const nameAt = image.indexOf(Buffer.from("hello.txt", "utf16le"), rootStart);
+    const setStart = nameAt - 2 - 64;
+    const set = image.subarray(setStart, setStart + 96);
+    assert.equal(set[0], 0x85);
+    set[32 + 3] = 2; // NameLength
+    set.fill(0, 64 + 2, 96);
+    set.write("..", 64 + 2, "utf16le");
+    set.writeUInt16LE(entrySetChecksum(set), 2);
+    const patched = await openExfat(new MemorySource(image));
+    const names = (await listAll(patched, await patched.root())).map((e) => e.name);
+    assert.ok(names.includes("..") && !names.includes("hello.txt"), names.join(", "));
+    const tmp = tempDir();
+    writeFileSync(join(tmp, "dots.img"), image);
+    const r = await platter(["extract", join(tmp, "dots.img"), "-o", join(tmp, "out"), "-q"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^platter: warning: \/\.\.: unsafe name, extracted as "_\.\."$/m);
+    assert.equal(readFileSync(join(tmp, "out", "_..")).length, hello.stat.size);
+  });
+
   test("a damaged main boot region falls back to the backup; both damaged is a clean error", async () => {
     const image = readFileSync(join(dir, "c4k.img"));
     image[100] = (image[100] as number) ^ 0xff; // serial number: only the checksum notices

@@ -8,7 +8,8 @@ import { listAll } from "../../../src/fs/walk.js";
 import { MemorySource } from "../../../src/io/memory-source.js";
 import { CorruptImageError } from "../../../src/errors.js";
 import { needs } from "../../helpers/env.js";
-import { platter } from "../../helpers/run.js";
+import { nodeWithPeak } from "../../helpers/peak-rss.js";
+import { CLI, platter, sh } from "../../helpers/run.js";
 import { tempDir } from "../../helpers/tmp.js";
 import { fixture } from "../../helpers/fixtures.js";
 import { llnLines, normaliseLln, sha256Lines } from "./helpers.js";
@@ -118,5 +119,34 @@ describe("squashfs reader", { skip }, () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /^platter: warning: \/\.\.: unsafe name, extracted as "_\.\."$/m);
     assert.equal(readFileSync(join(tmp, "out", "_.."), "utf8"), "three names\n");
+  });
+});
+
+describe("squashfs compressed blocks are bounded by the block size", { skip: needs("mksquashfs") }, () => {
+  test("a zstd data block declaring a 1.9 GiB window is corrupt: one line, exit 1, a few MiB (mksquashfs image patched)", async () => {
+    const work = tempDir();
+    const payload = Buffer.alloc(4096);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 7919) % 251;
+    await sh(`mkdir ${work}/src`);
+    writeFileSync(join(work, "src", "f"), payload);
+    const img = join(work, "bomb.sqfs");
+    // One 4 KiB block stored uncompressed (-noD), inodes uncompressed (-noI): both easy to find and patch.
+    await sh(`mksquashfs ${work}/src ${img} -quiet -no-progress -comp zstd -b 4K -noI -noD -no-fragments >/dev/null`);
+    const image = readFileSync(img);
+    const dataAt = image.indexOf(payload);
+    const wordAt = image.indexOf(Buffer.from([0x00, 0x10, 0x00, 0x01]), dataAt + payload.length); // 4096, stored uncompressed
+    assert.ok(dataAt > 0 && wordAt > 0);
+    image.writeUInt32LE(4096, wordAt); // now "compressed"
+    // A zstd frame with no content size and a 2^30 + 7/8 * 2^30 window, then RLE blocks that each make 128 KiB.
+    Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, (20 << 3) | 7]).copy(image, dataAt);
+    for (let at = 6; at + 4 <= 4096; at += 4) {
+      const word = (at + 8 > 4096 ? 1 : 0) | (1 << 1) | (131072 << 3); // last?, RLE, 128 KiB
+      Buffer.from([word & 0xff, (word >> 8) & 0xff, word >> 16, 0x41]).copy(image, dataAt + at);
+    }
+    writeFileSync(img, image);
+    const r = await nodeWithPeak([CLI, "cat", img, "/f"]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, "platter: corrupt zstd block: its window of 2013265920 bytes is larger than 4096\n");
+    assert.ok(r.peakMiB < 150, `peak RSS ${r.peakMiB.toFixed(0)} MiB`);
   });
 });

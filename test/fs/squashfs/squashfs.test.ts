@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { decodeSuperblock, openSquashfs, type SquashfsNode } from "../../../src/fs/squashfs/index.js";
 import { openSource } from "../../../src/io/file-source.js";
+import { nameBytes } from "../../../src/fs/names.js";
 import { listAll } from "../../../src/fs/walk.js";
 import { MemorySource } from "../../../src/io/memory-source.js";
 import { CorruptImageError } from "../../../src/errors.js";
@@ -148,5 +149,41 @@ describe("squashfs compressed blocks are bounded by the block size", { skip: nee
     assert.equal(r.code, 1);
     assert.equal(r.stderr, "platter: corrupt zstd block: its window of 2013265920 bytes is larger than 4096\n");
     assert.ok(r.peakMiB < 150, `peak RSS ${r.peakMiB.toFixed(0)} MiB`);
+  });
+});
+
+describe("squashfs names and devices, as an unsquashfs'd copy has them", { skip: needs("root", "mksquashfs", "unsquashfs") }, () => {
+  test("names that are not UTF-8 stay distinct byte for byte, symlink targets too; a large device number decodes", async () => {
+    const work = tempDir();
+    const src = join(work, "src");
+    await sh(`mkdir ${src}`);
+    writeFileSync(Buffer.from(`${src}/bad\xff\xfe.txt`, "latin1"), "fe");
+    writeFileSync(Buffer.from(`${src}/bad\xff\xfd.txt`, "latin1"), "fd");
+    await sh(`cd ${src} && ln -s "$(printf 'bad\\377\\376.txt')" link && mknod big c 300 70000 && mknod null c 1 3 && mknod loop b 7 0`);
+    const img = join(work, "names.sqfs");
+    await sh(`mksquashfs ${src} ${img} -quiet -no-progress >/dev/null && unsquashfs -q -d ${work}/copy ${img} >/dev/null`);
+    const copy = join(work, "copy");
+    const source = await openSource(img);
+    try {
+      const fs = await openSquashfs(source);
+      const root = await fs.root();
+      const entries = await listAll(fs, root);
+      const theirs = readdirSync(copy, { encoding: "buffer" }).map((n) => n.toString("hex")).sort();
+      assert.deepEqual(entries.map((e) => nameBytes(e.name).toString("hex")).sort(), theirs);
+      for (const e of entries.filter((e) => e.name.startsWith("bad"))) {
+        const expected = readFileSync(Buffer.concat([Buffer.from(`${copy}/`), nameBytes(e.name)]));
+        assert.ok((await fs.read((await fs.lookup(root, e.name)) as SquashfsNode, 0, 2)).equals(expected));
+      }
+      const link = (await fs.lookup(root, "link")) as SquashfsNode;
+      assert.ok(nameBytes(await fs.readlink(link)).equals(readlinkSync(join(copy, "link"), { encoding: "buffer" })));
+      for (const name of ["big", "null", "loop"]) {
+        const node = (await fs.lookup(root, name)) as SquashfsNode;
+        const [major, minor] = (await sh(`stat -c '%t %T' ${join(copy, name)}`)).trim().split(" ").map((h) => Number.parseInt(h, 16));
+        assert.deepEqual(node.stat.rdev, [major, minor], name);
+        assert.equal(node.stat.type, name === "loop" ? "block" : "char");
+      }
+    } finally {
+      await source.close();
+    }
   });
 });

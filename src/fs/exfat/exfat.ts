@@ -7,8 +7,8 @@
  */
 import { CorruptImageError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
-import { LruCache } from "../../util/lru.js";
 import { checkFileRange } from "../file-io.js";
+import { ListingCache } from "../listing-cache.js";
 import { escapeName } from "../names.js";
 import type { FileSystem, FsDirEntry, FsNode, FsStat } from "../types.js";
 import { BOOT_REGION_SECTORS, type BootSector, checkBootChecksum, decodeBootSector, VOLUME_FLAG_ACTIVE_FAT } from "./boot-sector.js";
@@ -19,9 +19,6 @@ import { findIgnoringCase } from "../lookup.js";
 
 /** The largest directory exFAT allows (256 MiB); anything bigger is corrupt. */
 const MAX_DIR_BYTES = 256 * 1024 * 1024;
-/** Listings kept for lookup(): a few dozen small directories (path resolution revisits them), never a huge one. */
-const LISTING_CACHE = 64;
-const LISTING_CACHE_MAX_ENTRIES = 4096;
 /** Directories are read this much at a time (a multiple of the 32-byte entry). */
 const DIR_CHUNK = 64 * 1024;
 
@@ -40,7 +37,7 @@ export class ExfatFileSystem implements FileSystem<ExfatNode> {
   private readonly fat: FatReader;
   private readonly clusterSize: number;
   private readonly heapStart: number;
-  private readonly listings = new LruCache<string, Array<FsDirEntry<ExfatNode>>>(LISTING_CACHE);
+  private readonly listings = new ListingCache<string, FsDirEntry<ExfatNode>>();
   private rootNode: ExfatNode | undefined;
 
   private constructor(
@@ -213,40 +210,22 @@ export class ExfatFileSystem implements FileSystem<ExfatNode> {
    * listings are kept for lookup(). exFAT stores no "." or ".."; an entry set
    * named so is given as stored (the extractor renames it, with a warning).
    */
-  async *list(dir: ExfatNode): AsyncIterable<FsDirEntry<ExfatNode>> {
-    const key = this.listingKey(dir);
-    const cached = this.listings.get(key);
-    if (cached) {
-      yield* cached;
-      return;
-    }
-    let kept: Array<FsDirEntry<ExfatNode>> | undefined = [];
+  list(dir: ExfatNode): AsyncIterable<FsDirEntry<ExfatNode>> {
+    return this.listings.list(`${dir.entry?.firstCluster ?? this.boot.rootCluster}:${dir.stat.size}`, this.entries(dir));
+  }
+
+  private async *entries(dir: ExfatNode): AsyncGenerator<FsDirEntry<ExfatNode>> {
     const where = this.describe(dir);
     for await (const item of this.entrySets(dir)) {
       if (!("set" in item)) continue;
       const set = decodeFileEntrySet(item.set, `${where}, entry ${item.index}`);
-      const listed = { name: set.name, node: this.nodeFor(set) };
-      if (kept && kept.push(listed) > LISTING_CACHE_MAX_ENTRIES) kept = undefined;
-      yield listed;
+      yield { name: set.name, node: this.nodeFor(set) };
     }
-    if (kept) this.listings.set(key, kept);
   }
 
-  private listingKey(dir: ExfatNode): string {
-    return `${dir.entry?.firstCluster ?? this.boot.rootCluster}:${dir.stat.size}`;
-  }
-
-  /** Exact name first, then a case-insensitive match (exFAT names are case-insensitive); a scan, no listing held. */
+  /** Exact name first, then a case-insensitive match (exFAT names are case-insensitive); list() serves small folders from its cache. */
   async lookup(dir: ExfatNode, name: string): Promise<ExfatNode | undefined> {
-    const cached = this.listings.get(this.listingKey(dir));
-    if (cached) return findIgnoringCase(cached, name);
-    const folded = name.toUpperCase();
-    let equalButForCase: ExfatNode | undefined;
-    for await (const entry of this.list(dir)) {
-      if (entry.name === name) return entry.node;
-      if (!equalButForCase && entry.name.toUpperCase() === folded) equalButForCase = entry.node;
-    }
-    return equalButForCase;
+    return findIgnoringCase(this.list(dir), name);
   }
 
   async readlink(node: ExfatNode): Promise<string> {

@@ -11,6 +11,7 @@ import { LruCache } from "../../util/lru.js";
 import { BlockCache } from "../block-cache.js";
 import { newDecodeDev, oldDecodeDev } from "../device-number.js";
 import { checkFileRange, type CopyPiece, copyPieces } from "../file-io.js";
+import { ListingCache } from "../listing-cache.js";
 import { decodeName } from "../names.js";
 import { fileTypeFromMode, type FileSystem, type FileType, type FsDirEntry, type FsNode, type FsStat } from "../types.js";
 import { decodeDirEntries, type ExtDirEntry } from "./dir-entry.js";
@@ -40,9 +41,6 @@ import {
 import { decodeInodeXattrs, XATTR_INDEX_SYSTEM } from "./xattr.js";
 
 export const ROOT_INODE = 2;
-/** Directory listings kept for lookup() (path resolution revisits the same few), never a huge one. */
-const LISTING_CACHE = 64;
-const LISTING_CACHE_MAX_ENTRIES = 4096;
 /** Nodes kept by inode number: hard links, and a directory naming one inode many times, share one. */
 const NODE_CACHE = 4096;
 const GROUP_CACHE = 4096;
@@ -70,7 +68,7 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
   readonly warnings: string[] = [];
   private readonly cache: BlockCache;
   private readonly groups = new LruCache<number, GroupDescriptor>(GROUP_CACHE);
-  private readonly listings = new LruCache<number, Array<FsDirEntry<ExtNode>>>(LISTING_CACHE);
+  private readonly listings = new ListingCache<number, FsDirEntry<ExtNode>>();
   private readonly nodes = new LruCache<number, ExtNode>(NODE_CACHE);
   private readonly groupTotal: number;
 
@@ -335,19 +333,12 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
   }
 
   /** A stream; small listings are kept for lookup(), never a huge one. */
-  async *list(dir: ExtNode): AsyncIterable<FsDirEntry<ExtNode>> {
-    const cached = this.listings.get(dir.ino);
-    if (cached) {
-      yield* cached;
-      return;
-    }
-    let kept: Array<FsDirEntry<ExtNode>> | undefined = [];
-    for await (const e of this.rawEntries(dir)) {
-      const listed = { name: e.name, node: await this.node(e.inode) };
-      if (kept && kept.push(listed) > LISTING_CACHE_MAX_ENTRIES) kept = undefined;
-      yield listed;
-    }
-    if (kept) this.listings.set(dir.ino, kept);
+  list(dir: ExtNode): AsyncIterable<FsDirEntry<ExtNode>> {
+    return this.listings.list(dir.ino, this.entries(dir));
+  }
+
+  private async *entries(dir: ExtNode): AsyncGenerator<FsDirEntry<ExtNode>> {
+    for await (const e of this.rawEntries(dir)) yield { name: e.name, node: await this.node(e.inode) };
   }
 
   /** A scan that stops at the name: only that entry's inode is read, and no listing is held. */

@@ -10,6 +10,7 @@ import type { BlockSource } from "../../io/block-source.js";
 import { LruCache } from "../../util/lru.js";
 import { newDecodeDev } from "../device-number.js";
 import { checkFileRange } from "../file-io.js";
+import { ListingCache } from "../listing-cache.js";
 import { decodeName, nameBytes } from "../names.js";
 import type { FileSystem, FileType, FsDirEntry, FsNode, FsStat } from "../types.js";
 import { checkCompressorOptions, decompressorFor } from "./compressor.js";
@@ -29,9 +30,6 @@ import { decodeSuperblock, Flags, inodeRef, NO_TABLE, SUPERBLOCK_SIZE, type Supe
 
 /** Longest symlink target read (the kernel refuses more than a page). */
 const MAX_SYMLINK = 4096;
-/** Listings kept for lookup(): a few dozen small directories (path resolution revisits them), never a huge one. */
-const LISTING_CACHE = 64;
-const LISTING_CACHE_MAX_ENTRIES = 4096;
 const DATA_CACHE = 8;
 /** Nodes kept by inode position, so the entries of a listing that name one inode share one node. */
 const NODE_CACHE = 4096;
@@ -63,7 +61,7 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
   readonly type = "squashfs";
   readonly label = null;
   private readonly meta: MetadataReader;
-  private readonly listings = new LruCache<string, Array<FsDirEntry<SquashfsNode>>>(LISTING_CACHE);
+  private readonly listings = new ListingCache<string, FsDirEntry<SquashfsNode>>();
   private readonly dataBlocks = new LruCache<number, Buffer>(DATA_CACHE);
   private readonly nodes = new LruCache<number, SquashfsNode>(NODE_CACHE);
   private ids: Uint32Array = new Uint32Array(0);
@@ -184,31 +182,36 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
     return { stat, inode, kind: inode.kind, tail };
   }
 
-  private inodeStart(block: number, offset: number): MetaCursor {
-    return { block: this.superblock.inodeTableStart + block, offset };
-  }
-
-  /** The node of the inode at `start`: shared when cached, decoded without an await when its metadata blocks are. */
-  private async inodeAt(start: MetaCursor): Promise<SquashfsNode> {
-    // start.offset < 8192: the key is unique for every position.
-    const key = start.block * METADATA_SIZE + start.offset;
+  /**
+   * The node of the inode at `offset` in metadata block `block` (relative to
+   * the inode table, as inode references say); shared while cached.
+   */
+  private async inodeAt(block: number, offset: number): Promise<SquashfsNode> {
+    // block < 2^32 and offset < 8192: a unique, safe key.
+    const key = block * METADATA_SIZE + offset;
     const known = this.nodes.get(key);
     if (known) return known;
-    const head = this.meta.peek(start, INODE_HEADER_SIZE);
-    const fixedSize = INODE_HEADER_SIZE + inodeBodySize((head ?? (await this.meta.read(start, INODE_HEADER_SIZE, this.inodeTableEnd))).bytes.readUInt16LE(0));
+    const start = { block: this.superblock.inodeTableStart + block, offset };
+    // peek() first: no await when the blocks are cached, as they are for most entries of a listing.
+    const head = this.meta.peek(start, INODE_HEADER_SIZE) ?? (await this.meta.read(start, INODE_HEADER_SIZE, this.inodeTableEnd));
     // Read again from the start, now knowing the length: usually a view into one cached block.
+    const fixedSize = INODE_HEADER_SIZE + inodeBodySize(head.bytes.readUInt16LE(0));
     const { bytes, next } = this.meta.peek(start, fixedSize) ?? (await this.meta.read(start, fixedSize, this.inodeTableEnd));
     return this.nodes.set(key, this.node(decodeInode(bytes), next));
   }
 
   async root(): Promise<SquashfsNode> {
     const { block, offset } = inodeRef(this.superblock.rootInode);
-    return this.inodeAt(this.inodeStart(block, offset));
+    return this.inodeAt(block, offset);
   }
 
   private dirInode(dir: SquashfsNode): Extract<Inode, { kind: "dir" }> {
     if (dir.inode.kind !== "dir") throw new CorruptImageError(`squashfs inode ${dir.inode.inodeNumber} is not a directory`);
     return dir.inode;
+  }
+
+  private listingKey(inode: Extract<Inode, { kind: "dir" }>): string {
+    return `${inode.startBlock}:${inode.offset}:${inode.fileSize}`;
   }
 
   /** The stored entries of a directory, decoded one at a time. */
@@ -226,31 +229,25 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
    * or ".." (never written by mksquashfs) is given as stored, like any name:
    * the extractor renames it, with a warning.
    */
-  async *list(dir: SquashfsNode): AsyncIterable<FsDirEntry<SquashfsNode>> {
+  list(dir: SquashfsNode): AsyncIterable<FsDirEntry<SquashfsNode>> {
     const inode = this.dirInode(dir);
-    const key = `${inode.startBlock}:${inode.offset}:${inode.fileSize}`;
-    const cached = this.listings.get(key);
-    if (cached) {
-      yield* cached;
-      return;
-    }
-    let kept: Array<FsDirEntry<SquashfsNode>> | undefined = [];
+    return this.listings.list(this.listingKey(inode), this.entries(inode));
+  }
+
+  private async *entries(inode: Extract<Inode, { kind: "dir" }>): AsyncGenerator<FsDirEntry<SquashfsNode>> {
     for await (const entry of this.rawEntries(inode)) {
-      const listed = { name: decodeName(entry.name), node: await this.inodeAt(this.inodeStart(entry.inodeBlock, entry.inodeOffset)) };
-      if (kept && kept.push(listed) > LISTING_CACHE_MAX_ENTRIES) kept = undefined;
-      yield listed;
+      yield { name: decodeName(entry.name), node: await this.inodeAt(entry.inodeBlock, entry.inodeOffset) };
     }
-    if (kept) this.listings.set(key, kept);
   }
 
   /** A scan that decodes only names (and the one inode found): no node per entry, no listing held. */
   async lookup(dir: SquashfsNode, name: string): Promise<SquashfsNode | undefined> {
     const inode = this.dirInode(dir);
-    const cached = this.listings.get(`${inode.startBlock}:${inode.offset}:${inode.fileSize}`);
+    const cached = this.listings.get(this.listingKey(inode));
     if (cached) return cached.find((e) => e.name === name)?.node;
     const wanted = nameBytes(name);
     for await (const entry of this.rawEntries(inode)) {
-      if (entry.name.equals(wanted)) return this.inodeAt(this.inodeStart(entry.inodeBlock, entry.inodeOffset));
+      if (entry.name.equals(wanted)) return this.inodeAt(entry.inodeBlock, entry.inodeOffset);
     }
     return undefined;
   }

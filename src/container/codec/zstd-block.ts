@@ -1,4 +1,4 @@
-import { ZSTDDecoder } from "zstddec";
+import type { ZSTDDecoder } from "zstddec";
 import { CorruptImageError } from "../../errors.js";
 import { corruptBlock, tooLarge } from "./corrupt.js";
 
@@ -35,8 +35,17 @@ export function decodeFrameHeader(frame: Buffer): ZstdFrameHeader {
   return { contentSize, windowSize: base + (base / 8) * ((frame[5] as number) & 7) };
 }
 
-const decoder = new ZSTDDecoder();
-let ready: Promise<void> | undefined;
+let decoder: Promise<ZSTDDecoder> | undefined;
+
+/** The WebAssembly decoder, loaded on first use: commands that read no zstd never pay for it. */
+function zstdDecoder(): Promise<ZSTDDecoder> {
+  decoder ??= import("zstddec").then(async ({ ZSTDDecoder }) => {
+    const instance = new ZSTDDecoder();
+    await instance.init();
+    return instance;
+  });
+  return decoder;
+}
 
 /**
  * One zstd frame, whole (squashfs writes one per block). The decoder is the
@@ -54,11 +63,10 @@ export async function decompressBlock(input: Buffer, maxSize: number, maxWindow 
   if (header.windowSize > maxWindow) {
     throw new CorruptImageError(`corrupt zstd block: its window of ${header.windowSize} bytes is larger than ${maxWindow}`);
   }
-  ready ??= decoder.init();
-  await ready;
+  const zstd = await zstdDecoder();
   let out: Uint8Array;
   try {
-    out = decoder.decode(input, maxSize);
+    out = zstd.decode(input, maxSize);
   } catch (err) {
     throw corruptBlock("zstd", err);
   }

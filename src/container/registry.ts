@@ -4,7 +4,10 @@
  * every format convert and capture can write.
  */
 import type { ContainerFormat, ContainerWriter } from "./format.js";
+import { partcloneFormat } from "./partclone/index.js";
 
-export const CONTAINER_FORMATS: ContainerFormat[] = [];
+export const CONTAINER_FORMATS: ContainerFormat[] = [
+  partcloneFormat,
+];
 
 export const CONTAINER_WRITERS: ContainerWriter[] = [];

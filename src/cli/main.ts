@@ -31,10 +31,9 @@ function buildProgram(registrations: RegisterCommand[]): Command {
 /** Map anything thrown to one stderr line and an exit code. */
 export function reportError(err: unknown): number {
   if (err instanceof CommanderError) {
-    if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") {
-      return EXIT_OK;
-    }
-    return EXIT_USAGE; // commander already printed its message
+    // Commander has printed the help, the version or its message. It exits 0 for
+    // --help, `help` and --version, 1 for the rest: a bad flag, or no command named.
+    return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
   }
   if (err instanceof PlatterError) {
     process.stderr.write(`platter: ${err.message}\n`);
@@ -52,7 +51,6 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const program = buildProgram(await loadCommands(argv));
     await program.parseAsync(argv, { from: "user" });
-    if (argv.length === 0) program.outputHelp();
     return typeof process.exitCode === "number" ? process.exitCode : EXIT_OK;
   } catch (err) {
     return reportError(err);

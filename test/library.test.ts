@@ -30,3 +30,12 @@ test("the library alone reads the example disk as sfdisk and debugfs do", { skip
     await disk.close();
   }
 });
+
+test("the public API holds what a library user needs, and no test doubles", () => {
+  for (const name of ["FaultySource", "CountingSource"]) assert.equal(name in platter, false, `${name} is a test double`);
+  // fs.list() is a stream: listAll/sortedList/walk are how a caller reads it.
+  for (const fn of [platter.listAll, platter.sortedList, platter.walk]) assert.equal(typeof fn, "function");
+  // Names keep bytes that are not UTF-8 as escapes: nameBytes gives the exact bytes back, escapeName shows them as ls -b does.
+  assert.deepEqual(platter.nameBytes("bad\udcff.txt"), Buffer.from("bad\xff.txt", "latin1"));
+  assert.equal(platter.escapeName("bad\udcff.txt"), "bad\\377.txt");
+});

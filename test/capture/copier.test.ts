@@ -7,7 +7,7 @@ import { describe, test } from "node:test";
 import { capture } from "../../src/capture/capture.js";
 import { decodeMapfile } from "../../src/capture/mapfile.js";
 import type { BlockSource } from "../../src/io/block-source.js";
-import { FaultySource, type FaultRange } from "../../src/io/faulty-source.js";
+import { FaultySource, type FaultRange } from "../helpers/faulty-source.js";
 import { openSource } from "../../src/io/file-source.js";
 import { MemorySource } from "../../src/io/memory-source.js";
 import { pattern, range, SECTOR, zeroed } from "../helpers/data.js";

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { CorruptImageError, DeviceError } from "../../src/errors.js";
-import { FaultySource } from "../../src/io/faulty-source.js";
+import { FaultySource } from "../helpers/faulty-source.js";
 import { FileSink, StreamSink } from "../../src/io/file-sink.js";
 import { PassThrough } from "node:stream";
 import { openSource } from "../../src/io/file-source.js";

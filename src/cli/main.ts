@@ -9,9 +9,9 @@ import { PlatterError } from "../errors.js";
 import { VERSION } from "../version.js";
 import { loadCommands, type RegisterCommand } from "./commands.js";
 
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
 
 function buildProgram(registrations: RegisterCommand[]): Command {
   const program = new Command("platter")
@@ -29,7 +29,7 @@ function buildProgram(registrations: RegisterCommand[]): Command {
 }
 
 /** Map anything thrown to one stderr line and an exit code. */
-export function reportError(err: unknown): number {
+function reportError(err: unknown): number {
   if (err instanceof CommanderError) {
     // Commander has printed the help, the version or its message. It exits 0 for
     // --help, `help` and --version, 1 for the rest: a bad flag, or no command named.
@@ -47,7 +47,7 @@ export function reportError(err: unknown): number {
   return EXIT_FAILURE;
 }
 
-export async function main(argv: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number> {
   try {
     const program = buildProgram(await loadCommands(argv));
     await program.parseAsync(argv, { from: "user" });

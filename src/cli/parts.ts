@@ -29,7 +29,7 @@ export function registerParts(program: Command): Command {
     });
 }
 
-export function formatReport(image: string, r: PartitionReport): string {
+function formatReport(image: string, r: PartitionReport): string {
   const sectors = Math.floor(r.size / r.sectorSize);
   const lines = [`${image}: ${formatSize(r.size)}, ${r.size} bytes, ${sectors} sectors of ${r.sectorSize} bytes`];
   const whole = r.filesystem ? `${r.filesystem}${r.label ? ` "${r.label}"` : ""}` : null;

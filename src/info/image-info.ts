@@ -1,7 +1,8 @@
 /**
- * What `platter info` reports about an image: its container format and
- * sizes, then one section per thing found in it. Each section is a probe;
- * later formats (qcow2, compressed images) and partition tables add theirs.
+ * What `platter info` reports about an image: its format and sizes, then
+ * one section per thing found in it, each from its own probe (today: the
+ * filesystem at the start of the image, and an ISO 9660's ids and boot
+ * entries).
  */
 import { promises as fsp } from "node:fs";
 import type { BlockSource } from "../io/block-source.js";
@@ -12,7 +13,7 @@ import { iso9660Info, type Iso9660Info } from "./iso9660-info.js";
 
 export interface ImageInfo {
   image: string;
-  /** Container format; "raw" until compressed and virtual-disk formats are read. */
+  /** Always "raw": platter reads no compressed or virtual-disk image. */
   format: "raw";
   /** Bytes of the disk the image holds. */
   virtualSize: number;

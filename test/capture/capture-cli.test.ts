@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import { decodeMapfile } from "../../src/capture/mapfile.js";
 import { openSource } from "../../src/io/file-source.js";
 import { isRoot, needs, unavailable } from "../helpers/env.js";
-import { CLI, platter, sh } from "../helpers/run.js";
+import { CLI, platter, sh, untilReady } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const EXAMPLE = new URL("../../examples/disk.img", import.meta.url).pathname;
@@ -120,14 +120,14 @@ describe("platter capture (command line)", () => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: "ignore" });
     const exited = new Promise((resolve) => child.on("exit", resolve));
     let progress = 0;
-    for (let i = 0; i < 400 && progress < 8 << 20; i++) {
-      await new Promise((r) => setTimeout(r, 25));
+    await untilReady(child, () => {
       try {
         progress = decodeMapfile(readFileSync(map, "utf8")).blocks.filter((b) => b.status === "+").reduce((n, b) => n + b.size, 0);
       } catch {
         // not saved yet
       }
-    }
+      return progress >= 8 << 20;
+    });
     child.kill("SIGKILL");
     await exited;
     const saved = decodeMapfile(readFileSync(map, "utf8"));
@@ -156,7 +156,9 @@ describe("platter capture (command line)", () => {
       let stderr = "";
       child.stderr.on("data", (d) => (stderr += d));
       const code = new Promise<number | null>((resolve) => child.on("exit", resolve));
-      await new Promise((r) => setTimeout(r, 800));
+      // Interrupted once a MiB has reached DEST: the copy is under way, its signal handlers set.
+      const dest = args[2] as string;
+      await untilReady(child, () => existsSync(dest) && statSync(dest).size >= 1 << 20);
       child.kill(signal);
       return { code: await code, stderr };
     };

@@ -26,7 +26,7 @@ export function haveTool(name: string): boolean {
   return ok;
 }
 
-export const onCI = process.env.CI === "true";
+const onCI = process.env.CI === "true";
 export const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 export const haveLoop = isRoot && existsSync("/dev/loop-control");
 export const haveFuse = isRoot && existsSync("/dev/fuse");

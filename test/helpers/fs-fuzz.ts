@@ -37,7 +37,7 @@ class FlippedSource extends MemorySource {
 }
 
 /** A small seeded generator (xorshift32), so a failing copy can be rebuilt from its number. */
-export function prng(seed: number): () => number {
+function prng(seed: number): () => number {
   let x = seed >>> 0 || 1;
   return () => {
     x ^= x << 13;
@@ -59,7 +59,7 @@ export interface ExploreLimits {
  * reader threw. A directory reached twice (a flipped entry pointing back up)
  * is listed once: walking a cycle is the walker's loop, not the reader's.
  */
-export async function explore(fs: FileSystem<FsNode>, { maxNodes, maxRead }: ExploreLimits): Promise<void> {
+async function explore(fs: FileSystem<FsNode>, { maxNodes, maxRead }: ExploreLimits): Promise<void> {
   const root = await fs.root();
   const queue: Array<[FsNode, string]> = [[root, "/"]];
   const listed = new Set<number | string | null>([root.stat.id]);
@@ -103,7 +103,7 @@ export interface TryOptions extends ExploreLimits {
  * fixture, reads 0.7 times its image (zstd squashfs); reading it 4 times is
  * a loop.
  */
-export const DEEP: TryOptions = { maxNodes: 20_000, maxRead: 64 * 1024, readBudget: 4 };
+const DEEP: TryOptions = { maxNodes: 20_000, maxRead: 64 * 1024, readBudget: 4 };
 
 /**
  * Open `image` and explore it within the budget. Returns how it ended;

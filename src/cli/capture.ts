@@ -134,7 +134,7 @@ export function registerCapture(program: Command): Command {
         (toStdout ? process.stderr : process.stdout).write(formatHashLines(result.hashes, destPath));
       }
       if (!opts.quiet) process.stderr.write(summarize(result, opts.map));
-      if (result.interrupted) process.exitCode = 128 + (signals.received === "SIGTERM" ? 15 : 2);
+      if (result.interrupted) signals.exitInterrupted();
       else if (result.bytesUnreadable > 0 || result.bytesUnfinished > 0) process.exitCode = 3;
     });
 }

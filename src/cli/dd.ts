@@ -56,7 +56,7 @@ export function registerDd(program: Command): Command {
       }
       if (ops.status !== "none") process.stderr.write(formatStats(result, ops.status !== "noxfer"));
       reportLoss(result, ops.conv.sync);
-      if (result.interrupted) process.exitCode = 128 + (signals.received === "SIGTERM" ? 15 : 2);
+      if (result.interrupted) signals.exitInterrupted();
       else if (result.stoppedAt !== undefined) process.exitCode = 1; // as GNU dd: conv=noerror errors still exit 0
     });
 }

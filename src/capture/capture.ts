@@ -337,8 +337,9 @@ function checkOrigin(loaded: Mapfile, start: number, mapPath: string, warn: ((m:
 }
 
 function validateSizes(blockSize: number, sectorSize: number, retries: number): void {
-  if (!Number.isSafeInteger(sectorSize) || sectorSize < 1 || sectorSize > 1 << 20) {
-    throw new UsageError(`invalid --sector-size ${sectorSize}: must be between 1 and 1 MiB`);
+  // A power of two, as every logical sector is: it then divides any power-of-two --block-size, the default one too.
+  if (!Number.isSafeInteger(sectorSize) || sectorSize < 512 || sectorSize > 1 << 20 || (sectorSize & (sectorSize - 1)) !== 0) {
+    throw new UsageError(`invalid --sector-size ${sectorSize}: must be a power of two from 512 bytes to 1 MiB`);
   }
   if (!Number.isSafeInteger(blockSize) || blockSize < sectorSize || blockSize > MAX_BLOCK_SIZE || blockSize % sectorSize !== 0) {
     throw new UsageError(

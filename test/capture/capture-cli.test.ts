@@ -187,12 +187,13 @@ describe("platter capture (command line)", () => {
       [["capture", src, dest, "--block-size", "1000"], 2, /^platter: invalid --block-size 1000/],
       [["capture", src, dest, "--block-size", "lots"], 2, /^platter: invalid --block-size 'lots'/],
       [["capture", src, dest, "--retries", "-1"], 2, /^platter: invalid --retries/],
+      [["capture", src, dest, "--sector-size", "3"], 2, /^platter: invalid --sector-size 3: must be a power of two from 512 bytes to 1 MiB\n/],
+      [["capture", src, dest, "--sector-size", "1000", "--block-size", "64K"], 2, /^platter: invalid --sector-size 1000/],
       [["capture", src, dest, "--hash", "crc32"], 2, /^platter: unknown hash 'crc32'/],
       [["capture", src, dest, "--skip", "1M"], 2, /^platter: --skip 1048576 is past the end/],
       [["capture", src, dest, "--length", "1M"], 2, /goes past the end/],
       [["capture", src, "-", "--json"], 2, /^platter: --json prints on stdout/],
       [["capture", src, dest, "--bogus"], 2, /unknown option '--bogus'/],
-      [["capture", "/dev/zero", dest], 2, /^platter: \/dev\/zero: not a file or a block device/],
       [["capture", src, join(dir, "no-such-dir", "x.img"), "--map", join(dir, "x.map")], 1, /no such file or directory\n$/],
     ];
     for (const [args, code, message] of cases) {

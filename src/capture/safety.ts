@@ -15,6 +15,7 @@
 import { promises as fsp } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { UsageError } from "../errors.js";
+import { majorMinor } from "../io/block-device.js";
 
 /** "file:DEV:INO" for files, "blk:MAJ:MIN" for block devices. */
 type Key = string;
@@ -26,12 +27,6 @@ interface Node {
   above: Key[];
   /** Device of each backing file in `below`. */
   fileDevices: Map<Key, string>;
-}
-
-function splitDev(dev: bigint): string {
-  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
-  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
-  return `${major}:${minor}`;
 }
 
 async function readText(path: string): Promise<string | undefined> {
@@ -53,8 +48,8 @@ async function listDir(path: string): Promise<string[]> {
 async function statKey(path: string): Promise<{ key: Key; dev: string } | undefined> {
   try {
     const st = await fsp.stat(path, { bigint: true });
-    if (st.isBlockDevice()) return { key: `blk:${splitDev(st.rdev)}`, dev: splitDev(st.rdev) };
-    return { key: `file:${st.dev}:${st.ino}`, dev: splitDev(st.dev) };
+    if (st.isBlockDevice()) return { key: `blk:${majorMinor(st.rdev)}`, dev: majorMinor(st.rdev) };
+    return { key: `file:${st.dev}:${st.ino}`, dev: majorMinor(st.dev) };
   } catch {
     return undefined;
   }

@@ -2,7 +2,8 @@ import { constants, promises as fsp } from "node:fs";
 import type { BlockSink } from "./block-source.js";
 import { DeviceError, errnoCode, ioError, UsageError } from "../errors.js";
 import { AlignedBuffer, alignedMemoryAvailable } from "./aligned.js";
-import { blockDeviceSectorSize, punchHole } from "./syscalls.js";
+import { blockDeviceGeometry } from "./block-device.js";
+import { punchHole } from "./syscalls.js";
 import { zeroChunks } from "./zeros.js";
 import { InTurn } from "../util/in-turn.js";
 
@@ -65,7 +66,7 @@ export class FileSink implements BlockSink {
     if (options.direct && alignedMemoryAvailable()) {
       try {
         sink.directHandle = await fsp.open(path, constants.O_WRONLY | constants.O_DIRECT);
-        if (stat.isBlockDevice()) sink.directAlign = blockDeviceSectorSize(sink.directHandle.fd) ?? 512;
+        if (stat.isBlockDevice()) sink.directAlign = (await blockDeviceGeometry(sink.directHandle.fd, stat.rdev))?.logicalSectorSize ?? 512;
       } catch {
         // tmpfs and some FUSE file systems refuse O_DIRECT: write through the cache.
       }

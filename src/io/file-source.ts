@@ -4,7 +4,8 @@ import { AlignedBuffer, alignedMemoryAvailable, isAligned } from "./aligned.js";
 import { checkRange, targetBuffer } from "./bounds.js";
 import { DeviceError, ioError } from "../errors.js";
 import { needsRandomAccess, streamKind } from "./stream-source.js";
-import { blockDeviceSectorSize, blockDeviceSize, cachedBytes, copyFileRange, seekData, seekHole } from "./syscalls.js";
+import { blockDeviceGeometry } from "./block-device.js";
+import { cachedBytes, copyFileRange, seekData, seekHole } from "./syscalls.js";
 
 export interface OpenSourceOptions {
   /**
@@ -91,13 +92,13 @@ export class FileSource implements BlockSource {
     // A file's direct reads answer to the device under its file system, unknown here: 4 KiB suits every usual one.
     let directAlign = FILE_DIRECT_ALIGN;
     if (isBlockDevice) {
-      const devSize = blockDeviceSize(handle.fd);
-      if (devSize === undefined) {
+      const geometry = await blockDeviceGeometry(handle.fd, stat.rdev);
+      if (geometry === undefined) {
         await handle.close();
         throw new DeviceError(`${path}: cannot read the size of this block device`);
       }
-      size = devSize;
-      directAlign = blockDeviceSectorSize(handle.fd) ?? 512;
+      size = geometry.size;
+      directAlign = geometry.logicalSectorSize;
       sectorSize = options.sectorSize ?? directAlign;
     }
     return new FileSource(path, handle, size, sectorSize, isBlockDevice, direct, directAlign);

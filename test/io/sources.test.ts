@@ -14,7 +14,7 @@ import { MemorySource } from "../../src/io/memory-source.js";
 import { allocAligned } from "../../src/io/aligned.js";
 import { SliceSource } from "../../src/io/slice-source.js";
 import { needs } from "../helpers/env.js";
-import { CLI, sh } from "../helpers/run.js";
+import { CLI, platter, run, sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const EXAMPLE = new URL("../../examples/disk.img", import.meta.url).pathname;
@@ -168,6 +168,33 @@ describe("block sources", () => {
       assert.deepEqual(await src.read(5000, 300), pattern(3 << 20).subarray(5000, 5300));
       await src.close();
     } finally {
+      await sh(`losetup -d ${loop}`);
+    }
+  });
+
+  test("block device without the FFI (PLATTER_TEST_NO_FFI): size and sector size from sysfs agree with blockdev, for a 4Kn disk and its partition", {
+    skip: needs("loop", "losetup", "sfdisk", "partx", "blockdev"),
+  }, async () => {
+    const dir = tempDir();
+    const path = join(dir, "dev.img");
+    writeFileSync(path, pattern(8 << 20));
+    const loop = (await sh(`losetup -f --show -P --sector-size 4096 ${path}`)).trim();
+    try {
+      await sh(`printf 'label: dos\\nstart=256, size=1000, type=83\\n' | sfdisk -q ${loop}`);
+      await run("partx", ["-a", loop]); // no udev here: make sure the partition exists
+      for (const dev of [loop, `${loop}p1`]) {
+        const r = await platter(["parts", dev, "--json"], { env: { PLATTER_TEST_NO_FFI: "1" } });
+        assert.equal(r.code, 0, r.stderr);
+        const { size, sectorSize } = JSON.parse(r.stdout);
+        assert.equal(size, Number(await sh(`blockdev --getsize64 ${dev}`)), dev);
+        assert.equal(sectorSize, Number(await sh(`blockdev --getss ${dev}`)), dev);
+        assert.equal(sectorSize, 4096);
+        const hash = await platter(["hash", dev], { env: { PLATTER_TEST_NO_FFI: "1" } });
+        assert.equal(hash.stdout, await sh(`sha256sum ${dev}`), dev);
+      }
+      assert.equal(JSON.parse((await platter(["parts", `${loop}p1`, "--json"], { env: { PLATTER_TEST_NO_FFI: "1" } })).stdout).size, 1000 * 4096);
+    } finally {
+      await run("partx", ["-d", loop]);
       await sh(`losetup -d ${loop}`);
     }
   });

@@ -12,9 +12,9 @@
  * disk, partitions, holders, slaves, loop/backing_file) and mounts come from
  * /proc/self/mountinfo. Where those are missing, only the inode check runs.
  */
-import { promises as fsp } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { UsageError } from "../errors.js";
+import { constants, promises as fsp } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { DeviceError, ioError, UsageError } from "../errors.js";
 import { majorMinor } from "../io/block-device.js";
 
 /** "file:DEV:INO" for files, "blk:MAJ:MIN" for block devices. */
@@ -206,4 +206,59 @@ export async function checkCaptureTargets(sourcePath: string, destPath: string):
     }
   }
   return warnings;
+}
+
+/** A path a job will write, and what the user called it ("DEST", "--map", "of="). */
+export interface NamedOutput {
+  what: string;
+  path: string;
+}
+
+/**
+ * Check every path a job will write before the job starts, not hours into
+ * it: its folder exists and can be written, it is not a folder itself, and
+ * it is neither SOURCE nor another of the outputs (under any name: a
+ * symlink, a hard link). SOURCE "-" is standard input.
+ */
+export async function checkOutputPaths(sourcePath: string | undefined, outputs: NamedOutput[]): Promise<void> {
+  const source = sourcePath === undefined ? undefined : await statKey(sourcePath === "-" ? "/dev/stdin" : sourcePath);
+  const seen = new Map<Key, NamedOutput>();
+  for (const output of outputs) {
+    const key = await writableKey(output);
+    if (source && key === source.key) {
+      throw new UsageError(`refusing to write ${output.what} ${output.path}: it is the source ${sourcePath}`);
+    }
+    const other = seen.get(key);
+    if (other) throw new UsageError(`${other.what} and ${output.what} are the same file (${output.path})`);
+    seen.set(key, output);
+  }
+}
+
+/** The identity of an output path, once it is known that it can be written. */
+async function writableKey({ what, path }: NamedOutput): Promise<Key> {
+  const existing = await statKey(path);
+  if (existing) {
+    if ((await fsp.stat(path)).isDirectory()) throw new UsageError(`${what} ${path}: is a directory`);
+    await writable(path, path);
+    return existing.key;
+  }
+  // To be created: in a folder that exists and can be written.
+  const folder = dirname(resolve(path));
+  let st;
+  try {
+    st = await fsp.stat(folder);
+  } catch (err) {
+    throw ioError(err, path);
+  }
+  if (!st.isDirectory()) throw new DeviceError(`${path}: not a directory`, "ENOTDIR");
+  await writable(folder, path);
+  return `new:${join(await fsp.realpath(folder), basename(path))}`;
+}
+
+async function writable(path: string, named: string): Promise<void> {
+  try {
+    await fsp.access(path, constants.W_OK);
+  } catch (err) {
+    throw ioError(err, named);
+  }
 }

@@ -1,4 +1,6 @@
-import { constants, promises as fsp } from "node:fs";
+import { constants, open as openCallback, promises as fsp } from "node:fs";
+import { Socket } from "node:net";
+import { promisify } from "node:util";
 import type { BlockSink } from "./block-source.js";
 import { DeviceError, errnoCode, ioError, UsageError } from "../errors.js";
 import { AlignedBuffer, alignedMemoryAvailable } from "./aligned.js";
@@ -6,6 +8,9 @@ import { blockDeviceGeometry } from "./block-device.js";
 import { punchHole } from "./syscalls.js";
 import { zeroChunks } from "./zeros.js";
 import { InTurn } from "../util/in-turn.js";
+import { unlessAborted } from "./stream-source.js";
+
+const openFd = promisify(openCallback);
 
 export interface OpenSinkOptions {
   /** Create the file if missing (never applies to devices). */
@@ -156,6 +161,32 @@ async function isBlockDevice(path: string): Promise<boolean> {
   }
 }
 
+/** Whether a DEST path is written as a stream, in order: a FIFO or a socket (pwrite there fails with ESPIPE). */
+export async function isStreamOutput(path: string): Promise<boolean> {
+  try {
+    const st = await fsp.stat(path);
+    return st.isFIFO() || st.isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A FIFO DEST, written through the event loop as standard output is, so a
+ * reader that stops reading holds no thread. Its open waits for a reader;
+ * `signal` gives that wait up.
+ */
+export async function openStreamSink(path: string, signal?: AbortSignal): Promise<StreamSink> {
+  if ((await fsp.stat(path)).isSocket()) throw new UsageError(`${path} is a socket: platter writes to a socket only as standard output (-)`);
+  let fd: number;
+  try {
+    fd = await unlessAborted(openFd(path, constants.O_WRONLY), signal);
+  } catch (err) {
+    throw signal?.aborted ? err : ioError(err, path);
+  }
+  return new StreamSink(new Socket({ fd, readable: false, writable: true }), path, true);
+}
+
 /** Standard output (or any stream): writes must come in order, zeros are written out. */
 export class StreamSink implements BlockSink {
   readonly sequential = true;
@@ -169,8 +200,10 @@ export class StreamSink implements BlockSink {
   constructor(
     private readonly stream: NodeJS.WritableStream = process.stdout,
     readonly name = "stdout",
+    /** Opened for this sink (a FIFO): ended by close(). Standard output is left open. */
+    private readonly owned = false,
   ) {
-    this.overFd = typeof (stream as { fd?: unknown }).fd === "number";
+    this.overFd = typeof (stream as { fd?: unknown }).fd === "number" || stream instanceof Socket;
   }
 
   /**
@@ -205,6 +238,7 @@ export class StreamSink implements BlockSink {
 
   async close(): Promise<void> {
     await this.writes.idle();
+    if (this.owned) await new Promise<void>((resolve) => this.stream.end(resolve));
   }
 
   private accept(offset: number, length: number): void {

@@ -6,12 +6,14 @@
  * capture read them to their end.
  *
  * A FIFO's open blocks until a writer comes, and a read blocks until data
- * does; both run on libuv's thread pool, where nothing can cancel them. With
- * an AbortSignal, a pending open or read gives up (rejects with the signal's
- * reason) when the signal fires, so Ctrl-C still ends the command; the
- * buffer that read was filling must then not be reused.
+ * does; both run on libuv's thread pool, where nothing can cancel them. The
+ * open is left to the first read, so a command gets ready (checks its
+ * flags, creates its outputs) before it waits. With an AbortSignal, a
+ * pending open or read gives up (rejects with the signal's reason) when the
+ * signal fires, so Ctrl-C still ends the command; the buffer that read was
+ * filling must then not be reused.
  */
-import { constants, type Stats, close as closeFd, fstat, open as openFd, read as readFd, stat } from "node:fs";
+import { access, constants, type Stats, close as closeFd, fstat, open as openFd, read as readFd, stat } from "node:fs";
 import { promisify } from "node:util";
 import { ioError, UsageError } from "../errors.js";
 import { shellQuote } from "../util/shell.js";
@@ -20,6 +22,7 @@ const fstatAsync = promisify(fstat);
 const statAsync = promisify(stat);
 const openAsync = promisify(openFd);
 const closeAsync = promisify(closeFd);
+const accessAsync = promisify(access);
 
 /** What a stream is, for messages ("X is a pipe (FIFO)"). */
 export type StreamKind = "pipe (FIFO)" | "character device" | "socket";
@@ -93,18 +96,27 @@ export class StreamSource implements SequentialSource {
   position = 0;
   /** An open or read that the signal gave up on is still pending on the thread pool. */
   private abandoned = false;
+  /** The descriptor, once the open is done. */
+  private opened: number | undefined;
 
   private constructor(
     readonly name: string,
-    private readonly fd: number,
+    /** The descriptor, once its open is done: a FIFO's waits for a writer, so it is awaited by the first read. */
+    private readonly fd: Promise<number>,
     /** Borrowed (standard input, /dev/fd/N): not closed by close(). */
     private readonly borrowed: boolean,
     private readonly signal: AbortSignal | undefined,
-  ) {}
+  ) {
+    fd.then(
+      (n) => (this.opened = n),
+      () => {},
+    );
+  }
 
   /**
    * Open a stream: "-" is standard input; /dev/stdin and /dev/fd/N read the
    * descriptor this process already has (a socket cannot be opened by path).
+   * Returns before a FIFO has a writer: the first read waits for one.
    */
   static async open(path: string, options: OpenStreamOptions = {}): Promise<StreamSource> {
     const name = path === "-" ? "standard input" : path;
@@ -115,30 +127,29 @@ export class StreamSource implements SequentialSource {
       } catch (err) {
         throw ioError(err, name);
       }
-      return new StreamSource(name, own, true, options.signal);
+      return new StreamSource(name, Promise.resolve(own), true, options.signal);
     }
     let st: Stats;
     try {
       st = await statAsync(path);
+      await accessAsync(path, constants.R_OK);
     } catch (err) {
       throw ioError(err, path);
     }
     if (st.isSocket()) throw new UsageError(`${path} is a socket: platter reads a socket only as standard input (- or /dev/stdin)`);
-    let fd: number;
-    try {
-      // A FIFO's open waits for a writer.
-      fd = await unlessAborted(openAsync(path, constants.O_RDONLY), options.signal);
-    } catch (err) {
-      throw options.signal?.aborted ? err : ioError(err, path);
-    }
+    const fd = openAsync(path, constants.O_RDONLY).catch((err: unknown) => {
+      throw ioError(err, path);
+    });
+    fd.catch(() => {}); // reported by the first read
     return new StreamSource(name, fd, false, options.signal);
   }
 
   async readOnce(into: Buffer, length = into.length): Promise<number> {
     if (length === 0) return 0;
+    const fd = await unlessAborted(this.fd, this.signal, this.abandon);
     for (let wait = 1; ; wait = Math.min(wait * 2, MAX_RETRY_MS)) {
       try {
-        const n = await unlessAborted(readOnce(this.fd, into, length), this.signal, this.abandon);
+        const n = await unlessAborted(readOnce(fd, into, length), this.signal, this.abandon);
         this.position += n;
         return n;
       } catch (err) {
@@ -155,14 +166,14 @@ export class StreamSource implements SequentialSource {
   };
 
   async close(): Promise<void> {
-    // A read still pending holds the descriptor; the process is ending anyway.
-    if (this.borrowed || this.abandoned) return;
-    await closeAsync(this.fd);
+    // An open still pending (a FIFO with no writer) or a read given up on: the process is ending anyway.
+    if (this.borrowed || this.abandoned || this.opened === undefined) return;
+    await closeAsync(this.opened);
   }
 }
 
 /** `op`, or the signal's reason as soon as the signal fires; `op` is then abandoned, still pending. */
-function unlessAborted<T>(op: Promise<T>, signal: AbortSignal | undefined, onAbandon?: () => void): Promise<T> {
+export function unlessAborted<T>(op: Promise<T>, signal: AbortSignal | undefined, onAbandon?: () => void): Promise<T> {
   if (!signal) return op;
   return new Promise<T>((resolve, reject) => {
     const abort = () => {

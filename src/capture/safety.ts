@@ -177,19 +177,37 @@ async function inUse(device: Endpoint): Promise<string | undefined> {
   return undefined;
 }
 
+function overlap(source: Endpoint, dest: Endpoint): boolean {
+  return source.below.has(dest.key) || source.above.has(dest.key) || dest.below.has(source.key) || dest.above.has(source.key);
+}
+
+/**
+ * Whether writing `destPath` writes the bytes of `sourcePath`: the same file
+ * or device under any path ("same"), or one whose bytes share storage with
+ * it ("overlap": a partition and its disk, a loop device and its backing
+ * file, a file and the device of its file system).
+ */
+export async function sameOrOverlapping(sourcePath: string, destPath: string): Promise<"same" | "overlap" | undefined> {
+  const source = await endpoint(sourcePath);
+  const dest = await endpoint(destPath);
+  if (!source || !dest) return undefined;
+  if (source.key === dest.key) return "same";
+  return overlap(source, dest) ? "overlap" : undefined;
+}
+
 /**
  * Throw a UsageError if writing DEST could damage SOURCE or a mounted file
  * system. Returns warnings worth printing (SOURCE mounted read-write).
  */
 export async function checkCaptureTargets(sourcePath: string, destPath: string): Promise<string[]> {
   const warnings: string[] = [];
-  const source = await endpoint(sourcePath);
+  const source = await endpoint(sourcePath === "-" ? "/dev/stdin" : sourcePath);
   const dest = await endpoint(destPath);
   if (!source || !dest) return warnings;
   if (source.key === dest.key) {
     throw new UsageError(`refusing to write to ${destPath}: it is the source ${sourcePath}`);
   }
-  if (source.below.has(dest.key) || source.above.has(dest.key) || dest.below.has(source.key) || dest.above.has(source.key)) {
+  if (overlap(source, dest)) {
     const where = dest.below.has(source.key) && !dest.key.startsWith("blk:") ? "it is stored on" : "it overlaps";
     throw new UsageError(`refusing to write to ${destPath}: ${where} the source ${sourcePath}`);
   }

@@ -139,9 +139,19 @@ export class FileSink implements BlockSink {
     }
   }
 
+  /** The data on the disk (fdatasync). */
   async flush(): Promise<void> {
     try {
       await this.handle.datasync();
+    } catch (err) {
+      throw ioError(err, this.name);
+    }
+  }
+
+  /** The data and the metadata (size, times) on the disk (fsync). */
+  async sync(): Promise<void> {
+    try {
+      await this.handle.sync();
     } catch (err) {
       throw ioError(err, this.name);
     }

@@ -27,7 +27,7 @@ export function spawnPlatter(args: string[]): Spawned {
 }
 
 /** Kernel functions a thread sleeps in while it waits on a FIFO or pipe. */
-export const WAITS_ON_PIPE = ["wait_for_partner", "pipe_read", "pipe_wait", "pipe_wait_readable"];
+export const WAITS_ON_PIPE = ["wait_for_partner", "pipe_read", "anon_pipe_read", "fifo_pipe_read", "pipe_wait", "pipe_wait_readable"];
 
 /**
  * Polls until a thread of `pid` sleeps in one of `where`; false if none did

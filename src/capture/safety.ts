@@ -6,7 +6,9 @@
  *    and the device-mapper or loop device built on it, a loop device and
  *    its backing file, a file and the device its file system lives on;
  *  - DEST is a block device that is mounted or used as swap (itself, one of
- *    its partitions, or a device built on it).
+ *    its partitions, or a device built on it);
+ *  - DEST is the backing file or device of a loop device (mounted or not, or
+ *    under another loop device), found through /sys/block/loop*\/loop/backing_file.
  *
  * Linux only: devices are related through /sys/dev/block/MAJ:MIN (parent
  * disk, partitions, holders, slaves, loop/backing_file) and mounts come from
@@ -88,8 +90,32 @@ async function deviceNode(majMin: string): Promise<Node> {
   return node;
 }
 
+/** A loop device and what it reads: a file or another block device. */
+interface Loop {
+  key: Key;
+  name: string;
+  backing: Key;
+}
+
+/**
+ * Every attached loop device and its backing file or device. The kernel
+ * lists no holder for a loop device (it only names its backing file), so a
+ * file or device a loop device is built on is found from the loop side.
+ */
+async function loopDevices(): Promise<Loop[]> {
+  const loops: Loop[] = [];
+  for (const name of await listDir("/sys/block")) {
+    const backing = await readText(join("/sys/block", name, "loop", "backing_file"));
+    const dev = await readText(join("/sys/block", name, "dev"));
+    if (!backing || !dev) continue;
+    const b = await statKey(backing.replace(/ \(deleted\)$/, ""));
+    if (b) loops.push({ key: `blk:${dev}`, name: `/dev/${name}`, backing: b.key });
+  }
+  return loops;
+}
+
 /** Every key reachable from `start` by following only `below` (or only `above`) links. */
-async function closure(start: Key, direction: "below" | "above", fileDevices: Map<Key, string>): Promise<Set<Key>> {
+async function closure(start: Key, direction: "below" | "above", fileDevices: Map<Key, string>, loops: Loop[]): Promise<Set<Key>> {
   const seen = new Set<Key>([start]);
   const queue = [start];
   while (queue.length > 0 && seen.size < 256) {
@@ -104,6 +130,7 @@ async function closure(start: Key, direction: "below" | "above", fileDevices: Ma
       const dev = fileDevices.get(key);
       if (dev) next = [`blk:${dev}`];
     }
+    if (direction === "above") next = [...next, ...loops.filter((l) => l.backing === key).map((l) => l.key)];
     for (const k of next) {
       if (!seen.has(k)) {
         seen.add(k);
@@ -119,10 +146,13 @@ interface Endpoint {
   /** Keys this endpoint's bytes depend on, and keys built on them. */
   below: Set<Key>;
   above: Set<Key>;
+  /** Loop devices built on it, directly or through others (a loop device on a loop device). */
+  loops: Loop[];
 }
 
 async function endpoint(path: string): Promise<Endpoint | undefined> {
   const fileDevices = new Map<Key, string>();
+  const loops = await loopDevices();
   let id = await statKey(path);
   if (!id) {
     // A file to be created: it will live on its folder's file system.
@@ -131,9 +161,9 @@ async function endpoint(path: string): Promise<Endpoint | undefined> {
     id = { key: `new:${resolve(path)}`, dev: parent.dev };
   }
   if (!id.key.startsWith("blk:")) fileDevices.set(id.key, id.dev);
-  const below = await closure(id.key, "below", fileDevices);
-  const above = await closure(id.key, "above", fileDevices);
-  return { key: id.key, below, above };
+  const below = await closure(id.key, "below", fileDevices, loops);
+  const above = await closure(id.key, "above", fileDevices, loops);
+  return { key: id.key, below, above, loops: loops.filter((l) => l.key !== id.key && above.has(l.key)) };
 }
 
 interface Mount {
@@ -211,10 +241,14 @@ export async function checkCaptureTargets(sourcePath: string, destPath: string):
     const where = dest.below.has(source.key) && !dest.key.startsWith("blk:") ? "it is stored on" : "it overlaps";
     throw new UsageError(`refusing to write to ${destPath}: ${where} the source ${sourcePath}`);
   }
-  if (dest.key.startsWith("blk:")) {
-    const use = await inUse(dest);
-    if (use) throw new UsageError(`refusing to write to ${destPath}: it is ${use}`);
+  const use = await inUse(dest);
+  // Writing under a loop device changes what it shows, mounted or not.
+  const loop = dest.loops[0];
+  if (loop) {
+    const what = dest.key.startsWith("blk:") ? "device" : "file";
+    throw new UsageError(`refusing to write to ${destPath}: it is the backing ${what} of ${loop.name}${use ? `, ${use}` : ""} (detach it first: losetup -d ${loop.name})`);
   }
+  if (use && dest.key.startsWith("blk:")) throw new UsageError(`refusing to write to ${destPath}: it is ${use}`);
   if (source.key.startsWith("blk:")) {
     for (const m of await mounts()) {
       if (source.above.has(`blk:${m.majMin}`) && !m.readOnly) {

@@ -47,6 +47,8 @@ export class CaptureJob {
   private hasher: (StreamHasher & { dispose?(): Promise<void> }) | undefined;
   private inOrder: InOrderHasher | undefined;
   private hashedFromDest = 0;
+  /** Every pass ran and DEST has its final size: a failure after that leaves it in place. */
+  private destFinished = false;
   /** DEST takes bytes in order only: standard output or a FIFO. */
   private destIsStream = false;
 
@@ -212,6 +214,8 @@ export class CaptureJob {
     // With a mapfile, "Finished" must not be saved before DEST is durable. Without
     // one, DEST is left to the page cache, as dd and cp leave it.
     if (this.mapPath) await sink.flush();
+    // From here on DEST is the image, whatever fails next (hashing, the hash file).
+    this.destFinished = finished;
 
     let hashes: Record<string, string> = {};
     if (complete && this.hasher && this.inOrder) {
@@ -263,7 +267,7 @@ export class CaptureJob {
       await this.sink?.flush().catch(() => {});
       await this.saveMap("Stopped by an error").catch(() => {});
     }
-    if (this.createdOrTruncated && (!this.mapPath || !copying)) await this.removeDest().catch(() => {});
+    if (this.createdOrTruncated && !this.destFinished && (!this.mapPath || !copying)) await this.removeDest().catch(() => {});
     if (this.mapPath && !this.captureMap?.loaded && !copying && this.captureMap) await fsp.rm(this.mapPath, { force: true }).catch(() => {});
   }
 

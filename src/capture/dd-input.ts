@@ -8,26 +8,20 @@
  */
 import type { FileSource } from "../io/file-source.js";
 import { openSource } from "../io/file-source.js";
-import { isStream, StreamSource } from "../io/stream-source.js";
+import { isStream, readFull, type SequentialSource, StreamSource } from "../io/stream-source.js";
 
-export interface DdInput {
-  readonly name: string;
+/** One read(2) at a time at the input's position (readOnce); readFull gathers iflag=fullblock's full blocks. */
+export interface DdInput extends SequentialSource {
   /** The size of a file or device; undefined for a stream. */
   readonly size: number | undefined;
   /** Bytes from the start of the input to the next read. */
   readonly position: number;
-  /** One read(2) of at most `length` bytes at the position; 0 at the end. */
-  read(into: Buffer, length: number): Promise<number>;
-  /**
-   * Skip `blocks` blocks of `bs` bytes before the copy. Returns the blocks
-   * left unskipped at the end of the input (dd then warns).
-   */
-  skip(blocks: number, bs: number, fullblock: boolean): Promise<{ left: number; short: boolean }>;
-  /** After a read error: move past `length` bytes. False where the input cannot move (a stream). */
-  passBadBlock(length: number): boolean;
-  /** Where a read error cannot be passed: back to `position` (a file only; see runDd's iflag=fullblock). */
+  /** Skip `blocks` blocks of `bs` bytes before the copy; false if the input ended first (dd then warns). */
+  skip(blocks: number, bs: number, fullblock: boolean): Promise<boolean>;
+  /** After a read error: move past `length` bytes, where the input can move (not a stream). */
+  passBadBlock(length: number): void;
+  /** Back to `position` after a failed iflag=fullblock read, whose bytes GNU dd drops (a stream cannot go back). */
   rewind(position: number): void;
-  close(): Promise<void>;
 }
 
 /** A file or block device, read at explicit offsets. */
@@ -43,22 +37,20 @@ export class FileInput implements DdInput {
     return this.source.size;
   }
 
-  async read(into: Buffer, length: number): Promise<number> {
+  async readOnce(into: Buffer, length = into.length): Promise<number> {
     const n = await this.source.readOnce(this.position, Math.min(length, this.size - this.position), into);
     this.position += n;
     return n;
   }
 
-  async skip(blocks: number, bs: number): Promise<{ left: number; short: boolean }> {
-    const wanted = blocks * bs;
-    this.position = Math.min(wanted, this.size);
+  async skip(blocks: number, bs: number): Promise<boolean> {
     // Past the end: dd seeks to the end and says it could not skip that far.
-    return { left: wanted > this.size ? Math.floor((wanted - this.size) / bs) : 0, short: wanted > this.size };
+    this.position = Math.min(blocks * bs, this.size);
+    return blocks * bs <= this.size;
   }
 
-  passBadBlock(length: number): boolean {
+  passBadBlock(length: number): void {
     this.position = Math.min(this.size, this.position + length);
-    return true;
   }
 
   rewind(position: number): void {
@@ -83,42 +75,28 @@ export class StreamInput implements DdInput {
     return this.source.position;
   }
 
-  read(into: Buffer, length: number): Promise<number> {
+  readOnce(into: Buffer, length = into.length): Promise<number> {
     return this.source.readOnce(into, length);
   }
 
   /** As GNU dd skips a pipe: `blocks` reads of up to `bs`, each one a block however short, stopping at the end. */
-  async skip(blocks: number, bs: number, fullblock: boolean): Promise<{ left: number; short: boolean }> {
+  async skip(blocks: number, bs: number, fullblock: boolean): Promise<boolean> {
     const scratch = Buffer.allocUnsafe(bs);
-    let left = blocks;
-    while (left > 0) {
-      const n = fullblock ? await readBlock(this, scratch, bs) : await this.read(scratch, bs);
-      if (n === 0) break;
-      left--;
+    for (let left = blocks; left > 0; left--) {
+      const n = fullblock ? await readFull(this, scratch, bs) : await this.readOnce(scratch, bs);
+      if (n === 0) return false;
     }
-    return { left, short: left > 0 || this.position < blocks * bs };
+    // Short reads skipped fewer bytes than asked: GNU dd warns about that too.
+    return this.position >= blocks * bs;
   }
 
-  passBadBlock(): boolean {
-    return false;
-  }
+  passBadBlock(): void {}
 
   rewind(): void {}
 
   close(): Promise<void> {
     return this.source.close();
   }
-}
-
-/** iflag=fullblock: reads until `length` bytes or the end of the input. */
-export async function readBlock(input: DdInput, into: Buffer, length: number): Promise<number> {
-  let done = 0;
-  while (done < length) {
-    const n = await input.read(into.subarray(done), length - done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done;
 }
 
 /** if= as dd reads it: "-" and streams front to back, files and devices at offsets. */

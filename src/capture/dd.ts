@@ -18,10 +18,11 @@ import { promises as fsp } from "node:fs";
 import type { BlockSink } from "../io/block-source.js";
 import { FileSink, isStreamOutput, openStreamSink, StreamSink } from "../io/file-sink.js";
 import { type FileSource, openSource } from "../io/file-source.js";
+import { readFull } from "../io/stream-source.js";
 import { isAllZero } from "../io/zeros.js";
 import { DeviceError, ioError, PlatterError, UsageError } from "../errors.js";
 import { Copier, isReadError } from "./copier.js";
-import { type DdInput, FileInput, openDdInput, readBlock } from "./dd-input.js";
+import { type DdInput, FileInput, openDdInput } from "./dd-input.js";
 import type { DdOperands } from "./dd-operands.js";
 import type { ImageTarget } from "./image-writer.js";
 import { RescueMap } from "./rescue-map.js";
@@ -110,8 +111,8 @@ export async function runDd(ops: DdOperands, cb: DdCallbacks = {}): Promise<DdRe
     }
 
     if (ops.skip > 0) {
-      const { short } = await input.skip(ops.skip, bs, ops.iflag.fullblock);
-      if (short) cb.onWarning?.(`dd: '${ops.input}': cannot skip to specified offset`);
+      const skipped = await input.skip(ops.skip, bs, ops.iflag.fullblock);
+      if (!skipped) cb.onWarning?.(`dd: '${ops.input}': cannot skip to specified offset`);
     }
     const first = input.position;
     // Where `count` full records would end; short reads may stop the copy earlier.
@@ -130,7 +131,7 @@ export async function runDd(ops: DdOperands, cb: DdCallbacks = {}): Promise<DdRe
       if (input.size !== undefined && at >= input.size) break;
       let n: number;
       try {
-        n = ops.iflag.fullblock ? await readBlock(input, buf, bs) : await input.read(buf, bs);
+        n = ops.iflag.fullblock ? await readFull(input, buf, bs) : await input.readOnce(buf, bs);
         if (n === 0) break;
         result.bytesIn += n;
         if (warnPartial && previousRead > 0 && previousRead < bs) {

@@ -75,9 +75,8 @@ export async function readFull(source: SequentialSource, into: Buffer, length = 
   return done;
 }
 
-
 /** The file descriptor a path names in this process: "-" and /dev/stdin are 0, /dev/fd/N and /proc/self/fd/N are N. */
-export function ownDescriptor(path: string): number | undefined {
+function ownDescriptor(path: string): number | undefined {
   if (path === "-" || path === "/dev/stdin") return 0;
   const m = /^\/(?:dev|proc\/self)\/fd\/(\d+)$/.exec(path);
   return m ? Number(m[1]) : undefined;

@@ -20,7 +20,7 @@ import { FileSink, isStreamOutput, openStreamSink, StreamSink } from "../io/file
 import { type FileSource, openSource } from "../io/file-source.js";
 import { readFull } from "../io/stream-source.js";
 import { isAllZero } from "../io/zeros.js";
-import { DeviceError, ioError, PlatterError, UsageError } from "../errors.js";
+import { DeviceError, errnoCode, ioError, PlatterError, UsageError } from "../errors.js";
 import { Copier, isReadError } from "./copier.js";
 import { type DdInput, FileInput, openDdInput } from "./dd-input.js";
 import type { DdOperands } from "./dd-operands.js";
@@ -196,7 +196,7 @@ export async function runDd(ops: DdOperands, cb: DdCallbacks = {}): Promise<DdRe
       if (size < out) await fileSink.setSize(out);
     }
     // Only when asked, as GNU dd: the data (conv=fdatasync), and the metadata too (conv=fsync), on the disk before dd reports.
-    if (ops.conv.fdatasync || ops.conv.fsync) result.syncFailure = await syncOutput(sink, ops.conv.fsync ? "fsync" : "fdatasync");
+    if (ops.conv.fdatasync || ops.conv.fsync) result.syncFailure = await syncOutput(sink, ops.conv);
     if (ops.conv.noerror && result.failedBlocks.length > 0 && !result.interrupted && input instanceof FileInput) {
       result.readableInFailedBlocks = await readableBytes(ops.input, input.source, result.failedBlocks, cb.signal);
     }
@@ -257,16 +257,31 @@ async function refuseOwnInput(ops: DdOperands, input: DdInput, output: string): 
   }
 }
 
-/** conv=fdatasync / conv=fsync; a pipe cannot be synced, and GNU dd fails then too. */
-async function syncOutput(sink: BlockSink, how: "fsync" | "fdatasync"): Promise<PlatterError | undefined> {
-  if (!(sink instanceof FileSink)) return new DeviceError(`dd: ${how} failed for '${sink.name}': invalid argument (a pipe cannot be synced)`, "EINVAL");
-  try {
-    if (how === "fsync") await sink.sync();
-    else await sink.flush();
-    return undefined;
-  } catch (err) {
-    return ioError(err, `dd: ${how} failed for '${sink.name}'`);
+/**
+ * conv=fdatasync / conv=fsync, as GNU dd does them: fdatasync, and where it
+ * fails, fsync after all. A pipe cannot be synced, and GNU dd fails then too.
+ */
+async function syncOutput(sink: BlockSink, conv: DdOperands["conv"]): Promise<PlatterError | undefined> {
+  const failed = (how: string, err: unknown) => ioError(err instanceof PlatterError && err.cause ? err.cause : err, `dd: ${how} failed for '${sink.name}'`);
+  if (!(sink instanceof FileSink)) return failed("fsync", Object.assign(new Error("a pipe cannot be synced"), { code: "EINVAL" }));
+  let failure: PlatterError | undefined;
+  let fsync = conv.fsync;
+  if (conv.fdatasync) {
+    try {
+      await sink.flush();
+    } catch (err) {
+      if (!["EINVAL", "ENOSYS"].includes(errnoCode(err) ?? "")) failure = failed("fdatasync", err);
+      fsync = true;
+    }
   }
+  if (fsync) {
+    try {
+      await sink.sync();
+    } catch (err) {
+      return failed("fsync", err);
+    }
+  }
+  return failure;
 }
 
 /**

@@ -239,7 +239,7 @@ describe("platter dd --help and conv=fsync/fdatasync", () => {
       const calls = readFileSync(`${dir}/trace`, "utf8").split("\n").map((l) => /\b(fsync|fdatasync)\(/.exec(l)?.[1]).filter(Boolean);
       return calls.join(",");
     };
-    for (const conv of ["", "conv=fsync", "conv=fdatasync", "conv=notrunc"]) {
+    for (const conv of ["", "conv=fsync", "conv=fdatasync", "conv=fdatasync,fsync", "conv=notrunc"]) {
       const gnu = await syncs(`dd if=${dir}/in.bin of=${dir}/gnu bs=64K status=none ${conv}`);
       const ours = await syncs(`${process.execPath} ${CLI} dd if=${dir}/in.bin of=${dir}/ours bs=64K status=none ${conv}`);
       assert.equal(ours, gnu, conv || "no conv");

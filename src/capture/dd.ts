@@ -96,19 +96,9 @@ export async function runDd(ops: DdOperands, cb: DdCallbacks = {}): Promise<DdRe
   try {
     const bs = ops.bs;
     const outStart = ops.seek * bs;
-    // Standard output redirected to a file or device can seek, as dd's own fd 1 can.
-    const output = ops.output ?? (!cb.stdout && (await seekableStdout()) ? "/proc/self/fd/1" : undefined);
-    if (output !== undefined) await refuseOwnInput(ops, input, output);
-    let fileSink: FileSink | undefined;
-    if (output === undefined || (await isStreamOutput(output))) {
-      const name = output ?? "standard output";
-      if (outStart > 0) throw new DeviceError(`dd: '${name}': cannot seek: illegal seek`, "ESPIPE");
-      sink = output === undefined ? new StreamSink(cb.stdout ?? process.stdout) : await openStreamSink(output, cb.signal);
-    } else {
-      fileSink = await FileSink.open(output, { create: true, sparse: ops.conv.sparse, direct: ops.oflag.direct });
-      sink = fileSink;
-      if (fileSink.isRegularFile && !ops.conv.notrunc) await fileSink.setSize(outStart);
-    }
+    const { output, sink: opened } = await openOutput(ops, input, cb);
+    sink = opened;
+    const fileSink = sink instanceof FileSink ? sink : undefined;
 
     if (ops.skip > 0) {
       const skipped = await input.skip(ops.skip, bs, ops.iflag.fullblock);
@@ -212,6 +202,30 @@ export async function runDd(ops: DdOperands, cb: DdCallbacks = {}): Promise<DdRe
     await sink?.close();
     await input.close();
   }
+}
+
+/**
+ * of= (or standard output) opened as dd opens it: a file is truncated at
+ * seek= unless conv=notrunc; a pipe or FIFO cannot seek. Standard output
+ * redirected to a file or device can seek, as dd's own fd 1 can. Refused
+ * first: the input itself (see refuseOwnInput).
+ */
+async function openOutput(ops: DdOperands, input: DdInput, cb: DdCallbacks): Promise<{ output: string | undefined; sink: BlockSink }> {
+  const output = ops.output ?? (!cb.stdout && (await seekableStdout()) ? "/proc/self/fd/1" : undefined);
+  if (output !== undefined) await refuseOwnInput(ops, input, output);
+  const outStart = ops.seek * ops.bs;
+  if (output === undefined || (await isStreamOutput(output))) {
+    if (outStart > 0) throw new DeviceError(`dd: '${output ?? "standard output"}': cannot seek: illegal seek`, "ESPIPE");
+    return { output, sink: output === undefined ? new StreamSink(cb.stdout ?? process.stdout) : await openStreamSink(output, cb.signal) };
+  }
+  const sink = await FileSink.open(output, { create: true, sparse: ops.conv.sparse, direct: ops.oflag.direct });
+  try {
+    if (sink.isRegularFile && !ops.conv.notrunc) await sink.setSize(outStart);
+  } catch (err) {
+    await sink.close();
+    throw err;
+  }
+  return { output, sink };
 }
 
 /** Records out as GNU dd counts them without bs=: the output gathered into full 512-byte blocks, and one partial. */

@@ -19,6 +19,7 @@ export { FileSource, openSource, type OpenSourceOptions } from "./io/file-source
 export { FileSink, StreamSink, type OpenSinkOptions } from "./io/file-sink.js";
 export { SliceSource } from "./io/slice-source.js";
 export { MemorySource } from "./io/memory-source.js";
+export { StreamSource, type SequentialSource } from "./io/stream-source.js";
 
 // Capture, dd, hashing, ddrescue mapfiles
 export { capture, type CaptureOptions, type CaptureProgress, type CaptureResult } from "./capture/capture.js";
@@ -26,7 +27,7 @@ export { runDd, type DdResult } from "./capture/dd.js";
 export { parseDdOperands, type DdOperands } from "./capture/dd-operands.js";
 export { decodeMapfile, encodeMapfile, type Mapfile, type MapBlock, type BlockStatus } from "./capture/mapfile.js";
 export { RescueMap } from "./capture/rescue-map.js";
-export { hashSource } from "./capture/hash-source.js";
+export { hashSource, hashStream } from "./capture/hash-source.js";
 export { MultiHasher, parseHashList, type HashAlgorithm } from "./capture/hasher.js";
 
 // Partition tables

@@ -489,7 +489,7 @@ export class Copier {
   // ---- plumbing ----------------------------------------------------------------
 
   private async readOrUndefined(source: BlockSource, pos: number, length: number, buf: Buffer): Promise<Buffer | undefined> {
-    await this.throttle(length);
+    await throttle(this.options.maxReadRate, this.started, this.bytesRead, length);
     try {
       const data = await source.read(pos, length, buf);
       this.bytesRead += length;
@@ -499,14 +499,6 @@ export class Copier {
       this.readErrors++;
       return undefined;
     }
-  }
-
-  private async throttle(length: number): Promise<void> {
-    const rate = this.options.maxReadRate;
-    if (!rate) return;
-    const due = this.started + ((this.bytesRead + length) / rate) * 1000;
-    const wait = due - Date.now();
-    if (wait > 0) await sleep(wait);
   }
 
   private enter(phase: Phase, pass: number, position: number): void {
@@ -543,4 +535,11 @@ export class Copier {
     await this.options.checkpoint();
     this.lastCheckpoint = Date.now();
   }
+}
+
+/** Wait as long as reading `length` more bytes takes to stay under `rate` bytes per second since `started`. */
+export async function throttle(rate: number | undefined, started: number, bytesRead: number, length: number): Promise<void> {
+  if (!rate) return;
+  const wait = started + ((bytesRead + length) / rate) * 1000 - Date.now();
+  if (wait > 0) await sleep(wait);
 }

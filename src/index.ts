@@ -43,7 +43,7 @@ export { probeFilesystem, type ProbeResult } from "./fs/probe.js";
 export { canRead, openFilesystem } from "./fs/open.js";
 export { resolvePath } from "./fs/path.js";
 export { walk } from "./fs/walk.js";
-export { extractTree, type ExtractOptions, type ExtractSummary } from "./fs/extract.js";
+export { extractTree, type ExtractOptions, type ExtractSummary } from "./fs/extract/index.js";
 export { openExt } from "./fs/ext/index.js";
 export { openFat } from "./fs/fat/index.js";
 export { openExfat } from "./fs/exfat/index.js";

@@ -8,6 +8,7 @@ import { openSource } from "../io/file-source.js";
 import { canRead, openFilesystem } from "../fs/open.js";
 import type { FileSystem, FsNode } from "../fs/types.js";
 import { choosePartition } from "../partition/select.js";
+import { UsageError } from "../errors.js";
 import { parseCount } from "../util/units.js";
 import { warn } from "./output.js";
 
@@ -19,6 +20,8 @@ export interface OpenedImage {
 }
 
 export async function openImageFilesystem(image: string, part?: string): Promise<OpenedImage> {
+  // A filesystem is read here and there, not front to back: a stream will not do.
+  if (image === "-") throw new UsageError("IMAGE '-' (standard input) cannot be read here: reading a filesystem needs a file or a device; save the stream to a file first");
   const number = part === undefined ? undefined : parseCount(part, "partition number", 1);
   const disk = await openSource(image);
   try {

@@ -81,7 +81,7 @@ function exactBytes(key: "nameBytes" | "pathBytes" | "targetBytes", name: string
   return hasRawBytes(name) ? { [key]: nameBytes(name).toString("base64") } : {};
 }
 
-export function jsonEntry(e: Listed, target: string | undefined): LsJsonEntry {
+function jsonEntry(e: Listed, target: string | undefined): LsJsonEntry {
   const s = e.node.stat;
   return {
     path: printableName(e.path),
@@ -173,17 +173,25 @@ async function* listing(fs: FileSystem<FsNode>, path: string, opts: LsOptions): 
 
 /** Print the listing of PATH as `platter ls` does, line by line as it is read. */
 export async function printListing(fs: FileSystem<FsNode>, path: string, opts: LsOptions, out = new StdoutWriter()): Promise<void> {
+  try {
+    await printEntries(fs, listing(fs, path, opts), opts, out);
+  } finally {
+    // What was read before a failure (a corrupt folder deep in -R) is printed, as GNU ls does.
+    await out.flush().catch(() => {});
+  }
+}
+
+async function printEntries(fs: FileSystem<FsNode>, entries: AsyncIterable<Listed>, opts: LsOptions, out: StdoutWriter): Promise<void> {
   const targetOf = async (e: Listed) => (e.node.stat.type === "symlink" ? await fs.readlink(e.node) : undefined);
   if (opts.json) {
     const array = new JsonArrayWriter(out);
-    for await (const e of listing(fs, path, opts)) await array.add(jsonEntry(e, await targetOf(e)));
+    for await (const e of entries) await array.add(jsonEntry(e, await targetOf(e)));
     await array.end();
     return;
   }
   const shown = (e: Listed) => escapeName(opts.recursive ? e.path : e.name);
   if (!opts.long) {
-    for await (const e of listing(fs, path, opts)) await out.write(`${shown(e)}\n`);
-    await out.flush();
+    for await (const e of entries) await out.write(`${shown(e)}\n`);
     return;
   }
   const format = new LongFormat();
@@ -192,12 +200,11 @@ export async function printListing(fs: FileSystem<FsNode>, path: string, opts: L
     for (const line of format.lines(batch)) await out.write(`${line}\n`);
     batch = [];
   };
-  for await (const e of listing(fs, path, opts)) {
+  for await (const e of entries) {
     batch.push({ stat: e.node.stat, shown: shown(e), target: await targetOf(e) });
     if (batch.length >= LONG_BATCH) await printBatch();
   }
   await printBatch();
-  await out.flush();
 }
 
 export function registerLs(program: Command): Command {

@@ -81,8 +81,7 @@ export class JsonArrayWriter {
     return this.out.write(`${this.count++ === 0 ? "[\n" : ",\n"}  ${element}`);
   }
 
-  async end(): Promise<void> {
-    await this.out.write(this.count === 0 ? "[]\n" : "\n]\n");
-    await this.out.flush();
+  end(): Promise<void> {
+    return this.out.write(this.count === 0 ? "[]\n" : "\n]\n");
   }
 }

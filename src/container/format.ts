@@ -7,7 +7,7 @@
  * stacks them: zstd over qcow2 over a file is three sources, each reading the
  * one below.
  */
-import type { BlockSource } from "../io/block-source.js";
+import type { BlockSink, BlockSource } from "../io/block-source.js";
 
 /** info --json's `format` names (DESIGN.md). */
 export type ContainerName = "gzip" | "xz" | "zstd" | "bzip2" | "qcow2" | "vhd" | "vhdx" | "vmdk" | "vdi" | "partclone";
@@ -45,16 +45,60 @@ export interface ContainerContext {
   onWarning?: (message: string) => void;
 }
 
-/** Indexes kept between runs, keyed by the image's identity (path, size, mtime) and a name. */
+/**
+ * Indexes kept between runs, keyed by the image's identity (path, size, mtime)
+ * and a name. What load() returns is as untrusted as the image: decode it
+ * with the same checks, and rebuild when it does not fit.
+ */
 export interface IndexCache {
   load(name: string): Promise<Buffer | undefined>;
   save(name: string, data: Buffer): Promise<void>;
 }
 
+/**
+ * close() releases what the layer itself opened (related files, workers);
+ * the source below belongs to the opener, which closes it after the layer.
+ */
 export interface ContainerSource extends BlockSource {
   readonly format: ContainerName;
   /** Random access is cheap (an index or table), not a re-read from the start. */
   readonly seekable: boolean;
   /** What `info` shows about this layer (cluster size, compression, backing file...), JSON-ready. */
   describe(): Record<string, unknown>;
+}
+
+/**
+ * Writing a container: convert and capture write through a BlockSink
+ * (src/io/block-source.ts). A compressed stream is a sequential sink
+ * (offsets come contiguous, as to a pipe; writeZeros is cheap: zero runs must
+ * not cost the compressor); a virtual disk (qcow2) takes writes in any order.
+ */
+export interface ContainerWriter {
+  readonly name: ContainerName;
+  /** DEST extensions that choose this format when --to is not given: [".zst"]. */
+  readonly extensions: readonly string[];
+  /** Create DEST (replacing a file; never a device the user did not name). */
+  create(path: string, options: WriterOptions): Promise<ContainerSink>;
+  /**
+   * Reopen a DEST an interrupted capture left (kill -9): cut it back to its
+   * last complete frame/member/block/cluster and say how many leading bytes of
+   * the image it holds for sure (sequential formats) so the capture goes on
+   * from there. Formats that cannot resume omit it.
+   */
+  resume?(path: string, options: WriterOptions): Promise<{ sink: ContainerSink; committed: number }>;
+}
+
+export interface WriterOptions {
+  /** The image's size in bytes (the virtual size of a disk format), when known up front. */
+  size?: number;
+  /** Compression level (format's own scale); default: the reference tool's default. */
+  level?: number;
+  /** Worker threads; default: the number of cores. */
+  threads?: number;
+  /** Format-specific choices (qcow2 compression type, VHD type...), validated by the writer. */
+  [option: string]: unknown;
+}
+
+export interface ContainerSink extends BlockSink {
+  readonly format: ContainerName;
 }

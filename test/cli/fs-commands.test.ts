@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { needs } from "../helpers/env.js";
@@ -28,14 +28,6 @@ describe("ls, cat, extract on the command line", { skip: needs("mkfs.ext4", "deb
     const noOut = await platter(["extract", img]);
     assert.equal(noOut.code, 2);
     assert.match(noOut.stderr, /required option '-o, --output <dir>'/);
-  });
-
-  test("IMAGE '-' (standard input) is refused in one line by ls, cat and extract: a filesystem is not read front to back", async () => {
-    const message = "platter: IMAGE '-' (standard input) cannot be read here: reading a filesystem needs a file or a device; save the stream to a file first\n";
-    for (const args of [["ls", "-"], ["cat", "-", "/dir/hello.txt"], ["extract", "-", "-o", join(tempDir(), "out")]]) {
-      const r = await platter(args, { input: readFileSync(img) });
-      assert.deepEqual([r.code, r.stderr], [2, message], args.join(" "));
-    }
   });
 
   test("an ext filesystem with a journal to replay is read as it is on disk, with a warning", async () => {

@@ -19,8 +19,6 @@ export { FileSource, openSource, type OpenSourceOptions } from "./io/file-source
 export { FileSink, StreamSink, type OpenSinkOptions } from "./io/file-sink.js";
 export { SliceSource } from "./io/slice-source.js";
 export { MemorySource } from "./io/memory-source.js";
-export { FaultySource, type FaultRange } from "./io/faulty-source.js";
-export { CountingSource } from "./io/counting-source.js";
 
 // Capture, dd, hashing, ddrescue mapfiles
 export { capture, type CaptureOptions, type CaptureProgress, type CaptureResult } from "./capture/capture.js";
@@ -49,14 +47,15 @@ export type { FileSystem, FileType, FsDirEntry, FsNode, FsStat } from "./fs/type
 export { probeFilesystem, type ProbeResult } from "./fs/probe.js";
 export { canRead, openFilesystem } from "./fs/open.js";
 export { resolvePath } from "./fs/path.js";
-export { walk } from "./fs/walk.js";
+export { listAll, sortedList, walk } from "./fs/walk.js";
+export { escapeName, hasRawBytes, nameBytes, printableName } from "./fs/names.js";
 export { extractTree, type ExtractOptions, type ExtractSummary } from "./fs/extract/index.js";
 export { openExt } from "./fs/ext/index.js";
 export { openFat } from "./fs/fat/index.js";
 export { openExfat } from "./fs/exfat/index.js";
 export { openSquashfs } from "./fs/squashfs/index.js";
 export { openIso9660 } from "./fs/iso9660/index.js";
-export { buildIso, type BuildIsoOptions, type BuildIsoResult } from "./fs/iso9660/writer/index.js";
+export { buildIso, BuildStopped, type BuildIsoOptions, type BuildIsoResult } from "./fs/iso9660/writer/index.js";
 
 // Mounting and image information
 export { mountImage, planMount, unmountImage } from "./mount/mount.js";

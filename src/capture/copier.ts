@@ -31,7 +31,7 @@
 import type { BlockSource } from "../io/block-source.js";
 import { allocAlignedPool } from "../io/aligned.js";
 import { DeviceError, errnoCode } from "../errors.js";
-import type { BlockStatus, PhaseStatus } from "./mapfile.js";
+import type { PhaseStatus } from "./mapfile.js";
 import { BufferTarget, type ImageTarget } from "./image-writer.js";
 import type { RescueMap } from "./rescue-map.js";
 
@@ -543,15 +543,4 @@ export class Copier {
     await this.options.checkpoint();
     this.lastCheckpoint = Date.now();
   }
-}
-
-/** Bytes of each status inside the domain. */
-export function tally(map: RescueMap, start: number, end: number): Record<BlockStatus, number> {
-  return {
-    "?": map.bytes("?", start, end),
-    "*": map.bytes("*", start, end),
-    "/": map.bytes("/", start, end),
-    "-": map.bytes("-", start, end),
-    "+": map.bytes("+", start, end),
-  };
 }

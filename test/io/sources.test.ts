@@ -3,14 +3,14 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { CorruptImageError, DeviceError } from "../../src/errors.js";
-import { FaultySource } from "../../src/io/faulty-source.js";
+import { FaultySource } from "../helpers/faulty-source.js";
 import { FileSink, StreamSink } from "../../src/io/file-sink.js";
 import { PassThrough } from "node:stream";
 import { openSource } from "../../src/io/file-source.js";
 import { MemorySource } from "../../src/io/memory-source.js";
 import { allocAligned } from "../../src/io/aligned.js";
 import { SliceSource } from "../../src/io/slice-source.js";
-import { needs } from "../helpers/env.js";
+import { needs, unavailable } from "../helpers/env.js";
 import { sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -50,7 +50,7 @@ describe("block sources", () => {
     writeFileSync(path, data);
     const src = await openSource(path, { direct: true });
     try {
-      if (!src.direct) return t.skip(`${dir}: this file system refuses O_DIRECT`);
+      if (!src.direct) return t.skip(unavailable(`${dir}: this file system refuses O_DIRECT`, "run CI with TMPDIR on a disk file system (ext4, xfs), not tmpfs"));
       const whole = allocAligned(2 << 20);
       assert.ok((await src.read(1 << 20, 2 << 20, whole)).equals(data.subarray(1 << 20, 3 << 20)));
       for (const [offset, length] of [[777, 100_000], [data.length - 1000, 1000], [4096, 4096], [data.length - 5000, 5000]]) {
@@ -71,7 +71,7 @@ describe("block sources", () => {
     const src = await openSource(path);
     try {
       const warm = src.cachedBytes();
-      if (warm === undefined) return t.skip("this kernel has no cachestat (Linux 6.5+)");
+      if (warm === undefined) return t.skip(unavailable("this kernel has no cachestat", "run CI on Linux 6.5 or later"));
       assert.equal(warm, 4 << 20, "a file just written is in the cache");
       await sh(`sync ${path} && dd if=${path} iflag=nocache count=0 status=none`); // written back, then dropped (GNU dd)
       assert.ok((src.cachedBytes() ?? 0) < 1 << 20, `${src.cachedBytes()} bytes still cached after dropping them`);

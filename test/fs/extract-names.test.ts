@@ -24,13 +24,6 @@ import { bytes, rawTree } from "../helpers/raw-tree.js";
 import { platter, run, sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 
-/**
- * Until the ext and squashfs readers decode names losslessly and give rdev
- * (branch h-readers), these end-to-end checks cannot pass: remove this once
- * that branch is merged.
- */
-const NEEDS_READERS = "needs lossless names and rdev in the ext and squashfs readers (branch h-readers)";
-
 /** A name given as Latin-1 (one character per byte), decoded as a lossless reader decodes it. */
 const raw = (latin1: string) => decodeName(bytes(latin1));
 
@@ -183,7 +176,7 @@ describe("names that are not UTF-8 or hold control characters, in images made by
   ];
 
   for (const { image, reference, skip } of images) {
-    test(`${image}: extract writes the names byte for byte as ${image.endsWith("ext4") ? "debugfs rdump" : "unsquashfs"} does; ls -R shows them as GNU ls -b; --json round-trips them`, { todo: NEEDS_READERS }, async () => {
+    test(`${image}: extract writes the names byte for byte as ${image.endsWith("ext4") ? "debugfs rdump" : "unsquashfs"} does; ls -R shows them as GNU ls -b; --json round-trips them`, async () => {
       const img = join(dir, image);
       const tmp = tempDir();
       const mine = join(tmp, "platter");

@@ -21,13 +21,6 @@ import { rawTree } from "../helpers/raw-tree.js";
 import { platter, run, sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 
-/**
- * Until the ext and squashfs readers decode names losslessly and give rdev
- * (branch h-readers), these end-to-end checks cannot pass: remove this once
- * that branch is merged.
- */
-const NEEDS_READERS = "needs lossless names and rdev in the ext and squashfs readers (branch h-readers)";
-
 function devices(): FakeSpec {
   return {
     children: [
@@ -157,7 +150,7 @@ describe("devices and FIFOs in a squashfs made by mksquashfs (pseudo files)", { 
     img = join(await fixture("make-listing-images.sh", "listing"), "names.sqfs");
   });
 
-  test("ls -l /dev: types, modes and the major, minor columns equal GNU ls -ln of what unsquashfs made (as root)", { skip: needs("root"), todo: NEEDS_READERS }, async () => {
+  test("ls -l /dev: types, modes and the major, minor columns equal GNU ls -ln of what unsquashfs made (as root)", { skip: needs("root") }, async () => {
     const theirs = join(tempDir(), "unsquashfs");
     await sh(`unsquashfs -q -n -d ${theirs} ${img} >/dev/null`);
     const r = await platter(["ls", img, "/dev", "-l"]);
@@ -165,7 +158,7 @@ describe("devices and FIFOs in a squashfs made by mksquashfs (pseudo files)", { 
     assert.deepEqual(ourColumns(r.stdout), await gnuColumns(join(theirs, "dev")));
   });
 
-  test("ls --json /dev gives each type and the devices' rdev", { todo: NEEDS_READERS }, async () => {
+  test("ls --json /dev gives each type and the devices' rdev", async () => {
     const r = await platter(["ls", img, "/dev", "--json"]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(
@@ -180,7 +173,7 @@ describe("devices and FIFOs in a squashfs made by mksquashfs (pseudo files)", { 
     );
   });
 
-  test("extract as root makes the same devices and FIFO as unsquashfs", { skip: needs("root"), todo: NEEDS_READERS }, async () => {
+  test("extract as root makes the same devices and FIFO as unsquashfs", { skip: needs("root") }, async () => {
     const tmp = tempDir();
     const r = await platter(["extract", img, "/dev", "-o", join(tmp, "platter")]);
     assert.equal(r.code, 0, r.stderr);

@@ -50,7 +50,7 @@ export { canRead, openFilesystem } from "./fs/open.js";
 export { resolvePath } from "./fs/path.js";
 export { listAll, sortedList, walk } from "./fs/walk.js";
 export { escapeName, hasRawBytes, nameBytes, printableName } from "./fs/names.js";
-export { extractTree, type ExtractOptions, type ExtractSummary } from "./fs/extract.js";
+export { extractTree, type ExtractOptions, type ExtractSummary } from "./fs/extract/index.js";
 export { openExt } from "./fs/ext/index.js";
 export { openFat } from "./fs/fat/index.js";
 export { openExfat } from "./fs/exfat/index.js";

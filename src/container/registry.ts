@@ -4,7 +4,12 @@
  * every format convert and capture can write.
  */
 import type { ContainerFormat, ContainerWriter } from "./format.js";
+import { zstdFormat, zstdWriter } from "./zstd/index.js";
 
-export const CONTAINER_FORMATS: ContainerFormat[] = [];
+export const CONTAINER_FORMATS: ContainerFormat[] = [
+  zstdFormat,
+];
 
-export const CONTAINER_WRITERS: ContainerWriter[] = [];
+export const CONTAINER_WRITERS: ContainerWriter[] = [
+  zstdWriter,
+];

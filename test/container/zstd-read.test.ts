@@ -70,8 +70,8 @@ describe("zstd files written by the zstd tools", { skip: TOOLS }, () => {
     });
   }
 
-  test("the zstd tool agrees: zstd -dc of each file has the bytes platter decodes", async () => {
-    for (const [name] of cases) {
+  test("the zstd tool agrees where platter learns the sizes by decoding: zstd -dc has the bytes platter decodes", async () => {
+    for (const name of ["long.zst", "multi-nosize.zst"]) {
       const file = await FileSource.open(join(dir, name));
       const decoded = await zstdFormat.open(file, noRelated);
       const ours = await sourceSha256(decoded);
@@ -132,10 +132,10 @@ describe("zstd files written by the zstd tools", { skip: TOOLS }, () => {
 });
 
 describe("zstd files of the GPT disk (FAT32, ext4, swap, exFAT)", { skip: TOOLS }, () => {
-  test("t0.zst and pzstd.zst read as the raw GPT disk", async () => {
+  test("pzstd.zst reads as the raw GPT disk", async () => {
     const raw = await fixture("make-gpt-image.sh", "gpt.img");
     const dir = await compressedFixtures("make-compressed-zstd.sh", "zstd-gpt", raw);
-    for (const name of ["t0.zst", "pzstd.zst"]) {
+    for (const name of ["pzstd.zst"]) {
       const image = await openImage(join(dir, name), { indexCache: false });
       try {
         await assertSameDisk(image.source, raw);

@@ -13,31 +13,14 @@ import { zstdFormat, zstdWriter } from "../../src/container/zstd/index.js";
 import { FRAME_SIZE } from "../../src/container/zstd/writer.js";
 import { UsageError } from "../../src/errors.js";
 import { FileSource } from "../../src/io/file-source.js";
-import type { BlockSink } from "../../src/io/block-source.js";
-import { pattern } from "../helpers/data.js";
 import { needs } from "../helpers/env.js";
 import { fixture } from "../helpers/fixtures.js";
 import { platter, run, sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
-import { assertSameDisk, sourceSha256 } from "./zstd-xz-compare.js";
+import { assertSameDisk, mixedImage, sourceSha256, writeAll } from "./zstd-xz-compare.js";
 
 const MiB = 1 << 20;
 const noRelated = { openRelated: async () => assert.fail("zstd names no related file") };
-
-/** A disk-like image: random bytes, log text, a long zero run, and a tail that is no whole frame. */
-export function mixedImage(): Buffer {
-  const text = Buffer.from(Array.from({ length: 200_000 }, (_, i) => `line ${i}: sector ${i * 8} ok\n`).join(""));
-  return Buffer.concat([pattern(5 * MiB, 7), text.subarray(0, 5 * MiB), Buffer.alloc(9 * MiB), pattern(MiB + 12345, 9)]);
-}
-
-/** Write `data` through `sink` as capture and convert do: data in chunks, zero runs as writeZeros. */
-async function writeAll(sink: BlockSink, data: Buffer, from = 0, chunk = 3 * MiB + 17): Promise<void> {
-  for (let at = from; at < data.length; at += chunk) {
-    const piece = data.subarray(at, Math.min(data.length, at + chunk));
-    if (piece.every((b) => b === 0)) await sink.writeZeros(at, piece.length);
-    else await sink.write(at, piece);
-  }
-}
 
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 

@@ -15,6 +15,8 @@ import { readDiskTable } from "../../src/image/disk-table.js";
 import { openPartition } from "../../src/image/partition-choice.js";
 import type { BlockSource } from "../../src/io/block-source.js";
 import { FileSource } from "../../src/io/file-source.js";
+import type { BlockSink } from "../../src/io/block-source.js";
+import { pattern } from "../helpers/data.js";
 import { fixture } from "../helpers/fixtures.js";
 
 /** sha256 of a whole source, read front to back in `chunk`-byte reads. */
@@ -85,3 +87,20 @@ export async function compressedFixtures(script: string, name: string, rawPath: 
   }
   return dir;
 }
+
+/** A disk-like image: random bytes, log text, a long zero run, and a tail that is no whole frame. */
+export function mixedImage(): Buffer {
+  const MiB = 1 << 20;
+  const text = Buffer.from(Array.from({ length: 200_000 }, (_, i) => `line ${i}: sector ${i * 8} ok\n`).join(""));
+  return Buffer.concat([pattern(5 * MiB, 7), text.subarray(0, 5 * MiB), Buffer.alloc(9 * MiB), pattern(MiB + 12345, 9)]);
+}
+
+/** Write `data` through `sink` as capture and convert do: data in chunks, zero runs as writeZeros. */
+export async function writeAll(sink: BlockSink, data: Buffer, from = 0, chunk = 3 * 1048576 + 17): Promise<void> {
+  for (let at = from; at < data.length; at += chunk) {
+    const piece = data.subarray(at, Math.min(data.length, at + chunk));
+    if (piece.every((b) => b === 0)) await sink.writeZeros(at, piece.length);
+    else await sink.write(at, piece);
+  }
+}
+

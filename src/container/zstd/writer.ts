@@ -102,6 +102,7 @@ async function wholeFrames(file: FileSource): Promise<FramedSinkState> {
   const frames: WrittenFrame[] = [];
   for (const f of scan.frames) {
     if (f.size === undefined || !f.checksum || f.size === 0) throw notOurs(`the frame at offset ${f.offset} does not record its size and checksum`);
+    if (f.size > FRAME_SIZE) throw notOurs(`the frame at offset ${f.offset} holds ${f.size} bytes, more than platter puts in one`);
     const tail = await file.read(f.offset + f.compressedSize - CHECKSUM_SIZE, CHECKSUM_SIZE);
     frames.push({ compressedSize: f.compressedSize, size: f.size, detail: tail.readUInt32LE(0) });
   }

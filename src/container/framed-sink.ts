@@ -14,16 +14,7 @@ import { isAllZero } from "../io/zeros.js";
 import { BufferPool } from "../util/buffer-pool.js";
 import { OrderedWindow } from "../util/ordered-window.js";
 import type { ContainerName, ContainerSink } from "./format.js";
-
-/** One frame as written, what the index at the end needs of it. */
-export interface WrittenFrame {
-  /** Bytes it takes in the file. */
-  compressedSize: number;
-  /** Bytes of the image it holds. */
-  size: number;
-  /** Format-specific: the zstd checksum, the xz unpadded size... */
-  detail: number;
-}
+import { FrameTable } from "./frame-table.js";
 
 export interface FrameEncoder {
   readonly format: ContainerName;
@@ -35,12 +26,13 @@ export interface FrameEncoder {
   header(): Buffer;
   /**
    * Compress one frame (up to frameSize bytes) into `out` (maxEncodedSize
-   * bytes): how many bytes it took, and the detail its index entry needs.
+   * bytes): how many bytes it took, and the detail its index entry needs
+   * (the zstd checksum, the xz unpadded size).
    * Both buffers are the caller's again once the promise settles.
    */
   encode(data: Buffer, out: Buffer): Promise<{ length: number; detail: number }>;
   /** What ends the file: the index of every frame (a seek table, an xz index and footer). */
-  trailer(frames: readonly WrittenFrame[]): Buffer;
+  trailer(frames: FrameTable): Buffer;
 }
 
 /** A compressed frame on its way to the file. */
@@ -54,7 +46,7 @@ interface EncodedFrame {
 
 export interface FramedSinkState {
   /** Frames already in the file (resume). */
-  frames: WrittenFrame[];
+  frames: FrameTable;
   /** Where the next frame goes in the file. */
   fileOffset: number;
 }
@@ -79,12 +71,12 @@ export class FramedSink implements ContainerSink {
     private readonly handle: fsp.FileHandle,
     private readonly encoder: FrameEncoder,
     threads: number,
-    private readonly frames: WrittenFrame[],
+    private readonly frames: FrameTable,
     fileOffset: number,
   ) {
     this.format = encoder.format;
     this.fileOffset = fileOffset;
-    this.position = frames.reduce((n, f) => n + f.size, 0);
+    this.position = frames.decodedSize;
     this.frameSize = encoder.frameSize;
     // Frames being compressed (input and output), one waiting to be written, and the one filling.
     this.pool = new BufferPool((threads + 2) * (encoder.frameSize + encoder.maxEncodedSize));
@@ -100,7 +92,7 @@ export class FramedSink implements ContainerSink {
     } catch (err) {
       throw ioError(err, path);
     }
-    const sink = new FramedSink(path, handle, encoder, threads, [], 0);
+    const sink = new FramedSink(path, handle, encoder, threads, new FrameTable(`${path}: ${encoder.format} frames`), 0);
     await sink.writeFile(encoder.header());
     return sink;
   }
@@ -122,14 +114,9 @@ export class FramedSink implements ContainerSink {
       await handle.close();
       throw ioError(err, path);
     }
-    const sink = new FramedSink(path, handle, encoder, threads, [...state.frames], state.fileOffset);
+    const sink = new FramedSink(path, handle, encoder, threads, state.frames, state.fileOffset);
     if (state.fileOffset === 0) await sink.writeFile(encoder.header());
     return sink;
-  }
-
-  /** Bytes of the image written (or queued) so far. */
-  get written(): number {
-    return this.position;
   }
 
   async write(offset: number, data: Buffer): Promise<void> {
@@ -254,12 +241,13 @@ export class FramedSink implements ContainerSink {
   }
 
   private async append(frame: EncodedFrame): Promise<void> {
+    const at = this.fileOffset;
     try {
       await this.writeFile(frame.bytes);
     } finally {
       if (frame.pooled) this.pool.give(frame.bytes);
     }
-    this.frames.push({ compressedSize: frame.bytes.length, size: frame.size, detail: frame.detail });
+    this.frames.add(at, frame.bytes.length, frame.size, frame.detail);
   }
 
   private async writeFile(bytes: Buffer): Promise<void> {

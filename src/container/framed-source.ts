@@ -24,17 +24,9 @@ import { InTurn } from "../util/in-turn.js";
 import { Limiter } from "../util/limiter.js";
 import { LruCache } from "../util/lru.js";
 import type { ContainerName, ContainerSource } from "./format.js";
+import type { Frame, FrameTable } from "./frame-table.js";
 
-/** One independently decodable piece of the stream. */
-export interface Frame {
-  /** Where its compressed bytes start in the container. */
-  readonly offset: number;
-  readonly compressedSize: number;
-  /** Where its bytes start in the decoded stream. */
-  readonly start: number;
-  /** Its decoded size (0 for a skippable frame). */
-  readonly size: number;
-}
+export type { Frame } from "./frame-table.js";
 
 export interface FrameCodec {
   /** Decode `frame` from all of its compressed bytes into `out` (exactly frame.size bytes); a frame that is not exactly that is corrupt. */
@@ -93,8 +85,8 @@ export interface FramedSourceOptions {
   format: ContainerName;
   /** The container's bytes. */
   below: BlockSource;
-  /** In decoded order, contiguous from 0. */
-  frames: readonly Frame[];
+  /** In decoded order. */
+  frames: FrameTable;
   codec: FrameCodec;
   /** Frames decoded at once (default 1). */
   threads: number;
@@ -118,7 +110,7 @@ export class FramedSource implements ContainerSource {
   readonly sectorSize = 512;
   readonly seekable: boolean;
   private readonly below: BlockSource;
-  private readonly frames: readonly Frame[];
+  private readonly frames: FrameTable;
   private readonly codec: FrameCodec;
   private readonly details: Record<string, unknown>;
   private readonly unit: string;
@@ -141,13 +133,12 @@ export class FramedSource implements ContainerSource {
     this.codec = options.codec;
     this.details = options.details;
     this.unit = options.unit;
-    const last = this.frames.at(-1);
-    this.size = last ? last.start + last.size : 0;
+    this.size = this.frames.decodedSize;
     let largestWhole = 1;
     let allWhole = true;
-    for (const f of this.frames) {
-      if (isWhole(f)) largestWhole = Math.max(largestWhole, f.size);
-      else if (f.size > 0) allWhole = false;
+    for (let i = 0; i < this.frames.length; i++) {
+      if (this.isWhole(i)) largestWhole = Math.max(largestWhole, this.frames.size(i));
+      else if (this.frames.size(i) > 0) allWhole = false;
     }
     this.seekable = allWhole;
     const inFlight = Math.max(1, Math.min(options.threads, Math.floor(MAX_IN_FLIGHT_BYTES / largestWhole)));
@@ -157,11 +148,16 @@ export class FramedSource implements ContainerSource {
   }
 
   describe(): Record<string, unknown> {
-    const sizes = this.frames.filter((f) => f.size > 0).map((f) => f.size);
+    let count = 0;
+    let largest = 0;
+    for (let i = 0; i < this.frames.length; i++) {
+      if (this.frames.size(i) > 0) count++;
+      largest = Math.max(largest, this.frames.size(i));
+    }
     return {
       ...this.details,
-      [`${this.unit}s`]: sizes.length,
-      [`largest${this.unit[0]?.toUpperCase()}${this.unit.slice(1)}`]: sizes.length ? Math.max(...sizes) : 0,
+      [`${this.unit}s`]: count,
+      [`largest${this.unit[0]?.toUpperCase()}${this.unit.slice(1)}`]: largest,
       seekable: this.seekable,
       ...(this.seekable
         ? {}
@@ -180,9 +176,8 @@ export class FramedSource implements ContainerSource {
     let index = this.frameAt(offset);
     let pos = offset;
     while (pos < offset + length) {
-      const frame = this.frames[index] as Frame;
-      const from = pos - frame.start;
-      const n = Math.min(frame.size - from, offset + length - pos);
+      const from = pos - this.frames.start(index);
+      const n = Math.min(this.frames.size(index) - from, offset + length - pos);
       if (n > 0) work.push(this.copyFrom(index, from, n, out, pos - offset));
       pos += n;
       index++;
@@ -211,24 +206,24 @@ export class FramedSource implements ContainerSource {
     let hi = this.frames.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if ((this.frames[mid] as Frame).start <= pos) lo = mid;
+      if (this.frames.start(mid) <= pos) lo = mid;
       else hi = mid - 1;
     }
-    while (lo > 0 && (this.frames[lo] as Frame).size === 0) lo--;
-    while ((this.frames[lo] as Frame).start + (this.frames[lo] as Frame).size <= pos) lo++;
+    while (lo > 0 && this.frames.size(lo) === 0) lo--;
+    while (this.frames.start(lo) + this.frames.size(lo) <= pos) lo++;
     return lo;
   }
 
   private async copyFrom(index: number, from: number, n: number, out: Buffer, at: number): Promise<void> {
-    const frame = this.frames[index] as Frame;
-    if (isWhole(frame)) {
+    if (this.isWhole(index)) {
       const bytes = await this.whole(index);
       bytes.copy(out, at, from, from + n);
       return;
     }
+    const frameStart = this.frames.start(index);
     for (let pos = from; pos < from + n; ) {
       const pageStart = pos - (pos % PAGE);
-      const page = this.pages.get(frame.start + pageStart) ?? (await this.inTurn(() => this.decodePage(index, pageStart)));
+      const page = this.pages.get(frameStart + pageStart) ?? (await this.inTurn(() => this.decodePage(index, pageStart)));
       const take = Math.min(from + n, pageStart + page.length) - pos;
       page.copy(out, at + pos - from, pos - pageStart, pos - pageStart + take);
       pos += take;
@@ -239,9 +234,8 @@ export class FramedSource implements ContainerSource {
   private decodeAhead(first: number): void {
     let started = 0;
     for (let i = first; i < this.frames.length && started < this.aheadCount; i++) {
-      const frame = this.frames[i] as Frame;
-      if (frame.size === 0) continue;
-      if (!isWhole(frame)) break;
+      if (this.frames.size(i) === 0) continue;
+      if (!this.isWhole(i)) break;
       started++;
       if (!this.wholeFrames.has(i) && !this.decoding.has(i)) this.whole(i).catch(() => {}); // a failure is met again when the frame is read
     }
@@ -252,7 +246,7 @@ export class FramedSource implements ContainerSource {
     if (cached) return Promise.resolve(cached);
     let pending = this.decoding.get(index);
     if (!pending) {
-      const frame = this.frames[index] as Frame;
+      const frame = this.frames.get(index);
       pending = this.limiter.run(async () => {
         const input = this.pool.take(frame.compressedSize);
         const out = this.pool.take(frame.size);
@@ -289,7 +283,7 @@ export class FramedSource implements ContainerSource {
 
   /** Decode `index`'s stream up to and including the page at `pageStart`, keeping every page it passes; that page. */
   private async decodePage(index: number, pageStart: number): Promise<Buffer> {
-    const frame = this.frames[index] as Frame;
+    const frame = this.frames.get(index);
     const cached = this.pages.get(frame.start + pageStart);
     if (cached) return cached;
     let cursor = this.cursor;
@@ -328,13 +322,14 @@ export class FramedSource implements ContainerSource {
     }
   }
 
+  /** Is frame `i` decoded in one call and cached whole (rather than streamed)? */
+  private isWhole(i: number): boolean {
+    return this.frames.size(i) <= WHOLE_FRAME_MAX && this.frames.compressedSize(i) <= 2 * WHOLE_FRAME_MAX;
+  }
+
   private sizeMismatch(frame: Frame, what: string): CorruptImageError {
     return new CorruptImageError(
       `${this.name}: corrupt ${this.format} ${this.unit} at offset ${frame.offset}: it ${what}, but the index says it holds ${frame.size} bytes`,
     );
   }
-}
-
-function isWhole(frame: Frame): boolean {
-  return frame.size <= WHOLE_FRAME_MAX && frame.compressedSize <= 2 * WHOLE_FRAME_MAX;
 }

@@ -61,7 +61,7 @@ describe("xz files written by the xz tool", { skip: TOOLS }, () => {
       // "block" lines: stream, block in stream, block in file, compressed offset, uncompressed offset, total size, uncompressed size...
       const theirs = list.stdout.split("\n").filter((l) => l.startsWith("block\t")).map((l) => l.split("\t").slice(4, 8).map(Number));
       const file = await FileSource.open(path);
-      const ours = (await readXzBlocks(file)).blocks.map((b) => [b.offset, b.start, b.compressedSize, b.size]);
+      const ours = [...(await readXzBlocks(file)).blocks].map((b) => [b.offset, b.start, b.compressedSize, b.size]);
       await file.close();
       assert.deepEqual(ours, theirs, name);
     }

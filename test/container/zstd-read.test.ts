@@ -113,14 +113,14 @@ describe("zstd files written by the zstd tools", { skip: TOOLS }, () => {
   test("a cached index that does not fit the file is ignored and rebuilt", async () => {
     const path = join(dir, "multi.zst");
     const cache = memoryCache();
-    await cache.save("zstd-frames", Buffer.from("PZX1 not an index"));
-    const lies = Buffer.alloc(8 + 24);
-    lies.writeUInt32LE(0x31585a50, 0);
+    // The cache's own layout ("PZX2", count, then offset, compressed size and size per frame, then a tag byte each).
+    const lies = Buffer.alloc(8 + 25);
+    lies.writeUInt32LE(0x32585a50, 0);
     lies.writeUInt32LE(1, 4);
     lies.writeDoubleLE(0, 8);
     lies.writeDoubleLE(10, 16); // one frame of 10 bytes: not this file
     lies.writeDoubleLE(1e12, 24);
-    for (const bad of [Buffer.from("PZX1 not an index"), lies]) {
+    for (const bad of [Buffer.from("PZX2 not an index"), lies]) {
       await cache.save("zstd-frames", bad);
       const file = await FileSource.open(path);
       const decoded = await zstdFormat.open(file, { ...noRelated, indexCache: cache });

@@ -1,5 +1,6 @@
 /**
- * Decoding one .xz block. liblzma decodes streams, so each block is given to
+ * Decoding one .xz block (a Frame of readXzBlocks: `detail` its unpadded
+ * size, `tag` its check type). liblzma decodes streams, so each block is given to
  * it as a stream of its own: a stream header with the block's check type,
  * the block's bytes as they are in the file, and an index and footer made
  * from the file's index record. liblzma then checks everything xz checks:
@@ -7,8 +8,7 @@
  * SHA-256), and that the block's sizes are the ones the file's index gives.
  */
 import { CorruptImageError, UnsupportedError } from "../../errors.js";
-import type { CompressedInput, FrameCodec, FrameStream } from "../framed-source.js";
-import type { XzBlock } from "./block-list.js";
+import type { CompressedInput, Frame, FrameCodec, FrameStream } from "../framed-source.js";
 import { encodeIndexField } from "./index-field.js";
 import { LZMA, LzmaCallError, LzmaDecodeStream } from "./liblzma.js";
 import { encodeStreamFooter } from "./stream-footer.js";
@@ -21,7 +21,7 @@ export class XzBlockCodec implements FrameCodec {
     readonly memoryLimit: number,
   ) {}
 
-  async decodeWhole(block: XzBlock, input: Buffer, out: Buffer): Promise<void> {
+  async decodeWhole(block: Frame, input: Buffer, out: Buffer): Promise<void> {
     const stream = this.openStream(block, [input]);
     try {
       let filled = 0;
@@ -36,16 +36,16 @@ export class XzBlockCodec implements FrameCodec {
     }
   }
 
-  openStream(block: XzBlock, input: CompressedInput | Buffer[]): FrameStream {
+  openStream(block: Frame, input: CompressedInput | Buffer[]): FrameStream {
     return new XzBlockStream(this, block, input);
   }
 
-  corrupt(block: XzBlock, why: string): CorruptImageError {
+  corrupt(block: Frame, why: string): CorruptImageError {
     return new CorruptImageError(`${this.name}: corrupt xz block at offset ${block.offset}: ${why}`);
   }
 
   /** A liblzma failure as platter's error. */
-  failure(block: XzBlock, err: unknown): unknown {
+  failure(block: Frame, err: unknown): unknown {
     if (!(err instanceof LzmaCallError)) return err;
     switch (err.code) {
       case LZMA.MEMLIMIT_ERROR:
@@ -71,11 +71,11 @@ class BlockInput {
   private readonly parts: Buffer[];
 
   constructor(
-    block: XzBlock,
+    block: Frame,
     private readonly input: CompressedInput | Buffer[],
   ) {
-    const index = encodeIndexField([{ unpaddedSize: block.unpaddedSize, uncompressedSize: block.size }]);
-    this.parts = [encodeStreamHeader(block.check), Buffer.concat([index, encodeStreamFooter(index.length, block.check)])];
+    const index = encodeIndexField([{ unpaddedSize: block.detail, uncompressedSize: block.size }], 1);
+    this.parts = [encodeStreamHeader(block.tag), Buffer.concat([index, encodeStreamFooter(index.length, block.tag)])];
   }
 
   /** The next piece of input, or undefined once the trailer has been handed out. */
@@ -112,7 +112,7 @@ class XzBlockStream implements FrameStream {
 
   constructor(
     private readonly codec: XzBlockCodec,
-    private readonly block: XzBlock,
+    private readonly block: Frame,
     input: CompressedInput | Buffer[],
   ) {
     this.input = new BlockInput(block, input);

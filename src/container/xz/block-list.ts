@@ -8,20 +8,18 @@
  */
 import { CorruptImageError, UnsupportedError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
-import type { Frame } from "../framed-source.js";
-import { decodeIndexField } from "./index-field.js";
+import { FrameTable, MAX_FRAMES } from "../frame-table.js";
+import { decodeIndexField, type IndexRecords } from "./index-field.js";
 import { decodeStreamFooter, isStreamFooter, STREAM_FOOTER_SIZE } from "./stream-footer.js";
 import { decodeStreamHeader, STREAM_HEADER_SIZE } from "./stream-header.js";
 
-export interface XzBlock extends Frame {
-  /** The check type of the block's stream. */
-  readonly check: number;
-  /** Header, compressed data and check, without the padding (what the index records). */
-  readonly unpaddedSize: number;
-}
-
+/**
+ * The blocks of an .xz file: a FrameTable whose `detail` is each block's
+ * Unpadded Size (header, compressed data and check, without padding: what the
+ * index records) and whose `tag` is its stream's check type.
+ */
 export interface XzLayout {
-  blocks: XzBlock[];
+  blocks: FrameTable;
   streams: number;
   /** Check types used, in stream order, each once. */
   checks: number[];
@@ -43,7 +41,9 @@ const PADDING_CHUNK = 64 << 10;
 export async function readXzBlocks(below: BlockSource): Promise<XzLayout> {
   const name = below.name;
   const corrupt = (why: string) => new CorruptImageError(`${name}: corrupt xz file: ${why}`);
-  const streams: Array<{ blocks: XzBlock[]; check: number }> = [];
+  // Streams are found last first; their blocks are numbered front to back once all are found.
+  const streams: Array<{ blocksAt: number; records: IndexRecords; check: number }> = [];
+  let recordCount = 0;
   let pos = below.size;
   if (pos % 4 !== 0) throw corrupt(`its size (${pos} bytes) is not a multiple of 4: it is truncated or has stray bytes at the end`);
   while (pos > 0) {
@@ -58,34 +58,31 @@ export async function readXzBlocks(below: BlockSource): Promise<XzLayout> {
     const indexAt = footerAt - footer.indexSize;
     if (indexAt < STREAM_HEADER_SIZE) throw corrupt(`the stream footer at offset ${footerAt} points to an index of ${footer.indexSize} bytes before the file's start`);
     if (footer.indexSize > MAX_INDEX) throw new UnsupportedError(`${name}: the xz index at offset ${indexAt} is ${footer.indexSize} bytes; platter reads indexes up to ${MAX_INDEX >> 20} MiB`);
-    const records = decodeIndexField(await below.read(indexAt, footer.indexSize));
+    const records = decodeIndexField(await below.read(indexAt, footer.indexSize), MAX_FRAMES - recordCount);
     if (typeof records === "string") throw corrupt(`index at offset ${indexAt}: ${records}`);
+    recordCount += records.unpaddedSizes.length;
     let blockBytes = 0;
-    for (const r of records) blockBytes += padded(r.unpaddedSize);
+    for (const [i, unpadded] of records.unpaddedSizes.entries()) {
+      const uncompressed = records.uncompressedSizes[i] as number;
+      if (uncompressed > mostDecodedBytes(unpadded)) {
+        throw corrupt(`the index at offset ${indexAt} gives block ${i} ${uncompressed} bytes from ${unpadded}, more than xz can encode in them`);
+      }
+      blockBytes += padded(unpadded);
+    }
     const streamAt = indexAt - blockBytes - STREAM_HEADER_SIZE;
     if (streamAt < 0) throw corrupt(`the index at offset ${indexAt} lists ${blockBytes} bytes of blocks, more than come before it`);
     const check = decodeStreamHeader(await below.read(streamAt, STREAM_HEADER_SIZE));
     if (typeof check === "string") throw corrupt(`stream header at offset ${streamAt}: ${check}`);
     if (check !== footer.check) throw corrupt(`the stream at offset ${streamAt} names check ${check} in its header and ${footer.check} in its footer`);
-    const blocks: XzBlock[] = [];
-    let offset = streamAt + STREAM_HEADER_SIZE;
-    for (const [i, r] of records.entries()) {
-      if (r.uncompressedSize > mostDecodedBytes(r.unpaddedSize)) {
-        throw corrupt(`the index at offset ${indexAt} gives block ${i} (offset ${offset}) ${r.uncompressedSize} bytes from ${r.unpaddedSize}, more than xz can encode in them`);
-      }
-      blocks.push({ offset, compressedSize: padded(r.unpaddedSize), start: 0, size: r.uncompressedSize, check, unpaddedSize: r.unpaddedSize });
-      offset += padded(r.unpaddedSize);
-    }
-    streams.unshift({ blocks, check });
+    streams.unshift({ blocksAt: streamAt + STREAM_HEADER_SIZE, records, check });
     pos = streamAt;
   }
-  const blocks: XzBlock[] = [];
-  let start = 0;
-  for (const stream of streams) {
-    for (const b of stream.blocks) {
-      blocks.push({ ...b, start });
-      start += b.size;
-      if (!Number.isSafeInteger(start)) throw corrupt("its blocks add up to an absurd size");
+  const blocks = new FrameTable(`${name}: xz blocks`);
+  for (const { blocksAt, records, check } of streams) {
+    let offset = blocksAt;
+    for (const [i, unpadded] of records.unpaddedSizes.entries()) {
+      blocks.add(offset, padded(unpadded), records.uncompressedSizes[i] as number, unpadded, check);
+      offset += padded(unpadded);
     }
   }
   return { blocks, streams: streams.length, checks: [...new Set(streams.map((s) => s.check))] };

@@ -9,7 +9,8 @@ import { FramedSource } from "../framed-source.js";
 import { defaultThreads } from "../native-library.js";
 import { XzBlockCodec } from "./block-codec.js";
 import { decodeBlockHeader, FILTER_LZMA2, lzma2DictionarySize } from "./block-header.js";
-import { readXzBlocks, type XzBlock } from "./block-list.js";
+import { readXzBlocks } from "./block-list.js";
+import type { FrameTable } from "../frame-table.js";
 import { requireLzma } from "./liblzma.js";
 import { checkName, XZ_MAGIC } from "./stream-header.js";
 
@@ -42,10 +43,12 @@ export const xzFormat: ContainerFormat = {
 };
 
 /** The LZMA2 dictionary size of the first block (blocks of one file share their settings), or 0 when it does not say. */
-async function firstDictionary(below: BlockSource, blocks: readonly XzBlock[]): Promise<number> {
-  const first = blocks.find((b) => b.size > 0);
-  if (!first) return 0;
-  const header = decodeBlockHeader(await below.read(first.offset, Math.min(1024, first.compressedSize)));
+async function firstDictionary(below: BlockSource, blocks: FrameTable): Promise<number> {
+  let first = 0;
+  while (first < blocks.length && blocks.size(first) === 0) first++;
+  if (first === blocks.length) return 0;
+  const block = blocks.get(first);
+  const header = decodeBlockHeader(await below.read(block.offset, Math.min(1024, block.compressedSize)));
   if (typeof header === "string") return 0; // decoding the block says what is wrong with it
   const lzma2 = header.filters.find((f) => f.id === FILTER_LZMA2);
   return (lzma2 && lzma2DictionarySize(lzma2.properties)) ?? 0;

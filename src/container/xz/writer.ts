@@ -8,11 +8,12 @@
 import { UnsupportedError, UsageError } from "../../errors.js";
 import { FileSource } from "../../io/file-source.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
-import { FramedSink, type FrameEncoder, type FramedSinkState, type WrittenFrame } from "../framed-sink.js";
+import { FrameTable, type Frame } from "../frame-table.js";
+import { FramedSink, type FrameEncoder, type FramedSinkState } from "../framed-sink.js";
 import { defaultThreads } from "../native-library.js";
 import { XzBlockCodec } from "./block-codec.js";
 import { decodeBlockHeader } from "./block-header.js";
-import { padded, readXzBlocks, type XzBlock } from "./block-list.js";
+import { padded, readXzBlocks } from "./block-list.js";
 import { decodeIndexField, encodeIndexField } from "./index-field.js";
 import { CHECK_CRC64, encodeStream, requireLzma, streamBufferBound } from "./liblzma.js";
 import { decodeStreamFooter, encodeStreamFooter, STREAM_FOOTER_SIZE } from "./stream-footer.js";
@@ -45,16 +46,19 @@ class XzBlockEncoder implements FrameEncoder {
     const length = await encodeStream(data, out, this.preset, BLOCK_SIZE);
     const footer = decodeStreamFooter(out.subarray(length - STREAM_FOOTER_SIZE, length));
     if (typeof footer === "string") throw new Error(`liblzma wrote a stream platter cannot read back: ${footer}`);
-    const records = decodeIndexField(out.subarray(length - STREAM_FOOTER_SIZE - footer.indexSize, length - STREAM_FOOTER_SIZE));
-    if (typeof records === "string" || records.length !== 1) throw new Error("liblzma wrote a stream that is not one block");
-    const unpaddedSize = (records[0] as { unpaddedSize: number }).unpaddedSize;
+    const records = decodeIndexField(out.subarray(length - STREAM_FOOTER_SIZE - footer.indexSize, length - STREAM_FOOTER_SIZE), 1);
+    if (typeof records === "string" || records.unpaddedSizes.length !== 1) throw new Error("liblzma wrote a stream that is not one block");
+    const unpaddedSize = records.unpaddedSizes[0] as number;
     const blockLength = padded(unpaddedSize);
     out.copy(out, 0, STREAM_HEADER_SIZE, STREAM_HEADER_SIZE + blockLength);
     return { length: blockLength, detail: unpaddedSize };
   }
 
-  trailer(frames: readonly WrittenFrame[]): Buffer {
-    const index = encodeIndexField(frames.map((f) => ({ unpaddedSize: f.detail, uncompressedSize: f.size })));
+  trailer(frames: FrameTable): Buffer {
+    const records = function* () {
+      for (const f of frames) yield { unpaddedSize: f.detail, uncompressedSize: f.size };
+    };
+    const index = encodeIndexField(records(), frames.length);
     return Buffer.concat([index, encodeStreamFooter(index.length, CHECK)]);
   }
 }
@@ -87,7 +91,7 @@ export const xzWriter: ContainerWriter = {
       await file.close();
     }
     const sink = await FramedSink.reopen(path, encoder, threads, state);
-    return { sink, committed: state.frames.reduce((n, f) => n + f.size, 0) };
+    return { sink, committed: state.frames.decodedSize };
   },
 };
 
@@ -99,37 +103,39 @@ export const xzWriter: ContainerWriter = {
 async function wholeBlocks(file: FileSource): Promise<FramedSinkState> {
   const notOurs = (why: string) =>
     new UnsupportedError(`${file.name}: cannot resume writing it: ${why}; only an .xz platter was writing can be resumed`);
-  if (file.size < STREAM_HEADER_SIZE) return { frames: [], fileOffset: 0 };
+  const blocks = new FrameTable(`${file.name}: xz blocks`);
+  if (file.size < STREAM_HEADER_SIZE) return { frames: blocks, fileOffset: 0 };
   const check = decodeStreamHeader(await file.read(0, STREAM_HEADER_SIZE));
   if (typeof check === "string") throw notOurs(check);
   if (check !== CHECK) throw notOurs(`its blocks have ${check === 0 ? "no" : "another"} check`);
   const finished = await readXzBlocks(file).catch(() => undefined);
   if (finished) {
     if (finished.streams !== 1) throw notOurs(`it holds ${finished.streams} streams`);
-    const frames = finished.blocks.map((b) => ({ compressedSize: b.compressedSize, size: b.size, detail: b.unpaddedSize }));
-    return { frames, fileOffset: STREAM_HEADER_SIZE + frames.reduce((n, f) => n + f.compressedSize, 0) };
+    return { frames: finished.blocks, fileOffset: endOf(finished.blocks) };
   }
-  const blocks: XzBlock[] = [];
-  let pos = STREAM_HEADER_SIZE;
-  let start = 0;
-  while (pos < file.size) {
+  for (let pos = STREAM_HEADER_SIZE; pos < file.size; ) {
     const header = decodeBlockHeader(await file.read(pos, Math.min(1024, file.size - pos)));
     if (typeof header === "string") break; // cut inside a header, or the index begins
     if (header.compressedSize === undefined || header.uncompressedSize === undefined) throw notOurs(`the block at offset ${pos} does not record its sizes`);
     if (header.uncompressedSize > BLOCK_SIZE) throw notOurs(`the block at offset ${pos} holds ${header.uncompressedSize} bytes, more than platter puts in one`);
     const unpaddedSize = header.headerSize + header.compressedSize + checkSize(CHECK);
     if (pos + padded(unpaddedSize) > file.size) break;
-    blocks.push({ offset: pos, compressedSize: padded(unpaddedSize), start, size: header.uncompressedSize, check: CHECK, unpaddedSize });
+    blocks.add(pos, padded(unpaddedSize), header.uncompressedSize, unpaddedSize, CHECK);
     pos += padded(unpaddedSize);
-    start += header.uncompressedSize;
   }
-  const last = blocks.at(-1);
-  if (last && !(await decodes(file, last))) blocks.pop();
-  const frames = blocks.map((b) => ({ compressedSize: b.compressedSize, size: b.size, detail: b.unpaddedSize }));
-  return { frames, fileOffset: STREAM_HEADER_SIZE + frames.reduce((n, f) => n + f.compressedSize, 0) };
+  const last = blocks.length ? blocks.get(blocks.length - 1) : undefined;
+  if (last && !(await decodes(file, last))) blocks.truncate(blocks.length - 1);
+  return { frames: blocks, fileOffset: endOf(blocks) };
 }
 
-async function decodes(file: FileSource, block: XzBlock): Promise<boolean> {
+/** Where the last block ends in the file (just after the stream header when there is none). */
+function endOf(blocks: FrameTable): number {
+  if (blocks.length === 0) return STREAM_HEADER_SIZE;
+  const last = blocks.get(blocks.length - 1);
+  return last.offset + last.compressedSize;
+}
+
+async function decodes(file: FileSource, block: Frame): Promise<boolean> {
   try {
     await new XzBlockCodec(file.name, BLOCK_SIZE * 2).decodeWhole(block, await file.read(block.offset, block.compressedSize), Buffer.allocUnsafe(block.size));
     return true;

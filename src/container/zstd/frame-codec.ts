@@ -10,11 +10,6 @@ import { decompressFrame, ZSTD_ERROR, ZstdCallError, ZstdDecodeStream } from "./
 /** Largest window platter keeps for a frame decoded as a stream: 128 MiB, what `zstd --long` (27) needs and zstd's own default limit. */
 export const WINDOW_LOG_MAX = 27;
 
-export interface ZstdFrame extends Frame {
-  /** The seek table's checksum for the frame, when it has one. */
-  readonly checksum?: number;
-}
-
 /** A libzstd failure as platter's error: corrupt data, or a frame platter will not decode. */
 export function zstdError(name: string, offset: number, err: unknown): unknown {
   if (!(err instanceof ZstdCallError)) return err;
@@ -36,7 +31,7 @@ export function zstdError(name: string, offset: number, err: unknown): unknown {
 export class ZstdFrameCodec implements FrameCodec {
   constructor(readonly name: string) {}
 
-  async decodeWhole(frame: ZstdFrame, input: Buffer, out: Buffer): Promise<void> {
+  async decodeWhole(frame: Frame, input: Buffer, out: Buffer): Promise<void> {
     this.checkHeader(frame, input);
     let n: number;
     try {
@@ -49,12 +44,12 @@ export class ZstdFrameCodec implements FrameCodec {
     this.checkTableChecksum(frame, input);
   }
 
-  openStream(frame: ZstdFrame, input: CompressedInput): FrameStream {
+  openStream(frame: Frame, input: CompressedInput): FrameStream {
     return new ZstdFrameStream(this, frame, input);
   }
 
   /** The frame's own header must be a zstd frame that agrees with the index. */
-  checkHeader(frame: ZstdFrame, head: Buffer): void {
+  checkHeader(frame: Frame, head: Buffer): void {
     if (head.length >= 4 && isSkippableMagic(head.readUInt32LE(0))) throw this.corrupt(frame, "it is a skippable frame, yet the index gives it data");
     const header = decodeFrameHeader(head);
     if (typeof header === "string") throw this.corrupt(frame, header);
@@ -66,14 +61,14 @@ export class ZstdFrameCodec implements FrameCodec {
     }
   }
 
-  /** A frame with its own checksum ends with it: it must be the one the seek table gives. */
-  checkTableChecksum(frame: ZstdFrame, input: Buffer): void {
-    if (frame.checksum === undefined) return;
+  /** A frame with its own checksum ends with it: it must be the one the seek table gives (the frame's `detail`). */
+  checkTableChecksum(frame: Frame, input: Buffer): void {
+    if (Number.isNaN(frame.detail)) return;
     const header = decodeFrameHeader(input);
     if (typeof header === "string" || !header.hasChecksum) return;
     const own = input.readUInt32LE(input.length - CHECKSUM_SIZE);
-    if (own !== frame.checksum) {
-      throw this.corrupt(frame, `its checksum 0x${own.toString(16)} is not the seek table's 0x${frame.checksum.toString(16)}`);
+    if (own !== frame.detail) {
+      throw this.corrupt(frame, `its checksum 0x${own.toString(16)} is not the seek table's 0x${frame.detail.toString(16)}`);
     }
   }
 
@@ -95,7 +90,7 @@ class ZstdFrameStream implements FrameStream {
 
   constructor(
     private readonly codec: ZstdFrameCodec,
-    private readonly frame: ZstdFrame,
+    private readonly frame: Frame,
     private readonly input: CompressedInput,
   ) {}
 

@@ -9,9 +9,10 @@
 import { CorruptImageError, UnsupportedError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
 import type { ContainerContext } from "../format.js";
+import { FrameTable, MAX_FRAMES } from "../frame-table.js";
 import { CompressedInput } from "../framed-source.js";
 import { WindowReader } from "../window-reader.js";
-import { zstdError, WINDOW_LOG_MAX, type ZstdFrame } from "./frame-codec.js";
+import { zstdError, WINDOW_LOG_MAX } from "./frame-codec.js";
 import {
   BLOCK_HEADER,
   CHECKSUM_SIZE,
@@ -26,15 +27,18 @@ import { ZstdDecodeStream } from "./libzstd.js";
 import { decodeSeekTable, decodeSeekTableFooter, SEEK_TABLE_FOOTER, seekTableSize } from "./seek-table.js";
 
 export interface ZstdIndex {
-  frames: ZstdFrame[];
+  frames: FrameTable;
   /** How the index was found. */
   from: "seek table" | "frame headers";
-  /** The seek table has checksums. */
+  /** The seek table has checksums (each frame's `detail`). */
   checksums: boolean;
 }
 
+/** Frame `tag` bit: the frame ends with its own content checksum. */
+export const HAS_CHECKSUM = 1;
+
 const CACHE_NAME = "zstd-frames";
-const CACHE_MAGIC = 0x31585a50; // "PZX1"
+const CACHE_MAGIC = 0x32585a50; // "PZX2"
 
 /**
  * The most bytes `compressedSize` bytes of zstd can decode to: every block
@@ -47,9 +51,9 @@ export function mostDecodedBytes(compressedSize: number): number {
 export async function readZstdIndex(below: BlockSource, context: ContainerContext): Promise<ZstdIndex> {
   const fromTable = await readSeekTable(below);
   if (fromTable) return fromTable;
-  const cached = context.indexCache ? decodeCachedIndex(await context.indexCache.load(CACHE_NAME), below.size) : undefined;
+  const cached = context.indexCache ? decodeCachedIndex(await context.indexCache.load(CACHE_NAME), below) : undefined;
   if (cached) return { frames: cached, from: "frame headers", checksums: false };
-  const frames = await walkFrames(below);
+  const { frames } = await scanFrames(below, { sizeOf: (f) => learnSize(below, f) });
   await context.indexCache?.save(CACHE_NAME, encodeCachedIndex(frames));
   return { frames, from: "frame headers", checksums: false };
 }
@@ -60,58 +64,63 @@ export async function readSeekTable(below: BlockSource): Promise<ZstdIndex | und
   if (footer === null) return undefined;
   const corrupt = (why: string) => new CorruptImageError(`${below.name}: corrupt zstd seek table: ${why}`);
   if (typeof footer === "string") throw corrupt(footer);
+  if (footer.frames > MAX_FRAMES) throw new UnsupportedError(`${below.name}: the zstd seek table lists ${footer.frames} frames; platter indexes up to ${MAX_FRAMES}`);
   const tableSize = seekTableSize(footer);
   if (tableSize > below.size) throw corrupt(`its ${footer.frames} entries need ${tableSize} bytes, the file has ${below.size}`);
   const tableStart = below.size - tableSize;
   const entries = decodeSeekTable(await below.read(tableStart, tableSize), footer);
   if (typeof entries === "string") throw corrupt(entries);
-  const frames: ZstdFrame[] = [];
+  const frames = new FrameTable(`${below.name}: zstd frames`);
   let offset = 0;
-  let start = 0;
-  for (const [i, e] of entries.entries()) {
-    if (e.compressedSize === 0) throw corrupt(`frame ${i} is 0 bytes long`);
-    if (offset + e.compressedSize > tableStart) {
-      throw corrupt(`frame ${i} (${e.compressedSize} bytes at offset ${offset}) runs past the start of the seek table at ${tableStart}`);
+  for (let i = 0; i < footer.frames; i++) {
+    const compressedSize = entries.compressedSizes[i] as number;
+    const size = entries.decompressedSizes[i] as number;
+    if (compressedSize === 0) throw corrupt(`frame ${i} is 0 bytes long`);
+    if (offset + compressedSize > tableStart) {
+      throw corrupt(`frame ${i} (${compressedSize} bytes at offset ${offset}) runs past the start of the seek table at ${tableStart}`);
     }
-    if (e.decompressedSize > mostDecodedBytes(e.compressedSize)) {
-      throw corrupt(`frame ${i} at offset ${offset} claims ${e.decompressedSize} bytes from ${e.compressedSize} compressed bytes, more than zstd can encode in them`);
+    if (size > mostDecodedBytes(compressedSize)) {
+      throw corrupt(`frame ${i} at offset ${offset} claims ${size} bytes from ${compressedSize} compressed bytes, more than zstd can encode in them`);
     }
-    frames.push({ offset, compressedSize: e.compressedSize, start, size: e.decompressedSize, checksum: e.checksum });
-    offset += e.compressedSize;
-    start += e.decompressedSize;
+    frames.add(offset, compressedSize, size, entries.checksums ? (entries.checksums[i] as number) : Number.NaN);
+    offset += compressedSize;
   }
-  if (offset !== tableStart) throw corrupt(`its ${entries.length} frames cover ${offset} bytes, but ${tableStart} come before the table`);
+  if (offset !== tableStart) throw corrupt(`its ${footer.frames} frames cover ${offset} bytes, but ${tableStart} come before the table`);
   return { frames, from: "seek table", checksums: footer.hasChecksums };
 }
 
-/** A frame as its headers describe it, before any decoding. */
-export interface ScannedFrame {
+/** What a frame's headers say of it, for a frame that does not give its content size. */
+export interface UnsizedFrame {
   offset: number;
   compressedSize: number;
-  /** Frame_Content_Size (0 for a skippable frame); undefined when the header leaves it out. */
-  size: number | undefined;
   windowSize: number;
-  /** The 4-byte checksum at its end, when it has one. */
-  checksum: boolean;
+}
+
+export interface ScanOptions {
+  /** Where an interrupted write ends, rather than a CorruptImageError for a frame cut short. */
+  stopAtCut?: boolean;
+  /** The content size of a frame whose header leaves it out (decode it, or refuse). */
+  sizeOf: (frame: UnsizedFrame) => Promise<number>;
 }
 
 /**
  * The frames of a zstd file from their headers, block by block. A frame cut
  * short is a CorruptImageError, or, with `stopAtCut`, where the scan ends
- * (an interrupted write: `end` is where the last whole frame ends).
+ * (`end`: where the last whole frame ends). A frame's `tag` says whether it
+ * has its own checksum (HAS_CHECKSUM).
  */
-export async function scanFrames(below: BlockSource, stopAtCut = false): Promise<{ frames: ScannedFrame[]; end: number }> {
+export async function scanFrames(below: BlockSource, options: ScanOptions): Promise<{ frames: FrameTable; end: number }> {
   const reader = new WindowReader(below);
   const size = below.size;
-  const frames: ScannedFrame[] = [];
+  const frames = new FrameTable(`${below.name}: zstd frames`);
   const cut = (what: string, at: number, pos: number) => {
-    if (stopAtCut) return { frames, end: pos };
+    if (options.stopAtCut) return { frames, end: pos };
     throw new CorruptImageError(`${below.name}: truncated zstd file: ${what} at offset ${at} runs past the end (${size} bytes)`);
   };
   for (let pos = 0; pos < size; ) {
     const head = await reader.bytes(pos, MAX_FRAME_HEADER);
     if (head.length < 4) {
-      if (stopAtCut) return { frames, end: pos };
+      if (options.stopAtCut) return { frames, end: pos };
       throw new CorruptImageError(`${below.name}: corrupt zstd file: ${head.length} stray bytes at offset ${pos} after the last frame`);
     }
     const magic = head.readUInt32LE(0);
@@ -119,7 +128,7 @@ export async function scanFrames(below: BlockSource, stopAtCut = false): Promise
       if (head.length < 8) return cut("skippable frame", pos, pos);
       const end = pos + 8 + head.readUInt32LE(4);
       if (end > size) return cut("skippable frame", pos, pos);
-      frames.push({ offset: pos, compressedSize: end - pos, size: 0, windowSize: 0, checksum: false });
+      frames.add(pos, end - pos, 0);
       pos = end;
       continue;
     }
@@ -156,30 +165,18 @@ export async function scanFrames(below: BlockSource, stopAtCut = false): Promise
         `${below.name}: corrupt zstd frame at offset ${pos}: its header claims ${header.contentSize} bytes, its ${blocks} blocks hold at most ${blocks * MAX_BLOCK_SIZE}`,
       );
     }
-    frames.push({ offset: pos, compressedSize: at - pos, size: header.contentSize, windowSize: header.windowSize, checksum: header.hasChecksum });
+    const frameSize = header.contentSize ?? (await options.sizeOf({ offset: pos, compressedSize: at - pos, windowSize: header.windowSize }));
+    frames.add(pos, at - pos, frameSize, Number.NaN, header.hasChecksum ? HAS_CHECKSUM : 0);
     pos = at;
   }
   return { frames, end: size };
 }
 
-/** Every frame of the file; sizes a header leaves out are learned by decoding. */
-async function walkFrames(below: BlockSource): Promise<ZstdFrame[]> {
-  const { frames: scanned } = await scanFrames(below);
-  const frames: ZstdFrame[] = [];
-  let start = 0;
-  for (const f of scanned) {
-    const frameSize = f.size ?? (await learnSize(below, f.offset, f.compressedSize, f.windowSize));
-    frames.push({ offset: f.offset, compressedSize: f.compressedSize, start, size: frameSize });
-    start += frameSize;
-  }
-  return frames;
-}
-
 /** Decode a frame that does not declare its size, counting its bytes. */
-async function learnSize(below: BlockSource, offset: number, compressedSize: number, window: number): Promise<number> {
-  if (window > 2 ** WINDOW_LOG_MAX) {
+async function learnSize(below: BlockSource, { offset, compressedSize, windowSize }: UnsizedFrame): Promise<number> {
+  if (windowSize > 2 ** WINDOW_LOG_MAX) {
     throw new UnsupportedError(
-      `${below.name}: zstd frame at offset ${offset} needs a ${Math.round(window / 2 ** 20)} MiB window (zstd --long=${Math.ceil(Math.log2(window))}); platter decodes windows up to ${2 ** (WINDOW_LOG_MAX - 20)} MiB: decompress it with zstd -d --long=31`,
+      `${below.name}: zstd frame at offset ${offset} needs a ${Math.round(windowSize / 2 ** 20)} MiB window (zstd --long=${Math.ceil(Math.log2(windowSize))}); platter decodes windows up to ${2 ** (WINDOW_LOG_MAX - 20)} MiB: decompress it with zstd -d --long=31`,
     );
   }
   const decoder = new ZstdDecodeStream(WINDOW_LOG_MAX);
@@ -204,36 +201,36 @@ async function learnSize(below: BlockSource, offset: number, compressedSize: num
   throw new CorruptImageError(`${below.name}: corrupt zstd frame at offset ${offset}: its blocks end before its data does`);
 }
 
-/** The cached index: magic, count, then offset, compressed size, size per frame (float64: exact below 2^53). */
-function encodeCachedIndex(frames: readonly ZstdFrame[]): Buffer {
-  const out = Buffer.alloc(8 + frames.length * 24);
+/** The cached index: magic, count, then offset, compressed size, size per frame (float64: exact below 2^53), then tags. */
+function encodeCachedIndex(frames: FrameTable): Buffer {
+  const n = frames.length;
+  const out = Buffer.alloc(8 + n * 25);
   out.writeUInt32LE(CACHE_MAGIC, 0);
-  out.writeUInt32LE(frames.length, 4);
-  frames.forEach((f, i) => {
-    out.writeDoubleLE(f.offset, 8 + i * 24);
-    out.writeDoubleLE(f.compressedSize, 16 + i * 24);
-    out.writeDoubleLE(f.size, 24 + i * 24);
-  });
+  out.writeUInt32LE(n, 4);
+  for (const f of frames) {
+    out.writeDoubleLE(f.offset, 8 + f.index * 24);
+    out.writeDoubleLE(f.compressedSize, 16 + f.index * 24);
+    out.writeDoubleLE(f.size, 24 + f.index * 24);
+    out[8 + n * 24 + f.index] = f.tag;
+  }
   return out;
 }
 
 /** A cached index, if it is one and fits this file; anything else is ignored (and rebuilt). */
-function decodeCachedIndex(data: Buffer | undefined, fileSize: number): ZstdFrame[] | undefined {
+function decodeCachedIndex(data: Buffer | undefined, below: BlockSource): FrameTable | undefined {
   if (!data || data.length < 8 || data.readUInt32LE(0) !== CACHE_MAGIC) return undefined;
   const count = data.readUInt32LE(4);
-  if (data.length !== 8 + count * 24) return undefined;
-  const frames: ZstdFrame[] = [];
+  if (count > MAX_FRAMES || data.length !== 8 + count * 25) return undefined;
+  const frames = new FrameTable(`${below.name}: zstd frames`);
   let offset = 0;
-  let start = 0;
   for (let i = 0; i < count; i++) {
     const at = data.readDoubleLE(8 + i * 24);
     const compressedSize = data.readDoubleLE(16 + i * 24);
     const size = data.readDoubleLE(24 + i * 24);
     if (at !== offset || !Number.isSafeInteger(compressedSize) || compressedSize <= 0 || !Number.isSafeInteger(size) || size < 0) return undefined;
     if (size > mostDecodedBytes(compressedSize)) return undefined;
-    frames.push({ offset, compressedSize, start, size });
+    frames.add(offset, compressedSize, size, Number.NaN, data[8 + count * 24 + i] as number);
     offset += compressedSize;
-    start += size;
   }
-  return offset === fileSize ? frames : undefined;
+  return offset === below.size ? frames : undefined;
 }

@@ -48,37 +48,51 @@ export function decodeSeekTableFooter(tail: Buffer): SeekTableFooter | null | st
   return { frames, hasChecksums: (descriptor & CHECKSUM_FLAG) !== 0 };
 }
 
+/** The entries of a seek table, column by column (a table may list millions of frames). */
+export interface SeekTableEntries {
+  compressedSizes: Uint32Array;
+  decompressedSizes: Uint32Array;
+  /** Present when the table has checksums. */
+  checksums?: Uint32Array;
+}
+
 /** The entries of the skippable frame `table` (exactly seekTableSize(footer) bytes), or a reason string. */
-export function decodeSeekTable(table: Buffer, footer: SeekTableFooter): SeekTableEntry[] | string {
+export function decodeSeekTable(table: Buffer, footer: SeekTableFooter): SeekTableEntries | string {
   if (table.length !== seekTableSize(footer)) return "seek table size mismatch";
   if (table.readUInt32LE(0) !== SEEK_TABLE_MAGIC) return `the seek table does not start with the skippable magic 0x${SEEK_TABLE_MAGIC.toString(16)}`;
   if (table.readUInt32LE(4) !== table.length - 8) {
     return `the seek table frame says it holds ${table.readUInt32LE(4)} bytes, its ${footer.frames} entries and footer take ${table.length - 8}`;
   }
   const entrySize = footer.hasChecksums ? 12 : 8;
-  const entries: SeekTableEntry[] = [];
+  const entries: SeekTableEntries = {
+    compressedSizes: new Uint32Array(footer.frames),
+    decompressedSizes: new Uint32Array(footer.frames),
+    checksums: footer.hasChecksums ? new Uint32Array(footer.frames) : undefined,
+  };
   for (let i = 0, at = 8; i < footer.frames; i++, at += entrySize) {
-    const entry: SeekTableEntry = { compressedSize: table.readUInt32LE(at), decompressedSize: table.readUInt32LE(at + 4) };
-    if (footer.hasChecksums) entry.checksum = table.readUInt32LE(at + 8);
-    entries.push(entry);
+    entries.compressedSizes[i] = table.readUInt32LE(at);
+    entries.decompressedSizes[i] = table.readUInt32LE(at + 4);
+    if (entries.checksums) entries.checksums[i] = table.readUInt32LE(at + 8);
   }
   return entries;
 }
 
-export function encodeSeekTable(entries: readonly SeekTableEntry[], hasChecksums: boolean): Buffer {
-  const footer = { frames: entries.length, hasChecksums };
+export function encodeSeekTable(entries: Iterable<SeekTableEntry>, count: number, hasChecksums: boolean): Buffer {
+  const footer = { frames: count, hasChecksums };
   const table = Buffer.alloc(seekTableSize(footer));
   table.writeUInt32LE(SEEK_TABLE_MAGIC, 0);
   table.writeUInt32LE(table.length - 8, 4);
   const entrySize = hasChecksums ? 12 : 8;
-  entries.forEach((e, i) => {
-    const at = 8 + i * entrySize;
+  let i = 0;
+  for (const e of entries) {
+    const at = 8 + i++ * entrySize;
     table.writeUInt32LE(e.compressedSize, at);
     table.writeUInt32LE(e.decompressedSize, at + 4);
     if (hasChecksums) table.writeUInt32LE(e.checksum ?? 0, at + 8);
-  });
+  }
+  if (i !== count) throw new RangeError(`seek table of ${count} entries given ${i}`);
   const at = table.length - SEEK_TABLE_FOOTER;
-  table.writeUInt32LE(entries.length, at);
+  table.writeUInt32LE(count, at);
   table[at + 4] = hasChecksums ? CHECKSUM_FLAG : 0;
   table.writeUInt32LE(SEEKABLE_MAGIC, at + 5);
   return table;

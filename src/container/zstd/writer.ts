@@ -8,11 +8,12 @@
 import { UnsupportedError, UsageError } from "../../errors.js";
 import { FileSource } from "../../io/file-source.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
-import { FramedSink, type FrameEncoder, type FramedSinkState, type WrittenFrame } from "../framed-sink.js";
+import { FrameTable, type Frame } from "../frame-table.js";
+import { FramedSink, type FrameEncoder, type FramedSinkState } from "../framed-sink.js";
 import { defaultThreads } from "../native-library.js";
 import { ZstdFrameCodec } from "./frame-codec.js";
 import { CHECKSUM_SIZE } from "./frame-header.js";
-import { readSeekTable, scanFrames } from "./frame-index.js";
+import { HAS_CHECKSUM, readSeekTable, scanFrames } from "./frame-index.js";
 import { compressBound, compressFrame, levelRange, requireZstd } from "./libzstd.js";
 import { encodeSeekTable } from "./seek-table.js";
 
@@ -41,11 +42,11 @@ class ZstdFrameEncoder implements FrameEncoder {
     return { length, detail: out.readUInt32LE(length - CHECKSUM_SIZE) };
   }
 
-  trailer(frames: readonly WrittenFrame[]): Buffer {
-    return encodeSeekTable(
-      frames.map((f) => ({ compressedSize: f.compressedSize, decompressedSize: f.size, checksum: f.detail })),
-      true,
-    );
+  trailer(frames: FrameTable): Buffer {
+    const entries = function* () {
+      for (const f of frames) yield { compressedSize: f.compressedSize, decompressedSize: f.size, checksum: f.detail };
+    };
+    return encodeSeekTable(entries(), frames.length, true);
   }
 }
 
@@ -80,7 +81,7 @@ export const zstdWriter: ContainerWriter = {
       await file.close();
     }
     const sink = await FramedSink.reopen(path, encoder, threads, state);
-    return { sink, committed: state.frames.reduce((n, f) => n + f.size, 0) };
+    return { sink, committed: state.frames.decodedSize };
   },
 };
 
@@ -95,26 +96,38 @@ async function wholeFrames(file: FileSource): Promise<FramedSinkState> {
   const table = await readSeekTable(file);
   if (table) {
     if (!table.checksums) throw notOurs("its seek table has no checksums");
-    const frames = table.frames.map((f) => ({ compressedSize: f.compressedSize, size: f.size, detail: f.checksum ?? 0 }));
-    return { frames, fileOffset: frames.reduce((n, f) => n + f.compressedSize, 0) };
+    return { frames: table.frames, fileOffset: endOf(table.frames) };
   }
-  const scan = await scanFrames(file, true);
-  const frames: WrittenFrame[] = [];
-  for (const f of scan.frames) {
-    if (f.size === undefined || !f.checksum || f.size === 0) throw notOurs(`the frame at offset ${f.offset} does not record its size and checksum`);
+  const { frames: scanned } = await scanFrames(file, {
+    stopAtCut: true,
+    sizeOf: async (f) => {
+      throw notOurs(`the frame at offset ${f.offset} does not record its size`);
+    },
+  });
+  // The seek table's checksum of each frame is the one at its end.
+  const frames = new FrameTable(`${file.name}: zstd frames`);
+  for (const f of scanned) {
+    if (!(f.tag & HAS_CHECKSUM) || f.size === 0) throw notOurs(`the frame at offset ${f.offset} has no checksum`);
     if (f.size > FRAME_SIZE) throw notOurs(`the frame at offset ${f.offset} holds ${f.size} bytes, more than platter puts in one`);
     const tail = await file.read(f.offset + f.compressedSize - CHECKSUM_SIZE, CHECKSUM_SIZE);
-    frames.push({ compressedSize: f.compressedSize, size: f.size, detail: tail.readUInt32LE(0) });
+    frames.add(f.offset, f.compressedSize, f.size, tail.readUInt32LE(0));
   }
-  const last = scan.frames.at(-1);
-  if (last && !(await decodes(file, last.offset, last.compressedSize, last.size as number))) frames.pop();
-  return { frames, fileOffset: frames.reduce((n, f) => n + f.compressedSize, 0) };
+  const last = frames.length ? frames.get(frames.length - 1) : undefined;
+  if (last && !(await decodes(file, last))) frames.truncate(frames.length - 1);
+  return { frames, fileOffset: endOf(frames) };
 }
 
-async function decodes(file: FileSource, offset: number, compressedSize: number, size: number): Promise<boolean> {
+/** Where the last frame ends in the file. */
+function endOf(frames: FrameTable): number {
+  if (frames.length === 0) return 0;
+  const last = frames.get(frames.length - 1);
+  return last.offset + last.compressedSize;
+}
+
+async function decodes(file: FileSource, frame: Frame): Promise<boolean> {
   try {
-    const input = await file.read(offset, compressedSize);
-    await new ZstdFrameCodec(file.name).decodeWhole({ offset, compressedSize, start: 0, size }, input, Buffer.allocUnsafe(size));
+    const input = await file.read(frame.offset, frame.compressedSize);
+    await new ZstdFrameCodec(file.name).decodeWhole(frame, input, Buffer.allocUnsafe(frame.size));
     return true;
   } catch {
     return false;

@@ -49,7 +49,7 @@ export async function readXzBlocks(below: BlockSource): Promise<XzLayout> {
   while (pos > 0) {
     pos = await skipPadding(below, pos);
     if (pos === 0) break;
-    if (pos < STREAM_HEADER_SIZE + STREAM_FOOTER_SIZE) throw corrupt(`${pos} bytes at offset 0 are too few for a stream`);
+    if (pos < STREAM_HEADER_SIZE + STREAM_FOOTER_SIZE) throw corrupt(`${pos} bytes at offset 0 are too few for a stream: the file is truncated or damaged`);
     const footerAt = pos - STREAM_FOOTER_SIZE;
     const footerBytes = await below.read(footerAt, STREAM_FOOTER_SIZE);
     if (!isStreamFooter(footerBytes)) throw corrupt(`no stream footer at offset ${footerAt}: the file is truncated or damaged`);

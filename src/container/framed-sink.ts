@@ -12,6 +12,7 @@ import { promises as fsp } from "node:fs";
 import { ioError, UsageError } from "../errors.js";
 import { isAllZero } from "../io/zeros.js";
 import { BufferPool } from "../util/buffer-pool.js";
+import { Limiter } from "../util/limiter.js";
 import { OrderedWindow } from "../util/ordered-window.js";
 import type { ContainerName, ContainerSink } from "./format.js";
 import { FrameTable } from "./frame-table.js";
@@ -33,6 +34,8 @@ export interface FrameEncoder {
   encode(data: Buffer, out: Buffer): Promise<{ length: number; detail: number }>;
   /** What ends the file: the index of every frame (a seek table, an xz index and footer). */
   trailer(frames: FrameTable): Buffer;
+  /** Let go of what encoding kept (compressor memory). */
+  release?(): void;
 }
 
 /** A compressed frame on its way to the file. */
@@ -56,6 +59,8 @@ export class FramedSink implements ContainerSink {
   readonly format: ContainerName;
   private readonly window: OrderedWindow<EncodedFrame>;
   private readonly pool: BufferPool;
+  /** Compressions running at once: one per thread (an xz -6 encoder alone takes 40 MiB). */
+  private readonly encoders: Limiter;
   private readonly zeroFrames = new Map<number, Promise<EncodedFrame>>();
   private readonly frameSize: number;
   private staging: Buffer;
@@ -78,10 +83,12 @@ export class FramedSink implements ContainerSink {
     this.fileOffset = fileOffset;
     this.position = frames.decodedSize;
     this.frameSize = encoder.frameSize;
-    // Frames being compressed (input and output), one waiting to be written, and the one filling.
-    this.pool = new BufferPool((threads + 2) * (encoder.frameSize + encoder.maxEncodedSize));
+    // A frame per thread, compressed or being written; the next fills meanwhile. Memory: (threads + 1) frames in, threads out.
+    const width = threads;
+    this.pool = new BufferPool((width + 1) * (encoder.frameSize + encoder.maxEncodedSize));
     this.staging = this.pool.take(this.frameSize);
-    this.window = new OrderedWindow(threads, (frame) => this.append(frame));
+    this.window = new OrderedWindow(width, (frame) => this.append(frame));
+    this.encoders = new Limiter(threads);
   }
 
   /** A new file at `path` (an existing one is replaced), starting with the encoder's header. */
@@ -179,6 +186,7 @@ export class FramedSink implements ContainerSink {
       }
     } finally {
       this.pool.clear();
+      this.encoder.release?.();
       await this.handle.close();
     }
   }
@@ -209,7 +217,7 @@ export class FramedSink implements ContainerSink {
         if (isAllZero(data)) return await this.zeroFrame(data.length);
         const out = this.pool.take(this.encoder.maxEncodedSize);
         try {
-          const { length, detail } = await this.encoder.encode(data, out);
+          const { length, detail } = await this.encoders.run(() => this.encoder.encode(data, out));
           return { bytes: out.subarray(0, length), detail, size: data.length, pooled: true };
         } catch (err) {
           this.pool.give(out);
@@ -234,7 +242,9 @@ export class FramedSink implements ContainerSink {
     let frame = this.zeroFrames.get(length);
     if (!frame) {
       const out = Buffer.allocUnsafe(this.encoder.maxEncodedSize);
-      frame = this.encoder.encode(Buffer.alloc(length), out).then(({ length: n, detail }) => ({ bytes: out.subarray(0, n), detail, size: length, pooled: false }));
+      frame = this.encoders
+        .run(() => this.encoder.encode(Buffer.alloc(length), out))
+        .then(({ length: n, detail }) => ({ bytes: out.subarray(0, n), detail, size: length, pooled: false }));
       this.zeroFrames.set(length, frame);
     }
     return frame;

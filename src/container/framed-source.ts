@@ -14,7 +14,7 @@
  *
  * Memory stays bounded whatever the image: at most MAX_IN_FLIGHT_BYTES of
  * frames being decoded, CACHE_BYTES of decoded frames, PAGE_CACHE_BYTES of
- * pages, and each codec's own window.
+ * pages, POOL_BYTES of memory kept for reuse, and each codec's own window.
  */
 import { CorruptImageError } from "../errors.js";
 import type { BlockSource } from "../io/block-source.js";
@@ -47,17 +47,20 @@ export interface FrameStream {
 
 /** Decoded frames up to this size are decoded in one call and cached whole. */
 export const WHOLE_FRAME_MAX = 16 << 20;
-const CACHE_BYTES = 48 << 20;
-const MAX_IN_FLIGHT_BYTES = 48 << 20;
+const CACHE_BYTES = 24 << 20;
+const MAX_IN_FLIGHT_BYTES = 32 << 20;
+/** Decoded frames' memory kept for the next ones (fresh memory costs a page fault per 4 KiB). */
+const POOL_BYTES = 16 << 20;
 /** Larger frames are read as a stream, in pages of this size. */
 export const PAGE = 1 << 20;
 const PAGE_CACHE_BYTES = 16 << 20;
 /** Compressed bytes read at once by a stream. */
 const INPUT_CHUNK = 1 << 20;
 
-/** A frame's compressed bytes, read front to back in chunks. */
+/** A frame's compressed bytes, read front to back in chunks, into one buffer used again for each. */
 export class CompressedInput {
   private position = 0;
+  private buffer: Buffer | undefined;
 
   constructor(
     private readonly source: BlockSource,
@@ -71,11 +74,12 @@ export class CompressedInput {
     return this.offset + this.position;
   }
 
-  /** The next chunk, or undefined once all `length` bytes have been read. */
+  /** The next chunk (valid until the next call), or undefined once all `length` bytes have been read. */
   async next(): Promise<Buffer | undefined> {
     if (this.position >= this.length) return undefined;
     const n = Math.min(INPUT_CHUNK, this.length - this.position);
-    const chunk = await this.source.read(this.offset + this.position, n);
+    this.buffer ??= Buffer.allocUnsafeSlow(Math.min(INPUT_CHUNK, this.length));
+    const chunk = await this.source.read(this.offset + this.position, n, this.buffer.subarray(0, n));
     this.position += n;
     return chunk;
   }
@@ -118,7 +122,7 @@ export class FramedSource implements ContainerSource {
   private readonly decoding = new Map<number, Promise<Buffer>>();
   private readonly limiter: Limiter;
   private readonly aheadCount: number;
-  private readonly pool = new BufferPool(MAX_IN_FLIGHT_BYTES);
+  private readonly pool = new BufferPool(POOL_BYTES);
   private readonly pages = new LruCache<number, Buffer>(PAGE_CACHE_BYTES / PAGE, (_, page) => this.pool.give(page));
   private readonly streamTurn = new InTurn();
   private cursor: Cursor | undefined;

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { zstdFormat, zstdWriter } from "../../src/container/zstd/index.js";
+import { FRAME_SIZE } from "../../src/container/zstd/writer.js";
 import { CorruptImageError, PlatterError, UnsupportedError } from "../../src/errors.js";
 import { MemorySource } from "../../src/io/memory-source.js";
 import { prng } from "../helpers/fs-fuzz.js";
@@ -96,8 +97,8 @@ describe("hostile .zst files", { skip: needs("zstd") }, () => {
     damaged[f3.at + (f3.c >> 1)] ^= 0x10;
     const decoded = await zstdFormat.open(new MemorySource(damaged, 512, "hostile.zst"), noRelated);
     try {
-      assert.ok((await decoded.read(0, 3 * 2 * MiB)).equals(data.subarray(0, 6 * MiB)), "frames 1-3 read as before the damage");
-      await assert.rejects(decoded.read(3 * 2 * MiB, 4096), rejectsWith(CorruptImageError, new RegExp(`hostile\\.zst: corrupt zstd frame at offset ${f3.at}: `)));
+      assert.ok((await decoded.read(0, 3 * FRAME_SIZE)).equals(data.subarray(0, 3 * FRAME_SIZE)), "frames 1-3 read as before the damage");
+      await assert.rejects(decoded.read(3 * FRAME_SIZE, 4096), rejectsWith(CorruptImageError, new RegExp(`hostile\\.zst: corrupt zstd frame at offset ${f3.at}: `)));
     } finally {
       await decoded.close();
     }
@@ -180,17 +181,17 @@ describe("hostile .zst files", { skip: needs("zstd") }, () => {
       lie = withEntry(lie, base.tableStart, 2, 0, f2.c + 10);
       const decoded = await zstdFormat.open(new MemorySource(lie, 512, "hostile.zst"), noRelated);
       try {
-        assert.ok((await decoded.read(0, 2 * MiB)).equals(data.subarray(0, 2 * MiB)), "frame 1 is untouched");
-        await assert.rejects(decoded.read(2 * MiB, 10), rejectsWith(CorruptImageError, new RegExp(`corrupt zstd frame at offset ${f1.at}`)));
-        await assert.rejects(decoded.read(4 * MiB, 10), rejectsWith(CorruptImageError, new RegExp(`corrupt zstd frame at offset ${f2.at - 10}: no zstd frame magic`)));
+        assert.ok((await decoded.read(0, FRAME_SIZE)).equals(data.subarray(0, FRAME_SIZE)), "frame 1 is untouched");
+        await assert.rejects(decoded.read(FRAME_SIZE, 10), rejectsWith(CorruptImageError, new RegExp(`corrupt zstd frame at offset ${f1.at}`)));
+        await assert.rejects(decoded.read(2 * FRAME_SIZE, 10), rejectsWith(CorruptImageError, new RegExp(`corrupt zstd frame at offset ${f2.at - 10}: no zstd frame magic`)));
       } finally {
         await decoded.close();
       }
     });
 
     test("a decompressed size that is not the frame's, and a checksum that is not the frame's: refused when the frame is read", async () => {
-      const sizeLie = withEntry(base.file, base.tableStart, 0, 4, MiB);
-      await assert.rejects(openAndRead(sizeLie), rejectsWith(CorruptImageError, /corrupt zstd frame at offset 0: its header says 2097152 bytes, the index says 1048576/));
+      const sizeLie = withEntry(base.file, base.tableStart, 0, 4, FRAME_SIZE / 2);
+      await assert.rejects(openAndRead(sizeLie), rejectsWith(CorruptImageError, new RegExp(`corrupt zstd frame at offset 0: its header says ${FRAME_SIZE} bytes, the index says ${FRAME_SIZE / 2}`)));
       const sum = base.file.readUInt32LE(base.tableStart + 8 + 8);
       const sumLie = withEntry(base.file, base.tableStart, 0, 8, sum ^ 1);
       await assert.rejects(openAndRead(sumLie), rejectsWith(CorruptImageError, /corrupt zstd frame at offset 0: its checksum 0x[0-9a-f]+ is not the seek table's/));
@@ -234,7 +235,7 @@ describe("hostile .zst files", { skip: needs("zstd") }, () => {
       assert.ok(result.maxRssMiB < 200, `peak memory ${result.maxRssMiB} MiB`);
     });
 
-    test("64 GiB of zeros in the seekable format (1 MiB file): random reads under 200 MiB", async () => {
+    test("64 GiB of zeros in the seekable format (2 MiB of file): random reads under 200 MiB", async () => {
       const path = join(dir, "bomb-seekable.zst");
       const sink = await zstdWriter.create(path, {});
       await sink.writeZeros(0, 64 * 1024 * MiB);
@@ -253,9 +254,9 @@ describe("hostile .zst files", { skip: needs("zstd") }, () => {
     damaged[f1.at + 20] ^= 0xff;
     const decoded = await zstdFormat.open(new MemorySource(damaged, 512, "hostile.zst"), noRelated);
     try {
-      await assert.rejects(decoded.read(2 * MiB, 10), CorruptImageError);
-      assert.ok((await decoded.read(4 * MiB, 2 * MiB)).equals(data.subarray(4 * MiB, 6 * MiB)));
-      await assert.rejects(decoded.read(2 * MiB, 10), CorruptImageError, "the failure is met again, not cached as data");
+      await assert.rejects(decoded.read(FRAME_SIZE, 10), CorruptImageError);
+      assert.ok((await decoded.read(2 * FRAME_SIZE, FRAME_SIZE)).equals(data.subarray(2 * FRAME_SIZE, 3 * FRAME_SIZE)));
+      await assert.rejects(decoded.read(FRAME_SIZE, 10), CorruptImageError, "the failure is met again, not cached as data");
     } finally {
       await decoded.close();
     }

@@ -102,7 +102,7 @@ describe("platter's .zst output", { skip: needs("zstd") }, () => {
     await sink.close();
     const file = readFileSync(zeros);
     const { frames } = parseSeekTable(file);
-    assert.equal(frames.length, 33);
+    assert.equal(frames.length, Math.ceil((64 * MiB + 5) / FRAME_SIZE));
     assert.equal(new Set(frames.map((f) => `${f.c}/${f.sum}`)).size, 2, "one zero frame, and the last shorter one");
     assert.ok(file.length < 8192, `${file.length} bytes`);
     assert.equal((await run("bash", ["-c", `zstd -dc '${zeros}' | cmp - <(head -c ${64 * MiB + 5} /dev/zero) && echo same`])).stdout.trim(), "same");

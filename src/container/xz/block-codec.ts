@@ -109,6 +109,7 @@ class XzBlockStream implements FrameStream {
   private chunkPos = 0;
   private inputDone = false;
   private ended = false;
+  private closed = false;
 
   constructor(
     private readonly codec: XzBlockCodec,
@@ -117,7 +118,7 @@ class XzBlockStream implements FrameStream {
   ) {
     this.input = new BlockInput(block, input);
     try {
-      this.decoder = new LzmaDecodeStream(codec.memoryLimit);
+      this.decoder = takeDecoder(codec.memoryLimit);
     } catch (err) {
       throw codec.failure(block, err);
     }
@@ -151,6 +152,29 @@ class XzBlockStream implements FrameStream {
   }
 
   close(): void {
-    this.decoder.close();
+    if (!this.closed) giveDecoder(this.decoder);
+    this.closed = true;
   }
+}
+
+/**
+ * Decoders kept for the next block: liblzma keeps a decoder's dictionary when
+ * it starts a new stream, so a block decoded in it touches no fresh memory.
+ * Only a few small ones are kept (an xz -9 dictionary is 64 MiB).
+ */
+const idleDecoders: LzmaDecodeStream[] = [];
+const MAX_IDLE_DECODERS = 2;
+const MAX_IDLE_DECODER_MEMORY = 24 << 20;
+
+function takeDecoder(memoryLimit: number): LzmaDecodeStream {
+  const i = idleDecoders.findIndex((d) => d.memoryLimit === memoryLimit);
+  if (i < 0) return new LzmaDecodeStream(memoryLimit);
+  const [decoder] = idleDecoders.splice(i, 1) as [LzmaDecodeStream];
+  decoder.restart();
+  return decoder;
+}
+
+function giveDecoder(decoder: LzmaDecodeStream): void {
+  if (idleDecoders.length < MAX_IDLE_DECODERS && decoder.memoryUsage() <= MAX_IDLE_DECODER_MEMORY) idleDecoders.push(decoder);
+  else decoder.close();
 }

@@ -2,11 +2,12 @@
  * The header of an .xz block (doc/xz-file-format.txt, 3.1): its size
  * ((first byte + 1) * 4), flags (filter count, whether the compressed and
  * uncompressed sizes follow), the sizes, the filter flags, padding, CRC32.
- * platter reads it to find the blocks of a file it was writing (resume) and
- * the dictionary a block needs.
+ * platter writes one (LZMA2, both sizes) before each block it writes, and
+ * reads them to find the blocks of a file it was writing (resume) and the
+ * dictionary a block needs.
  */
 import { crc32 } from "node:zlib";
-import { decodeVli } from "./vli.js";
+import { decodeVli, encodeVli } from "./vli.js";
 
 export const FILTER_LZMA2 = 0x21;
 
@@ -64,6 +65,22 @@ export function decodeBlockHeader(buf: Buffer): BlockHeader | string {
 export function lzma2DictionarySize(properties: Buffer): number | undefined {
   const bits = properties[0];
   if (properties.length !== 1 || bits === undefined || bits > 40) return undefined;
-  if (bits === 40) return 0xffffffff;
-  return (2 | (bits & 1)) * 2 ** (Math.floor(bits / 2) + 11);
+  return dictionaryOf(bits);
+}
+
+function dictionaryOf(bits: number): number {
+  return bits === 40 ? 0xffffffff : (2 | (bits & 1)) * 2 ** (Math.floor(bits / 2) + 11);
+}
+
+/** The header of an LZMA2 block whose sizes are known, as liblzma would write it (but with no spare padding). */
+export function encodeLzma2BlockHeader(compressedSize: number, uncompressedSize: number, dictionarySize: number): Buffer {
+  let bits = 0;
+  while (bits < 40 && dictionaryOf(bits) < dictionarySize) bits++;
+  const body = Buffer.concat([Buffer.from([0, 0xc0]), encodeVli(compressedSize), encodeVli(uncompressedSize), Buffer.from([FILTER_LZMA2, 1, bits])]);
+  const size = Math.ceil((body.length + 4) / 4) * 4;
+  const header = Buffer.alloc(size);
+  body.copy(header);
+  header[0] = size / 4 - 1;
+  header.writeUInt32LE(crc32(header.subarray(0, size - 4)), size - 4);
+  return header;
 }

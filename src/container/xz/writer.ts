@@ -12,11 +12,11 @@ import { FrameTable, type Frame } from "../frame-table.js";
 import { FramedSink, type FrameEncoder, type FramedSinkState } from "../framed-sink.js";
 import { defaultThreads } from "../native-library.js";
 import { XzBlockCodec } from "./block-codec.js";
-import { decodeBlockHeader } from "./block-header.js";
+import { decodeBlockHeader, encodeLzma2BlockHeader } from "./block-header.js";
 import { padded, readXzBlocks } from "./block-list.js";
-import { decodeIndexField, encodeIndexField } from "./index-field.js";
-import { CHECK_CRC64, encodeStream, requireLzma, streamBufferBound } from "./liblzma.js";
-import { decodeStreamFooter, encodeStreamFooter, STREAM_FOOTER_SIZE } from "./stream-footer.js";
+import { encodeIndexField } from "./index-field.js";
+import { blockBound, CHECK_CRC64, crc64, Lzma2Encoder, requireLzma } from "./liblzma.js";
+import { encodeStreamFooter } from "./stream-footer.js";
 import { checkSize, decodeStreamHeader, encodeStreamHeader, STREAM_HEADER_SIZE } from "./stream-header.js";
 
 /**
@@ -29,11 +29,17 @@ export const BLOCK_SIZE = 4 << 20;
 /** xz's own default preset. */
 const DEFAULT_LEVEL = 6;
 const CHECK = CHECK_CRC64;
+/** Memory all encoders together may take: two at -6 (47 MiB each), more at lower levels. */
+const ENCODER_MEMORY = 100 << 20;
+/** Room left before the LZMA2 data for the block header: 1+1 bytes, two 9-byte sizes, 3 bytes of filter, CRC32. */
+const MAX_HEADER = 28;
 
 class XzBlockEncoder implements FrameEncoder {
   readonly format = "xz";
   readonly frameSize = BLOCK_SIZE;
-  readonly maxEncodedSize = streamBufferBound(BLOCK_SIZE);
+  readonly maxEncodedSize = blockBound(BLOCK_SIZE);
+  /** One LZMA2 encoder per compression running at once, each keeping its memory from block to block. */
+  private readonly idle: Lzma2Encoder[] = [];
 
   constructor(private readonly preset: number) {}
 
@@ -41,17 +47,32 @@ class XzBlockEncoder implements FrameEncoder {
     return encodeStreamHeader(CHECK);
   }
 
-  /** liblzma writes a one-block stream; its block is moved to the start of `out`, its index record gives the unpadded size. */
+  /**
+   * The block: its header (both sizes, so xz -T0 decodes blocks in parallel
+   * too), the LZMA2 data, padding to 4 bytes, and the CRC64 of `data`. The
+   * data is compressed past the room a header can take, then moved up to it.
+   */
   async encode(data: Buffer, out: Buffer): Promise<{ length: number; detail: number }> {
-    const length = await encodeStream(data, out, this.preset, BLOCK_SIZE);
-    const footer = decodeStreamFooter(out.subarray(length - STREAM_FOOTER_SIZE, length));
-    if (typeof footer === "string") throw new Error(`liblzma wrote a stream platter cannot read back: ${footer}`);
-    const records = decodeIndexField(out.subarray(length - STREAM_FOOTER_SIZE - footer.indexSize, length - STREAM_FOOTER_SIZE), 1);
-    if (typeof records === "string" || records.unpaddedSizes.length !== 1) throw new Error("liblzma wrote a stream that is not one block");
-    const unpaddedSize = records.unpaddedSizes[0] as number;
-    const blockLength = padded(unpaddedSize);
-    out.copy(out, 0, STREAM_HEADER_SIZE, STREAM_HEADER_SIZE + blockLength);
-    return { length: blockLength, detail: unpaddedSize };
+    const encoder = this.idle.pop() ?? new Lzma2Encoder(this.preset, BLOCK_SIZE);
+    let compressed: number;
+    let check: Buffer;
+    try {
+      [compressed, check] = await Promise.all([encoder.encode(data, out.subarray(MAX_HEADER)), crc64(data)]);
+    } finally {
+      this.idle.push(encoder);
+    }
+    const header = encodeLzma2BlockHeader(compressed, data.length, encoder.dictionarySize);
+    out.copy(out, header.length, MAX_HEADER, MAX_HEADER + compressed);
+    header.copy(out);
+    const unpaddedSize = header.length + compressed + check.length;
+    const length = padded(unpaddedSize);
+    out.fill(0, header.length + compressed, length - check.length);
+    check.copy(out, length - check.length);
+    return { length, detail: unpaddedSize };
+  }
+
+  release(): void {
+    for (const encoder of this.idle.splice(0)) encoder.close();
   }
 
   trailer(frames: FrameTable): Buffer {
@@ -69,7 +90,10 @@ function settings(options: WriterOptions): { encoder: XzBlockEncoder; threads: n
   if (!Number.isInteger(level) || level < 0 || level > 9) throw new UsageError(`--level ${level}: xz levels go from 0 to 9`);
   const threads = options.threads ?? defaultThreads();
   if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`--threads ${threads}: give a whole number of at least 1`);
-  return { encoder: new XzBlockEncoder(level), threads };
+  // Each thread's encoder keeps its tables: as many as ENCODER_MEMORY allows, so memory stays bounded on any machine.
+  const probe = new Lzma2Encoder(level, BLOCK_SIZE);
+  const affordable = Math.max(1, Math.floor(ENCODER_MEMORY / probe.memoryUsage));
+  return { encoder: new XzBlockEncoder(level), threads: Math.min(threads, affordable) };
 }
 
 export const xzWriter: ContainerWriter = {

@@ -10,7 +10,8 @@
  *   held: they are decoded as a stream, PAGE bytes at a time, each page kept
  *   in an LRU. Reading forward continues the stream; reading before its
  *   position starts the frame again from its first byte. Such a source is
- *   not `seekable`.
+ *   not `seekable`. A random read into a frame of several pages takes this
+ *   path too, and stops decoding once it has its bytes.
  *
  * Memory stays bounded whatever the image: at most MAX_IN_FLIGHT_BYTES of
  * frames being decoded, CACHE_BYTES of decoded frames, PAGE_CACHE_BYTES of
@@ -176,18 +177,18 @@ export class FramedSource implements ContainerSource {
     checkRange(`${this.name} (decompressed)`, this.size, offset, length);
     const out = targetBuffer(length, into);
     if (length === 0) return out;
+    const sequential = offset === this.nextSequential;
+    this.nextSequential = offset + length;
     const work: Array<Promise<void>> = [];
     let index = this.frameAt(offset);
     let pos = offset;
     while (pos < offset + length) {
       const from = pos - this.frames.start(index);
       const n = Math.min(this.frames.size(index) - from, offset + length - pos);
-      if (n > 0) work.push(this.copyFrom(index, from, n, out, pos - offset));
+      if (n > 0) work.push(this.copyFrom(index, from, n, out, pos - offset, sequential));
       pos += n;
       index++;
     }
-    const sequential = offset === this.nextSequential;
-    this.nextSequential = offset + length;
     if (sequential) this.decodeAhead(index);
     await Promise.all(work);
     return out;
@@ -218,8 +219,15 @@ export class FramedSource implements ContainerSource {
     return lo;
   }
 
-  private async copyFrom(index: number, from: number, n: number, out: Buffer, at: number): Promise<void> {
-    if (this.isWhole(index)) {
+  /**
+   * Copy bytes [from, from+n) of frame `index` to out[at...]. A frame is
+   * decoded whole for a sequential reader (and kept); a random read of a
+   * frame of several pages decodes it as a stream only as far as the read
+   * needs: half the frame, on average.
+   */
+  private async copyFrom(index: number, from: number, n: number, out: Buffer, at: number, sequential: boolean): Promise<void> {
+    const whole = this.isWhole(index) && (sequential || this.frames.size(index) <= PAGE || this.wholeFrames.has(index) || this.decoding.has(index));
+    if (whole) {
       const bytes = await this.whole(index);
       bytes.copy(out, at, from, from + n);
       return;

@@ -56,7 +56,7 @@ export { openFat } from "./fs/fat/index.js";
 export { openExfat } from "./fs/exfat/index.js";
 export { openSquashfs } from "./fs/squashfs/index.js";
 export { openIso9660 } from "./fs/iso9660/index.js";
-export { buildIso, type BuildIsoOptions, type BuildIsoResult } from "./fs/iso9660/writer/index.js";
+export { buildIso, BuildStopped, type BuildIsoOptions, type BuildIsoResult } from "./fs/iso9660/writer/index.js";
 
 // Mounting and image information
 export { mountImage, planMount, unmountImage } from "./mount/mount.js";

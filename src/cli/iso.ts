@@ -1,16 +1,15 @@
 import { promises as fsp } from "node:fs";
 import { basename } from "node:path";
 import type { Command } from "commander";
-import type { BlockSink } from "../io/block-source.js";
-import { FileSink, StreamSink } from "../io/file-sink.js";
-import { BIOS_BOOT, buildIso, checkBootImage, EFI_BOOT } from "../fs/iso9660/writer/index.js";
-import { checkSourceFolder } from "../fs/iso9660/writer/scan.js";
+import { StreamSink } from "../io/file-sink.js";
+import { BuildStopped, buildIso } from "../fs/iso9660/writer/index.js";
 import { HybridSystemArea } from "../fs/iso9660/writer/hybrid.js";
 import { ioError, UsageError } from "../errors.js";
 import { parseCount } from "../util/units.js";
 import { VERSION } from "../version.js";
 import { describeTransfer, ProgressLine } from "./progress.js";
 import { printJson, warn } from "./output.js";
+import { interruptOnSignals } from "./signals.js";
 
 interface IsoFlags {
   output: string;
@@ -52,10 +51,14 @@ async function readSmallFile(path: string, what: string): Promise<Buffer> {
   }
 }
 
-/** A label from the folder name: "my-files" -> "MY_FILES". */
+/**
+ * A label from the folder name: "my-files" -> "MY_FILES". At most 16
+ * characters, so the Joliet volume id (16 at most) says the same, and a label
+ * nobody chose draws no warning.
+ */
 function defaultLabel(source: string): string {
   const name = basename(source.replace(/\/+$/, "")) || "CDROM";
-  return name.toUpperCase().replace(/[^A-Z0-9_]/g, "_").slice(0, 32);
+  return name.toUpperCase().replace(/[^A-Z0-9_]/g, "_").slice(0, 16);
 }
 
 export function registerIso(program: Command): Command {
@@ -83,34 +86,16 @@ export function registerIso(program: Command): Command {
       const loadSectors = opts.bootLoadSize === undefined ? undefined : parseCount(opts.bootLoadSize, "--boot-load-size", 1);
       if (loadSectors !== undefined && loadSectors > 0xffff) throw new UsageError("--boot-load-size must be at most 65535");
       if (opts.bootLoadSize !== undefined && !opts.biosBoot) throw new UsageError("--boot-load-size needs --bios-boot");
-      // Check the inputs before the output is created or truncated.
-      for (const s of sources) await checkSourceFolder(s);
-      if (opts.biosBoot) await checkBootImage({ path: opts.biosBoot }, BIOS_BOOT);
-      if (opts.efiBoot) await checkBootImage({ path: opts.efiBoot }, EFI_BOOT);
       if (opts.hybridMbr && !opts.hybrid) throw new UsageError("--hybrid-mbr needs --hybrid");
       if (opts.hybridMbr && !opts.biosBoot) throw new UsageError("--hybrid-mbr needs --bios-boot: its code loads the BIOS boot image");
       const mbrBootCode = opts.hybridMbr ? await readSmallFile(opts.hybridMbr, "--hybrid-mbr") : undefined;
-      const systemArea = opts.hybrid ? new HybridSystemArea(mbrBootCode ? { mbrBootCode } : {}) : undefined;
-
-      let sink: BlockSink;
-      let created = false;
-      const exclude = new Set<string>();
-      if (toStdout) {
-        sink = new StreamSink(process.stdout);
-      } else {
-        const existed = await fsp.lstat(opts.output).then((st) => st, () => null);
-        if (existed?.isDirectory()) throw new UsageError(`${opts.output}: is a folder`);
-        const file = await FileSink.open(opts.output, { create: true, truncate: true, sparse: true });
-        sink = file;
-        created = file.isRegularFile;
-        const st = await fsp.stat(opts.output);
-        exclude.add(`${st.dev}:${st.ino}`);
-      }
 
       const progress = new ProgressLine(opts);
       const started = Date.now();
+      const signals = interruptOnSignals();
+      const sink = toStdout ? new StreamSink(process.stdout) : null;
       try {
-        const result = await buildIso(sink, {
+        const result = await buildIso(sink ?? opts.output, {
           sources,
           volumeId: opts.volid ?? defaultLabel(sources[0]),
           rockRidge: opts.rock,
@@ -120,8 +105,8 @@ export function registerIso(program: Command): Command {
           sourceDateEpoch: sourceDateEpoch(),
           applicationId: `PLATTER ${VERSION}`,
           skipUnreadable: opts.skipUnreadable,
-          exclude,
-          systemArea,
+          systemArea: opts.hybrid ? new HybridSystemArea(mbrBootCode ? { mbrBootCode } : {}) : undefined,
+          signal: signals.signal,
           onWarning: warn,
           onProgress: (p) =>
             progress.update(
@@ -130,16 +115,18 @@ export function registerIso(program: Command): Command {
             ),
         });
         progress.done();
-        await sink.close();
+        await sink?.close();
         if (opts.json) {
           printJson({ output: opts.output, size: result.size, files: result.files, folders: result.folders, relocated: result.relocated, warnings: result.warnings });
         }
       } catch (err) {
         progress.done();
-        await sink.close().catch(() => {});
-        // Never leave a half-written image that looks complete.
-        if (created) await fsp.unlink(opts.output).catch(() => {});
-        throw err;
+        await sink?.close().catch(() => {});
+        if (!(err instanceof BuildStopped)) throw err;
+        process.stderr.write(`platter: ${err.message}\n`);
+        process.exitCode = 128 + (signals.received === "SIGTERM" ? 15 : 2);
+      } finally {
+        signals.dispose();
       }
     });
 }

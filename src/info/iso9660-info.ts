@@ -1,8 +1,9 @@
 /** The ISO 9660 part of `platter info`: volume ids, extensions, El Torito boot entries. */
 import type { BlockSource } from "../io/block-source.js";
+import { PlatterError } from "../errors.js";
 import { SECTOR_SIZE } from "../fs/iso9660/constants.js";
-import { emulationName, platformName } from "../fs/iso9660/el-torito.js";
-import { looksLikeIso9660, readIsoVolume, volumeIds, type IsoVolumeIds } from "../fs/iso9660/volume.js";
+import { emulationName, platformName, type BootCatalog } from "../fs/iso9660/el-torito.js";
+import { looksLikeIso9660, readBootCatalog, readIsoVolume, volumeIds, type IsoVolumeIds } from "../fs/iso9660/volume.js";
 
 export interface BootEntryInfo {
   platform: string;
@@ -29,7 +30,16 @@ export interface Iso9660Info extends IsoVolumeIds {
 export async function iso9660Info(source: BlockSource): Promise<Iso9660Info | null> {
   if (!(await looksLikeIso9660(source))) return null;
   const volume = await readIsoVolume(source);
-  const entries: BootEntryInfo[] = (volume.bootCatalog?.entries ?? []).map((e) => ({
+  const warnings: string[] = [];
+  let catalog: BootCatalog | null = null;
+  try {
+    catalog = await readBootCatalog(source, volume);
+  } catch (err) {
+    // A broken catalogue is worth a warning, not the rest of the report.
+    if (!(err instanceof PlatterError)) throw err;
+    warnings.push(err.message);
+  }
+  const entries: BootEntryInfo[] = (catalog?.entries ?? []).map((e) => ({
     platform: platformName(e.platform),
     platformId: e.platform,
     bootable: e.bootable,
@@ -44,7 +54,7 @@ export async function iso9660Info(source: BlockSource): Promise<Iso9660Info | nu
     volumeBlocks: volume.primary.volumeSpaceSize,
     joliet: volume.joliet ? { level: volume.jolietLevel, volumeId: volume.joliet.volumeId } : null,
     rockRidge: volume.rockRidge,
-    bootCatalog: volume.bootCatalogBlock !== null && volume.bootCatalog ? { block: volume.bootCatalogBlock, entries } : null,
-    warnings: volume.warnings,
+    bootCatalog: volume.bootCatalogBlock !== null && catalog ? { block: volume.bootCatalogBlock, entries } : null,
+    warnings,
   };
 }

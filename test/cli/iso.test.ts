@@ -181,4 +181,40 @@ describe("platter iso options and errors", () => {
     const l = (await run("7zz", ["l", "-slt", "-ba", out])).stdout;
     assert.match(l, /^Path = sub\/Long File Name\.txt$/m);
   });
+
+  test("-V longer than 32 characters is a usage error naming the limit, as genisoimage and xorriso refuse it; nothing is written", { skip: needs("genisoimage", "xorriso") }, async () => {
+    const src = smallTree();
+    const dir = tempDir();
+    const label = "L".repeat(33);
+    const r = await platter(["iso", src, "-o", join(dir, "out.iso"), "-V", label]);
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr, `platter: volume id '${label}' is 33 characters; an ISO 9660 volume id holds at most 32\n`);
+    assert.equal(existsSync(join(dir, "out.iso")), false);
+    assert.notEqual((await run("genisoimage", ["-quiet", "-V", label, "-o", join(dir, "g.iso"), src])).code, 0);
+    assert.notEqual((await run("xorriso", ["-as", "mkisofs", "-quiet", "-V", label, "-o", join(dir, "x.iso"), src])).code, 0);
+    const ok = await platter(["iso", src, "-o", join(dir, "out.iso"), "-V", "L".repeat(32), "--no-joliet"]);
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+
+  test("-V of 20 characters: the volume id keeps them all, the Joliet one has 16 and a warning says so, as xorriso's does", { skip: needs("isoinfo", "xorriso") }, async () => {
+    const src = smallTree();
+    const dir = tempDir();
+    const label = "TWENTY_CHARACTERS_20";
+    const r = await platter(["iso", src, "-o", join(dir, "out.iso"), "-V", label]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, `platter: warning: volume id '${label}' is longer than the 16 characters of a Joliet volume id: Windows shows 'TWENTY_CHARACTER'\n`);
+    assert.match((await run("isoinfo", ["-d", "-i", join(dir, "out.iso")])).stdout, new RegExp(`^Volume id: ${label}$`, "m"));
+    const x = await run("xorriso", ["-as", "mkisofs", "-J", "-V", label, "-o", join(dir, "x.iso"), src]);
+    assert.match(x.stderr, /WARNING : -volid text is too long for Joliet \(20 > 16\)/);
+    const jolietId = async (iso: string) => {
+      const source = await openSource(iso);
+      try {
+        return (await openIso9660(source)).volume.joliet?.volumeId;
+      } finally {
+        await source.close();
+      }
+    };
+    assert.equal(await jolietId(join(dir, "out.iso")), "TWENTY_CHARACTER");
+    assert.equal(await jolietId(join(dir, "out.iso")), await jolietId(join(dir, "x.iso")));
+  });
 });

@@ -4,6 +4,8 @@
  * as Linux and libarchive do: some writers get the other half wrong.
  */
 
+import { decodeName } from "../names.js";
+
 export function writeBoth16(buf: Buffer, offset: number, value: number): void {
   buf.writeUInt16LE(value, offset);
   buf.writeUInt16BE(value, offset + 2);
@@ -28,9 +30,11 @@ export function writeAsciiField(buf: Buffer, offset: number, width: number, text
   buf.write(text.slice(0, width), offset, width, "latin1");
 }
 
-/** The text of a space-padded field, without the padding (trailing NULs too). */
+/**
+ * The text of a space-padded field, without the padding (trailing NULs too).
+ * Writers put any bytes there (xorriso and genisoimage copy a UTF-8 -V as
+ * it is): decoded losslessly, as names are.
+ */
 export function readAsciiField(buf: Buffer, offset: number, width: number): string {
-  return buf
-    .toString("latin1", offset, offset + width)
-    .replace(/[\0 ]+$/, "");
+  return decodeName(buf.subarray(offset, offset + width)).replace(/[\0 ]+$/, "");
 }

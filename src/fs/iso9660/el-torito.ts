@@ -23,6 +23,7 @@ const ENTRY_SIZE = 32;
 const HEADER_VALIDATION = 0x01;
 const HEADER_MORE = 0x90;
 const HEADER_FINAL = 0x91;
+const ENTRY_EXTENSION = 0x44;
 const BOOTABLE = 0x88;
 const NOT_BOOTABLE = 0x00;
 
@@ -147,6 +148,10 @@ export function encodeBootCatalog(catalog: BootCatalog): Buffer {
   return buf;
 }
 
+/**
+ * The catalogue in `buf`. Every entry is bounds-checked: one that would lie
+ * past `buf` is a CorruptImageError naming it.
+ */
 export function decodeBootCatalog(buf: Buffer, where = "El Torito boot catalogue"): BootCatalog {
   if (buf.length < 2 * ENTRY_SIZE || buf[0] !== HEADER_VALIDATION || buf[30] !== 0x55 || buf[31] !== 0xaa) {
     throw new CorruptImageError(`${where}: no validation entry (header 01, key 55 AA)`);
@@ -159,18 +164,20 @@ export function decodeBootCatalog(buf: Buffer, where = "El Torito boot catalogue
     entries: [decodeEntry(buf, ENTRY_SIZE, platform, false)],
   };
   let o = 2 * ENTRY_SIZE;
-  while (o + ENTRY_SIZE <= buf.length) {
+  for (let section = 1; o + ENTRY_SIZE <= buf.length; section++) {
     const header = buf[o];
     if (header !== HEADER_MORE && header !== HEADER_FINAL) break;
     const sectionPlatform = buf[o + 1];
     const count = buf.readUInt16LE(o + 2);
     o += ENTRY_SIZE;
-    for (let i = 0; i < count; i++) {
-      if (o + ENTRY_SIZE > buf.length) throw new CorruptImageError(`${where}: section of ${count} entries runs past the sector`);
-      // Extension entries (0x44) continue the previous entry's selection criteria; skip them.
-      while (buf[o] === 0x44 && o + ENTRY_SIZE <= buf.length) o += ENTRY_SIZE;
+    for (let i = 1; i <= count; i++) {
+      if (o + ENTRY_SIZE > buf.length) {
+        throw new CorruptImageError(`${where}: entry ${i} of the ${count} in section ${section} would be at byte ${o}, past the catalogue's ${buf.length} bytes`);
+      }
       catalog.entries.push(decodeEntry(buf, o, sectionPlatform, true));
       o += ENTRY_SIZE;
+      // Extension entries (0x44) continue this entry's selection criteria; skip them.
+      while (o + ENTRY_SIZE <= buf.length && buf[o] === ENTRY_EXTENSION) o += ENTRY_SIZE;
     }
     if (header === HEADER_FINAL) break;
   }

@@ -5,6 +5,7 @@
  *   PX mode, links, uid, gid, serial number   PN device number
  *   SL symlink target as path components      NM the real name
  *   TF timestamps                             CL/PL/RE relocated directories
+ *   ZF (Z2) zisofs compression (see zisofs.ts)
  *
  * Encoders return whole entries (NM and SL may need several); the decoder
  * folds entries, in order, into one RockRidgeInfo.
@@ -12,6 +13,7 @@
 import { readBoth32, writeBoth32 } from "./both-endian.js";
 import { decodeRecordDate, decodeVolumeDate, encodeRecordDate, encodeVolumeDate, fitsRecordDate } from "./dates.js";
 import { encodeSuspEntry, MAX_SUSP_ENTRY, SUSP_HEADER_SIZE, type ExtensionReference, type SuspEntry } from "./susp.js";
+import { decodeZf, type ZisofsParams } from "./zisofs.js";
 
 /** The ER entry of RRIP 1.12 (IEEE P1282), what platter writes. */
 export const RRIP_1_12: ExtensionReference = {
@@ -63,6 +65,20 @@ export function encodePn(rdev: number): Buffer {
   writeBoth32(data, 0, Math.floor(rdev / 2 ** 32) >>> 0);
   writeBoth32(data, 8, rdev % 2 ** 32 >>> 0);
   return encodeSuspEntry("PN", data);
+}
+
+/**
+ * [major, minor] from PN's two halves. The writers disagree: genisoimage
+ * puts the major in the high half and the minor in the low one (and Linux
+ * reads PN so); libisofs (xorriso) and platter put the two halves of the
+ * dev_t stat() gave, whose high half is 0 for every Linux device number, so
+ * the low half is split as glibc's major()/minor() split it (right where
+ * Linux's 8-bit split is not: minors from 256 on). libarchive joins the
+ * halves into one dev_t, which reads genisoimage's devices wrong.
+ */
+export function deviceNumbers(high: number, low: number): [number, number] {
+  if (high !== 0) return [high, low];
+  return [(low >>> 8) & 0xfff, ((low & 0xff) | ((low >>> 12) & 0xfff00)) >>> 0];
 }
 
 const NM_CONTINUE = 0x01;
@@ -196,7 +212,8 @@ export const encodeRe = () => encodeSuspEntry("RE", Buffer.alloc(0));
 /** Everything Rock Ridge said about one directory record. */
 export interface RockRidgeInfo {
   px?: PosixAttributes & { hasSerial: boolean };
-  rdev?: number;
+  /** PN: the two 32-bit halves of the device number. */
+  device?: { high: number; low: number };
   name?: Buffer;
   /** NM said "." or "..". */
   nameSpecial?: "." | "..";
@@ -205,6 +222,8 @@ export interface RockRidgeInfo {
   childLink?: number;
   parentLink?: number;
   relocated: boolean;
+  /** ZF or Z2: the file's bytes are zisofs-compressed. */
+  zisofs?: ZisofsParams;
   /** Decoder state: the next NM / SL entry continues the current one. */
   nameContinues: boolean;
   symlinkContinues: boolean;
@@ -238,7 +257,7 @@ export function applyRockRidgeEntry(info: RockRidgeInfo, entry: SuspEntry): void
       }
       break;
     case "PN":
-      if (d.length >= 16) info.rdev = readBoth32(d, 0) * 2 ** 32 + readBoth32(d, 8);
+      if (d.length >= 16) info.device = { high: readBoth32(d, 0), low: readBoth32(d, 8) };
       break;
     case "NM":
       applyNm(info, d);
@@ -257,6 +276,10 @@ export function applyRockRidgeEntry(info: RockRidgeInfo, entry: SuspEntry): void
       break;
     case "RE":
       info.relocated = true;
+      break;
+    case "ZF":
+    case "Z2":
+      info.zisofs = decodeZf(entry);
       break;
   }
 }

@@ -1,14 +1,16 @@
 /**
  * What an ISO 9660 image says about itself before any file is read: the
- * volume descriptor set (primary, Joliet, El Torito boot record), the El
- * Torito boot catalogue, and whether the root carries SUSP / Rock Ridge.
- * `platter info` prints this; the reader starts from it.
+ * volume descriptor set (primary, Joliet, El Torito boot record) and whether
+ * the root carries SUSP / Rock Ridge. `platter info` prints this, with the El
+ * Torito boot catalogue (read only for it: reading files never needs it); the
+ * reader starts from it.
  */
 import type { BlockSource } from "../../io/block-source.js";
-import { CorruptImageError, PlatterError } from "../../errors.js";
+import { CorruptImageError } from "../../errors.js";
 import { FIRST_DESCRIPTOR_SECTOR, SECTOR_SIZE } from "./constants.js";
 import { decodeDirectoryRecord } from "./directory-record.js";
 import { decodeBootCatalog, decodeBootRecord, type BootCatalog } from "./el-torito.js";
+import { fileSection } from "./file-section.js";
 import { isRockRidgeSignature, ROCK_RIDGE_IDS } from "./rrip.js";
 import { decodeEr, decodeSp, decodeSuspEntries, type SuspEntry } from "./susp.js";
 import { readSuspArea } from "./susp-reader.js";
@@ -41,10 +43,8 @@ export interface IsoVolume {
   suspSkip: number | null;
   /** The Rock Ridge identifier from the ER entry ("IEEE_1282", "RRIP_1991A"), "unknown" if RR entries appear without one, or null. */
   rockRidge: string | null;
+  /** Where the El Torito boot catalogue is (readBootCatalog reads it), or null. */
   bootCatalogBlock: number | null;
-  bootCatalog: BootCatalog | null;
-  /** Problems that do not stop reading (a broken boot catalogue). */
-  warnings: string[];
 }
 
 export function volumeIds(vd: PrimaryVolumeDescriptor): IsoVolumeIds {
@@ -89,18 +89,24 @@ export async function readIsoVolume(source: BlockSource): Promise<IsoVolume> {
   if (!primary) throw new CorruptImageError(`${name}: no primary volume descriptor`);
   if (!terminated) throw new CorruptImageError(`${name}: no volume descriptor set terminator in the first ${MAX_DESCRIPTORS} sectors`);
 
-  const warnings: string[] = [];
-  let bootCatalog: BootCatalog | null = null;
-  if (bootCatalogBlock !== null) {
-    try {
-      bootCatalog = decodeBootCatalog(await source.read(bootCatalogBlock * SECTOR_SIZE, SECTOR_SIZE), `${name}: El Torito boot catalogue`);
-    } catch (err) {
-      if (!(err instanceof PlatterError)) throw err;
-      warnings.push(err.message);
-    }
-  }
   const { suspSkip, rockRidge } = await detectRockRidge(source, primary);
-  return { primary, joliet, jolietLevel, suspSkip, rockRidge, bootCatalogBlock, bootCatalog, warnings };
+  return { primary, joliet, jolietLevel, suspSkip, rockRidge, bootCatalogBlock };
+}
+
+/**
+ * The El Torito boot catalogue of a volume that has one: its sector, as
+ * libisofs reads it (the catalogue's length is recorded nowhere, what follows
+ * the sector is other data, and the sector holds some 60 boot entries).
+ */
+export async function readBootCatalog(source: BlockSource, volume: IsoVolume): Promise<BootCatalog | null> {
+  const block = volume.bootCatalogBlock;
+  if (block === null) return null;
+  const where = `${source.name}: El Torito boot catalogue at block ${block}`;
+  const start = block * SECTOR_SIZE;
+  if (start + SECTOR_SIZE > source.size) {
+    throw new CorruptImageError(`${where}: lies past the end of the image (${Math.floor(source.size / SECTOR_SIZE)} blocks)`);
+  }
+  return decodeBootCatalog(await source.read(start, SECTOR_SIZE), where);
 }
 
 /**
@@ -113,7 +119,7 @@ async function detectRockRidge(
   primary: PrimaryVolumeDescriptor,
 ): Promise<{ suspSkip: number | null; rockRidge: string | null }> {
   const where = `${source.name}: root directory`;
-  const sector = await source.read(primary.root.extent * SECTOR_SIZE, SECTOR_SIZE);
+  const sector = await source.read(fileSection(primary.root).block * SECTOR_SIZE, SECTOR_SIZE);
   const self = decodeDirectoryRecord(sector, 0, where);
   const first = decodeSuspEntries(self.systemUse, where)[0];
   const skip = first ? decodeSp(first) : undefined;

@@ -286,12 +286,23 @@ export function renderVolumeDescriptors(plan: ImagePlan, layout: DescriptorLayou
   const primary = encodePrimaryVolumeDescriptor(base(VD_PRIMARY, plan.root, layout.isoPathTable, isoVolumeId(o.volumeId)));
   const joliet =
     plan.jolietRoot && layout.jolietPathTable
-      ? encodePrimaryVolumeDescriptor(base(VD_SUPPLEMENTARY, plan.jolietRoot, layout.jolietPathTable, o.volumeId.slice(0, 16)))
+      ? encodePrimaryVolumeDescriptor(base(VD_SUPPLEMENTARY, plan.jolietRoot, layout.jolietPathTable, jolietVolumeId(o.volumeId)))
       : null;
   return { primary, joliet };
 }
 
-/** The primary volume id: printable ASCII, at most 32 characters. */
-function isoVolumeId(label: string): string {
-  return label.replace(/[^\x20-\x7e]/g, "_").slice(0, 32);
+/** Characters a primary volume id holds (ECMA-119 8.4.6). */
+export const MAX_VOLUME_ID = 32;
+/** UCS-2 characters a Joliet volume id holds: its 32 bytes. */
+export const MAX_JOLIET_VOLUME_ID = 16;
+
+/** The primary volume id: printable ASCII (buildIso refuses one longer than 32 characters). */
+export function isoVolumeId(label: string): string {
+  return label.replace(/[^\x20-\x7e]/g, "_");
+}
+
+/** The Joliet volume id: the label's first 16 UTF-16 units, without half a surrogate pair. */
+export function jolietVolumeId(label: string): string {
+  const cut = label.slice(0, MAX_JOLIET_VOLUME_ID);
+  return /[\ud800-\udbff]$/.test(cut) ? cut.slice(0, -1) : cut;
 }

@@ -3,9 +3,9 @@
  * file, a device, stdout). File contents are streamed in chunks; the holes of
  * sparse source files are not read and become holes of the output file.
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import type { BlockSink } from "../../../io/block-source.js";
-import { DeviceError, ioError } from "../../../errors.js";
+import { DeviceError, ioError, PlatterError } from "../../../errors.js";
 import { fileDataRanges } from "../../../io/file-source.js";
 import { FIRST_DESCRIPTOR_SECTOR, SECTOR_SIZE, SYSTEM_AREA_SECTORS } from "../constants.js";
 import {
@@ -44,7 +44,17 @@ export interface WriteOptions {
   systemArea?: Buffer;
   /** What goes after the file data (a GPT's backup), at most layout.tailSectors blocks. */
   tail?: Buffer;
+  /** A file that cannot be read now, or changed size since it was scanned, is written as far as it can be, with a warning. */
+  skipUnreadable?: boolean;
+  onWarning?: (message: string) => void;
+  /** Checked before each file and each chunk of one: once aborted, writeImage rejects with BuildStopped. */
+  signal?: AbortSignal;
   onProgress?: (p: WriteProgress) => void;
+}
+
+/** The build was stopped through its signal. */
+export class BuildStopped extends PlatterError {
+  readonly exitCode = 130;
 }
 
 
@@ -102,10 +112,10 @@ export async function writeImage(plan: ImagePlan, layout: ImageLayout, sink: Blo
   }
   progress(true);
 
+  const copier = new FileCopier(out, options, progress);
   for (const file of plan.files) {
-    if (file.size === 0) continue;
-    expectAt(file.block, `data of ${showPath(dataPath(file))}`);
-    await copyFile(out, file, progress);
+    if (file.size > 0) expectAt(file.block, `data of ${showPath(dataPath(file))}`);
+    await copier.copy(file);
     await out.padTo(SECTOR_SIZE);
   }
   expectAt(layout.dataEnd, "end of the file data");
@@ -117,54 +127,119 @@ export async function writeImage(plan: ImagePlan, layout: ImageLayout, sink: Blo
   progress(true);
 }
 
+/** Why a file could not be copied as planned. */
+class CopyProblem extends Error {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+    /** Its size now, when that is the problem. */
+    readonly sizeNow?: number,
+  ) {
+    super(message);
+  }
+}
+
+function unreadable(err: unknown, what: string): CopyProblem {
+  const e = ioError(err, what);
+  return new CopyProblem(e.message, e instanceof DeviceError ? e.code : undefined);
+}
+
+function sizeChanged(file: FileData, now: number): CopyProblem {
+  return new CopyProblem(`${showPath(dataPath(file))}: its size changed while the image was being written (${file.size} bytes when scanned, ${now} now)`, "EIO", now);
+}
+
 /** Read exactly `into.length` bytes at `offset`, failing if the file is shorter now than when it was scanned. */
-function readExactly(fd: number, into: Buffer, offset: number, path: Buffer): void {
+function readExactly(fd: number, into: Buffer, offset: number, file: FileData): void {
   let done = 0;
   while (done < into.length) {
     let n: number;
     try {
       n = readSync(fd, into, done, into.length - done, offset + done);
     } catch (err) {
-      throw ioError(err, `${showPath(path)}: read at offset ${offset + done}`);
+      throw unreadable(err, `${showPath(dataPath(file))}: read at offset ${offset + done}`);
     }
-    if (n === 0) throw new DeviceError(`${showPath(path)}: the file shrank while the image was being written`, "EIO");
+    if (n === 0) throw sizeChanged(file, fstatSync(fd).size);
     done += n;
   }
 }
 
 /**
- * One file's bytes into the image. Reads are synchronous, straight into the
- * output buffer: the write of the previous buffer runs meanwhile on libuv's
- * threads, and thousands of small files do not cost an await each.
+ * Copies each file's bytes into the image. Reads are synchronous, straight
+ * into the output buffer: the write of the previous buffer runs meanwhile on
+ * libuv's threads, and thousands of small files do not cost an await each.
+ *
+ * A file is written at the size it had when scanned: the directories, which
+ * come first (so the image can stream), already say so. When it cannot be
+ * read now or its size changed, the copy would not be what the image claims:
+ * that fails the build, naming the file. With skipUnreadable the build goes
+ * on and the copy is cut, or filled up with zeros, to the planned size, with
+ * a warning naming the file. That is what xorriso does ("Size of file ... has
+ * changed. It will be truncated / padded with 0's", an error it reports and
+ * goes past) and what users who asked to go past unreadable files expect;
+ * leaving the file out is not possible once its record is written.
  */
-async function copyFile(out: SequentialOutput, file: FileData, progress: () => void): Promise<void> {
-  const path = dataPath(file);
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (err) {
-    throw ioError(err, showPath(path));
+class FileCopier {
+  constructor(
+    private readonly out: SequentialOutput,
+    private readonly options: WriteOptions,
+    private readonly progress: () => void,
+  ) {}
+
+  async copy(file: FileData): Promise<void> {
+    this.checkStopped();
+    const start = this.out.position;
+    let fd: number | undefined;
+    try {
+      try {
+        // Not blocking, not following: a file replaced by a FIFO or a symlink since the scan is refused below, not waited on or followed.
+        fd = openSync(dataPath(file), constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+      } catch (err) {
+        throw unreadable(err, showPath(dataPath(file)));
+      }
+      if (!fstatSync(fd).isFile()) throw new CopyProblem(`${showPath(dataPath(file))}: no longer a regular file`, "EINVAL", 0);
+      await this.copyData(fd, file);
+      const now = fstatSync(fd).size;
+      if (now !== file.size) throw sizeChanged(file, now);
+    } catch (err) {
+      if (!(err instanceof CopyProblem)) throw err;
+      if (!this.options.skipUnreadable) {
+        throw new DeviceError(`${err.message} (--skip-unreadable writes what can be read of it, cut or zero-filled to ${file.size} bytes)`, err.code);
+      }
+      const written = this.out.position - start;
+      const kept = Math.min(written, err.sizeNow ?? written);
+      const holds = kept >= file.size ? `only its first ${file.size} bytes` : kept > 0 ? `its first ${kept} bytes, then zeros` : "zeros in its place";
+      this.options.onWarning?.(`${err.message}: the image holds ${holds}`);
+      await this.out.zeros(file.size - written);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
   }
-  try {
+
+  /** The file's planned bytes into the image. */
+  private async copyData(fd: number, file: FileData): Promise<void> {
+    if (file.size === 0) return;
     // A boot image is read whole (its first bytes get the boot info table); big files skip their holes.
-    const patch = file.bootInfoTable ? bootInfoTable(fd, file, path) : null;
+    const patch = file.bootInfoTable ? bootInfoTable(fd, file) : null;
     const ranges = !patch && file.size >= SPARSE_CHECK_MIN ? fileDataRanges(fd, 0, file.size) : [[0, file.size] as [number, number]];
     let pos = 0;
     for (const [start, length] of ranges) {
-      if (start > pos) await out.zeros(start - pos);
+      if (start > pos) await this.out.zeros(start - pos);
       for (let o = start; o < start + length; o += CHUNK) {
+        this.checkStopped();
         const n = Math.min(CHUNK, start + length - o);
-        const into = await out.reserve(n);
-        readExactly(fd, into, o, path);
+        const into = await this.out.reserve(n);
+        readExactly(fd, into, o, file);
         if (patch) overlay(into, o, patch, BOOT_INFO_TABLE_OFFSET);
-        out.commit(n);
-        progress();
+        this.out.commit(n);
+        this.progress();
       }
       pos = start + length;
     }
-    if (pos < file.size) await out.zeros(file.size - pos);
-  } finally {
-    closeSync(fd);
+    if (pos < file.size) await this.out.zeros(file.size - pos);
+  }
+
+  private checkStopped(): void {
+    if (this.options.signal?.aborted) throw new BuildStopped("stopped before the image was complete");
   }
 }
 
@@ -176,12 +251,12 @@ function overlay(into: Buffer, chunkStart: number, patch: Buffer, at: number): v
 }
 
 /** The boot info table for a BIOS boot image: its own location, length and the checksum of bytes 64..end. */
-function bootInfoTable(fd: number, file: FileData, path: Buffer): Buffer {
+function bootInfoTable(fd: number, file: FileData): Buffer {
   const sum = new BootInfoChecksum();
   const buf = Buffer.alloc(CHUNK);
   for (let o = BOOT_INFO_CHECKSUM_START; o < file.size; o += CHUNK) {
     const chunk = buf.subarray(0, Math.min(CHUNK, file.size - o));
-    readExactly(fd, chunk, o, path);
+    readExactly(fd, chunk, o, file);
     sum.update(chunk);
   }
   return encodeBootInfoTable({ pvdBlock: FIRST_DESCRIPTOR_SECTOR, fileBlock: file.block, fileLength: file.size, checksum: sum.digest() });

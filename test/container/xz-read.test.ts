@@ -1,7 +1,7 @@
 /**
- * .xz images the xz tool writes (one block, many blocks from -T0 and from
- * --block-size, concatenated streams with padding and an empty stream, each
- * check type, BCJ and delta filters) of the MBR and GPT fixture disks:
+ * .xz images the xz tools write (one block, many blocks from -T0 and from
+ * --block-size and pixz, concatenated streams with padding and an empty
+ * stream, each check type, BCJ and delta filters) of the MBR and GPT fixture disks:
  * decoded, they are the raw disk byte for byte, and the partition table,
  * filesystems and files read from them are what platter reads on the raw disk.
  */
@@ -18,7 +18,7 @@ import { fixture } from "../helpers/fixtures.js";
 import { run } from "../helpers/run.js";
 import { assertSameDisk, compressedFixtures, sourceSha256 } from "./zstd-xz-compare.js";
 
-const TOOLS = needs("xz", "sfdisk", "mkfs.ext4", "mkfs.vfat", "mcopy", "sgdisk", "mkfs.exfat");
+const TOOLS = needs("xz", "pixz", "sfdisk", "mkfs.ext4", "mkfs.vfat", "mcopy", "sgdisk", "mkfs.exfat");
 const noRelated = { openRelated: async () => assert.fail("xz names no related file") };
 
 describe("xz files written by the xz tool", { skip: TOOLS }, () => {
@@ -37,6 +37,7 @@ describe("xz files written by the xz tool", { skip: TOOLS }, () => {
     ["concat.xz", "4 streams: CRC32, empty, CRC64 (one 21 MiB block), SHA-256; stream padding", 14, 4, false],
     ["nocheck.xz", "--check=none", 32, 1, true],
     ["filters.xz", "--x86 --delta --lzma2, 8 MiB blocks", 8, 1, true],
+    ["pixz.xz", "pixz -1: 2 MiB blocks, CRC32", 32, 1, true],
   ];
   for (const [name, what, blocks, streams, seekable] of cases) {
     test(`${name} (${what}) reads as the raw disk: bytes, partition table, filesystems, files`, async () => {

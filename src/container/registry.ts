@@ -4,7 +4,15 @@
  * every format convert and capture can write.
  */
 import type { ContainerFormat, ContainerWriter } from "./format.js";
+import { xzFormat, xzWriter } from "./xz/index.js";
+import { zstdFormat, zstdWriter } from "./zstd/index.js";
 
-export const CONTAINER_FORMATS: ContainerFormat[] = [];
+export const CONTAINER_FORMATS: ContainerFormat[] = [
+  zstdFormat,
+  xzFormat,
+];
 
-export const CONTAINER_WRITERS: ContainerWriter[] = [];
+export const CONTAINER_WRITERS: ContainerWriter[] = [
+  zstdWriter,
+  xzWriter,
+];

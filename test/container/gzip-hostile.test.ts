@@ -168,7 +168,7 @@ describe("damaged gzip files: a clean error naming gzip and the offset, the data
     ["1 GiB of zeros in 1 MB (read as holes, without inflating)", "head -c 1G /dev/zero", 1 << 30, "b !== 0"],
     ["512 MiB of one repeated line in 1 MB (inflated span by span)", "yes 'a line of a bomb' | head -c 512M", 512 << 20, "b === 0"],
   ] as const) {
-    test(`bombs: ${what}: indexed and read whole in bounded memory, in a child process`, async () => {
+    test(`bombs: ${what}: indexed and read whole in bounded memory (peak RSS of a child process)`, async () => {
       const path = join(dir, "bomb.gz");
       await sh(`${make} | gzip -1 > ${path}`, { timeoutMs: 300_000 });
       const r = await peakMemoryOf(
@@ -178,15 +178,17 @@ describe("damaged gzip files: a clean error naming gzip and the offset, the data
         path,
         `const source = await format.open(await open(path), { openRelated: async () => { throw new Error("no"); } });
 let odd = 0;
-for (let at = 0; at < source.size; at += 4 << 20) {
-  const buf = await source.read(at, Math.min(4 << 20, source.size - at));
+const into = Buffer.alloc(4 << 20);
+for (let at = 0; at < source.size; at += into.length) {
+  const buf = await source.read(at, Math.min(into.length, source.size - at), into);
   for (const b of buf.subarray(0, 64)) if (${check}) odd++;
 }
 console.log("size", source.size, "odd", odd);`,
       );
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, new RegExp(`size ${size} odd 0`));
-      assert.ok(r.maxRssMiB < 200, `peak RSS ${r.maxRssMiB.toFixed(0)} MiB`);
+      // 150 MiB over a bare node's ~45: under the 200 MiB the CLI must keep to.
+      assert.ok(r.growthMiB < 150, `peak RSS grew by ${r.growthMiB.toFixed(0)} MiB`);
     });
   }
 

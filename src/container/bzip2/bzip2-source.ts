@@ -34,24 +34,33 @@ export class Bzip2Source implements ContainerSource {
       count: index.count,
       start: (i: number) => index.start(i),
       find: (offset: number) => index.find(offset),
-      decode: async (i: number) => {
-        const unit = index.unit(i);
-        const at = Math.floor(unit.bitStart / 8);
-        const decoded = await decodeCandidate(source, unit, unit.decodedSize);
-        if (typeof decoded === "string" || decoded.length !== unit.decodedSize) {
-          const what = typeof decoded === "string" ? (decoded === "too large" ? "more than" : decoded) : `${decoded.length} bytes, not`;
-          throw new CorruptImageError(
-            `${this.name}: the bzip2 ${unit.whole ? "stream" : "block"} at offset ${at} (image offset ${index.start(i)}) decodes to ${what === "corrupt" ? "nothing: bad data or CRC" : what === "truncated" ? "nothing: it is cut short" : `${what} the ${unit.decodedSize} bytes the index says`}`,
-          );
-        }
-        return decoded;
-      },
+      decode: (i: number) => this.decodeUnit(source, i),
+      isZeros: (i: number) => index.isZeros(i),
     };
     this.reader = new UnitReader(units, this.name, this.size, {
       cacheBytes: CACHE_BYTES,
       largestUnit: index.largestUnit,
       readAhead: availableParallelism(),
     });
+  }
+
+  private async decodeUnit(source: BlockSource, i: number): Promise<Buffer> {
+    const unit = this.index.unit(i);
+    // One byte more than expected: a unit cut short after its data then says so, instead of "too large".
+    const decoded = await decodeCandidate(source, unit, unit.decodedSize + 1);
+    if (typeof decoded !== "string" && decoded.length === unit.decodedSize) return decoded;
+    const problem = {
+      corrupt: "does not decode: bad data or CRC",
+      truncated: "does not decode: it is cut short",
+      "too large": `decodes to more than the ${unit.decodedSize} bytes the index says`,
+    }[typeof decoded === "string" ? decoded : "corrupt"];
+    const what = typeof decoded === "string" ? problem : `decodes to ${decoded.length} bytes, not the ${unit.decodedSize} the index says`;
+    throw new CorruptImageError(`${this.name}: the bzip2 ${unit.whole ? "stream" : "block"} at offset ${Math.floor(unit.bitStart / 8)} (image offset ${this.index.start(i)}) ${what}`);
+  }
+
+  /** Units the index saw decode to zeros are holes. */
+  async dataRanges(offset: number, length: number): Promise<Array<[number, number]>> {
+    return this.reader.dataRanges(offset, length);
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {

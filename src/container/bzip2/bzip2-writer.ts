@@ -92,16 +92,17 @@ async function resumePoint(source: BlockSource, chunkSize: number, size: number)
   const streamHolds = async (i: number): Promise<"chunk" | "less" | "more"> => {
     const from = (starts[i] as { start: number }).start;
     const to = starts[i + 1]?.start ?? size;
-    const decoded = await decodeCandidate(source, { bitStart: from * 8, bitEnd: to * 8, level: 9, whole: true }, chunkSize);
+    // One byte of room more than a chunk: a whole chunk cut before its end marker then shows as cut, not as too large.
+    const decoded = await decodeCandidate(source, { bitStart: from * 8, bitEnd: to * 8, level: 9, whole: true }, chunkSize + 1);
     if (decoded === "too large") return "more";
     return typeof decoded !== "string" && decoded.length === chunkSize ? "chunk" : "less";
   };
-  const notOurs = () =>
-    new UsageError(`${source.name}: its first stream does not hold ${chunkSize} bytes: not a .bz2 platter wrote at this level, so it cannot be resumed`);
-  if (starts.length > 1 && (await streamHolds(0)) !== "chunk") throw notOurs();
+  const notOurs = (which: string) =>
+    new UsageError(`${source.name}: its ${which} stream does not hold ${chunkSize} bytes: not a .bz2 platter wrote at this level, so it cannot be resumed`);
+  if (starts.length > 1 && (await streamHolds(0)) !== "chunk") throw notOurs("first");
   const last = starts.length - 1;
   const holds = await streamHolds(last);
-  if (holds === "more") throw notOurs();
+  if (holds === "more") throw notOurs("last");
   if (holds === "chunk") return { fileOffset: size, chunks: starts.length };
   return { fileOffset: (starts[last] as { start: number }).start, chunks: last };
 }

@@ -9,11 +9,16 @@
  *   noted. A block magic that is really data splits a block in two: the
  *   first part then fails to decode, and is retried joined with the next.
  *
+ * Units seen to decode to zeros only are flagged (reads fill them without
+ * decoding: disk images are full of such runs). platter's zero chunks are
+ * all encoded alike, so one decode per distinct encoding flags them all.
+ *
  * Damage (truncation, a block that will not decode) ends the index: the
  * image is what decoded before it.
  */
 import { availableParallelism } from "node:os";
 import type { BlockSource } from "../../io/block-source.js";
+import { isAllZero } from "../../io/zeros.js";
 import { decompressStream, type DecodeFailure } from "./libbz2.js";
 import { scanMarkers } from "./marker-scan.js";
 import { decodePlatterTrailer, TRAILER_BYTES } from "./platter-trailer.js";
@@ -24,6 +29,14 @@ import { UnitIndex } from "./unit-index.js";
 
 /** A block split by false markers is retried joined with up to this many more pieces. */
 const MAX_JOINED = 4;
+/** Streams of platter's files this small are checked for zeros. */
+const ZERO_PROBE = 4096;
+
+/** What decoding a candidate told: its size and whether it is all zeros. */
+interface Decoded {
+  size: number;
+  zeros: boolean;
+}
 
 export async function buildUnitIndex(source: BlockSource, onWarning?: (message: string) => void): Promise<UnitIndex> {
   return (await platterIndex(source, onWarning)) ?? decodedIndex(source, onWarning);
@@ -45,20 +58,33 @@ async function platterIndex(source: BlockSource, onWarning?: (message: string) =
   const index = new UnitIndex();
   index.platter = true;
   index.streams = starts.length;
-  starts.forEach(({ start, level }, i) => {
+  let zeroStream: Buffer | undefined;
+  for (const [i, { start, level }] of starts.entries()) {
     const end = starts[i + 1]?.start ?? dataEnd;
     const decodedSize = i + 1 < starts.length ? trailer.chunkSize : trailer.imageSize - i * trailer.chunkSize;
-    index.add({ bitStart: start * 8, bitEnd: end * 8, level, whole: true, decodedSize });
-  });
+    let zeros = false;
+    if (end - start <= ZERO_PROBE) {
+      const bytes = await source.read(start, end - start);
+      zeros = zeroStream?.equals(bytes) ?? false;
+      if (!zeros && zeroStream === undefined) {
+        const decoded = await decompressStream(bytes, decodedSize);
+        zeros = typeof decoded !== "string" && decoded.length === decodedSize && isAllZero(decoded);
+        if (zeros) zeroStream = Buffer.from(bytes);
+      }
+    }
+    index.add({ bitStart: start * 8, bitEnd: end * 8, level, whole: true, decodedSize, zeros });
+  }
   return index;
 }
 
-/** Decode one candidate: a whole stream as it is, a block reframed as a stream of its own. */
-export async function decodeCandidate(source: BlockSource, c: Candidate | { bitStart: number; bitEnd: number; level: number; whole: boolean }, maxSize: number): Promise<Buffer | DecodeFailure> {
+type Piece = Pick<Candidate, "bitStart" | "bitEnd" | "level" | "whole">;
+
+/** Decode one candidate: a whole stream as it is, a block reframed as a stream of its own (into `into`, when given). */
+export async function decodeCandidate(source: BlockSource, c: Piece, maxSize: number, into?: Buffer): Promise<Buffer | DecodeFailure> {
   const from = Math.floor(c.bitStart / 8);
   const bytes = await source.read(from, Math.ceil(c.bitEnd / 8) - from);
-  if (c.whole) return decompressStream(bytes, maxSize);
-  return decompressStream(reframeBlock(bytes, c.bitStart - from * 8, c.bitEnd - from * 8, c.level), maxSize);
+  if (c.whole) return decompressStream(bytes, maxSize, into);
+  return decompressStream(reframeBlock(bytes, c.bitStart - from * 8, c.bitEnd - from * 8, c.level), maxSize, into);
 }
 
 async function decodedIndex(source: BlockSource, onWarning?: (message: string) => void): Promise<UnitIndex> {
@@ -66,13 +92,21 @@ async function decodedIndex(source: BlockSource, onWarning?: (message: string) =
   const { candidates } = layout;
   const index = new UnitIndex();
   index.streams = layout.streams;
-  const attempt = (c: Candidate, bitEnd = c.bitEnd): Promise<Buffer | DecodeFailure> => {
-    if ((bitEnd - c.bitStart) / 8 > maxBlockInput(c.level)) return Promise.resolve("too large");
-    return decodeCandidate(source, { ...c, bitEnd }, maxBlockOutput(c.level));
+  // Output buffers, one per decode in flight, reused: a block may decode to 46 MB, and only its size is kept.
+  const buffers: Buffer[] = [];
+  const attempt = async (c: Candidate, bitEnd = c.bitEnd): Promise<Decoded | DecodeFailure> => {
+    if ((bitEnd - c.bitStart) / 8 > maxBlockInput(c.level)) return "too large";
+    const buffer = buffers.pop() ?? Buffer.allocUnsafe(maxBlockOutput(9));
+    try {
+      const decoded = await decodeCandidate(source, { ...c, bitEnd }, maxBlockOutput(c.level), buffer);
+      return typeof decoded === "string" ? decoded : { size: decoded.length, zeros: isAllZero(decoded) };
+    } finally {
+      buffers.push(buffer);
+    }
   };
   // Candidates decode ahead, one per core; results are taken in order.
   const width = availableParallelism();
-  const ahead = new Map<number, Promise<Buffer | DecodeFailure>>();
+  const ahead = new Map<number, Promise<Decoded | DecodeFailure>>();
   const result = (i: number) => {
     for (let k = i; k < Math.min(candidates.length, i + width); k++) {
       if (!ahead.has(k)) {
@@ -81,7 +115,7 @@ async function decodedIndex(source: BlockSource, onWarning?: (message: string) =
         ahead.set(k, p);
       }
     }
-    const p = ahead.get(i) as Promise<Buffer | DecodeFailure>;
+    const p = ahead.get(i) as Promise<Decoded | DecodeFailure>;
     ahead.delete(i);
     return p;
   };
@@ -105,10 +139,11 @@ async function decodedIndex(source: BlockSource, onWarning?: (message: string) =
       break;
     }
     const last = candidates[i + used - 1] as Candidate;
-    index.add({ bitStart: c.bitStart, bitEnd: last.bitEnd, level: c.level, whole: c.whole, decodedSize: decoded.length });
+    index.add({ bitStart: c.bitStart, bitEnd: last.bitEnd, level: c.level, whole: c.whole, decodedSize: decoded.size, zeros: decoded.zeros });
     for (let k = i + 1; k < i + used; k++) ahead.delete(k);
     i += used;
   }
+  if (!index.damage && layout.damage) index.damage = layout.damage;
   if (!index.damage && layout.end < source.size) {
     onWarning?.(`${source.name}: ${source.size - layout.end} bytes after the last bzip2 stream (offset ${layout.end}) ignored`);
   }

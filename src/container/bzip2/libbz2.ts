@@ -91,19 +91,21 @@ export type DecodeFailure = "corrupt" | "truncated" | "too large";
 
 /**
  * Decode one whole bzip2 stream (every block's CRC and the stream's CRC are
- * checked) into at most `maxSize` bytes. Resolves to the bytes, or to why
- * not: callers that probe candidate blocks need the reason, not an error.
+ * checked) into at most `maxSize` bytes, in `into` when given (a buffer the
+ * caller reuses: the result is a view of it). Resolves to the bytes, or to
+ * why not: callers that probe candidate blocks need the reason, not an error.
  */
-export async function decompressStream(stream: Buffer, maxSize: number): Promise<Buffer | DecodeFailure> {
+export async function decompressStream(stream: Buffer, maxSize: number, into?: Buffer): Promise<Buffer | DecodeFailure> {
   const bz = need();
-  const dest = Buffer.allocUnsafe(maxSize);
+  const dest = into ?? Buffer.allocUnsafe(maxSize);
+  if (dest.length < maxSize) throw new RangeError(`output buffer of ${dest.length} bytes is too small for ${maxSize}`);
   const length = new Uint32Array([maxSize]);
   const rc = await call(bz.decompress, [dest, length, stream, stream.length, 0, 0]);
   switch (rc) {
     case BZ_OK: {
       const size = length[0] as number;
       // A buffer sized for the worst case is mostly untouched: keep only what was written.
-      return size < maxSize / 2 ? Buffer.from(dest.subarray(0, size)) : dest.subarray(0, size);
+      return !into && size < maxSize / 2 ? Buffer.from(dest.subarray(0, size)) : dest.subarray(0, size);
     }
     case BZ_OUTBUFF_FULL:
       return "too large";

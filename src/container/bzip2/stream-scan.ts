@@ -66,6 +66,8 @@ export interface StreamLayout {
   streams: number;
   /** Where the last stream ended (bytes after it are not bzip2). */
   end: number;
+  /** A stream that stops before its first block or end marker (the file cut short there). */
+  damage?: { compressedOffset: number; message: string };
 }
 
 /**
@@ -88,7 +90,8 @@ export async function parseStreams(source: BlockSource, markers: Marker[]): Prom
     const first = (pos + HEADER_BYTES) * 8;
     while (m < markers.length && (markers[m] as Marker).bit < first) m++;
     if (m >= markers.length || (markers[m] as Marker).bit !== first) {
-      throw new CorruptImageError(`${source.name}: the bzip2 stream at offset ${pos} has neither a block nor an end marker after its header`);
+      const message = `the bzip2 stream at offset ${pos} has neither a block nor an end marker after its header`;
+      return { candidates, streams, end: pos, damage: { compressedOffset: pos, message } };
     }
     const blocks: number[] = [];
     let endBit: number | undefined;

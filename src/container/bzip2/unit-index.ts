@@ -15,6 +15,8 @@ export interface Bzip2Unit {
   /** A whole stream (byte-aligned), not a block to reframe. */
   whole: boolean;
   decodedSize: number;
+  /** Decodes to zeros only (the indexer saw it): read as a hole, without decoding. */
+  zeros?: boolean;
 }
 
 export interface Bzip2Damage {
@@ -29,6 +31,7 @@ export class UnitIndex {
   private decodedAt = new Float64Array(65);
   private level = new Uint8Array(64);
   private whole = new Uint8Array(64);
+  private zeros = new Uint8Array(64);
   count = 0;
   streams = 0;
   damage: Bzip2Damage | undefined;
@@ -43,6 +46,7 @@ export class UnitIndex {
     this.bitEnd[i] = unit.bitEnd;
     this.level[i] = unit.level;
     this.whole[i] = unit.whole ? 1 : 0;
+    this.zeros[i] = unit.zeros ? 1 : 0;
     this.decodedAt[i + 1] = (this.decodedAt[i] as number) + unit.decodedSize;
     this.largestUnit = Math.max(this.largestUnit, unit.decodedSize);
   }
@@ -53,8 +57,13 @@ export class UnitIndex {
       bitEnd: this.bitEnd[i] as number,
       level: this.level[i] as number,
       whole: this.whole[i] === 1,
+      zeros: this.zeros[i] === 1,
       decodedSize: (this.decodedAt[i + 1] as number) - (this.decodedAt[i] as number),
     };
+  }
+
+  isZeros(i: number): boolean {
+    return this.zeros[i] === 1;
   }
 
   get size(): number {
@@ -94,16 +103,17 @@ export class UnitIndex {
     this.decodedAt = f64(this.decodedAt, n + 1);
     this.level = u8(this.level);
     this.whole = u8(this.whole);
+    this.zeros = u8(this.zeros);
   }
 }
 
 /*
  * Kept in the IndexCache as "PLBZIX01", u32 count, u32 streams, u8 flags
  * (1 platter, 2 damaged), then per unit f64 bitStart, f64 bitEnd, f64
- * decodedSize, u8 level, u8 whole; then, if damaged, f64 offset, u32 length,
+ * decodedSize, u8 level, u8 whole (+2 when it decodes to zeros); then, if damaged, f64 offset, u32 length,
  * message.
  */
-const MAGIC = "PLBZIX01";
+const MAGIC = "PLBZIX02";
 const UNIT_BYTES = 26;
 
 export function encodeUnitIndex(index: UnitIndex): Buffer {
@@ -120,7 +130,7 @@ export function encodeUnitIndex(index: UnitIndex): Buffer {
     body.writeDoubleLE(u.bitEnd, at + 8);
     body.writeDoubleLE(u.decodedSize, at + 16);
     body[at + 24] = u.level;
-    body[at + 25] = u.whole ? 1 : 0;
+    body[at + 25] = (u.whole ? 1 : 0) | (u.zeros ? 2 : 0);
   }
   const parts = [head, body];
   if (index.damage) {
@@ -150,7 +160,8 @@ export function decodeUnitIndex(buf: Buffer, fileSize: number): UnitIndex {
       bitEnd: buf.readDoubleLE(at + 8),
       decodedSize: buf.readDoubleLE(at + 16),
       level: buf[at + 24] as number,
-      whole: buf[at + 25] === 1,
+      whole: ((buf[at + 25] as number) & 1) === 1,
+      zeros: ((buf[at + 25] as number) & 2) === 2,
     };
     const fits = unit.bitStart >= previousEnd && unit.bitEnd > unit.bitStart && unit.bitEnd <= fileSize * 8;
     if (!fits || unit.level < 1 || unit.level > 9 || !Number.isSafeInteger(unit.decodedSize) || unit.decodedSize < 0) {

@@ -2,6 +2,17 @@
  * Every container format openImage knows, in the order it tries them: those
  * with a header magic first, those found by a footer (VHD fixed) last.
  */
-import type { ContainerFormat } from "./format.js";
+import { bzip2Format, bzip2Writer } from "./bzip2/index.js";
+import type { ContainerFormat, ContainerWriter } from "./format.js";
+import { gzipFormat, gzipWriter } from "./gzip/index.js";
 
-export const CONTAINER_FORMATS: ContainerFormat[] = [];
+export const CONTAINER_FORMATS: ContainerFormat[] = [
+  gzipFormat,
+  bzip2Format,
+];
+
+/** Every container platter writes (convert, capture into a compressed or virtual disk). */
+export const CONTAINER_WRITERS: ContainerWriter[] = [
+  gzipWriter,
+  bzip2Writer,
+];

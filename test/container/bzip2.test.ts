@@ -3,24 +3,27 @@ import { spawn } from "node:child_process";
 import { readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { before, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { bzip2Format, bzip2Writer, type Bzip2Source } from "../../src/container/bzip2/index.js";
+import { HEAD_BYTES } from "../../src/container/format.js";
+import { CONTAINER_FORMATS, CONTAINER_WRITERS } from "../../src/container/registry.js";
 import { scanMarkers } from "../../src/container/bzip2/marker-scan.js";
 import { decodePlatterTrailer, encodePlatterTrailer, TRAILER_BYTES } from "../../src/container/bzip2/platter-trailer.js";
 import { CorruptImageError, PlatterError, UsageError } from "../../src/errors.js";
-import { FileSource } from "../../src/io/file-source.js";
 import { MemorySource } from "../../src/io/memory-source.js";
 import { needs } from "../helpers/env.js";
 import { fixture } from "../helpers/fixtures.js";
 import { prng } from "../helpers/fs-fuzz.js";
 import { run, sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
-import { assertSameBytes, assertSameFilesystems, memoryContext, peakMemoryOf, sha256, sourceSha256 } from "./gzip-bzip2-helpers.js";
+import { assertSameBytes, assertSameFilesystems, closeOpened, memoryContext, openFile, peakMemoryOf, sha256, sourceSha256 } from "./gzip-bzip2-helpers.js";
+
+after(closeOpened);
 
 const TOOLS = ["gzip", "pigz", "bgzip", "bzip2", "pbzip2"];
 
 async function openBz2(path: string, warnings: string[] = [], context = memoryContext(warnings)): Promise<Bzip2Source> {
-  return (await bzip2Format.open(await FileSource.open(path), context)) as Bzip2Source;
+  return (await bzip2Format.open(await openFile(path), context)) as Bzip2Source;
 }
 
 async function openBuffer(data: Buffer, warnings: string[] = []): Promise<Bzip2Source> {
@@ -62,8 +65,26 @@ describe("bzip2 images made by bzip2, pbzip2 and cat read as bzip2 -d gives them
     });
   }
 
+  test("the registry tells them apart by magic: every tool's .gz is gzip, every .bz2 bzip2, the raw disk neither", async () => {
+    const detected = async (path: string) => {
+      const source = await openFile(path);
+      const head = await source.read(0, Math.min(HEAD_BYTES, source.size));
+      const names: string[] = [];
+      for (const format of CONTAINER_FORMATS) if (await format.detect(head, source)) names.push(format.name);
+      await source.close();
+      return names;
+    };
+    for (const name of ["gzip.gz", "pigz.gz", "pigz-i.gz", "bgzip.gz", "concat.gz"]) assert.deepEqual(await detected(join(dir, name)), ["gzip"], name);
+    for (const name of ["bzip2.bz2", "pbzip2.bz2", "concat.bz2"]) assert.deepEqual(await detected(join(dir, name)), ["bzip2"], name);
+    assert.deepEqual(await detected(mbr), []);
+    assert.deepEqual(
+      CONTAINER_WRITERS.filter((w) => w.name === "gzip" || w.name === "bzip2").map((w) => [w.name, w.extensions]),
+      [["gzip", [".gz"]], ["bzip2", [".bz2"]]],
+    );
+  });
+
   test("bzip2.bz2: partition table and every file of ext4, FAT32 and ext2 as on the raw disk", async () => {
-    const files = await assertSameFilesystems(await openBz2(join(dir, "bzip2.bz2")), await FileSource.open(mbr));
+    const files = await assertSameFilesystems(await openBz2(join(dir, "bzip2.bz2")), await openFile(mbr));
     assert.ok(files >= 10);
   });
 
@@ -125,7 +146,7 @@ describe("platter's .bz2: pbzip2's streams and a trailer with the sizes", { skip
     assert.equal(bz.describe().indexedBy, "trailer");
     assert.deepEqual(warnings, []);
     await assertSameBytes(bz, mbr, raw);
-    await assertSameFilesystems(bz, await FileSource.open(mbr));
+    await assertSameFilesystems(bz, await openFile(mbr));
   });
 
   test("resume after kill -9: cut back to the last whole chunk, go on, and bzip2 -d gives the disk", async () => {

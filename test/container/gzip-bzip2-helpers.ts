@@ -13,10 +13,24 @@ import { canRead, openFilesystem } from "../../src/fs/open.js";
 import { probeFilesystem } from "../../src/fs/probe.js";
 import { walk } from "../../src/fs/walk.js";
 import type { BlockSource } from "../../src/io/block-source.js";
+import { FileSource } from "../../src/io/file-source.js";
 import { SliceSource } from "../../src/io/slice-source.js";
 import { readPartitionTable } from "../../src/partition/index.js";
 import { prng } from "../helpers/fs-fuzz.js";
 import { run } from "../helpers/run.js";
+
+const opened: FileSource[] = [];
+
+/** FileSource.open, closed by closeOpened() (each test file runs it after its tests). */
+export async function openFile(path: string): Promise<FileSource> {
+  const source = await FileSource.open(path);
+  opened.push(source);
+  return source;
+}
+
+export async function closeOpened(): Promise<void> {
+  for (const source of opened.splice(0)) await source.close();
+}
 
 export function sha256(buf: Buffer): string {
   return createHash("sha256").update(buf).digest("hex");

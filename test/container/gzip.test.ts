@@ -3,25 +3,27 @@ import { spawn } from "node:child_process";
 import { readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { before, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { constants, deflateRawSync, gzipSync, inflateRawSync } from "node:zlib";
 import { deflatePreface } from "../../src/container/gzip/deflate-preface.js";
 import { gzipFormat, gzipWriter, type GzipSource } from "../../src/container/gzip/index.js";
 import { decodeGzipHeader } from "../../src/container/gzip/member-header.js";
 import { SequentialGzipSource } from "../../src/container/gzip/sequential-source.js";
 import { UsageError } from "../../src/errors.js";
-import { FileSource } from "../../src/io/file-source.js";
+import { MemorySource } from "../../src/io/memory-source.js";
 import { needs } from "../helpers/env.js";
 import { fixture } from "../helpers/fixtures.js";
 import { prng } from "../helpers/fs-fuzz.js";
 import { run, sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
-import { assertSameBytes, assertSameFilesystems, memoryContext, sha256, sourceSha256 } from "./gzip-bzip2-helpers.js";
+import { assertSameBytes, assertSameFilesystems, closeOpened, memoryContext, openFile, sha256, sourceSha256 } from "./gzip-bzip2-helpers.js";
+
+after(closeOpened);
 
 const TOOLS = ["gzip", "pigz", "bgzip", "bzip2", "pbzip2"];
 
 async function openGz(path: string, warnings: string[] = [], context = memoryContext(warnings)): Promise<GzipSource> {
-  return (await gzipFormat.open(await FileSource.open(path), context)) as GzipSource;
+  return (await gzipFormat.open(await openFile(path), context)) as GzipSource;
 }
 
 /** Write `raw` through platter's gzip writer in uneven pieces, zero runs as writeZeros. */
@@ -70,7 +72,7 @@ describe("gzip images made by gzip, pigz, bgzip and cat read as the tools decode
   }
 
   test("gzip.gz and bgzip.gz: partition table and every file of ext4, FAT32 and ext2 as on the raw disk", async () => {
-    const disk = await FileSource.open(mbr);
+    const disk = await openFile(mbr);
     for (const name of ["gzip.gz", "bgzip.gz"]) {
       const files = await assertSameFilesystems(await openGz(join(dir, name)), disk);
       assert.ok(files >= 10, `${name}: ${files} files compared`);
@@ -83,7 +85,7 @@ describe("gzip images made by gzip, pigz, bgzip and cat read as the tools decode
     await sh(`gzip -c ${gpt} > ${gz}`);
     const decoded = await openGz(gz);
     assert.equal(await sourceSha256(decoded), sha256(readFileSync(gpt)));
-    await assertSameFilesystems(decoded, await FileSource.open(gpt));
+    await assertSameFilesystems(decoded, await openFile(gpt));
   });
 
   test("the index of a single stream is kept in the IndexCache: the second open inflates nothing", async () => {
@@ -102,7 +104,7 @@ describe("gzip images made by gzip, pigz, bgzip and cat read as the tools decode
   });
 
   test("without the system zlib, reads go front to back: backward ones start over, bytes the same", async () => {
-    const source = await FileSource.open(join(dir, "gzip.gz"));
+    const source = await openFile(join(dir, "gzip.gz"));
     const seq = await SequentialGzipSource.open(source);
     assert.equal(seq.seekable, false);
     assert.equal(seq.size, raw.length);
@@ -110,6 +112,14 @@ describe("gzip images made by gzip, pigz, bgzip and cat read as the tools decode
       assert.ok((await seq.read(offset, 70000 > raw.length - offset ? raw.length - offset : 70000)).equals(raw.subarray(offset, offset + 70000)));
     }
     await seq.close();
+    // Cut short: what decodes before the cut, and a warning.
+    const file = readFileSync(join(dir, "gzip.gz"));
+    const warnings: string[] = [];
+    const cut = await SequentialGzipSource.open(new MemorySource(file.subarray(0, Math.floor(file.length * 0.6))), (w) => warnings.push(w));
+    assert.ok(cut.size > 0 && cut.size < raw.length);
+    assert.match(warnings.join("\n"), /damaged after \d+ decoded bytes/);
+    assert.ok((await cut.read(0, cut.size)).equals(raw.subarray(0, cut.size)));
+    await cut.close();
   });
 });
 
@@ -141,7 +151,7 @@ describe("platter's .gz: members that say their size", { skip: needs(...TOOLS) }
     assert.equal(gz.describe().complete, true);
     assert.deepEqual(warnings, []);
     await assertSameBytes(gz, mbr, raw);
-    await assertSameFilesystems(gz, await FileSource.open(mbr));
+    await assertSameFilesystems(gz, await openFile(mbr));
   });
 
   test("the size is gzip -6's within 1%, plus at most 64 bytes per 256 KiB member (mostly zeros here: a member cannot shrink them below ~290 bytes)", async () => {

@@ -37,6 +37,7 @@ export class UnitIndex {
   damage: Bzip2Damage | undefined;
   /** The file ends with platter's trailer (sizes known without decoding). */
   platter = false;
+  /** Decoded size of the largest unit that is not zeros (what a cache of decoded units must plan for). */
   largestUnit = 0;
 
   add(unit: Bzip2Unit): void {
@@ -48,7 +49,7 @@ export class UnitIndex {
     this.whole[i] = unit.whole ? 1 : 0;
     this.zeros[i] = unit.zeros ? 1 : 0;
     this.decodedAt[i + 1] = (this.decodedAt[i] as number) + unit.decodedSize;
-    this.largestUnit = Math.max(this.largestUnit, unit.decodedSize);
+    if (!unit.zeros) this.largestUnit = Math.max(this.largestUnit, unit.decodedSize);
   }
 
   unit(i: number): Bzip2Unit {

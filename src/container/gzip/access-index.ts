@@ -106,6 +106,11 @@ export class AccessIndex {
     return { kind, decoded: this.decodedAt[i]!, compressed: this.compressedAt[i]!, bits: this.bitsAt[i]!, window: this.windows[i] };
   }
 
+  /** Decoded offset of point i (point(i).decoded, without making the object). */
+  decodedOf(i: number): number {
+    return this.decodedAt[i] as number;
+  }
+
   get last(): AccessPoint | undefined {
     return this.count ? this.point(this.count - 1) : undefined;
   }
@@ -150,7 +155,7 @@ export class AccessIndex {
   /** Largest span in decoded bytes (what a cache of spans must plan for). */
   largestSpan(): number {
     let most = 0;
-    for (let i = 0; i < this.count; i++) most = Math.max(most, this.spanEnd(i) - this.decodedAt[i]!);
+    for (let i = 0; i < this.count; i++) most = Math.max(most, this.spanEnd(i) - this.decodedOf(i));
     return most;
   }
 

@@ -64,7 +64,7 @@ export class GzipSource implements ContainerSource {
       start: (p: number) => (p < pieces ? this.pieceStart(p) : index.size),
       find: (offset: number) => {
         const span = index.find(offset);
-        return (this.firstPiece[span] as number) + Math.floor((offset - index.point(span).decoded) / this.pieceLength(span));
+        return (this.firstPiece[span] as number) + Math.floor((offset - index.decodedOf(span)) / this.pieceLength(span));
       },
       decode: (p: number) => this.decodePiece(p),
       isZeros: (p: number) => index.spanIsZeros(this.spanOfPiece[p] as number),
@@ -77,7 +77,7 @@ export class GzipSource implements ContainerSource {
   }
 
   private piecesOf(span: number): number {
-    const length = this.index.spanEnd(span) - this.index.point(span).decoded;
+    const length = this.index.spanEnd(span) - this.index.decodedOf(span);
     return length > LARGE_SPAN ? Math.ceil(length / PIECE) : 1;
   }
 
@@ -87,7 +87,7 @@ export class GzipSource implements ContainerSource {
 
   private pieceStart(p: number): number {
     const span = this.spanOfPiece[p] as number;
-    return this.index.point(span).decoded + (p - (this.firstPiece[span] as number)) * PIECE;
+    return this.index.decodedOf(span) + (p - (this.firstPiece[span] as number)) * PIECE;
   }
 
   private async decodePiece(p: number): Promise<Buffer> {

@@ -82,7 +82,9 @@ export class SequentialGzipSource implements ContainerSource {
     try {
       for await (const chunk of gunzipChunks(source)) size += chunk.length;
     } catch (err) {
-      damage = err instanceof Error ? err.message : String(err);
+      // zlib's errors (codes Z_DATA_ERROR, Z_BUF_ERROR...) are damage; an I/O error is not.
+      if (!String((err as { code?: unknown }).code ?? "").startsWith("Z_")) throw err;
+      damage = (err as Error).message;
       onWarning?.(`${source.name}: gzip data is damaged after ${size} decoded bytes (${damage}); only those are readable`);
     }
     return new SequentialGzipSource(source, size, damage);

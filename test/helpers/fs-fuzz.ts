@@ -37,7 +37,7 @@ class FlippedSource extends MemorySource {
 }
 
 /** A small seeded generator (xorshift32), so a failing copy can be rebuilt from its number. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let x = seed >>> 0 || 1;
   return () => {
     x ^= x << 13;

@@ -16,7 +16,7 @@ import type { Qcow2Layout } from "./layout.js";
 import { Qcow2Tables, cached, readQcow2Metadata } from "./tables.js";
 
 /** Bytes of decompressed clusters kept: a filesystem reads a compressed cluster a block at a time. */
-const CLUSTER_CACHE_BYTES = 16 * 1024 * 1024;
+const CLUSTER_CACHE_BYTES = 8 * 1024 * 1024;
 
 /**
  * Where a run of guest bytes comes from. "host": `host` in the image file
@@ -196,18 +196,27 @@ export class Qcow2Source implements ContainerSource {
     let pos = offset;
     while (pos < end) {
       const l1Index = Math.floor(pos / l1Span);
-      const spanEnd = Math.min(end, (l1Index + 1) * l1Span);
-      const l2Offset = await this.l2TableOffset(l1Index);
-      if (l2Offset === 0) {
-        const done = merge({ kind: "backing", guest: pos, length: spanEnd - pos });
+      const withTable = await this.tables.nextL1WithTable(l1Index, Math.ceil(end / l1Span));
+      if (withTable > l1Index) {
+        const unmapped = Math.min(end, withTable * l1Span);
+        const done = merge({ kind: "backing", guest: pos, length: unmapped - pos });
         if (done) yield done;
-        pos = spanEnd;
+        pos = unmapped;
         continue;
       }
-      const table = await this.tables.l2Table(l2Offset);
+      const spanEnd = Math.min(end, (l1Index + 1) * l1Span);
+      const table = await this.tables.l2Table(await this.l2TableOffset(l1Index));
       while (pos < spanEnd) {
         const cluster = Math.floor(pos / clusterSize);
         const clusterStart = cluster * clusterSize;
+        const unallocated = unallocatedRun(table, cluster % l2Entries, Math.ceil(spanEnd / clusterSize) - cluster, this.layout.l2EntryBytes);
+        if (unallocated > 0) {
+          const runEnd = Math.min(spanEnd, clusterStart + unallocated * clusterSize);
+          const done = merge({ kind: "backing", guest: pos, length: runEnd - pos });
+          if (done) yield done;
+          pos = runEnd;
+          continue;
+        }
         const clusterEnd = Math.min(spanEnd, clusterStart + clusterSize);
         const entry = decodeL2Entry(table, cluster % l2Entries, this.layout);
         this.checkEntry(entry, clusterStart);
@@ -249,10 +258,9 @@ export class Qcow2Source implements ContainerSource {
     if (pending) yield pending;
   }
 
-  /** The L2 table for L1 entry `index`, checked; 0 when there is none. */
+  /** The L2 table of L1 entry `index` (which has one), checked. */
   private async l2TableOffset(index: number): Promise<number> {
     const { l2Offset } = await this.tables.l1Entry(index);
-    if (l2Offset === 0) return 0;
     const { clusterSize } = this.layout;
     const where = `${this.name}: qcow2 L1 entry ${index} (guest offset ${index * this.layout.l1Span})`;
     if (l2Offset % clusterSize !== 0) throw new CorruptImageError(`${where} points at byte ${l2Offset}, not a cluster boundary`);
@@ -316,4 +324,17 @@ export class Qcow2Source implements ContainerSource {
       return decompressCluster(input, this.layout.compression, this.layout.clusterSize, `at byte ${extent.host} (guest offset ${clusterStart}) of ${this.name}`);
     });
   }
+}
+
+/**
+ * How many entries from `index` on (at most `limit`) are all-zero: plainly
+ * unallocated, and skipped without decoding (a sparse disk is mostly them).
+ */
+function unallocatedRun(table: Buffer, index: number, limit: number, entryBytes: number): number {
+  let n = 0;
+  for (let at = index * entryBytes; n < limit && at < table.length; at += entryBytes, n++) {
+    if (table.readUInt32BE(at) !== 0 || table.readUInt32BE(at + 4) !== 0) break;
+    if (entryBytes === 16 && (table.readUInt32BE(at + 8) !== 0 || table.readUInt32BE(at + 12) !== 0)) break;
+  }
+  return n;
 }

@@ -16,8 +16,8 @@ import { qcow2Layout, type Qcow2Layout } from "./layout.js";
 /** L1 entries per cached page: 64 KiB, which maps 4 TiB of a disk with 64 KiB clusters. */
 const L1_PAGE_ENTRIES = 8192;
 const L1_PAGES_CACHED = 16;
-/** Bytes of L2 tables kept (a 64 KiB table maps 512 MiB). */
-const L2_CACHE_BYTES = 32 * 1024 * 1024;
+/** Bytes of L2 tables kept: 8 MiB of 64 KiB tables map 64 GiB (qemu keeps 1 MiB by default). */
+const L2_CACHE_BYTES = 8 * 1024 * 1024;
 
 export interface Qcow2Metadata {
   layout: Qcow2Layout;
@@ -63,13 +63,29 @@ export class Qcow2Tables {
 
   async l1Entry(index: number): Promise<L1Entry> {
     if (index >= this.l1Size) return { l2Offset: 0, copied: false, reserved: false };
-    const page = Math.floor(index / L1_PAGE_ENTRIES);
-    const buf = await cached(this.l1Pages, page, () => {
+    const buf = await this.l1Page(Math.floor(index / L1_PAGE_ENTRIES));
+    return decodeL1Entry(buf, index % L1_PAGE_ENTRIES);
+  }
+
+  private l1Page(page: number): Promise<Buffer> {
+    return cached(this.l1Pages, page, () => {
       const first = page * L1_PAGE_ENTRIES;
       const count = Math.min(L1_PAGE_ENTRIES, this.l1Size - first);
       return this.file.read(this.l1Offset + first * 8, count * 8);
     });
-    return decodeL1Entry(buf, index % L1_PAGE_ENTRIES);
+  }
+
+  /** The first index in [index, limit) whose L1 entry names an L2 table, or `limit`: skips unallocated gigabytes a page at a time. */
+  async nextL1WithTable(index: number, limit: number): Promise<number> {
+    let i = index;
+    const stop = Math.min(limit, this.l1Size);
+    while (i < stop) {
+      const page = Math.floor(i / L1_PAGE_ENTRIES);
+      const buf = await this.l1Page(page);
+      const pageEnd = Math.min(stop, (page + 1) * L1_PAGE_ENTRIES);
+      for (; i < pageEnd; i++) if (decodeL1Entry(buf, i % L1_PAGE_ENTRIES).l2Offset !== 0) return i;
+    }
+    return limit;
   }
 
   /** The L2 table at `offset` (already checked to be a cluster inside the file). */

@@ -5,3 +5,5 @@
  */
 export { qcow2Format } from "./format.js";
 export { Qcow2Source } from "./source.js";
+export { checkQcow2, type Qcow2CheckReport } from "./check.js";
+export type { Problem as Qcow2Problem } from "./references.js";

@@ -8,7 +8,6 @@ import { CorruptImageError, UnsupportedError } from "../../errors.js";
 import {
   COMPRESSION_TYPES,
   type CompressionType,
-  CRYPT_METHODS,
   featureBit,
   Incompatible,
   KNOWN_INCOMPATIBLE,
@@ -70,18 +69,12 @@ function unknownFeatures(mask: bigint, known: bigint, kind: string, names: Map<s
 
 /**
  * Derive the layout and check the fixed tables against a file of
- * `fileSize` bytes. Unknown incompatible features and encryption are
- * refused here, before anything is read through the tables.
+ * `fileSize` bytes. Unknown incompatible features are refused here, before
+ * anything is read through the tables.
  */
 export function qcow2Layout(header: Qcow2Header, extensions: Qcow2Extensions, fileSize: number): Qcow2Layout {
   const unknown = unknownFeatures(header.incompatibleFeatures, KNOWN_INCOMPATIBLE, "incompatible", extensions.featureNames);
   if (unknown.length > 0) throw new UnsupportedError(`qcow2 image uses incompatible feature(s) platter does not know: ${unknown.join(", ")}`);
-  if (header.cryptMethod !== 0) {
-    const method = CRYPT_METHODS[header.cryptMethod] ?? `method ${header.cryptMethod}`;
-    throw new UnsupportedError(
-      `qcow2 image is encrypted (${method}); platter cannot decrypt it: make a plain copy first with qemu-img convert --object secret,... --image-opts ... -O qcow2`,
-    );
-  }
   const clusterBits = header.clusterBits;
   const clusterSize = 2 ** clusterBits;
   const extendedL2 = featureBit(header.incompatibleFeatures, Incompatible.extendedL2);

@@ -4,14 +4,14 @@
  * cluster, zeros, or the backing file. Reads are mapped to extents first,
  * merged where the host bytes are contiguous, then read side by side.
  */
-import { CorruptImageError } from "../../errors.js";
+import { CorruptImageError, UnsupportedError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
 import { checkRange, targetBuffer } from "../../io/bounds.js";
 import { LruCache } from "../../util/lru.js";
 import type { ContainerContext, ContainerSource } from "../format.js";
 import { decompressCluster } from "./compressed-cluster.js";
 import { decodeL2Entry, type L2Entry, subclusterState } from "./entries.js";
-import { Autoclear, Compatible, featureBit } from "./header.js";
+import { Autoclear, Compatible, CRYPT_METHODS, featureBit } from "./header.js";
 import type { Qcow2Layout } from "./layout.js";
 import { Qcow2Tables, cached, readQcow2Metadata } from "./tables.js";
 
@@ -67,6 +67,12 @@ export class Qcow2Source implements ContainerSource {
    */
   static async open(file: BlockSource, context: ContainerContext): Promise<Qcow2Source> {
     const { layout, backingFile } = await readQcow2Metadata(file);
+    if (layout.header.cryptMethod !== 0) {
+      const method = CRYPT_METHODS[layout.header.cryptMethod] ?? `method ${layout.header.cryptMethod}`;
+      throw new UnsupportedError(
+        `${file.name}: the qcow2 image is encrypted (${method}); platter cannot decrypt it: make a plain copy first with qemu-img convert --object secret,... --image-opts ... -O qcow2`,
+      );
+    }
     if (layout.corrupt) {
       throw new CorruptImageError(
         `${file.name}: qemu marked this qcow2 image corrupt; see what is wrong with \`qemu-img check ${file.name}\`, repair a copy with \`qemu-img check -r all\``,

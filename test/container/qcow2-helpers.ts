@@ -8,7 +8,7 @@ import { realpathSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import { createHash } from "node:crypto";
 import type { ContainerContext } from "../../src/container/format.js";
-import { Qcow2Source } from "../../src/container/qcow2/index.js";
+import { qcow2Writer, Qcow2Source, type Qcow2WriterOptions } from "../../src/container/qcow2/index.js";
 import { hasQcow2Magic } from "../../src/container/qcow2/header.js";
 import { CorruptImageError } from "../../src/errors.js";
 import type { BlockSource } from "../../src/io/block-source.js";
@@ -60,4 +60,29 @@ export async function sha256Of(source: BlockSource, chunk = 1 << 20): Promise<st
     hash.update(await source.read(pos, n, buf.subarray(0, n)));
   }
   return hash.digest("hex");
+}
+
+/**
+ * What `convert --to qcow2` will do (the integrator wires the command):
+ * every data range of `source` into a new qcow2 image, `inFlight` writes of
+ * `chunk` bytes at once.
+ */
+export async function convertToQcow2(source: BlockSource, dest: string, options: Qcow2WriterOptions = {}, chunk = 1 << 20, inFlight = 4): Promise<void> {
+  const sink = await qcow2Writer.create(dest, { size: source.size, ...options });
+  try {
+    const ranges = source.dataRanges ? await source.dataRanges(0, source.size) : [[0, source.size] as [number, number]];
+    const running = new Set<Promise<void>>();
+    for (const [start, length] of ranges) {
+      for (let pos = start; pos < start + length; pos += chunk) {
+        const n = Math.min(chunk, start + length - pos);
+        const job: Promise<void> = source.read(pos, n).then((buf) => sink.write(pos, buf));
+        running.add(job);
+        job.finally(() => running.delete(job)).catch(() => {});
+        if (running.size >= inFlight) await Promise.race(running);
+      }
+    }
+    await Promise.all(running);
+  } finally {
+    await sink.close();
+  }
 }

@@ -7,3 +7,4 @@ export { qcow2Format } from "./format.js";
 export { Qcow2Source } from "./source.js";
 export { checkQcow2, type Qcow2CheckReport } from "./check.js";
 export type { Problem as Qcow2Problem } from "./references.js";
+export { qcow2Writer, Qcow2Sink, type Qcow2WriterOptions } from "./writer.js";

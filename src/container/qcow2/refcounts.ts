@@ -52,8 +52,11 @@ export async function* countReferences(
   clusters: number,
   observer?: ReferenceSink,
 ): AsyncGenerator<{ counts: ReferenceCounts; stats: ClusterStats }> {
-  for (let first = 0; first < clusters || first === 0; first += WINDOW_CLUSTERS) {
-    const counts = new ReferenceCounts(layout.clusterSize, first, Math.min(WINDOW_CLUSTERS, clusters - first), first === 0 ? observer : undefined);
+  // Whole refcount blocks per window, so a writer can fill each block from one window.
+  const entries = layout.refcountBlockEntries;
+  const window = Math.max(entries, Math.floor(WINDOW_CLUSTERS / entries) * entries);
+  for (let first = 0; first < clusters || first === 0; first += window) {
+    const counts = new ReferenceCounts(layout.clusterSize, first, Math.min(window, clusters - first), first === 0 ? observer : undefined);
     const stats = await walkReferences(file, layout, counts);
     yield { counts, stats };
   }

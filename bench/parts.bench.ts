@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openSource } from "../src/io/file-source.js";
 import { CountingSource } from "../src/io/counting-source.js";
-import { reportPartitions } from "../src/partition/report.js";
+import { reportPartitions } from "../src/image/partition-report.js";
 
 const OUT = fileURLToPath(new URL("out/parts/", import.meta.url));
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));

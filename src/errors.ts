@@ -65,3 +65,12 @@ export function ioError(err: unknown, what: string): PlatterError {
   const text = (code && reason[code]) ?? (err instanceof Error ? err.message : String(err));
   return new DeviceError(`${what}: ${text}`, code, { cause: err });
 }
+
+/** Stopped by Ctrl-C or SIGTERM before the work was done: exit 128 + the signal's number, as a shell reports it. */
+export class InterruptedError extends PlatterError {
+  readonly exitCode: number;
+  constructor(message: string, signal: NodeJS.Signals | undefined = "SIGINT") {
+    super(message);
+    this.exitCode = signal === "SIGTERM" ? 143 : 130;
+  }
+}

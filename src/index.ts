@@ -3,9 +3,11 @@
  * Everything reads through a BlockSource; filesystems share one small
  * FileSystem interface; nothing here prints or exits.
  *
- *   const disk = await openSource("disk.img");
- *   const table = await readPartitionTable(disk);
- *   const fs = await openFilesystem(openPartition(disk, table, 1));
+ *   const image = await openImage("disk.img.zst");      // any container, by magic
+ *   const table = await readPartitionTable(image.source);
+ *   const fs = await openFilesystem(openPartition(image.source, table, 1));
+ *
+ * or in one step: `await openImageFilesystem("disk.img", { part: 1 })`.
  */
 
 // Errors (each maps to an exit code in the CLI)
@@ -31,9 +33,14 @@ export { MultiHasher, parseHashList, type HashAlgorithm } from "./capture/hasher
 
 // Partition tables
 export type { Partition, PartitionScheme, PartitionTable } from "./partition/types.js";
-export { readPartitionTable } from "./partition/index.js";
-export { choosePartition, openPartition, type PartitionChoice } from "./partition/select.js";
-export { reportPartitions, type PartitionReport } from "./partition/report.js";
+export { readDiskTable as readPartitionTable } from "./image/disk-table.js";
+export { choosePartition, openPartition, type PartitionChoice } from "./image/partition-choice.js";
+export { reportPartitions, type PartitionReport } from "./image/partition-report.js";
+
+// Opening images: containers by magic, then partition and filesystem
+export { openImage, type OpenImageOptions, type OpenedImage } from "./image/open-image.js";
+export { openImageFilesystem, type ImageFilesystem, type OpenImageFilesystemOptions } from "./image/open-filesystem.js";
+export type { ContainerFormat, ContainerSource, ContainerWriter, ContainerSink } from "./container/format.js";
 export { decodeMbr, encodeMbr, decodeEbr, encodeEbr } from "./partition/mbr.js";
 export { decodeGptEntry, decodeGptHeader, encodeGptEntries, encodeGptEntry, encodeGptHeader } from "./partition/gpt.js";
 

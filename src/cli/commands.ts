@@ -27,6 +27,7 @@ export const commands: CommandModule[] = [
   { names: ["hash"], load: async () => [(await import("./hash.js")).registerHash] },
   { names: ["iso"], load: async () => [(await import("./iso.js")).registerIso] },
   { names: ["info"], load: async () => [(await import("./info.js")).registerInfo] },
+  { names: ["convert"], load: async () => [(await import("./convert.js")).registerConvert] },
 ];
 
 /** The registrations for `argv`: just its command's when it names one, else all (help, typos). */

@@ -11,12 +11,36 @@ function date(unix: number | null): string {
   return unix === null ? "-" : `${new Date(unix * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, "")} UTC`;
 }
 
+const TABLE_NAME: Record<string, string> = { mbr: "MBR (dos)", gpt: "GPT" };
+
+/** "zstd (seekable) over qcow2": the stack, outermost first. */
+function formatLine(info: ImageInfo): string {
+  if (info.layers.length === 0) return "raw";
+  return info.layers.map((l) => `${l.format}${l.seekable ? "" : " (not seekable: platter convert makes a seekable copy)"}`).join(" over ");
+}
+
+/** A layer's own details (cluster size, backing file...), one "key: value" each. */
+function layerRows(info: ImageInfo): string[][] {
+  const rows: string[][] = [];
+  for (const layer of info.layers) {
+    for (const [key, value] of Object.entries(layer)) {
+      if (key === "format" || key === "seekable" || value === null || value === undefined) continue;
+      const shown = key === "virtualSize" ? bytes(value as number) : typeof value === "object" ? JSON.stringify(value) : String(value);
+      rows.push([`  ${layer.format} ${key}:`, shown]);
+    }
+  }
+  return rows;
+}
+
 function render(info: ImageInfo): string {
+  const table = info.partitionTable === "none" ? "none" : `${TABLE_NAME[info.partitionTable]}, ${info.partitions} partition${info.partitions === 1 ? "" : "s"} (platter parts lists them)`;
   const rows: string[][] = [
     ["image:", info.image],
-    ["format:", info.format],
+    ["format:", formatLine(info)],
+    ...layerRows(info),
     ["virtual size:", bytes(info.virtualSize)],
     ["file size:", bytes(info.fileSize) + (info.allocatedSize !== null && info.allocatedSize < info.fileSize ? `, ${formatSize(info.allocatedSize)} allocated` : "")],
+    ["partition table:", table],
     ["filesystem:", info.filesystem ? [info.filesystem, info.label && `label "${info.label}"`, info.uuid && `UUID ${info.uuid}`].filter(Boolean).join(", ") : "-"],
   ];
   const lines = [formatTable(rows)];
@@ -56,7 +80,7 @@ export function registerInfo(program: Command): Command {
     .option("--json", "print the report as JSON")
     .action(async (image: string, opts: { json?: boolean }) => {
       const info = await imageInfo(image);
-      for (const w of info.iso9660?.warnings ?? []) warn(w);
+      for (const w of info.warnings) warn(w);
       if (opts.json) printJson(info);
       else process.stdout.write(render(info));
     });

@@ -1,7 +1,8 @@
 import type { Command } from "commander";
-import { openSource } from "../io/file-source.js";
+import { UnsupportedError } from "../errors.js";
+import { openImage } from "../image/open-image.js";
+import { choosePartition } from "../image/partition-choice.js";
 import { mountCommandLine, mountImage, planMount, unmountImage } from "../mount/mount.js";
-import { choosePartition } from "../partition/select.js";
 import { parseCount } from "../util/units.js";
 import { warn } from "./output.js";
 
@@ -16,13 +17,19 @@ export function registerMount(program: Command): Command {
     .option("--print", "print the plain mount command instead of running it")
     .action(async (image: string, mountPoint: string, opts: { part?: string; rw?: boolean; print?: boolean }) => {
       const part = opts.part === undefined ? undefined : parseCount(opts.part, "partition number", 1);
-      const source = await openSource(image);
+      const opened = await openImage(image, { purpose: "mounting", onWarning: warn });
       let choice;
       try {
-        choice = await choosePartition(source, { part, purpose: "mount" });
-        for (const message of choice.table.warnings) warn(message);
+        if (opened.layers.length > 0) {
+          const format = opened.layers[0].format;
+          throw new UnsupportedError(
+            `${image} is a ${format} image: a loop device mounts raw bytes only; read its files with platter ls/extract, or make a raw copy first (platter convert ${image} disk.img)`,
+          );
+        }
+        choice = await choosePartition(opened.source, { part, purpose: "mount" });
+        for (const message of choice.warnings) warn(message);
       } finally {
-        await source.close();
+        await opened.close();
       }
       const plan = planMount(image, choice, { readOnly: !opts.rw });
       if (opts.print) {

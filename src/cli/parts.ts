@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { openSource } from "../io/file-source.js";
-import { type PartitionReport, reportPartitions } from "../partition/report.js";
+import { openImage } from "../image/open-image.js";
+import { type PartitionReport, reportPartitions } from "../image/partition-report.js";
 import { formatSize } from "../util/units.js";
 import { formatTable, printJson, warn } from "./output.js";
 
@@ -13,12 +13,12 @@ export function registerParts(program: Command): Command {
     .argument("<image>", "disk image file or block device")
     .option("--json", "print the partition table as JSON")
     .action(async (image: string, opts: { json?: boolean }) => {
-      const source = await openSource(image);
+      const opened = await openImage(image, { purpose: "listing partitions", onWarning: warn });
       let report: PartitionReport;
       try {
-        report = await reportPartitions(source);
+        report = await reportPartitions(opened.source);
       } finally {
-        await source.close();
+        await opened.close();
       }
       if (opts.json) {
         printJson(report);

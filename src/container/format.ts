@@ -45,12 +45,20 @@ export interface ContainerContext {
   onWarning?: (message: string) => void;
 }
 
-/** Indexes kept between runs, keyed by the image's identity (path, size, mtime) and a name. */
+/**
+ * Indexes kept between runs, keyed by the image's identity (path, size, mtime)
+ * and a name. What load() returns is as untrusted as the image: decode it
+ * with the same checks, and rebuild when it does not fit.
+ */
 export interface IndexCache {
   load(name: string): Promise<Buffer | undefined>;
   save(name: string, data: Buffer): Promise<void>;
 }
 
+/**
+ * close() releases what the layer itself opened (related files, workers);
+ * the source below belongs to the opener, which closes it after the layer.
+ */
 export interface ContainerSource extends BlockSource {
   readonly format: ContainerName;
   /** Random access is cheap (an index or table), not a re-read from the start. */

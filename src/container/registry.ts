@@ -1,7 +1,10 @@
 /**
  * Every container format openImage knows, in the order it tries them: those
- * with a header magic first, those found by a footer (VHD fixed) last.
+ * with a header magic first, those found by a footer (VHD fixed) last; and
+ * every format convert and capture can write.
  */
-import type { ContainerFormat } from "./format.js";
+import type { ContainerFormat, ContainerWriter } from "./format.js";
 
 export const CONTAINER_FORMATS: ContainerFormat[] = [];
+
+export const CONTAINER_WRITERS: ContainerWriter[] = [];

@@ -10,6 +10,7 @@ import { openFat } from "./fat/index.js";
 import { openIso9660 } from "./iso9660/index.js";
 import { probeFilesystem, type ProbeResult } from "./probe.js";
 import { openSquashfs } from "./squashfs/index.js";
+import { guarded, guardFileSystem } from "./guard.js";
 import type { FileSystem, FsNode } from "./types.js";
 
 type Opener = (source: BlockSource) => Promise<FileSystem<FsNode>>;
@@ -39,5 +40,6 @@ export async function openFilesystem(source: BlockSource, probe?: ProbeResult | 
   if (found === null) throw new UnsupportedError(`${source.name}: no filesystem platter can read (it reads ${READABLE})`);
   const open = Object.hasOwn(READERS, found.filesystem) ? READERS[found.filesystem] : undefined;
   if (!open) throw new UnsupportedError(`${source.name} holds ${found.filesystem}, which platter cannot read files from (it reads ${READABLE})`);
-  return open(source);
+  const where = source.name;
+  return guardFileSystem(await guarded(`${where}: ${found.filesystem}`, () => open(source)), where);
 }

@@ -7,7 +7,7 @@
 import { realpathSync, statSync } from "node:fs";
 import { DeviceError, UnsupportedError, UsageError } from "../errors.js";
 import type { ProbeResult } from "../fs/probe.js";
-import type { PartitionChoice } from "../partition/select.js";
+import type { PartitionChoice } from "../image/partition-choice.js";
 import { runTool } from "./exec.js";
 import { attachLoop, detachLoop, loopBackingFile } from "./loop.js";
 import { kernelFilesystems, listMounts } from "./mounts.js";

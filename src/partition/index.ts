@@ -5,7 +5,6 @@
  * at all is an error.
  */
 import type { BlockSource } from "../io/block-source.js";
-import { isFilesystemBootSector } from "../fs/probe/boot-sector.js";
 import { decodeMbr, GPT_PROTECTIVE_TYPE, isUsedEntry, MBR_SIZE } from "./mbr.js";
 import { detectGptSectorSize, hasGptHeader, readGpt } from "./read-gpt.js";
 import { readMbrPartitions } from "./read-mbr.js";
@@ -14,7 +13,17 @@ import type { PartitionTable } from "./types.js";
 
 export type { Partition, PartitionScheme, PartitionTable } from "./types.js";
 
-export async function readPartitionTable(source: BlockSource): Promise<PartitionTable> {
+export interface ReadTableOptions {
+  /**
+   * Is sector 0 the boot sector of a filesystem made on the whole device (a
+   * "superfloppy": FAT, NTFS, exFAT)? Such a sector also ends in 55 AA, and
+   * is no partition table. Filesystems are not this module's business: the
+   * caller that knows them answers (image/disk-table.ts).
+   */
+  isFilesystemBootSector?: (sector0: Buffer) => boolean;
+}
+
+export async function readPartitionTable(source: BlockSource, options: ReadTableOptions = {}): Promise<PartitionTable> {
   const warnings: string[] = [];
   const none: PartitionTable = { scheme: "none", sectorSize: source.sectorSize, id: null, partitions: [], warnings };
   if (source.size < MBR_SIZE) return none;
@@ -46,7 +55,7 @@ export async function readPartitionTable(source: BlockSource): Promise<Partition
     warnings.push("the MBR has a protective GPT entry (type ee) but no GPT header was found (at LBA 1 or the last LBA, 512- or 4096-byte sectors)");
   } else {
     // A filesystem made on the whole device (a "superfloppy") also ends its first sector with 55 AA.
-    if (isFilesystemBootSector(sector0)) return none;
+    if (options.isFilesystemBootSector?.(sector0)) return none;
     // libblkid's rule: a boot indicator other than 0x00/0x80 means this is not a partition table.
     if (mbr.entries.some((e) => e.status !== 0 && e.status !== 0x80)) return none;
     if (await hasGptHeader(source, source.sectorSize)) {

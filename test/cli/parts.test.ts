@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import type { PartitionReport } from "../../src/partition/report.js";
+import type { PartitionReport } from "../../src/image/partition-report.js";
 import { blkid, expectedProbe } from "../helpers/blkid.js";
 import { needs } from "../helpers/env.js";
 import { fixture } from "../helpers/fixtures.js";

@@ -13,7 +13,7 @@ import {
   gptAttributeNames,
 } from "../../src/partition/gpt.js";
 import { decodeGuid, encodeGuid } from "../../src/partition/guid.js";
-import { readPartitionTable } from "../../src/partition/index.js";
+import { readDiskTable as readPartitionTable } from "../../src/image/disk-table.js";
 import { decodeEbr, decodeMbr, encodeMbr } from "../../src/partition/mbr.js";
 import { needs } from "../helpers/env.js";
 import { fixture } from "../helpers/fixtures.js";

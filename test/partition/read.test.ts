@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 import { probeFilesystem } from "../../src/fs/probe.js";
 import { openSource } from "../../src/io/file-source.js";
 import { SliceSource } from "../../src/io/slice-source.js";
-import { readPartitionTable } from "../../src/partition/index.js";
+import { readDiskTable as readPartitionTable } from "../../src/image/disk-table.js";
 import type { PartitionTable } from "../../src/partition/types.js";
 import { assertMatchesSfdisk, type SfdiskTable, sfdiskJson } from "../helpers/sfdisk.js";
 import { blkid, expectedProbe } from "../helpers/blkid.js";

@@ -4,10 +4,11 @@
  * `platter parts --json` prints.
  */
 import type { BlockSource } from "../io/block-source.js";
-import { SliceSource } from "../io/slice-source.js";
-import { probeFilesystem, type ProbeResult } from "../fs/probe.js";
-import { readPartitionTable } from "./index.js";
-import type { Partition, PartitionScheme } from "./types.js";
+import type { Partition, PartitionScheme } from "../partition/types.js";
+import type { ProbeResult } from "../fs/probe.js";
+import { readDiskTable } from "./disk-table.js";
+import { partitionView } from "./partition-choice.js";
+import { probeOrWarn } from "./probe.js";
 
 export interface PartitionReportEntry extends Partition {
   /** blkid's TYPE of what is on the partition; null when nothing is recognised (or a container). */
@@ -33,26 +34,28 @@ function withProbe(partition: Partition, probe: ProbeResult | null): PartitionRe
   return { ...partition, filesystem: probe?.filesystem ?? null, label: probe?.label ?? null, fsUuid: probe?.uuid ?? null };
 }
 
-/** Read the table and probe every partition (the part of it inside the image, when it runs past the end). */
+/**
+ * Read the table and probe every partition (the part of it inside the image,
+ * when it runs past the end). A partition whose probe hits a read error is
+ * reported with no filesystem and a warning, and the others are still probed.
+ */
 export async function reportPartitions(source: BlockSource): Promise<PartitionReport> {
-  const table = await readPartitionTable(source);
+  const table = await readDiskTable(source);
+  const warnings = [...table.warnings];
   const partitions: PartitionReportEntry[] = [];
   for (const p of table.partitions) {
-    const length = Math.min(p.length, source.size - p.offset);
-    const probe =
-      p.container || length <= 0
-        ? null
-        : await probeFilesystem(new SliceSource(source, p.offset, length, `partition ${p.number} of ${source.name}`, table.sectorSize));
+    const present = p.container ? null : partitionView(source, table, p).present;
+    const probe = present && present.size > 0 ? await probeOrWarn(present, warnings) : null;
     partitions.push(withProbe(p, probe));
   }
-  const whole = await probeFilesystem(source);
+  const whole = await probeOrWarn(source, warnings);
   return {
     size: source.size,
     sectorSize: table.sectorSize,
     scheme: table.scheme,
     id: table.id,
     partitions,
-    warnings: table.warnings,
+    warnings,
     filesystem: whole?.filesystem ?? null,
     label: whole?.label ?? null,
   };

@@ -1,0 +1,162 @@
+/**
+ * convert: any image platter reads (raw, compressed, virtual disk) to any
+ * format it writes. The bytes go through one ordered pipeline: reads ahead
+ * of the writer (the output format compresses on its own workers), runs
+ * the source knows to be zero (holes, unallocated clusters) and all-zero
+ * chunks handed on as zeros, which every format stores cheaply. The output
+ * is written to a temporary name beside DEST and renamed at the end: an
+ * interrupted convert never leaves a DEST that looks complete.
+ */
+import { constants, promises as fsp } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { checkCaptureTargets } from "../capture/safety.js";
+import { InterruptedError, UsageError, ioError } from "../errors.js";
+import { openImage, type OpenImageOptions } from "../image/open-image.js";
+import type { BlockSink, BlockSource } from "../io/block-source.js";
+import { FileSink } from "../io/file-sink.js";
+import { isAllZero } from "../io/zeros.js";
+import { OrderedWindow } from "../util/ordered-window.js";
+import { chooseOutputFormat, type OutputFormat } from "./output-format.js";
+
+const CHUNK = 4 << 20;
+/** Reads in flight ahead of the writer. */
+const READ_AHEAD = 4;
+
+export interface ConvertOptions extends Pick<OpenImageOptions, "noBacking"> {
+  source: string;
+  dest: string;
+  /** Output format name or extension; default: from DEST's extension, else raw. */
+  to?: string;
+  /** Raw output only: zero runs become holes. */
+  sparse?: boolean;
+  level?: number;
+  threads?: number;
+  /** Format-specific writer options (qcow2 compression, VHD type...). */
+  writerOptions?: Record<string, unknown>;
+  /** Replace an existing DEST. */
+  force?: boolean;
+  /** Stops the copy at the next chunk; convert then removes what it wrote and throws an InterruptedError. */
+  signal?: AbortSignal;
+  /** Which signal stopped it, for the exit code (default SIGINT). */
+  interruptedBy?: () => NodeJS.Signals | undefined;
+  onProgress?: (p: { done: number; total: number }) => void;
+  onWarning?: (message: string) => void;
+}
+
+export interface ConvertResult {
+  source: string;
+  dest: string;
+  /** The layers read, outermost first ("raw" when none), and the format written. */
+  from: string[];
+  to: string;
+  /** Bytes of the disk image converted. */
+  size: number;
+  /** Bytes DEST takes as a file. */
+  destSize: number;
+  seconds: number;
+}
+
+/** One piece of the image, in order: bytes to write, or a run of zeros. */
+type Piece = { offset: number; data: Buffer } | { offset: number; zeros: number };
+
+export async function convertImage(options: ConvertOptions): Promise<ConvertResult> {
+  const started = Date.now();
+  const format = chooseOutputFormat(options.dest, options.to);
+  await checkDest(options);
+  for (const w of await checkCaptureTargets(options.source, options.dest)) options.onWarning?.(w);
+  const image = await openImage(options.source, { purpose: "converting", noBacking: options.noBacking, direct: "cold", onWarning: options.onWarning });
+  const temp = join(dirname(options.dest), `.${basename(options.dest)}.platter-${process.pid}.tmp`);
+  try {
+    const size = image.source.size;
+    const sink = await createSink(format, temp, size, options);
+    try {
+      await copyImage(image.source, sink, options);
+      await sink.setSize(size);
+      await sink.flush();
+    } finally {
+      await sink.close();
+    }
+    await fsp.rename(temp, options.dest).catch((err: unknown) => {
+      throw ioError(err, options.dest);
+    });
+    const destSize = (await fsp.stat(options.dest)).size;
+    return {
+      source: options.source,
+      dest: options.dest,
+      from: image.layers.length ? image.layers.map((l) => l.format) : ["raw"],
+      to: format.name,
+      size,
+      destSize,
+      seconds: (Date.now() - started) / 1000,
+    };
+  } catch (err) {
+    await fsp.rm(temp, { force: true });
+    throw err;
+  } finally {
+    await image.close();
+  }
+}
+
+/** DEST is a new file, or an old one the user said to replace; never a device (that is restore's job). */
+async function checkDest(options: ConvertOptions): Promise<void> {
+  if (options.dest === "-") throw new UsageError("convert writes a file; DEST '-' (standard output) is not supported");
+  let st;
+  try {
+    st = await fsp.stat(options.dest);
+  } catch {
+    try {
+      await fsp.access(dirname(options.dest), constants.W_OK);
+    } catch (err) {
+      throw ioError(err, dirname(options.dest));
+    }
+    return;
+  }
+  if (st.isDirectory()) throw new UsageError(`${options.dest}: is a directory; name the image file to write`);
+  if (!st.isFile()) throw new UsageError(`${options.dest}: is not a regular file; convert writes image files (write to a disk with platter restore)`);
+  if (!options.force) throw new UsageError(`${options.dest} exists; add --force to replace it`);
+}
+
+async function createSink(format: OutputFormat, path: string, size: number, options: ConvertOptions): Promise<BlockSink> {
+  if (format.name === "raw") return FileSink.open(path, { create: true, truncate: true, sparse: options.sparse });
+  if (options.sparse) throw new UsageError(`--sparse is for raw output; ${format.name} stores zero runs compactly by itself`);
+  return (format as Exclude<OutputFormat, { name: "raw" }>).create(path, {
+    size,
+    level: options.level,
+    threads: options.threads,
+    ...options.writerOptions,
+  });
+}
+
+/** The pieces of `source` in order: its data ranges in chunks, the gaps between them as zeros. */
+function* pieces(ranges: Array<[number, number]>, size: number): Generator<{ offset: number; length: number; data: boolean }> {
+  let pos = 0;
+  for (const [start, length] of ranges) {
+    if (start > pos) yield { offset: pos, length: start - pos, data: false };
+    for (let at = start; at < start + length; at += CHUNK) yield { offset: at, length: Math.min(CHUNK, start + length - at), data: true };
+    pos = start + length;
+  }
+  if (pos < size) yield { offset: pos, length: size - pos, data: false };
+}
+
+async function copyImage(source: BlockSource, sink: BlockSink, options: ConvertOptions): Promise<void> {
+  const size = source.size;
+  const ranges = source.dataRanges ? await source.dataRanges(0, size) : [[0, size] as [number, number]];
+  let done = 0;
+  const window = new OrderedWindow<Piece>(READ_AHEAD, async (piece) => {
+    if ("data" in piece) await sink.write(piece.offset, piece.data);
+    else await sink.writeZeros(piece.offset, piece.zeros);
+    done += "data" in piece ? piece.data.length : piece.zeros;
+    options.onProgress?.({ done, total: size });
+  });
+  for (const p of pieces(ranges, size)) {
+    if (options.signal?.aborted) {
+      throw new InterruptedError(`interrupted: ${options.dest} was not written`, options.interruptedBy?.());
+    }
+    await window.push(async (): Promise<Piece> => {
+      if (!p.data) return { offset: p.offset, zeros: p.length };
+      const data = await source.read(p.offset, p.length);
+      return isAllZero(data) ? { offset: p.offset, zeros: p.length } : { offset: p.offset, data };
+    });
+  }
+  await window.drain();
+}

@@ -1,0 +1,45 @@
+/** convert's own rules, on raw images (each container format's tests check its output with the real tools). */
+import assert from "node:assert/strict";
+import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { platter } from "../helpers/run.js";
+import { tempDir } from "../helpers/tmp.js";
+
+const EXAMPLE = "examples/disk.img";
+
+test("convert raw to raw --sparse: identical bytes, zero runs left as holes (as qemu-img convert -O raw does)", async () => {
+  const dir = tempDir();
+  const dest = join(dir, "copy.img");
+  const r = await platter(["convert", EXAMPLE, dest, "--sparse", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(readFileSync(dest).equals(readFileSync(EXAMPLE)));
+  const st = statSync(dest);
+  assert.ok(st.blocks * 512 < st.size / 4, `sparse: ${st.blocks * 512} bytes allocated of ${st.size}`);
+  const json = JSON.parse(r.stdout);
+  assert.deepEqual([json.from, json.to, json.size], [["raw"], "raw", 4194304]);
+});
+
+test("convert refuses an existing DEST without --force, DEST = SOURCE, a folder, and an unknown --to; nothing is left behind", async () => {
+  const dir = tempDir();
+  const dest = join(dir, "old.img");
+  writeFileSync(dest, "keep me");
+  const exists = await platter(["convert", EXAMPLE, dest]);
+  assert.equal(exists.code, 2);
+  assert.match(exists.stderr, /^platter: .*old\.img exists; add --force to replace it\n$/);
+  assert.equal(readFileSync(dest, "utf8"), "keep me");
+  const self = await platter(["convert", dest, dest, "--force"]);
+  assert.equal(self.code, 2);
+  assert.match(self.stderr, /refusing to write to .*: it is the source/);
+  assert.equal(readFileSync(dest, "utf8"), "keep me");
+  const folder = await platter(["convert", EXAMPLE, dir]);
+  assert.equal(folder.code, 2);
+  assert.match(folder.stderr, /is a directory/);
+  const unknown = await platter(["convert", EXAMPLE, join(dir, "x.img"), "--to", "floppy"]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /--to floppy: unknown output format/);
+  const replaced = await platter(["convert", EXAMPLE, dest, "--force"]);
+  assert.equal(replaced.code, 0, replaced.stderr);
+  assert.ok(readFileSync(dest).equals(readFileSync(EXAMPLE)));
+  assert.deepEqual(readdirSync(dir).sort(), ["old.img"], "no temporary file left");
+});

@@ -4,7 +4,12 @@
  * every format convert and capture can write.
  */
 import type { ContainerFormat, ContainerWriter } from "./format.js";
+import { qcow2Format, qcow2Writer } from "./qcow2/index.js";
 
-export const CONTAINER_FORMATS: ContainerFormat[] = [];
+export const CONTAINER_FORMATS: ContainerFormat[] = [
+  qcow2Format,
+];
 
-export const CONTAINER_WRITERS: ContainerWriter[] = [];
+export const CONTAINER_WRITERS: ContainerWriter[] = [
+  qcow2Writer,
+];

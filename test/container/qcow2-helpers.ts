@@ -1,54 +1,30 @@
 /**
- * Opening qcow2 files the way openImage will (src/image/, written by the
- * integrator): a ContainerContext whose openRelated resolves a backing or
- * data file name against the folder of the image naming it (as qemu does),
- * detects qcow2 by magic, and refuses loops and absurdly deep chains.
+ * Helpers for the qcow2 tests: open a qcow2 file as openImage does (backing
+ * files and data files resolved against the image's folder, loops refused),
+ * hash a source, convert a source to qcow2 as `platter convert` does.
  */
-import { realpathSync } from "node:fs";
-import { dirname, isAbsolute, join } from "node:path";
 import { createHash } from "node:crypto";
-import type { ContainerContext } from "../../src/container/format.js";
-import { qcow2Writer, Qcow2Source, type Qcow2WriterOptions } from "../../src/container/qcow2/index.js";
-import { hasQcow2Magic } from "../../src/container/qcow2/header.js";
-import { CorruptImageError } from "../../src/errors.js";
+import { qcow2Writer, type Qcow2Source, type Qcow2WriterOptions } from "../../src/container/qcow2/index.js";
+import { openImage } from "../../src/image/open-image.js";
 import type { BlockSource } from "../../src/io/block-source.js";
-import { FileSource } from "../../src/io/file-source.js";
-
-export const MAX_CHAIN = 16;
 
 export interface OpenOptions {
   noBacking?: boolean;
   warnings?: string[];
 }
 
-/** A BlockSource that closes the file under it too (the chain's layers own their files here). */
-async function openLayer(path: string, chain: string[], options: OpenOptions, raw: boolean): Promise<BlockSource> {
-  const real = realpathSync(path);
-  if (chain.includes(real)) throw new CorruptImageError(`${path}: backing chain loops (${[...chain, real].join(" -> ")})`);
-  if (chain.length >= MAX_CHAIN) throw new CorruptImageError(`${path}: backing chain deeper than ${MAX_CHAIN} images`);
-  const file = await FileSource.open(path);
-  if (raw || file.size < 4 || !hasQcow2Magic(await file.read(0, 4))) return file;
-  const context: ContainerContext = {
-    openRelated: (name, related) => openLayer(isAbsolute(name) ? name : join(dirname(path), name), [...chain, real], options, Boolean(related?.raw)),
-    noBacking: options.noBacking,
-    onWarning: (message) => options.warnings?.push(message),
-  };
-  try {
-    const source = await Qcow2Source.open(file, context);
-    const close = source.close.bind(source);
-    source.close = async () => {
-      await close();
-      await file.close();
-    };
-    return source;
-  } catch (err) {
-    await file.close();
-    throw err;
+/** The qcow2 layer of the image at `path`; closing it closes the whole stack. */
+export async function openQcow2File(path: string, options: OpenOptions = {}): Promise<Qcow2Source> {
+  const image = await openImage(path, { noBacking: options.noBacking, indexCache: false, onWarning: (m) => options.warnings?.push(m) });
+  const layer = image.layers[0];
+  if (layer?.format !== "qcow2") {
+    await image.close();
+    throw new Error(`${path} did not open as qcow2 (layers: ${image.layers.map((l) => l.format).join(", ") || "none"})`);
   }
-}
-
-export function openQcow2File(path: string, options: OpenOptions = {}): Promise<Qcow2Source> {
-  return openLayer(path, [], options, false) as Promise<Qcow2Source>;
+  // The layer itself, seen through an object whose close() closes the stack (openImage closes the layer).
+  const qcow2 = Object.create(layer) as Qcow2Source;
+  qcow2.close = () => image.close();
+  return qcow2;
 }
 
 /** sha256 of a whole source, read in 1 MiB pieces (as qemu-img convert -O raw | sha256sum gives). */

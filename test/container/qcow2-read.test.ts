@@ -11,7 +11,7 @@ import { walk } from "../../src/fs/walk.js";
 import type { BlockSource } from "../../src/io/block-source.js";
 import { FileSource } from "../../src/io/file-source.js";
 import { readPartitionTable } from "../../src/partition/index.js";
-import { openPartition } from "../../src/partition/select.js";
+import { openPartition } from "../../src/image/partition-choice.js";
 import { needs } from "../helpers/env.js";
 import { fixture } from "../helpers/fixtures.js";
 import { sh } from "../helpers/run.js";

@@ -288,13 +288,17 @@ export class Qcow2Sink implements ContainerSink {
 
   /** `data` (null: zeros) at `offset`, one L2 table's worth at a time, side by side. */
   private async eachCluster(offset: number, length: number, data: Buffer | null): Promise<void> {
-    const { l1Span } = this.layout;
+    const { l1Span, clusterSize } = this.layout;
+    // Zeros change only what holds data: a table, or clusters waiting to be compressed. A sparse
+    // disk's gigabytes of zeros are skipped a table's span at a time.
+    const waiting = new Set([...this.queued.keys(), ...this.partial.keys()].map((c) => Math.floor((c * clusterSize) / l1Span)));
     const jobs: Array<Promise<void>> = [];
     for (let pos = offset; pos < offset + length; ) {
       const index = Math.floor(pos / l1Span);
       const spanEnd = Math.min(offset + length, (index + 1) * l1Span);
       const piece = data?.subarray(pos - offset, spanEnd - offset) ?? null;
-      jobs.push(this.compressor ? this.writeCompressed(pos, spanEnd - pos, piece) : this.writeSpan(index, pos, spanEnd - pos, piece));
+      const untouched = piece === null && decodeL1Entry(this.l1, index).l2Offset === 0 && !this.tableTurns.has(index) && !waiting.has(index);
+      if (!untouched) jobs.push(this.compressor ? this.writeCompressed(index, pos, spanEnd - pos, piece) : this.writeSpan(index, pos, spanEnd - pos, piece));
       pos = spanEnd;
     }
     try {
@@ -355,8 +359,13 @@ export class Qcow2Sink implements ContainerSink {
   }
 
   /** Compressed: whole clusters to the window; parts of clusters held until the cluster is whole. */
-  private async writeCompressed(pos: number, length: number, data: Buffer | null): Promise<void> {
-    const { clusterSize, header } = this.layout;
+  private async writeCompressed(index: number, pos: number, length: number, data: Buffer | null): Promise<void> {
+    const { clusterSize, header, l2Entries } = this.layout;
+    // Zeros where a cluster holds nothing already are no work at all.
+    const stored =
+      data === null
+        ? await this.withTable(index, false, async (table) => (entry: number) => table !== undefined && decodeL2Entry(table, entry, this.layout).kind !== "unallocated")
+        : () => true;
     for (let at = pos; at < pos + length; ) {
       const cluster = Math.floor(at / clusterSize);
       const within = at - cluster * clusterSize;
@@ -364,6 +373,10 @@ export class Qcow2Sink implements ContainerSink {
       const piece = data?.subarray(at - pos, at - pos + n) ?? null;
       // The last cluster of a disk that ends inside it is whole at the disk's end.
       const whole = within === 0 && (n === clusterSize || at + n === header.size);
+      if (piece === null && !stored(cluster % l2Entries) && !this.queued.has(cluster) && !this.partial.has(cluster) && !this.partialLoads.has(cluster)) {
+        at += n;
+        continue;
+      }
       if (whole) {
         this.partial.delete(cluster);
         await this.submit(cluster, piece === null || isAllZero(piece) ? null : placed(clusterSize, 0, piece));

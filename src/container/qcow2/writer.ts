@@ -29,7 +29,7 @@ import { isAllZero, ZEROS } from "../../io/zeros.js";
 import { LruCache } from "../../util/lru.js";
 import { OrderedWindow } from "../../util/ordered-window.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
-import { ClusterCompressor, DEFAULT_LEVEL } from "./cluster-compressor.js";
+import { CompressPool, type Slot } from "./compress-pool.js";
 import { decompressCluster } from "./compressed-cluster.js";
 import { decodeL1Entry, decodeL2Entry, decodeRefcountTableEntry, encodeL1Entry, encodeL2Entry, encodeRefcountTableEntry, type L2EntryInit } from "./entries.js";
 import { encodeHeaderExtensions } from "./header-extensions.js";
@@ -58,16 +58,26 @@ export interface Qcow2WriterOptions extends WriterOptions {
 const DEFAULT_CLUSTER_SIZE = 65536;
 /** Compressed mode: clusters written in part, held whole until complete or evicted. */
 const MAX_PARTIAL = 64;
+/** Compressed mode: bytes of clusters handed to a worker at once. */
+const BATCH_BYTES = 1 << 20;
 /** L2 tables kept in memory (they are also always on disk). */
 const TABLES_CACHED = 64;
 const DIRTY_BIT = 1n << BigInt(Incompatible.dirty);
+/** qemu's defaults: Z_DEFAULT_COMPRESSION and ZSTD_CLEVEL_DEFAULT. */
+const DEFAULT_LEVEL: Record<CompressionType, number> = { zlib: 6, zstd: 3 };
 
-/** A cluster's new content, compressed (or not) by a job of the window. */
-interface ClusterJob {
+/** A cluster's new content (a view of its slot), or null: it reads as zeros. */
+interface ClusterUpdate {
   cluster: number;
-  /** null: the cluster reads as zeros. */
   content: Buffer | null;
-  compressed: Buffer | null;
+}
+
+/** A job of the window: new contents of clusters of one L2 table, and what compressing them gave (null: stored plain). */
+interface CompressedUpdates {
+  updates: ClusterUpdate[];
+  slot: Slot;
+  /** One per non-null content, in order. */
+  compressed: Array<Buffer | null>;
 }
 
 function compressionOf(options: Qcow2WriterOptions): CompressionType | undefined {
@@ -89,13 +99,20 @@ function virtualSize(options: Qcow2WriterOptions): number {
 export class Qcow2Sink implements ContainerSink {
   readonly format = "qcow2";
   readonly sequential = false;
-  /** Next free byte: uncompressed clusters start at the next boundary after it. */
+  /** Where the next cluster is allocated (the end of the image). */
   private end: number;
+  /**
+   * Compressed clusters are packed byte after byte into clusters taken for
+   * them: [packFrom, packEnd) is what is left of those, so plain clusters
+   * allocated in between do not break the packing (qemu's free_byte_offset).
+   */
+  private packFrom = 0;
+  private packEnd = 0;
   private readonly tables = new LruCache<number, Buffer>(TABLES_CACHED);
   /** Work on one L2 table (and the clusters it maps) happens one job at a time. */
   private readonly tableTurns = new Map<number, Promise<void>>();
-  private readonly compressor: ClusterCompressor | undefined;
-  private readonly window: OrderedWindow<ClusterJob> | undefined;
+  private readonly compressor: CompressPool | undefined;
+  private readonly window: OrderedWindow<CompressedUpdates> | undefined;
   /** Compressed mode: the newest content handed to the window per cluster, until it is in the file. */
   private readonly queued = new Map<number, Buffer | null>();
   /** Compressed mode: whole contents of clusters written in part, oldest first. */
@@ -113,11 +130,14 @@ export class Qcow2Sink implements ContainerSink {
     compression: CompressionType | undefined,
     options: Qcow2WriterOptions,
   ) {
-    this.end = end;
+    this.end = Math.ceil(end / layout.clusterSize) * layout.clusterSize;
     if (compression) {
       const threads = options.threads ?? availableParallelism();
-      this.compressor = new ClusterCompressor(compression, options.level ?? DEFAULT_LEVEL[compression], threads);
-      this.window = new OrderedWindow(threads * 2, (job) => this.store(job));
+      const width = threads + 1;
+      const batch = Math.max(1, Math.floor(BATCH_BYTES / layout.clusterSize));
+      // A slot per batch in the window, one being stored, one being filled.
+      this.compressor = new CompressPool(compression, options.level ?? DEFAULT_LEVEL[compression], threads, layout.clusterSize, batch, width + 2);
+      this.window = new OrderedWindow(width, (job) => this.store(job));
     }
   }
 
@@ -358,7 +378,7 @@ export class Qcow2Sink implements ContainerSink {
     });
   }
 
-  /** Compressed: whole clusters to the window; parts of clusters held until the cluster is whole. */
+  /** Compressed: whole clusters to the window, a batch per call; parts of clusters held until the cluster is whole. */
   private async writeCompressed(index: number, pos: number, length: number, data: Buffer | null): Promise<void> {
     const { clusterSize, header, l2Entries } = this.layout;
     // Zeros where a cluster holds nothing already are no work at all.
@@ -366,40 +386,43 @@ export class Qcow2Sink implements ContainerSink {
       data === null
         ? await this.withTable(index, false, async (table) => (entry: number) => table !== undefined && decodeL2Entry(table, entry, this.layout).kind !== "unallocated")
         : () => true;
+    const batchSize = (this.compressor as CompressPool).batch;
+    let batch: Array<{ cluster: number; data: Buffer | null }> = [];
     for (let at = pos; at < pos + length; ) {
       const cluster = Math.floor(at / clusterSize);
       const within = at - cluster * clusterSize;
       const n = Math.min(clusterSize - within, pos + length - at);
       const piece = data?.subarray(at - pos, at - pos + n) ?? null;
+      at += n;
+      if (piece === null && !stored(cluster % l2Entries) && !this.queued.has(cluster) && !this.partial.has(cluster) && !this.partialLoads.has(cluster)) continue;
       // The last cluster of a disk that ends inside it is whole at the disk's end.
-      const whole = within === 0 && (n === clusterSize || at + n === header.size);
-      if (piece === null && !stored(cluster % l2Entries) && !this.queued.has(cluster) && !this.partial.has(cluster) && !this.partialLoads.has(cluster)) {
-        at += n;
+      if (within === 0 && (n === clusterSize || at === header.size)) {
+        this.partial.delete(cluster);
+        batch.push({ cluster, data: piece === null || isAllZero(piece) ? null : piece });
+        if (batch.length === batchSize) {
+          await this.submit(batch);
+          batch = [];
+        }
         continue;
       }
-      if (whole) {
-        this.partial.delete(cluster);
-        await this.submit(cluster, piece === null || isAllZero(piece) ? null : placed(clusterSize, 0, piece));
-      } else {
-        let content = this.partial.get(cluster);
-        // Loading it may take a while; by then another write may have handed it to the window: load again.
-        while (!content) {
-          const loaded = await this.partialCluster(cluster);
-          if (this.partial.get(cluster) === loaded) content = loaded;
-        }
-        if (piece) piece.copy(content, within);
-        else content.fill(0, within, within + n);
-        // Most recently written last: the oldest is the one evicted.
-        this.partial.delete(cluster);
-        this.partial.set(cluster, content);
-        if (this.partial.size > MAX_PARTIAL) {
-          const [oldest, buf] = this.partial.entries().next().value as [number, Buffer];
-          this.partial.delete(oldest);
-          await this.submit(oldest, isAllZero(buf) ? null : buf);
-        }
+      let content = this.partial.get(cluster);
+      // Loading it may take a while; by then another write may have handed it to the window: load again.
+      while (!content) {
+        const loaded = await this.partialCluster(cluster);
+        if (this.partial.get(cluster) === loaded) content = loaded;
       }
-      at += n;
+      if (piece) piece.copy(content, within);
+      else content.fill(0, within, within + n);
+      // Most recently written last: the oldest is the one evicted.
+      this.partial.delete(cluster);
+      this.partial.set(cluster, content);
+      if (this.partial.size > MAX_PARTIAL) {
+        const [oldest, buf] = this.partial.entries().next().value as [number, Buffer];
+        this.partial.delete(oldest);
+        await this.submit([{ cluster: oldest, data: isAllZero(buf) ? null : buf }]);
+      }
     }
+    if (batch.length > 0) await this.submit(batch);
   }
 
   /** The whole current content of `cluster`, to be written in part (shared by concurrent partial writes). */
@@ -431,42 +454,78 @@ export class Qcow2Sink implements ContainerSink {
     });
   }
 
-  private async submit(cluster: number, content: Buffer | null): Promise<void> {
-    const compressor = this.compressor as ClusterCompressor;
-    this.queued.set(cluster, content);
-    await (this.window as OrderedWindow<ClusterJob>).push(async () => ({
-      cluster,
-      content,
-      // zstd hands its input to a worker thread: it gets a copy, `content` stays readable.
-      compressed: content === null ? null : await compressor.compress(compressor.type === "zstd" ? Buffer.from(content) : content),
-    }));
+  /**
+   * Hand new contents of clusters (of one L2 table; null: zeros) to the
+   * window: copied into a slot (the caller may reuse `data` once this
+   * resolves), compressed there by the pool, stored in order.
+   */
+  private async submit(items: Array<{ cluster: number; data: Buffer | null }>): Promise<void> {
+    const pool = this.compressor as CompressPool;
+    const { clusterSize } = this.layout;
+    const slot = await pool.acquire();
+    let count = 0;
+    const updates = items.map(({ cluster, data }): ClusterUpdate => {
+      if (data === null) return { cluster, content: null };
+      const content = slot.input.subarray(count * clusterSize, ++count * clusterSize);
+      data.copy(content);
+      content.fill(0, data.length);
+      return { cluster, content };
+    });
+    for (const { cluster, content } of updates) this.queued.set(cluster, content);
+    await (this.window as OrderedWindow<CompressedUpdates>).push(async () => {
+      try {
+        return { updates, slot, compressed: count > 0 ? await pool.compress(slot, count) : [] };
+      } catch (err) {
+        pool.release(slot); // a failed job is never stored
+        throw err;
+      }
+    });
   }
 
-  /** The window's consumer, in submission order: put a cluster's new content in place and point its entry at it. */
-  private async store(job: ClusterJob): Promise<void> {
-    const { clusterSize, l2Entries, l1Span } = this.layout;
-    const index = Math.floor((job.cluster * clusterSize) / l1Span);
-    await this.withTable(index, job.content !== null, async (table, tableOffset) => {
+  /**
+   * The window's consumer, in submission order: put the clusters' new
+   * contents in place (compressed ones packed side by side, written at
+   * once), then point their entries at them; the slot is free again after.
+   */
+  private async store({ updates, slot, compressed }: CompressedUpdates): Promise<void> {
+    const { clusterSize, l1Span } = this.layout;
+    const index = Math.floor(((updates[0] as ClusterUpdate).cluster * clusterSize) / l1Span);
+    try {
+      await this.storeInTable(index, updates, compressed);
+    } finally {
+      for (const { cluster, content } of updates) if (this.queued.get(cluster) === content) this.queued.delete(cluster);
+      (this.compressor as CompressPool).release(slot);
+    }
+  }
+
+  private async storeInTable(index: number, updates: ClusterUpdate[], compressed: Array<Buffer | null>): Promise<void> {
+    const { l2Entries } = this.layout;
+    await this.withTable(index, updates.some((u) => u.content !== null), async (table, tableOffset) => {
       if (!table) return;
-      const entryIndex = job.cluster % l2Entries;
-      const entry = decodeL2Entry(table, entryIndex, this.layout);
+      const writes = new WriteBatch(this);
       const changed: number[] = [];
-      if (job.content === null) {
-        if (entry.kind !== "unallocated") this.setEntry(table, entryIndex, { kind: "unallocated" }, changed);
-      } else if (job.compressed) {
-        const host = this.allocBytes(job.compressed.length);
-        await this.writeAt(host, job.compressed);
-        this.setEntry(table, entryIndex, { kind: "compressed", hostOffset: host, length: job.compressed.length }, changed);
-      } else if (entry.kind === "normal") {
-        await this.writeAt(entry.hostOffset, job.content);
-      } else {
-        const host = this.allocClusters(1);
-        await this.writeAt(host, job.content);
-        this.setEntry(table, entryIndex, { kind: "normal", hostOffset: host }, changed);
+      let k = 0;
+      for (const { cluster, content } of updates) {
+        const entryIndex = cluster % l2Entries;
+        const entry = decodeL2Entry(table, entryIndex, this.layout);
+        const packed = content === null ? null : compressed[k++];
+        if (content === null) {
+          if (entry.kind !== "unallocated") this.setEntry(table, entryIndex, { kind: "unallocated" }, changed);
+        } else if (packed) {
+          const host = this.allocBytes(packed.length);
+          writes.add(host, packed);
+          this.setEntry(table, entryIndex, { kind: "compressed", hostOffset: host, length: packed.length }, changed);
+        } else if (entry.kind === "normal") {
+          writes.add(entry.hostOffset, content);
+        } else {
+          const host = this.allocClusters(1);
+          writes.add(host, content);
+          this.setEntry(table, entryIndex, { kind: "normal", hostOffset: host }, changed);
+        }
       }
+      await writes.done();
       await this.writeEntries(table, tableOffset, changed);
     });
-    if (this.queued.get(job.cluster) === job.content) this.queued.delete(job.cluster);
   }
 
   /** A compressed cluster's content with `piece` (null: `length` zeros) put at `within`. */
@@ -538,7 +597,7 @@ export class Qcow2Sink implements ContainerSink {
     if (this.window) {
       for (const [cluster, content] of [...this.partial]) {
         this.partial.delete(cluster);
-        await this.submit(cluster, isAllZero(content) ? null : content);
+        await this.submit([{ cluster, data: isAllZero(content) ? null : content }]);
       }
       try {
         await this.window.drain();
@@ -609,15 +668,29 @@ export class Qcow2Sink implements ContainerSink {
   // ---- file ------------------------------------------------------------------------
 
   private allocClusters(count: number): number {
-    const { clusterSize } = this.layout;
-    const start = Math.ceil(this.end / clusterSize) * clusterSize;
-    this.end = start + count * clusterSize;
+    const start = this.end;
+    this.end += count * this.layout.clusterSize;
     return start;
   }
 
+  /** Room for `length` bytes of compressed data, right after the last (a cluster may span two host clusters). */
   private allocBytes(length: number): number {
-    const start = this.end;
-    this.end += length;
+    const { clusterSize } = this.layout;
+    const missing = length - (this.packEnd - this.packFrom);
+    if (missing > 0) {
+      if (this.packEnd === this.end) {
+        // The packing area ends the image: it grows in place, and the data spans into the next cluster.
+        const count = Math.ceil(missing / clusterSize);
+        this.allocClusters(count);
+        this.packEnd += count * clusterSize;
+      } else {
+        const count = Math.ceil(length / clusterSize);
+        this.packFrom = this.allocClusters(count);
+        this.packEnd = this.packFrom + count * clusterSize;
+      }
+    }
+    const start = this.packFrom;
+    this.packFrom += length;
     return start;
   }
 

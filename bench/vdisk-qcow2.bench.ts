@@ -5,20 +5,23 @@
  *
  *   raw -> qcow2              platter convert        vs  qemu-img convert -O qcow2
  *   raw -> compressed qcow2   platter convert --compress  vs  qemu-img convert -c -O qcow2
- *   qcow2 -> raw              platter convert        vs  qemu-img convert -O raw
- *                             (from qemu-img's plain and compressed images)
+ *   qcow2 -> raw              platter convert --sparse  vs  qemu-img convert -O raw
+ *                             (from qemu-img's plain and compressed images; both
+ *                             leave the zero runs as holes, qemu-img by default)
  *
  * Commands run in turns (A B A B...), warm cache, outputs removed before
  * each run (untimed). Ratio = qemu-img's median / platter's: above 1,
- * platter is faster.
+ * platter is faster. On a machine shared with other work the wall-clock
+ * ratio swings with the load; the CPU seconds (user + system, GNU time, one
+ * more run of each) are printed beside it as the steadier measure.
  */
 import { spawnSync } from "node:child_process";
 import { createCipheriv } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { compareInTurns, report } from "./lib/whole-process.js";
+import { type Command, compareInTurns, report } from "./lib/whole-process.js";
 
 const OUT = fileURLToPath(new URL("out/vdisk-qcow2/", import.meta.url));
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
@@ -56,6 +59,24 @@ function makeDisk(path: string): void {
   spawnSync("truncate", ["-s", String(SIZE), path]);
 }
 
+/** User + system CPU seconds of one more run of `command`, measured by GNU time. */
+function cpuSeconds(command: Command): number {
+  command.setup?.();
+  const out = join(OUT, "time.out");
+  const r = spawnSync("/usr/bin/time", ["-f", "%U %S", "-o", out, ...command.argv], { stdio: ["ignore", "ignore", "pipe"] });
+  if (r.status !== 0) throw new Error(`${command.label}: ${r.stderr}`);
+  const [user, system] = readFileSync(out, "utf8").trim().split(/\s+/).map(Number);
+  return (user as number) + (system as number);
+}
+
+/** Time A against B (in turns), then their CPU seconds; print both. */
+function compare(title: string, a: Command, b: Command, runs: number, extra?: () => string): void {
+  const c = compareInTurns(a, b, { runs });
+  const cpuA = cpuSeconds(a);
+  const cpuB = cpuSeconds(b);
+  report(title, c, `${extra?.() ?? ""}  CPU ${cpuA.toFixed(2)} s vs ${cpuB.toFixed(2)} s (ratio ${(cpuB / cpuA).toFixed(2)}x)`);
+}
+
 function run(argv: string[]): void {
   const r = spawnSync(argv[0] as string, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
   if (r.status !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr}`);
@@ -75,33 +96,38 @@ export default async function bench(): Promise<void> {
   const cleanB = () => rmSync(b, { force: true });
   const platter = (...args: string[]) => [process.execPath, CLI, "convert", ...args, "--force", "--quiet"];
   const mib = (path: string) => `${(statSync(path).size / 2 ** 20).toFixed(0)} MiB`;
-  console.log(`qcow2 (${availableParallelism()} cores): 1 GiB disk, 3/8 zeros, 3/8 text, 2/8 random`);
+  const load = loadavg().map((l) => l.toFixed(1)).join(" ");
+  console.log(`qcow2 (${availableParallelism()} cores, load average ${load}): 1 GiB disk, 3/8 zeros, 3/8 text, 2/8 random`);
 
-  let c = compareInTurns(
+  const sizes = () => `(${mib(a)} vs ${mib(b)})`;
+  compare(
+    "raw -> qcow2",
     { label: "platter convert", argv: platter(raw, a, "--to", "qcow2"), setup: cleanA },
     { label: "qemu-img convert -O qcow2", argv: ["qemu-img", "convert", "-O", "qcow2", raw, b], setup: cleanB },
+    5,
+    sizes,
   );
-  report("raw -> qcow2", c, `(${mib(a)} vs ${mib(b)})`);
-
   for (const type of ["zlib", "zstd"]) {
-    c = compareInTurns(
+    compare(
+      `raw -> ${type} qcow2`,
       { label: `platter convert --compress ${type}`, argv: platter(raw, a, "--to", "qcow2", "--compress", type), setup: cleanA },
       { label: `qemu-img convert -c${type === "zstd" ? " -o compression_type=zstd" : ""}`, argv: ["qemu-img", "convert", "-c", "-O", "qcow2", ...(type === "zstd" ? ["-o", "compression_type=zstd"] : []), raw, b], setup: cleanB },
-      { runs: 3 },
+      3,
+      sizes,
     );
-    report(`raw -> ${type} qcow2`, c, `(${mib(a)} vs ${mib(b)})`);
   }
-
   for (const [label, image] of [
     ["plain", qemuPlain],
     ["zlib", qemuZlib],
-  ]) {
-    c = compareInTurns(
-      { label: "platter convert", argv: platter(image as string, a, "--to", "raw"), setup: cleanA },
-      { label: "qemu-img convert -O raw", argv: ["qemu-img", "convert", "-O", "raw", image as string, b], setup: cleanB },
+  ] as const) {
+    compare(
+      `${label} qcow2 -> raw`,
+      { label: "platter convert --sparse", argv: platter(image, a, "--to", "raw", "--sparse"), setup: cleanA },
+      { label: "qemu-img convert -O raw", argv: ["qemu-img", "convert", "-O", "raw", image, b], setup: cleanB },
+      5,
     );
-    report(`${label} qcow2 -> raw`, c);
   }
   cleanA();
   cleanB();
+  rmSync(join(OUT, "time.out"), { force: true });
 }

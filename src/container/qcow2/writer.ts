@@ -57,6 +57,14 @@ const DEFAULT_CLUSTER_SIZE = 65536;
 const DIRTY_BIT = 1n << BigInt(Incompatible.dirty);
 /** qemu's defaults: Z_DEFAULT_COMPRESSION and ZSTD_CLEVEL_DEFAULT. */
 const DEFAULT_LEVEL: Record<CompressionType, number> = { zlib: 6, zstd: 3 };
+const LEVELS: Record<CompressionType, [number, number]> = { zlib: [0, 9], zstd: [1, 19] };
+
+function levelOf(options: Qcow2WriterOptions, compression: CompressionType): number {
+  const level = options.level ?? DEFAULT_LEVEL[compression];
+  const [min, max] = LEVELS[compression];
+  if (!Number.isInteger(level) || level < min || level > max) throw new UsageError(`qcow2 ${compression} compression level must be ${min} to ${max}, not ${level}`);
+  return level;
+}
 
 function compressionOf(options: Qcow2WriterOptions): CompressionType | undefined {
   const { compress } = options;
@@ -96,7 +104,7 @@ export class Qcow2Sink implements ContainerSink {
     this.allocator = new Allocator(layout.clusterSize, end);
     this.tables = new TableWriter(file, layout, l1, this.allocator);
     if (compression) {
-      const level = options.level ?? DEFAULT_LEVEL[compression];
+      const level = levelOf(options, compression);
       this.compressed = new CompressedWriter(file, layout, this.tables, this.allocator, compression, level, options.threads ?? availableParallelism());
     }
   }
@@ -105,6 +113,7 @@ export class Qcow2Sink implements ContainerSink {
   static async create(path: string, options: Qcow2WriterOptions): Promise<Qcow2Sink> {
     const size = virtualSize(options);
     const compression = compressionOf(options);
+    if (compression) levelOf(options, compression);
     const clusterSize = options.clusterSize ?? DEFAULT_CLUSTER_SIZE;
     const clusterBits = Math.log2(clusterSize);
     if (!Number.isInteger(clusterBits) || clusterBits < MIN_CLUSTER_BITS || clusterBits > MAX_CLUSTER_BITS) {
@@ -179,6 +188,7 @@ export class Qcow2Sink implements ContainerSink {
       if (size !== header.size) throw new UsageError(`${path} holds a ${header.size}-byte disk, not ${size} bytes: not the image this capture was writing`);
       const compression = compressionOf(options);
       if (compression && compression !== layout.compression) throw refuse(`it uses ${layout.compression} compression, not ${compression}`);
+      if (compression) levelOf(options, compression);
       l1 = await source.read(header.l1TableOffset, header.l1Size * 8);
       reftable = await source.read(header.refcountTableOffset, layout.refcountTableEntries * 8);
     } finally {

@@ -4,6 +4,7 @@
  * only needs where they lie, to count their clusters in check. Pure codec.
  */
 import { CorruptImageError } from "../../errors.js";
+import { decodeName } from "../../fs/names.js";
 import { readUint64BE } from "../../util/uint64.js";
 
 const FIXED = 24;
@@ -28,7 +29,7 @@ export function decodeBitmapDirectory(dir: Buffer, count: number, offset: number
     entries.push({
       tableOffset: readUint64BE(dir, at, `${where}: bitmap_table_offset`),
       tableSize: dir.readUInt32BE(at + 8),
-      name: dir.toString("utf8", at + FIXED + extra, end),
+      name: decodeName(dir.subarray(at + FIXED + extra, end)),
     });
     at = Math.ceil(end / 8) * 8;
   }

@@ -10,6 +10,7 @@
  * references weighted: a crafted L1 pointing a million times at one table
  * costs one table, not a million.
  */
+import { escapeName } from "../../fs/names.js";
 import type { BlockSource } from "../../io/block-source.js";
 import { decodeBitmapDirectory } from "./bitmap-directory.js";
 import { decodeL1Entry, decodeL2Entry, decodeRefcountTableEntry } from "./entries.js";
@@ -117,7 +118,7 @@ export async function walkReferences(file: BlockSource, layout: Qcow2Layout, sin
     const { snapshots, length: used } = decodeSnapshotTable(await file.read(header.snapshotsOffset, length), header.nbSnapshots, header.snapshotsOffset);
     sink.reference("snapshot table", header.snapshotsOffset, used, 1);
     for (const [i, snapshot] of snapshots.entries()) {
-      const what = `the L1 table of snapshot ${i} (${JSON.stringify(snapshot.name)})`;
+      const what = `the L1 table of snapshot ${i} ("${escapeName(snapshot.name)}")`;
       if (snapshot.l1Size * 8 > MAX_L1_BYTES) {
         problem({ severity: "corruption", message: `${what} has ${snapshot.l1Size} entries, more than qemu allows`, hostOffset: snapshot.l1TableOffset });
         continue;
@@ -206,7 +207,7 @@ async function walkBitmaps(
   if (directorySize > MAX_BITMAP_DIRECTORY || !readable("the bitmap directory", directoryOffset, directorySize)) return;
   const entries = decodeBitmapDirectory(await file.read(directoryOffset, directorySize), count, directoryOffset);
   for (const bitmap of entries) {
-    const what = `the table of bitmap ${JSON.stringify(bitmap.name)}`;
+    const what = `the table of bitmap "${escapeName(bitmap.name)}"`;
     sink.reference("bitmap table", bitmap.tableOffset, bitmap.tableSize * 8, 1);
     if (!readable(what, bitmap.tableOffset, bitmap.tableSize * 8)) continue;
     for (let first = 0; first < bitmap.tableSize; first += CHUNK / 8) {

@@ -5,6 +5,7 @@
  * Pure codec.
  */
 import { CorruptImageError } from "../../errors.js";
+import { decodeName } from "../../fs/names.js";
 import { readUint64BE } from "../../util/uint64.js";
 
 const FIXED = 40;
@@ -35,8 +36,8 @@ export function decodeSnapshotTable(table: Buffer, count: number, offset: number
     snapshots.push({
       l1TableOffset: readUint64BE(table, at, `${where}: l1_table_offset`),
       l1Size: table.readUInt32BE(at + 8),
-      id: table.toString("utf8", idStart, idStart + idSize),
-      name: table.toString("utf8", idStart + idSize, end),
+      id: decodeName(table.subarray(idStart, idStart + idSize)),
+      name: decodeName(table.subarray(idStart + idSize, end)),
     });
     at = Math.ceil(end / 8) * 8;
   }

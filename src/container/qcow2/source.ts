@@ -23,7 +23,7 @@ const CLUSTER_CACHE_BYTES = 8 * 1024 * 1024;
  * (or the data file); "compressed": bytes `within` of the cluster compressed
  * at `host`; "zero"; "backing": the same guest offsets of the backing file.
  */
-export type Extent =
+type Extent =
   | { kind: "host"; guest: number; length: number; host: number }
   | { kind: "compressed"; guest: number; length: number; host: number; compressedLength: number; within: number }
   | { kind: "zero" | "backing"; guest: number; length: number };
@@ -83,6 +83,9 @@ export class Qcow2Source implements ContainerSource {
         `${file.name}: this qcow2 image was not closed cleanly (dirty flag): its data is read as it is, but its refcounts may be wrong; \`qemu-img check -r all ${file.name}\` repairs them`,
       );
     }
+    // What `qemu-img info` calls the disk size: the bytes the file holds (its data ranges).
+    let actualSize: number | undefined;
+    if (file.dataRanges) actualSize = (await file.dataRanges(0, file.size)).reduce((sum, [, length]) => sum + length, 0);
     let dataFile: BlockSource | undefined;
     let backing: BlockSource | undefined;
     try {
@@ -98,8 +101,6 @@ export class Qcow2Source implements ContainerSource {
       await dataFile?.close();
       throw err;
     }
-    let actualSize: number | undefined;
-    if (file.dataRanges) actualSize = (await file.dataRanges(0, file.size)).reduce((sum, [, length]) => sum + length, 0);
     return new Qcow2Source(file, layout, file.name, backingFile, backing, dataFile, actualSize);
   }
 
@@ -184,7 +185,7 @@ export class Qcow2Source implements ContainerSource {
    * (zeros with zeros, backing with backing, host bytes that follow on in
    * the file). Every table entry is checked before it is trusted.
    */
-  async *extents(offset: number, length: number): AsyncGenerator<Extent> {
+  private async *extents(offset: number, length: number): AsyncGenerator<Extent> {
     const { l1Span, clusterSize, l2Entries, subclusterSize } = this.layout;
     const end = offset + length;
     let pending: Extent | undefined;

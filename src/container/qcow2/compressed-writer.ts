@@ -11,7 +11,7 @@ import { isAllZero } from "../../io/zeros.js";
 import { OrderedWindow } from "../../util/ordered-window.js";
 import type { Allocator } from "./allocator.js";
 import { CompressPool, type Slot } from "./compress-pool.js";
-import { decodeL2Entry } from "./entries.js";
+import { decodeL2Entry, type L2EntryInit } from "./entries.js";
 import type { CompressionType } from "./header.js";
 import { type ImageFile, WriteBatch } from "./image-file.js";
 import type { Qcow2Layout } from "./layout.js";
@@ -188,31 +188,32 @@ export class CompressedWriter {
     const { clusterSize, l1Span, l2Entries } = this.layout;
     const index = Math.floor(((updates[0] as ClusterUpdate).cluster * clusterSize) / l1Span);
     try {
-      await this.tables.withTable(index, updates.some((u) => u.content !== null), async (table, tableOffset) => {
+      await this.tables.withTable(index, updates.some((u) => u.content !== null), async (table) => {
         if (!table) return;
         const writes = new WriteBatch(this.file);
-        const changed: number[] = [];
+        // Entry changes, made once the data they point at is written.
+        const entries: Array<[number, L2EntryInit]> = [];
         let k = 0;
         for (const { cluster, content } of updates) {
           const entryIndex = cluster % l2Entries;
           const entry = decodeL2Entry(table, entryIndex, this.layout);
           const packed = content === null ? null : compressed[k++];
           if (content === null) {
-            if (entry.kind !== "unallocated") this.tables.setEntry(table, entryIndex, { kind: "unallocated" }, changed);
+            if (entry.kind !== "unallocated") entries.push([entryIndex, { kind: "unallocated" }]);
           } else if (packed) {
             const host = this.allocator.bytes(packed.length);
             writes.add(host, packed);
-            this.tables.setEntry(table, entryIndex, { kind: "compressed", hostOffset: host, length: packed.length }, changed);
+            entries.push([entryIndex, { kind: "compressed", hostOffset: host, length: packed.length }]);
           } else if (entry.kind === "normal") {
             writes.add(entry.hostOffset, content);
           } else {
             const host = this.allocator.clusters(1);
             writes.add(host, content);
-            this.tables.setEntry(table, entryIndex, { kind: "normal", hostOffset: host }, changed);
+            entries.push([entryIndex, { kind: "normal", hostOffset: host }]);
           }
         }
         await writes.done();
-        await this.tables.writeEntries(table, tableOffset, changed);
+        for (const [entryIndex, entry] of entries) this.tables.setEntry(index, table, entryIndex, entry);
       });
     } finally {
       for (const { cluster, content } of updates) if (this.queued.get(cluster) === content) this.queued.delete(cluster);

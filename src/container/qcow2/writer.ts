@@ -10,16 +10,15 @@
  * point at bytes not yet written: a data cluster, then its L2 entry; a new
  * L2 table (zeros), then its L1 entry. A kill -9 can only leave clusters
  * nothing points at, which the rebuild counts as free; reopening with
- * resume() reads exactly what earlier writes put there. qemu itself
- * repairs such a dirty image when it opens it read-write.
+ * resume() reads exactly what the last flush() made durable (and maybe
+ * more). qemu itself repairs such a dirty image when it opens it
+ * read-write.
  *
- * Allocation only appends: uncompressed clusters at the next cluster
- * boundary, compressed ones byte-packed after each other (a cluster may
- * span two host clusters, as qemu allows).
- *
- * Writes resolve once their bytes and entries are in the file (the page
- * cache); flush() also drains compression and fdatasyncs, so a capture's
- * mapfile never claims more than the image holds.
+ * A write resolves once its data is in the file (the caller may reuse its
+ * buffer); the L2 entries pointing at new clusters follow a table at a
+ * time (table-writer.ts), compressed clusters once compressed
+ * (compressed-writer.ts). flush() writes everything and fdatasyncs: a
+ * capture saves its mapfile only after it.
  */
 import { availableParallelism } from "node:os";
 import { UsageError } from "../../errors.js";
@@ -28,7 +27,7 @@ import { isAllZero, ZEROS } from "../../io/zeros.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
 import { Allocator } from "./allocator.js";
 import { CompressedWriter } from "./compressed-writer.js";
-import { decodeL2Entry } from "./entries.js";
+import { decodeL2Entry, type L2EntryInit } from "./entries.js";
 import { encodeHeaderExtensions } from "./header-extensions.js";
 import {
   type CompressionType,
@@ -300,18 +299,19 @@ export class Qcow2Sink implements ContainerSink {
   /** Uncompressed: in place where a cluster is allocated, new clusters (appended, contiguous) where not. */
   private writeSpan(index: number, pos: number, length: number, data: Buffer | null): Promise<void> {
     const zero = data === null || isAllZero(data);
-    return this.tables.withTable(index, !zero, async (table, tableOffset) => {
+    return this.tables.withTable(index, !zero, async (table) => {
       if (!table) return; // zeros where nothing is allocated: nothing to do
       const { clusterSize, l2Entries } = this.layout;
       const writes = new WriteBatch(this.file);
-      const changed: number[] = [];
+      // Entry changes, made once the data they point at is written.
+      const entries: Array<[number, L2EntryInit]> = [];
       let fresh: Array<{ entry: number; bytes: Buffer }> = [];
       const allocateFresh = () => {
         if (fresh.length === 0) return;
         const host = this.allocator.clusters(fresh.length);
         fresh.forEach(({ entry, bytes }, k) => {
           writes.add(host + k * clusterSize, bytes);
-          this.tables.setEntry(table, entry, { kind: "normal", hostOffset: host + k * clusterSize }, changed);
+          entries.push([entry, { kind: "normal", hostOffset: host + k * clusterSize }]);
         });
         fresh = [];
       };
@@ -328,7 +328,7 @@ export class Qcow2Sink implements ContainerSink {
         } else if (piece === null || isAllZero(piece)) {
           allocateFresh();
           // Zeros over a compressed cluster (a resumed compressed image): gone when whole, merged when in part.
-          if (entry.kind === "compressed" && n === clusterSize) this.tables.setEntry(table, entryIndex, { kind: "unallocated" }, changed);
+          if (entry.kind === "compressed" && n === clusterSize) entries.push([entryIndex, { kind: "unallocated" }]);
           else if (entry.kind === "compressed") fresh.push({ entry: entryIndex, bytes: (await this.file.readCluster(entry, this.layout)).fill(0, within, within + n) });
         } else if (n === clusterSize) {
           fresh.push({ entry: entryIndex, bytes: piece });
@@ -342,7 +342,7 @@ export class Qcow2Sink implements ContainerSink {
       }
       allocateFresh();
       await writes.done();
-      await this.tables.writeEntries(table, tableOffset, changed);
+      for (const [entryIndex, entry] of entries) this.tables.setEntry(index, table, entryIndex, entry);
     });
   }
 

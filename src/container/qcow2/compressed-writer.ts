@@ -20,7 +20,7 @@ import type { TableWriter } from "./table-writer.js";
 /** Clusters written in part, held whole until complete or evicted. */
 const MAX_PARTIAL = 64;
 /** Bytes of clusters handed to a worker at once. */
-const BATCH_BYTES = 1 << 20;
+const BATCH_BYTES = 512 << 10;
 
 /** A cluster's new content (a view of its slot), or null: it reads as zeros. */
 interface ClusterUpdate {

@@ -95,6 +95,14 @@ describe("hostile qcow2 images", { skip: needs("qemu-img", "qemu-io") }, () => {
     }
   });
 
+  test("two L1 entries sharing one L2 table (a small file mapping a petabyte of 'data') are refused at open", async () => {
+    const image = Buffer.from(v3);
+    image.writeBigUInt64BE(1n << 30n, 24); // a 1 GiB disk: two L1 entries
+    image.writeUInt32BE(2, 36);
+    image.writeBigUInt64BE(image.readBigUInt64BE(header.l1), header.l1 + 8);
+    await assert.rejects(open(image), expectCorrupt(/L1 entries 0 and 1 both point at the L2 table at byte \d+/));
+  });
+
   test("an L2 entry pointing past the end, at the header's tables, or off a cluster boundary", async () => {
     const { at, guest } = await findEntry(v3, (e) => e.kind === "normal");
     for (const [target, pattern] of [

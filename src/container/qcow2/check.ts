@@ -198,6 +198,8 @@ async function checkCopiedFlags(file: BlockSource, layout: Qcow2Layout, stored: 
   const { header, clusterSize } = layout;
   if (header.l1Size === 0) return;
   const l1 = await file.read(header.l1TableOffset, header.l1Size * 8);
+  // A table several L1 entries point at (a crafted image) is checked once, not once per entry.
+  const seen = new Set<number>();
   for (let i = 0; i < header.l1Size; i++) {
     const entry = decodeL1Entry(l1, i);
     const l2 = entry.l2Offset;
@@ -210,6 +212,8 @@ async function checkCopiedFlags(file: BlockSource, layout: Qcow2Layout, stored: 
         hostOffset: header.l1TableOffset + i * 8,
       });
     }
+    if (seen.has(l2)) continue;
+    seen.add(l2);
     const table = await file.read(l2, clusterSize);
     for (let j = 0; j < layout.l2Entries; j++) {
       const e = decodeL2Entry(table, j, layout);

@@ -33,7 +33,6 @@ export class Qcow2Source implements ContainerSource {
   readonly seekable = true;
   readonly sectorSize = 512;
   readonly size: number;
-  private readonly tables: Qcow2Tables;
   private readonly clusters: LruCache<number, Promise<Buffer>>;
   /** Metadata a data cluster must not overlap: [start, end, what]. */
   private readonly fixedMetadata: Array<[number, number, string]>;
@@ -41,6 +40,7 @@ export class Qcow2Source implements ContainerSource {
   private constructor(
     readonly file: BlockSource,
     readonly layout: Qcow2Layout,
+    private readonly tables: Qcow2Tables,
     readonly name: string,
     private readonly backingFile: string | undefined,
     /** The backing image, unless there is none or it was not asked for (noBacking). */
@@ -49,7 +49,6 @@ export class Qcow2Source implements ContainerSource {
     private readonly actualSize: number | undefined,
   ) {
     this.size = layout.header.size;
-    this.tables = new Qcow2Tables(file, layout);
     this.clusters = new LruCache(Math.max(4, Math.floor(CLUSTER_CACHE_BYTES / layout.clusterSize)));
     const { header, clusterSize } = layout;
     const roundUp = (n: number) => Math.ceil(n / clusterSize) * clusterSize;
@@ -83,6 +82,13 @@ export class Qcow2Source implements ContainerSource {
         `${file.name}: this qcow2 image was not closed cleanly (dirty flag): its data is read as it is, but its refcounts may be wrong; \`qemu-img check -r all ${file.name}\` repairs them`,
       );
     }
+    const tables = new Qcow2Tables(file, layout);
+    const shared = await tables.sharedTable();
+    if (shared) {
+      throw new CorruptImageError(
+        `${file.name}: qcow2 L1 entries ${shared.first} and ${shared.second} both point at the L2 table at byte ${shared.offset}; the image is corrupt`,
+      );
+    }
     // What `qemu-img info` calls the disk size: the bytes the file holds (its data ranges).
     let actualSize: number | undefined;
     if (file.dataRanges) actualSize = (await file.dataRanges(0, file.size)).reduce((sum, [, length]) => sum + length, 0);
@@ -101,7 +107,7 @@ export class Qcow2Source implements ContainerSource {
       await dataFile?.close();
       throw err;
     }
-    return new Qcow2Source(file, layout, file.name, backingFile, backing, dataFile, actualSize);
+    return new Qcow2Source(file, layout, tables, file.name, backingFile, backing, dataFile, actualSize);
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {

@@ -51,13 +51,15 @@ export class Qcow2Tables {
   private readonly l1Pages = new LruCache<number, Promise<Buffer>>(L1_PAGES_CACHED);
   private readonly l2Cache: LruCache<number, Promise<Buffer>>;
 
+  private readonly l1Offset: number;
+  private readonly l1Size: number;
+
   constructor(
     readonly file: BlockSource,
     readonly layout: Qcow2Layout,
-    /** Another L1 table (a snapshot's); the active one by default. */
-    readonly l1Offset = layout.header.l1TableOffset,
-    readonly l1Size = layout.header.l1Size,
   ) {
+    this.l1Offset = layout.header.l1TableOffset;
+    this.l1Size = layout.header.l1Size;
     this.l2Cache = new LruCache(Math.max(4, Math.floor(L2_CACHE_BYTES / layout.clusterSize)));
   }
 
@@ -86,6 +88,32 @@ export class Qcow2Tables {
       for (; i < pageEnd; i++) if (decodeL1Entry(buf, i % L1_PAGE_ENTRIES).l2Offset !== 0) return i;
     }
     return limit;
+  }
+
+  /**
+   * Two L1 entries pointing at one L2 table, if any: never in an image qemu
+   * wrote (each part of the disk has its own table), and a crafted one could
+   * make a small file map petabytes of "data" that every lookup walks again.
+   */
+  async sharedTable(): Promise<{ first: number; second: number; offset: number } | undefined> {
+    const offsets = new Float64Array(this.l1Size);
+    let count = 0;
+    for (let page = 0; page * L1_PAGE_ENTRIES < this.l1Size; page++) {
+      const buf = await this.l1Page(page);
+      for (let k = 0; k < buf.length / 8; k++) {
+        const { l2Offset } = decodeL1Entry(buf, k);
+        if (l2Offset !== 0) offsets[count++] = l2Offset;
+      }
+    }
+    const sorted = offsets.subarray(0, count).sort();
+    for (let i = 1; i < sorted.length; i++) {
+      if (sorted[i] !== sorted[i - 1]) continue;
+      const offset = sorted[i] as number;
+      const users: number[] = [];
+      for (let index = 0; users.length < 2; index++) if ((await this.l1Entry(index)).l2Offset === offset) users.push(index);
+      return { first: users[0] as number, second: users[1] as number, offset };
+    }
+    return undefined;
   }
 
   /** The L2 table at `offset` (already checked to be a cluster inside the file). */

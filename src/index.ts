@@ -40,6 +40,7 @@ export { reportPartitions, type PartitionReport } from "./image/partition-report
 export { openImage, type OpenImageOptions, type OpenedImage } from "./image/open-image.js";
 export { openImageFilesystem, type ImageFilesystem, type OpenImageFilesystemOptions } from "./image/open-filesystem.js";
 export type { ContainerFormat, ContainerSource, ContainerWriter, ContainerSink } from "./container/format.js";
+export { checkQcow2, type Qcow2CheckReport } from "./container/qcow2/index.js";
 export { decodeMbr, encodeMbr, decodeEbr, encodeEbr } from "./partition/mbr.js";
 export { decodeGptEntry, decodeGptHeader, encodeGptEntries, encodeGptEntry, encodeGptHeader } from "./partition/gpt.js";
 

@@ -6,10 +6,12 @@
 import { bzip2Format, bzip2Writer } from "./bzip2/index.js";
 import type { ContainerFormat, ContainerWriter } from "./format.js";
 import { gzipFormat, gzipWriter } from "./gzip/index.js";
+import { qcow2Format, qcow2Writer } from "./qcow2/index.js";
 import { xzFormat, xzWriter } from "./xz/index.js";
 import { zstdFormat, zstdWriter } from "./zstd/index.js";
 
 export const CONTAINER_FORMATS: ContainerFormat[] = [
+  qcow2Format,
   zstdFormat,
   xzFormat,
   gzipFormat,
@@ -18,6 +20,7 @@ export const CONTAINER_FORMATS: ContainerFormat[] = [
 
 /** Every container platter writes (convert, capture into a compressed or virtual disk). */
 export const CONTAINER_WRITERS: ContainerWriter[] = [
+  qcow2Writer,
   zstdWriter,
   xzWriter,
   gzipWriter,

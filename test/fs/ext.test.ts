@@ -66,6 +66,7 @@ describe("ext2/3/4 reader", { skip }, () => {
       const top = (await platter(["ls", img])).stdout.trim().split("\n").filter((n) => n !== "huge-sparse.bin");
       await sh(`mkdir ${theirs} && debugfs -R 'rdump ${top.map((n) => `"/${n}"`).join(" ")} ${theirs}' ${img}`);
       a.delete("huge-sparse.bin");
+      a.delete("links/fifo"); // rdump makes no fifos; platter does
       const b = manifest(theirs);
       for (const e of a.values()) e.mode &= 0o777;
       const kept = ["type", "mode", "uid", "gid", "size", "content"] as const;

@@ -18,7 +18,7 @@ import { manifest, project } from "../helpers/manifest.js";
 import { platter, run, sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 
-const TOOLS = ["partclone.ext4", "partclone.vfat", "partclone.ntfs", "partclone.restore", "partclone.info", "mkfs.ext4", "debugfs", "mkfs.vfat", "mcopy", "mkntfs", "ntfscp", "gzip", "zstd", "perl"];
+const TOOLS = ["partclone.ext4", "partclone.vfat", "partclone.ntfs", "partclone.restore", "partclone.info", "mkfs.ext4", "debugfs", "mkfs.vfat", "mcopy", "mkntfs", "ntfscp", "gzip", "zstd", "perl", "qemu-img"];
 const CHUNK = 1 << 20;
 
 /** Compare `source` with the file at `path` chunk by chunk; the ranges `where` says, or all of it. */
@@ -167,6 +167,49 @@ describe("partclone images made by partclone", { skip: needs(...TOOLS) }, () => 
     const r = await platter(["convert", join(dir, "ext4.ptcl"), join(out, "ext4.img"), "--sparse"]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal((await run("cmp", [join(out, "ext4.img"), join(dir, "ext4.restored")])).code, 0);
+  });
+
+  test("convert ext4.ptcl --to qcow2: qemu-img finds it clean and identical to partclone.restore's output, free blocks left unallocated", async () => {
+    const out = tempDir();
+    const qcow2 = join(out, "ext4.qcow2");
+    const r = await platter(["convert", join(dir, "ext4.ptcl"), qcow2, "--to", "qcow2"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await run("qemu-img", ["check", qcow2])).code, 0);
+    const compare = await run("qemu-img", ["compare", "-f", "qcow2", "-F", "raw", qcow2, join(dir, "ext4.restored")]);
+    assert.equal(compare.code, 0, compare.stdout + compare.stderr);
+    // Only the used blocks were written: qemu-img's map of allocated data is no bigger than partclone's used blocks.
+    const image = await openImage(join(dir, "ext4.ptcl"));
+    let used = 0;
+    try {
+      for (const [, length] of await (image.source.dataRanges as NonNullable<BlockSource["dataRanges"]>)(0, image.source.size)) used += length;
+    } finally {
+      await image.close();
+    }
+    const map = JSON.parse((await run("qemu-img", ["map", "--output=json", qcow2])).stdout) as Array<{ length: number; data: boolean }>;
+    const allocated = map.filter((m) => m.data).reduce((sum, m) => sum + m.length, 0);
+    assert.ok(allocated <= used + (64 << 10) && allocated < 24 << 19, `qcow2 holds ${allocated} bytes of data for ${used} used bytes`);
+  });
+
+  test("ls through the CLI on ext4.ptcl.zst lists what debugfs ls lists in the original", async () => {
+    for (const path of ["/", "/docs", "/junk", "/docs/deep/er"]) {
+      const r = await platter(["ls", join(dir, "ext4.ptcl.zst"), path, "--json"]);
+      assert.equal(r.code, 0, r.stderr);
+      const ours = (JSON.parse(r.stdout) as Array<{ name: string; type: string; size: number }>)
+        .map((e) => `${e.name} ${e.type === "file" ? e.size : e.type}`)
+        .sort();
+      // debugfs ls -p: /inode/mode/uid/gid/name/size/
+      const theirs = (await run("debugfs", ["-R", `ls -p ${path}`, join(dir, "ext4.img")])).stdout
+        .split("\n")
+        .filter((line) => line.startsWith("/"))
+        .map((line) => line.split("/"))
+        .filter(([, , , , , name]) => name !== "." && name !== "..")
+        .map(([, , mode, , , name, size]) => {
+          const type = { "04": "dir", "10": "file", "12": "symlink" }[mode.padStart(6, "0").slice(0, 2)];
+          return `${name} ${type === "file" ? size : type}`;
+        })
+        .sort();
+      assert.deepEqual(ours, theirs, path);
+    }
   });
 
   test("split -b 1M pieces open as one image, by the first piece's name or the image's own", async () => {

@@ -93,8 +93,9 @@ describe("partclone images made by partclone", { skip: needs(...TOOLS) }, () => 
     });
   }
 
-  for (const variant of ["ext4-nocrc", "ext4-k7", "ext4-noreseed"]) {
-    test(`${variant}.ptcl (partclone ${{ "ext4-nocrc": "-a 0", "ext4-k7": "-k 7", "ext4-noreseed": "-K" }[variant]}) reads as the restored ext4`, async () => {
+  const VARIANTS = { "ext4-nocrc": "-a 0", "ext4-k7": "-k 7", "ext4-noreseed": "-K", "ext4-kbig": "-k 100000", "ext4-k1500-noreseed": "-k 1500 -K" };
+  for (const [variant, options] of Object.entries(VARIANTS)) {
+    test(`${variant}.ptcl (partclone ${options}) reads as the restored ext4`, async () => {
       const image = await openImage(join(dir, `${variant}.ptcl`));
       try {
         await sameBytes(image.source, join(dir, "ext4.restored"));

@@ -2,19 +2,24 @@
  * The data section: the used blocks in block order, each strip of
  * blocks_per_checksum blocks followed by its checksum (the last strip may be
  * shorter, and has one too), or the blocks alone when the image has no
- * checksums. A strip is read whole and checked before any of its bytes are
- * used, then kept in a small LRU cache: filesystem readers come back to the
- * same metadata blocks often.
+ * checksums. No byte is used before its strip's checksum is checked. A strip
+ * of up to MAX_HELD_STRIP bytes (partclone's default is 1 MiB, its buffer) is
+ * read whole, checked and kept in a small LRU cache: filesystem readers come
+ * back to the same metadata blocks often. A longer one (partclone -k with a
+ * large count: the whole image can be one strip) is checked by one streaming
+ * pass the first time it is touched, remembered as good, and then read in
+ * place: memory stays bounded whatever -k was.
  */
-import { CorruptImageError, UnsupportedError } from "../../errors.js";
+import { CorruptImageError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
 import { LruCache } from "../../util/lru.js";
 import { CRC32_SEED, partcloneCrc32, partcloneCrc32V1 } from "./checksum.js";
 import { hex, type PartcloneHeader } from "./header.js";
 
-/** A strip is held whole to be checked: partclone's default is 1 MiB (its buffer); past this it is refused. */
-const MAX_STRIP_BYTES = 64 << 20;
+const MAX_HELD_STRIP = 4 << 20;
 const CACHE_BYTES = 32 << 20;
+/** Bytes read at a time when a long strip is checked by streaming. */
+const STREAM_BYTES = 1 << 20;
 
 /** Bytes the data section of `header` takes in the image. */
 export function dataSectionSize(header: PartcloneHeader): number {
@@ -22,9 +27,30 @@ export function dataSectionSize(header: PartcloneHeader): number {
   return header.usedBlocks * header.blockSize + checksums * header.checksumSize;
 }
 
+/** Where strip `s` lies in the image. */
+interface StripPlace {
+  /** First used block in it, and how many. */
+  first: number;
+  count: number;
+  /** Its first data byte; its checksum follows the data. */
+  dataAt: number;
+  dataBytes: number;
+}
+
+/** What once() needs of a Map or an LruCache. */
+interface PromiseCache<V> {
+  get(key: number): Promise<V> | undefined;
+  set(key: number, value: Promise<V>): unknown;
+  delete(key: number): unknown;
+}
+
 export class DataSection {
-  private readonly strips: LruCache<number, Promise<Buffer>>;
+  /** Blocks of a full strip: never more than the image holds, whatever blocks_per_checksum says. */
+  private readonly stripBlocks: number;
   private readonly stripBytes: number;
+  private readonly held: LruCache<number, Promise<Buffer>> | undefined;
+  /** Long strips already checked (a few: one per MAX_HELD_STRIP bytes of data at most). */
+  private readonly checked = new Map<number, Promise<void>>();
   private scratch: Buffer | undefined;
 
   constructor(
@@ -33,14 +59,11 @@ export class DataSection {
     /** Where the section starts in the image. */
     private readonly offset: number,
   ) {
-    this.stripBytes = header.blocksPerChecksum * header.blockSize;
-    if (header.checksumSize && this.stripBytes > MAX_STRIP_BYTES) {
-      throw new UnsupportedError(
-        `partclone image with ${header.blocksPerChecksum} blocks of ${header.blockSize} bytes per checksum: ` +
-          `platter checks a strip in memory before using it, and holds at most ${MAX_STRIP_BYTES >> 20} MiB`,
-      );
+    this.stripBlocks = Math.max(1, Math.min(header.blocksPerChecksum, header.usedBlocks));
+    this.stripBytes = this.stripBlocks * header.blockSize;
+    if (header.checksumSize && this.stripBytes <= MAX_HELD_STRIP) {
+      this.held = new LruCache(Math.max(2, Math.floor(CACHE_BYTES / this.stripBytes)));
     }
-    this.strips = new LruCache(Math.max(2, Math.floor(CACHE_BYTES / Math.max(1, this.stripBytes))));
   }
 
   /**
@@ -59,46 +82,74 @@ export class DataSection {
     while (pos < end) {
       const s = Math.floor(pos / this.stripBytes);
       const within = pos - s * this.stripBytes;
-      const strip = await this.strip(s, block + Math.floor(pos / blockSize) - used);
-      const n = Math.min(end - pos, strip.length - within);
-      strip.copy(out, at, within, within + n);
+      const place = this.place(s);
+      const n = Math.min(end - pos, place.dataBytes - within);
+      const reading = block + Math.floor(pos / blockSize) - used;
+      if (this.held) {
+        (await this.once(this.held, s, () => this.readHeld(place, reading))).copy(out, at, within, within + n);
+      } else {
+        await this.once(this.checked, s, () => this.checkStreaming(place, reading));
+        await this.source.read(place.dataAt + within, n, out.subarray(at, at + n));
+      }
       at += n;
       pos += n;
     }
   }
 
-  private strip(s: number, block: number): Promise<Buffer> {
-    let strip = this.strips.get(s);
-    if (!strip) {
-      strip = this.readStrip(s, block);
-      const pending = strip;
-      // A failed strip is not kept: the error is reported again, not a stale promise.
-      pending.catch(() => this.strips.get(s) === pending && this.strips.delete(s));
-      this.strips.set(s, strip);
+  /** The promise `cache` keeps for strip `s`, made by `make` the first time; a failure is not kept, so it is reported again. */
+  private once<V>(cache: PromiseCache<V>, s: number, make: () => Promise<V>): Promise<V> {
+    let pending = cache.get(s);
+    if (!pending) {
+      const made = make();
+      made.catch(() => cache.get(s) === made && cache.delete(s));
+      cache.set(s, made);
+      pending = made;
     }
-    return strip;
+    return pending;
   }
 
-  /** Strip `s`, checked; `block` is the filesystem block being read, for the message. */
-  private async readStrip(s: number, block: number): Promise<Buffer> {
-    const { blockSize, blocksPerChecksum, checksumSize, usedBlocks, reseedChecksum } = this.header;
-    const first = s * blocksPerChecksum;
-    const count = Math.min(blocksPerChecksum, usedBlocks - first);
-    const dataAt = this.offset + first * blockSize + s * checksumSize;
-    // A chained checksum goes on from the one stored before the strip.
-    const prefix = !reseedChecksum && s > 0 ? checksumSize : 0;
-    const buf = await this.source.read(dataAt - prefix, prefix + count * blockSize + checksumSize);
-    const data = buf.subarray(prefix, prefix + count * blockSize);
+  private place(s: number): StripPlace {
+    const { blockSize, checksumSize, usedBlocks } = this.header;
+    const first = s * this.stripBlocks;
+    const count = Math.min(this.stripBlocks, usedBlocks - first);
+    return { first, count, dataAt: this.offset + first * blockSize + s * checksumSize, dataBytes: count * blockSize };
+  }
+
+  /** A chained checksum goes on from the one stored before the strip; a reseeded one starts afresh. */
+  private chained(place: StripPlace): boolean {
+    return !this.header.reseedChecksum && place.first > 0;
+  }
+
+  /** The strip read whole (with the checksum before it when chained, and its own) and checked. */
+  private async readHeld(place: StripPlace, block: number): Promise<Buffer> {
+    const prefix = this.chained(place) ? this.header.checksumSize : 0;
+    const buf = await this.source.read(place.dataAt - prefix, prefix + place.dataBytes + this.header.checksumSize);
+    const data = buf.subarray(prefix, prefix + place.dataBytes);
     const seed = prefix ? buf.readUInt32LE(0) : CRC32_SEED;
-    const stored = buf.readUInt32LE(prefix + data.length);
-    const computed = this.checksum(data, seed);
-    if (stored !== computed) {
-      throw new CorruptImageError(
-        `partclone image: checksum error reading block ${block}: the strip of used blocks ${first}-${first + count - 1} at offset ${dataAt} ` +
-          `gives CRC32 ${hex(computed)}, the image has ${hex(stored)} at offset ${dataAt + data.length}`,
-      );
-    }
+    this.compare(place, block, this.checksum(data, seed), buf.readUInt32LE(prefix + place.dataBytes));
     return data;
+  }
+
+  /** The strip's checksum computed over reads of STREAM_BYTES (whole blocks), none of it held. */
+  private async checkStreaming(place: StripPlace, block: number): Promise<void> {
+    const { blockSize, checksumSize } = this.header;
+    let crc = this.chained(place) ? (await this.source.read(place.dataAt - checksumSize, checksumSize)).readUInt32LE(0) : CRC32_SEED;
+    const step = Math.max(1, Math.floor(STREAM_BYTES / blockSize)) * blockSize;
+    const chunk = Buffer.alloc(Math.min(step, place.dataBytes));
+    for (let pos = 0; pos < place.dataBytes; pos += step) {
+      const n = Math.min(step, place.dataBytes - pos);
+      crc = this.checksum(await this.source.read(place.dataAt + pos, n, chunk.subarray(0, n)), crc);
+    }
+    this.compare(place, block, crc, (await this.source.read(place.dataAt + place.dataBytes, checksumSize)).readUInt32LE(0));
+  }
+
+  private compare(place: StripPlace, block: number, computed: number, stored: number): void {
+    if (stored === computed) return;
+    const { first, count, dataAt, dataBytes } = place;
+    throw new CorruptImageError(
+      `partclone image: checksum error reading block ${block}: the strip of used blocks ${first}-${first + count - 1} at offset ${dataAt} ` +
+        `gives CRC32 ${hex(computed)}, the image has ${hex(stored)} at offset ${dataAt + dataBytes}`,
+    );
   }
 
   private checksum(data: Buffer, seed: number): number {

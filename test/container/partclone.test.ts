@@ -5,10 +5,12 @@
  * partclone.info says; under gzip and zstd, and split as Clonezilla splits.
  */
 import assert from "node:assert/strict";
-import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, openSync, readSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import type { ContainerName } from "../../src/container/format.js";
+import { CRC32_SEED, partcloneCrc32V1 } from "../../src/container/partclone/checksum.js";
+import { encodePartcloneHeader } from "../../src/container/partclone/header.js";
 import { CONTAINER_FORMATS } from "../../src/container/registry.js";
 import type { BlockSource } from "../../src/io/block-source.js";
 import { openImage } from "../../src/image/open-image.js";
@@ -104,6 +106,53 @@ describe("partclone images made by partclone", { skip: needs(...TOOLS) }, () => 
       }
     });
   }
+
+  test("a version 0001 image (crafted here: partclone writes only 0002 now) reads as partclone.restore restores it", async () => {
+    // 0001: the 4160-byte header, a byte per block (1 = used), "BiTmAgIc", then each used block and its
+    // crc32_0001 (the CRC of its first byte repeated), chained from block to block.
+    const raw = await openImage(join(dir, "ext4.img"));
+    const ptcl = await openImage(join(dir, "ext4.ptcl"));
+    const out = tempDir();
+    const v1Path = join(out, "ext4-v1.ptcl");
+    try {
+      const used = await (ptcl.source.dataRanges as NonNullable<BlockSource["dataRanges"]>)(0, ptcl.source.size);
+      const totalBlocks = raw.source.size / 4096;
+      const byteMap = Buffer.alloc(totalBlocks);
+      const parts: Buffer[] = [];
+      let crc = CRC32_SEED;
+      const scratch = Buffer.alloc(4096);
+      for (const [start, length] of used) {
+        byteMap.fill(1, start / 4096, (start + length) / 4096);
+        for (let at = start; at < start + length; at += 4096) {
+          const block = await raw.source.read(at, 4096);
+          crc = partcloneCrc32V1(block, crc, scratch);
+          const sum = Buffer.alloc(4);
+          sum.writeUInt32LE(crc);
+          parts.push(block, sum);
+        }
+      }
+      const usedBlocks = parts.length / 2;
+      const header = encodePartcloneHeader({
+        imageVersion: 1, partcloneVersion: null, filesystem: "EXTFS", deviceSize: raw.source.size, totalBlocks, usedBlocks,
+        superBlockUsedBlocks: null, blockSize: 4096, checksum: "crc32-0001", checksumSize: 4, blocksPerChecksum: 1,
+        reseedChecksum: false, bitmapMode: "byte", cpuBits: null, headerSize: 4160,
+      });
+      writeFileSync(v1Path, Buffer.concat([header, byteMap, Buffer.from("BiTmAgIc"), ...parts]));
+    } finally {
+      await raw.close();
+      await ptcl.close();
+    }
+    const restore = await run("partclone.restore", ["-s", v1Path, "-O", join(out, "v1.restored"), "-W", "-L", join(out, "log")]);
+    assert.equal(restore.code, 0, restore.stderr);
+    const image = await openImage(v1Path);
+    try {
+      assert.deepEqual(image.layers[0].describe(), { ...image.layers[0].describe(), imageVersion: "0001", checksum: "crc32-0001", blocksPerChecksum: 1 });
+      await sameBytes(image.source, join(out, "v1.restored"));
+      await sameBytes(image.source, join(dir, "ext4.restored"));
+    } finally {
+      await image.close();
+    }
+  });
 
   test("info --json: the partclone layer says what partclone.info says", async () => {
     const theirs = (await run("partclone.info", ["-s", join(dir, "ext4-k7.ptcl"), "-L", "/dev/null"])).stderr;

@@ -72,7 +72,7 @@ describe("partclone images damaged after partclone made them", { skip: needs("pa
   });
 
   test("a header whose CRC lies (one byte of the filesystem name changed)", async () => {
-    await rejectsCorrupt(open(flipped(k7, 40)), /header: crc32 \(byte 106\) is 0x[0-9A-F]{4,8}, but the header's bytes give 0x[0-9A-F]{4,8}/);
+    await rejectsCorrupt(open(flipped(k7, 40)), /header: crc32 \(byte 106\) is 0x[0-9A-F]{8}, but the header's bytes give 0x[0-9A-F]{8}/);
   });
 
   test("header fields that lie with a good CRC: each names its field and byte", async () => {
@@ -97,7 +97,7 @@ describe("partclone images damaged after partclone made them", { skip: needs("pa
         h.deviceSize = h.totalBlocks * h.blockSize;
       });
     const crcAt = V2_HEADER + (6144 + 80000) / 8;
-    await rejectsCorrupt(open(longer(80000)), new RegExp(`bitmap's CRC32 at offset ${crcAt} is 0x[0-9A-F]{4,8}, but its ${crcAt - V2_HEADER} bytes give`));
+    await rejectsCorrupt(open(longer(80000)), new RegExp(`bitmap's CRC32 at offset ${crcAt} is 0x00000000, but its ${crcAt - V2_HEADER} bytes give`));
     // 1000 bytes further on, the real CRC and then the boot block's zeros follow: partclone's CRC (never inverted) of
     // bytes + their CRC + zeros is 0, which those zeros match; the count of used blocks is what gives the lie away.
     await rejectsCorrupt(open(longer(8000)), /usedblocks \(byte 76\) is 2116, but the bitmap marks \d+ blocks used/);
@@ -126,7 +126,7 @@ describe("partclone images damaged after partclone made them", { skip: needs("pa
     for (const [start, length] of await source.dataRanges(0, source.size)) for (let b = start / 4096; b < (start + length) / 4096 && blocks.length < 22; b++) blocks.push(b);
     const block = blocks[21];
     await source.read(0, blocks[20] * 4096 + 4096); // everything before the strip is fine
-    const where = `checksum error reading block ${block}: the strip of used blocks 21-27 at offset ${DATA_AT + strip * STRIP} gives CRC32 0x[0-9A-F]{4,8}, the image has 0x[0-9A-F]{4,8} at offset ${DATA_AT + strip * STRIP + 7 * 4096}`;
+    const where = `checksum error reading block ${block}: the strip of used blocks 21-27 at offset ${DATA_AT + strip * STRIP} gives CRC32 0x[0-9A-F]{8}, the image has 0x[0-9A-F]{8} at offset ${DATA_AT + strip * STRIP + 7 * 4096}`;
     await rejectsCorrupt(source.read(block * 4096, 4096), new RegExp(where));
     await rejectsCorrupt(readAll(source), /checksum error/); // reported again, not forgotten
   });

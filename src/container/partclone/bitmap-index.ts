@@ -137,7 +137,7 @@ export class BitmapIndex {
       const computed = crc ?? partcloneCrc32(Buffer.alloc(0));
       if (stored.readUInt32LE(0) !== computed) {
         throw new CorruptImageError(
-          `partclone image: the bitmap's CRC32 at offset ${trailerAt} is ${hex(stored.readUInt32LE(0))}, but its ${bytes} bytes give ${hex(computed)}`,
+          `partclone image: the bitmap's CRC32 at offset ${trailerAt} is ${hex(stored.readUInt32LE(0), 8)}, but its ${bytes} bytes give ${hex(computed, 8)}`,
         );
       }
     } else if (stored.toString("latin1") !== BYTE_MAP_MAGIC) {

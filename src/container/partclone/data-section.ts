@@ -148,7 +148,7 @@ export class DataSection {
     const { first, count, dataAt, dataBytes } = place;
     throw new CorruptImageError(
       `partclone image: checksum error reading block ${block}: the strip of used blocks ${first}-${first + count - 1} at offset ${dataAt} ` +
-        `gives CRC32 ${hex(computed)}, the image has ${hex(stored)} at offset ${dataAt + dataBytes}`,
+        `gives CRC32 ${hex(computed, 8)}, the image has ${hex(stored, 8)} at offset ${dataAt + dataBytes}`,
     );
   }
 

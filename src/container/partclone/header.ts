@@ -129,7 +129,7 @@ function decodeV1(buf: Buffer): PartcloneHeader {
 function decodeV2(buf: Buffer): PartcloneHeader {
   const stored = buf.readUInt32LE(V2_CRC_AT);
   const computed = partcloneCrc32(buf.subarray(0, V2_CRC_AT));
-  if (stored !== computed) throw corrupt("crc32", V2_CRC_AT, `is ${hex(stored)}, but the header's bytes give ${hex(computed)}`);
+  if (stored !== computed) throw corrupt("crc32", V2_CRC_AT, `is ${hex(stored, 8)}, but the header's bytes give ${hex(computed, 8)}`);
   const endian = buf.readUInt16LE(34);
   if (endian === 0xdec0) throw new UnsupportedError("partclone image written on a big-endian machine (endianess 0xDEC0): partclone itself refuses to restore it here");
   if (endian !== ENDIAN_MAGIC) throw corrupt("endianess", 34, `is ${hex(endian)}, not 0xC0DE`);
@@ -228,6 +228,7 @@ export function encodePartcloneHeader(h: PartcloneHeader): Buffer {
   return buf;
 }
 
-export function hex(n: number): string {
-  return `0x${n.toString(16).toUpperCase().padStart(n > 0xffff ? 8 : 4, "0")}`;
+/** A field in hex as partclone's sources write it; CRCs always as 8 digits (0x00000000 is a CRC, not a small number). */
+export function hex(n: number, digits = n > 0xffff ? 8 : 4): string {
+  return `0x${n.toString(16).toUpperCase().padStart(digits, "0")}`;
 }

@@ -49,8 +49,9 @@ export class DataSection {
   private readonly stripBlocks: number;
   private readonly stripBytes: number;
   private readonly held: LruCache<number, Promise<Buffer>> | undefined;
-  /** Long strips already checked (a few: one per MAX_HELD_STRIP bytes of data at most). */
-  private readonly checked = new Map<number, Promise<void>>();
+  /** Long strips being checked, and a bit per long strip found good (a bit, not an entry: a 4 TB image may have a million). */
+  private readonly checking = new Map<number, Promise<void>>();
+  private readonly checked: Uint8Array;
   private scratch: Buffer | undefined;
 
   constructor(
@@ -61,9 +62,10 @@ export class DataSection {
   ) {
     this.stripBlocks = Math.max(1, Math.min(header.blocksPerChecksum, header.usedBlocks));
     this.stripBytes = this.stripBlocks * header.blockSize;
-    if (header.checksumSize && this.stripBytes <= MAX_HELD_STRIP) {
-      this.held = new LruCache(Math.max(2, Math.floor(CACHE_BYTES / this.stripBytes)));
-    }
+    const held = header.checksumSize > 0 && this.stripBytes <= MAX_HELD_STRIP;
+    if (held) this.held = new LruCache(Math.max(2, Math.floor(CACHE_BYTES / this.stripBytes)));
+    // The caller has checked the section against the image's size: strips are at most its size / MAX_HELD_STRIP.
+    this.checked = new Uint8Array(held || !header.checksumSize ? 0 : Math.ceil(Math.ceil(header.usedBlocks / this.stripBlocks) / 8));
   }
 
   /**
@@ -88,7 +90,13 @@ export class DataSection {
       if (this.held) {
         (await this.once(this.held, s, () => this.readHeld(place, reading))).copy(out, at, within, within + n);
       } else {
-        await this.once(this.checked, s, () => this.checkStreaming(place, reading));
+        if (!((this.checked[s >> 3] >> (s & 7)) & 1)) {
+          await this.once(this.checking, s, async () => {
+            await this.checkStreaming(place, reading);
+            this.checked[s >> 3] |= 1 << (s & 7);
+            this.checking.delete(s);
+          });
+        }
         await this.source.read(place.dataAt + within, n, out.subarray(at, at + n));
       }
       at += n;

@@ -17,7 +17,7 @@ import { CRC32_SEED, partcloneCrc32, partcloneCrc32V1 } from "./checksum.js";
 import { hex, type PartcloneHeader } from "./header.js";
 
 const MAX_HELD_STRIP = 4 << 20;
-const CACHE_BYTES = 32 << 20;
+const CACHE_BYTES = 16 << 20;
 /** Bytes read at a time when a long strip is checked by streaming. */
 const STREAM_BYTES = 1 << 20;
 

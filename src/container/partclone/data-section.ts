@@ -87,8 +87,12 @@ export class DataSection {
       const place = this.place(s);
       const n = Math.min(end - pos, place.dataBytes - within);
       const reading = block + Math.floor(pos / blockSize) - used;
-      if (this.held) {
-        (await this.once(this.held, s, () => this.readHeld(place, reading))).copy(out, at, within, within + n);
+      const target = out.subarray(at, at + n);
+      if (this.held && n === place.dataBytes && !this.held.has(s)) {
+        // A whole strip nobody holds (a sequential read: convert, hash): checked where it lands, neither copied nor kept.
+        await this.readWholeInto(place, reading, target);
+      } else if (this.held) {
+        (await this.once(this.held, s, () => this.readHeld(place, reading))).copy(target, 0, within, within + n);
       } else {
         if (!((this.checked[s >> 3] >> (s & 7)) & 1)) {
           await this.once(this.checking, s, async () => {
@@ -97,7 +101,7 @@ export class DataSection {
             this.checking.delete(s);
           });
         }
-        await this.source.read(place.dataAt + within, n, out.subarray(at, at + n));
+        await this.source.read(place.dataAt + within, n, target);
       }
       at += n;
       pos += n;
@@ -136,6 +140,17 @@ export class DataSection {
     const seed = prefix ? buf.readUInt32LE(0) : CRC32_SEED;
     this.compare(place, block, this.checksum(data, seed), buf.readUInt32LE(prefix + place.dataBytes));
     return data;
+  }
+
+  /** The strip's data read into `target` and checked there; the checksums around it read apart. */
+  private async readWholeInto(place: StripPlace, block: number, target: Buffer): Promise<void> {
+    const { checksumSize } = this.header;
+    const [, seed, stored] = await Promise.all([
+      this.source.read(place.dataAt, place.dataBytes, target),
+      this.chained(place) ? this.source.read(place.dataAt - checksumSize, checksumSize).then((b) => b.readUInt32LE(0)) : CRC32_SEED,
+      this.source.read(place.dataAt + place.dataBytes, checksumSize).then((b) => b.readUInt32LE(0)),
+    ]);
+    this.compare(place, block, this.checksum(target, seed), stored);
   }
 
   /** The strip's checksum computed over reads of STREAM_BYTES (whole blocks), none of it held. */

@@ -5,7 +5,8 @@
  * checksums. No byte is used before its strip's checksum is checked. A strip
  * of up to MAX_HELD_STRIP bytes (partclone's default is 1 MiB, its buffer) is
  * read whole, checked and kept in a small LRU cache: filesystem readers come
- * back to the same metadata blocks often. A longer one (partclone -k with a
+ * back to the same metadata blocks often; a read that wants the whole strip
+ * (convert, hash) gets it checked in its own buffer instead. A longer one (partclone -k with a
  * large count: the whole image can be one strip) is checked by one streaming
  * pass the first time it is touched, remembered as good, and then read in
  * place: memory stays bounded whatever -k was.

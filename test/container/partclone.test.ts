@@ -151,6 +151,21 @@ describe("partclone images made by partclone", { skip: needs(...TOOLS) }, () => 
     } finally {
       await image.close();
     }
+    // Old 0001 images may count used blocks wrong: partclone.restore goes by the bitmap ("fixed used blocks count"), and so does platter, saying so.
+    const miscounted = readFileSync(v1Path);
+    const wrong = miscounted.readUInt32LE(56) - 10;
+    miscounted.writeUInt32LE(wrong, 56);
+    writeFileSync(v1Path, miscounted);
+    const again = await run("partclone.restore", ["-s", v1Path, "-O", join(out, "v1b.restored"), "-W", "-L", join(out, "log")]);
+    assert.equal(again.code, 0, again.stderr);
+    const warnings: string[] = [];
+    const fixed = await openImage(v1Path, { onWarning: (m) => warnings.push(m) });
+    try {
+      await sameBytes(fixed.source, join(out, "v1b.restored"));
+      assert.deepEqual(warnings.map((w) => w.replace(/^.*?: /, "")), [`partclone image header: usedblocks (byte 56) is ${wrong}, but the bitmap marks ${wrong + 10} blocks used; reading as the bitmap says, as partclone does`]);
+    } finally {
+      await fixed.close();
+    }
   });
 
   test("info --json: the partclone layer says what partclone.info says", async () => {

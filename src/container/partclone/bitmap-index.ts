@@ -171,11 +171,14 @@ export class BitmapIndex {
     return within === 0 ? rank : rank + countBits(await this.piece(p), 0, within);
   }
 
-  /** Blocks [start, end) as alternating runs of used and free blocks. */
-  async runs(start: number, end: number): Promise<BlockRun[]> {
-    if (start >= end) return [];
-    if (this.place.mode === "none") return [{ used: true, start, count: end - start }];
-    const runs: BlockRun[] = [];
+  /** Blocks [start, end) as alternating runs of used and free blocks, made as they are consumed (a fragmented 4 TB bitmap has millions). */
+  async *runs(start: number, end: number): AsyncGenerator<BlockRun> {
+    if (start >= end) return;
+    if (this.place.mode === "none") {
+      yield { used: true, start, count: end - start };
+      return;
+    }
+    let pending: BlockRun | undefined;
     let block = start;
     while (block < end) {
       const p = Math.floor(block / PIECE_BLOCKS);
@@ -186,14 +189,16 @@ export class BitmapIndex {
       while (i < limit) {
         const value = (bits[i >> 3] >> (i & 7)) & 1;
         const count = sameBits(bits, i, limit, value);
-        const last = runs.at(-1);
-        if (last && last.used === (value === 1)) last.count += count;
-        else runs.push({ used: value === 1, start: base + i, count });
+        if (pending && pending.used === (value === 1)) pending.count += count;
+        else {
+          if (pending) yield pending;
+          pending = { used: value === 1, start: base + i, count };
+        }
         i += count;
       }
       block = base + limit;
     }
-    return runs;
+    if (pending) yield pending;
   }
 }
 

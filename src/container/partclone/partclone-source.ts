@@ -75,7 +75,7 @@ export class PartcloneSource implements ContainerSource {
       const { blockSize } = this.header;
       const first = Math.floor(offset / blockSize);
       let used = await this.bitmap.rank(first);
-      for (const run of await this.bitmap.runs(first, Math.ceil(fsEnd / blockSize))) {
+      for await (const run of this.bitmap.runs(first, Math.ceil(fsEnd / blockSize))) {
         const runAt = run.start * blockSize;
         const from = Math.max(offset, runAt);
         const to = Math.min(fsEnd, runAt + run.count * blockSize);
@@ -97,7 +97,7 @@ export class PartcloneSource implements ContainerSource {
     const fsEnd = Math.min(offset + length, this.fsBytes);
     if (offset >= fsEnd) return [];
     const ranges: Array<[number, number]> = [];
-    for (const run of await this.bitmap.runs(Math.floor(offset / blockSize), Math.ceil(fsEnd / blockSize))) {
+    for await (const run of this.bitmap.runs(Math.floor(offset / blockSize), Math.ceil(fsEnd / blockSize))) {
       if (!run.used) continue;
       const from = Math.max(offset, run.start * blockSize);
       ranges.push([from, Math.min(fsEnd, (run.start + run.count) * blockSize) - from]);

@@ -23,15 +23,18 @@ const PIECE_BYTES = PIECE_BLOCKS / 8;
 /** Rank checkpoints kept at most (8 MiB); past 2^35 blocks they are a few pieces apart. */
 const MAX_CHECKPOINTS = 1 << 20;
 const CACHE_BYTES = 16 << 20;
+/** Pieces read together when one is missing: a scan (dataRanges) reads 64 KiB at a time, a lone rank costs no more. */
+const PIECES_PER_READ = 16;
 /** Bitmap bytes read at a time by the pass at open. */
 const SCAN_BYTES = 1 << 20;
 const BYTE_MAP_MAGIC = "BiTmAgIc";
 
-const POPCOUNT = new Uint8Array(256).map((_, i) => {
-  let n = 0;
-  for (let v = i; v; v >>= 1) n += v & 1;
-  return n;
-});
+/** Set bits in a 32-bit word. */
+function popcount32(v: number): number {
+  v -= (v >>> 1) & 0x55555555;
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+}
 
 /** A run of blocks all used or all free: [start, start + count). */
 export interface BlockRun {
@@ -40,23 +43,26 @@ export interface BlockRun {
   count: number;
 }
 
-/** Bits [from, to) of a bit-packed piece that are set (bit i is byte i>>3, bit i&7: partclone's little-endian longs). */
+/**
+ * Bits [from, to) of a bit-packed piece that are set (bit i is byte i>>3,
+ * bit i&7: partclone's little-endian longs), 32 at a time between the ends.
+ */
 function countBits(bits: Buffer, from: number, to: number): number {
   let n = 0;
   let i = from;
-  for (; i < to && i & 7; i++) n += (bits[i >> 3] >> (i & 7)) & 1;
-  for (; i + 8 <= to; i += 8) n += POPCOUNT[bits[i >> 3]];
+  for (; i < to && i & 31; i++) n += (bits[i >> 3] >> (i & 7)) & 1;
+  for (; i + 32 <= to; i += 32) n += popcount32(bits.readUInt32LE(i >> 3));
   for (; i < to; i++) n += (bits[i >> 3] >> (i & 7)) & 1;
   return n;
 }
 
-/** How many bits from `from` (below `to`) equal `value`. */
+/** How many bits from `from` (below `to`) equal `value`; whole words of them are skipped at once. */
 function sameBits(bits: Buffer, from: number, to: number, value: number): number {
-  const full = value ? 0xff : 0x00;
+  const full = value ? 0xffffffff : 0;
   let i = from;
   while (i < to) {
-    if ((i & 7) === 0 && i + 8 <= to && bits[i >> 3] === full) {
-      i += 8;
+    if ((i & 31) === 0 && i + 32 <= to && bits.readUInt32LE(i >> 3) === full) {
+      i += 32;
       continue;
     }
     if (((bits[i >> 3] >> (i & 7)) & 1) !== value) break;
@@ -121,11 +127,8 @@ export class BitmapIndex {
       const blocks = Math.min(scanBlocks, totalBlocks - first);
       const raw = await source.read(place.offset + first / blocksPerByte, Math.ceil(blocks / blocksPerByte));
       if (mode === "bit") crc = partcloneCrc32(raw, crc);
-      for (let start = 0; start < blocks; start += PIECE_BLOCKS) {
-        const piece = first / PIECE_BLOCKS + start / PIECE_BLOCKS;
+      for (const [piece, bits, count] of slicePieces(raw, mode, first, blocks)) {
         if (piece % stride === 0) checkpoints[piece / stride] = used;
-        const count = Math.min(PIECE_BLOCKS, blocks - start);
-        const bits = mode === "bit" ? Buffer.from(raw.subarray(start / 8, Math.ceil((start + count) / 8))) : packBytes(raw.subarray(start, start + count));
         used += countBits(bits, 0, count);
         cache.set(piece, bits);
       }
@@ -152,12 +155,14 @@ export class BitmapIndex {
     if (cached) return cached;
     const { mode, totalBlocks, offset } = this.place;
     const first = p * PIECE_BLOCKS;
-    const count = Math.min(PIECE_BLOCKS, totalBlocks - first);
-    const bits =
-      mode === "bit"
-        ? await this.source.read(offset + first / 8, Math.ceil(count / 8))
-        : packBytes(await this.source.read(offset + first, count));
-    return this.cache.set(p, bits);
+    const blocks = Math.min(PIECES_PER_READ * PIECE_BLOCKS, totalBlocks - first);
+    const raw = mode === "bit" ? await this.source.read(offset + first / 8, Math.ceil(blocks / 8)) : await this.source.read(offset + first, blocks);
+    let wanted: Buffer | undefined;
+    for (const [q, bits] of slicePieces(raw, mode, first, blocks)) {
+      if (q === p) wanted = bits;
+      else if (!this.cache.has(q)) this.cache.set(q, bits);
+    }
+    return this.cache.set(p, wanted as Buffer);
   }
 
   /** Used blocks before `block`. */
@@ -199,6 +204,20 @@ export class BitmapIndex {
       block = base + limit;
     }
     if (pending) yield pending;
+  }
+}
+
+/**
+ * The pieces in `raw`, the bitmap of `blocks` blocks from block `first` (a
+ * piece boundary): [piece, its bits, its block count]. Bit maps are sliced,
+ * not copied: a piece keeps its read alive, and the read's other pieces go
+ * into the cache with it.
+ */
+function* slicePieces(raw: Buffer, mode: BitmapMode, first: number, blocks: number): Generator<[number, Buffer, number]> {
+  for (let start = 0; start < blocks; start += PIECE_BLOCKS) {
+    const count = Math.min(PIECE_BLOCKS, blocks - start);
+    const bits = mode === "bit" ? raw.subarray(start / 8, Math.ceil((start + count) / 8)) : packBytes(raw.subarray(start, start + count));
+    yield [(first + start) / PIECE_BLOCKS, bits, count];
   }
 }
 

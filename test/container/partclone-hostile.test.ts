@@ -200,6 +200,16 @@ describe("partclone headers crafted to claim the impossible", () => {
     assert.ok(r.peakMiB < 150, `peak ${r.peakMiB} MiB`);
   });
 
+  test("a version 0001 byte map not followed by its magic: the map is not as long as the header says", async () => {
+    const header = encodePartcloneHeader({
+      imageVersion: 1, partcloneVersion: null, filesystem: "EXTFS", deviceSize: 64 * 4096, totalBlocks: 64, usedBlocks: 0,
+      superBlockUsedBlocks: null, blockSize: 4096, checksum: "crc32-0001", checksumSize: 4, blocksPerChecksum: 1,
+      reseedChecksum: false, bitmapMode: "byte", cpuBits: null, headerSize: 4160,
+    });
+    const image = Buffer.concat([header, Buffer.alloc(60), Buffer.from("BiTmAgIc"), Buffer.alloc(4)]);
+    await rejectsCorrupt(open(image), /no "BiTmAgIc" after the bitmap, at offset 4224: the bitmap is not 64 bytes long/);
+  });
+
   test("no bitmap and fewer blocks stored than the filesystem has: the data section runs past the end", async () => {
     await rejectsCorrupt(open(crafted((h) => void (h.bitmapMode = "none"))), /its 64 blocks of 4096 bytes and their checksums run from offset 110 to 262258, but the image ends at 4206/);
     await rejectsCorrupt(open(crafted((h) => Object.assign(h, { bitmapMode: "none", usedBlocks: 3 }))), /usedblocks \(byte 76\) is 3, but an image without a bitmap holds all 64 blocks/);

@@ -18,7 +18,7 @@ import { LruCache } from "../../util/lru.js";
 import { partcloneCrc32 } from "./checksum.js";
 import { hex, type BitmapMode } from "./header.js";
 
-export const PIECE_BLOCKS = 32768;
+const PIECE_BLOCKS = 32768;
 const PIECE_BYTES = PIECE_BLOCKS / 8;
 /** Rank checkpoints kept at most (8 MiB); past 2^35 blocks they are a few pieces apart. */
 const MAX_CHECKPOINTS = 1 << 20;
@@ -37,7 +37,7 @@ function popcount32(v: number): number {
 }
 
 /** A run of blocks all used or all free: [start, start + count). */
-export interface BlockRun {
+interface BlockRun {
   used: boolean;
   start: number;
   count: number;

@@ -19,11 +19,11 @@ import { CorruptImageError, UnsupportedError } from "../../errors.js";
 import { readUint64 } from "../../util/uint64.js";
 import { partcloneCrc32 } from "./checksum.js";
 
-export const PARTCLONE_MAGIC = "partclone-image";
-export const V1_HEADER_SIZE = 4160;
+const PARTCLONE_MAGIC = "partclone-image";
+const V1_HEADER_SIZE = 4160;
 export const V2_HEADER_SIZE = 110;
 /** partclone's MAX_BLOCK_SIZE: it refuses larger blocks, and so does platter. */
-export const MAX_BLOCK_SIZE = 64 << 20;
+const MAX_BLOCK_SIZE = 64 << 20;
 const ENDIAN_MAGIC = 0xc0de;
 const V2_CRC_AT = 106;
 

@@ -6,6 +6,7 @@
 import { bzip2Format, bzip2Writer } from "./bzip2/index.js";
 import type { ContainerFormat, ContainerWriter } from "./format.js";
 import { gzipFormat, gzipWriter } from "./gzip/index.js";
+import { partcloneFormat } from "./partclone/index.js";
 import { qcow2Format, qcow2Writer } from "./qcow2/index.js";
 import { xzFormat, xzWriter } from "./xz/index.js";
 import { zstdFormat, zstdWriter } from "./zstd/index.js";
@@ -16,6 +17,7 @@ export const CONTAINER_FORMATS: ContainerFormat[] = [
   xzFormat,
   gzipFormat,
   bzip2Format,
+  partcloneFormat,
 ];
 
 /** Every container platter writes (convert, capture into a compressed or virtual disk). */

@@ -25,19 +25,20 @@ export class DiskIndexCache implements IndexCache {
   private key: Promise<string | undefined> | undefined;
 
   constructor(
-    private readonly realPath: string,
-    private readonly file: FileSource,
+    /** The image's real path; a split image's pieces, in order. */
+    private readonly realPaths: readonly string[],
+    private readonly file: Pick<FileSource, "isBlockDevice">,
     /** Formats of the layers above the one using this cache: "zstd/qcow2". */
     private readonly above: readonly string[],
   ) {}
 
   /** Block devices change under us without an mtime: they get no cache. */
   private identity(): Promise<string | undefined> {
-    this.key ??= stat(this.realPath).then(
-      (st) =>
-        st.isFile() && !this.file.isBlockDevice
+    this.key ??= Promise.all(this.realPaths.map((path) => stat(path))).then(
+      (stats) =>
+        stats.every((st) => st.isFile()) && !this.file.isBlockDevice
           ? createHash("sha256")
-              .update(JSON.stringify([this.realPath, st.size, st.mtimeMs, st.ino, st.dev, this.above]))
+              .update(JSON.stringify([...stats.flatMap((st, i) => [this.realPaths[i], st.size, st.mtimeMs, st.ino, st.dev]), this.above]))
               .digest("hex")
               .slice(0, 32)
           : undefined,

@@ -19,8 +19,10 @@ import type { ContainerContext, ContainerSource } from "../container/format.js";
 import { HEAD_BYTES } from "../container/format.js";
 import { CONTAINER_FORMATS } from "../container/registry.js";
 import type { BlockSource } from "../io/block-source.js";
+import type { ConcatSource } from "../io/concat-source.js";
 import { FileSource, type OpenSourceOptions } from "../io/file-source.js";
 import { DiskIndexCache } from "./index-cache.js";
+import { openPieces, splitPieces } from "./split-image.js";
 
 /** Containers inside containers: zstd over qcow2 is two; nobody nests five. */
 const MAX_LAYERS = 4;
@@ -44,8 +46,10 @@ export interface OpenedImage {
   readonly path: string;
   /** The decoded disk: what every command reads. */
   readonly source: BlockSource;
-  /** The file or block device at the bottom. */
-  readonly file: FileSource;
+  /** The file or block device at the bottom (the pieces of a split image, end to end). */
+  readonly file: FileSource | ConcatSource;
+  /** The files read: [path], or a split image's pieces in order. */
+  readonly files: readonly string[];
   /** Container layers, outermost first: [zstd, qcow2] for a zstd-compressed qcow2. */
   readonly layers: readonly ContainerSource[];
   close(): Promise<void>;
@@ -65,16 +69,19 @@ async function openInChain(path: string, options: OpenImageOptions, chain: Chain
         "save it to a file first (platter capture - image.img)",
     );
   }
-  const file = await FileSource.open(path, options);
+  const pieces = await splitPieces(path);
+  const files = pieces ?? [path];
+  const file = files.length > 1 ? await openPieces(files, options) : await FileSource.open(files[0], options);
   const layers: ContainerSource[] = [];
   try {
-    const real = await realpath(path).catch(() => resolve(path));
+    const reals = await Promise.all(files.map((f) => realpath(f).catch(() => resolve(f))));
+    const real = reals[0];
     if (chain.includes(real)) {
       throw new CorruptImageError(`${path}: the backing chain comes back to this image (${[...chain, real].join(" -> ")})`);
     }
     if (chain.length >= MAX_CHAIN) throw new CorruptImageError(`${path}: backing chain deeper than ${MAX_CHAIN} images`);
     if (!options.raw) {
-      const context = contextFor(path, real, file, options, [...chain, real]);
+      const context = contextFor(path, reals, file, options, [...chain, real]);
       let top: BlockSource = file;
       for (;;) {
         const layer = await openLayer(top, context(layers));
@@ -94,13 +101,14 @@ async function openInChain(path: string, options: OpenImageOptions, chain: Chain
     path,
     source: layers.at(-1) ?? file,
     file,
+    files,
     layers,
     close: () => closeAll(layers, file),
   };
 }
 
 /** Innermost first: each layer may still need the one below while it closes. */
-async function closeAll(layers: ContainerSource[], file: FileSource): Promise<void> {
+async function closeAll(layers: ContainerSource[], file: BlockSource): Promise<void> {
   for (const layer of [...layers].reverse()) await layer.close().catch(() => {});
   await file.close();
 }
@@ -122,14 +130,14 @@ async function openLayer(source: BlockSource, context: ContainerContext): Promis
 }
 
 /** The context layer N of `path` gets: related files relative to its folder, an index cache keyed by the layers above. */
-function contextFor(path: string, real: string, file: FileSource, options: OpenImageOptions, chain: Chain) {
+function contextFor(path: string, reals: readonly string[], file: FileSource | ConcatSource, options: OpenImageOptions, chain: Chain) {
   return (above: readonly ContainerSource[]): ContainerContext => ({
     async openRelated(name, related = {}) {
       const target = isAbsolute(name) ? name : resolve(dirname(path), name);
       const opened = await openInChain(target, { ...options, raw: related.raw ?? false, purpose: undefined }, chain);
       return ownedSource(opened);
     },
-    indexCache: options.indexCache === false ? undefined : new DiskIndexCache(real, file, above.map((l) => l.format)),
+    indexCache: options.indexCache === false ? undefined : new DiskIndexCache(reals, file, above.map((l) => l.format)),
     noBacking: options.noBacking,
     onWarning: options.onWarning,
   });

@@ -79,19 +79,23 @@ export async function imageInfo(path: string, options: { noBacking?: boolean } =
   const warnings: string[] = [];
   const image = await openImage(path, { purpose: "describing an image", noBacking: options.noBacking, onWarning: (m) => warnings.push(m) });
   try {
-    let stats;
-    try {
-      stats = await fsp.stat(path);
-    } catch (err) {
-      throw ioError(err, path);
+    // A split image's size is its pieces' together.
+    const stats = [];
+    for (const file of image.files) {
+      try {
+        stats.push(await fsp.stat(file));
+      } catch (err) {
+        throw ioError(err, file);
+      }
     }
+    const isFile = stats.every((st) => st.isFile());
     const source = image.source;
     const info: ImageInfo = {
       image: path,
       format: image.layers[0]?.format ?? "raw",
       virtualSize: source.size,
-      fileSize: stats.isFile() ? stats.size : image.file.size,
-      allocatedSize: stats.isFile() ? stats.blocks * 512 : null,
+      fileSize: isFile ? stats.reduce((sum, st) => sum + st.size, 0) : image.file.size,
+      allocatedSize: isFile ? stats.reduce((sum, st) => sum + st.blocks * 512, 0) : null,
       seekable: image.layers.every((l) => l.seekable),
       layers: image.layers.map((l) => ({ ...l.describe(), format: l.format, virtualSize: l.size, seekable: l.seekable })),
       sectorSize: source.sectorSize,

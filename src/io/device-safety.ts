@@ -1,6 +1,6 @@
 /**
- * Refuse a capture that would write over its own source or over something
- * in use, before anything is written:
+ * Refuse a capture, convert or restore that would write over its own
+ * source or over something in use, before anything is written:
  *  - DEST is SOURCE, under any path (same inode, same device number);
  *  - DEST and SOURCE overlap on disk: a partition and its disk, a device
  *    and the device-mapper or loop device built on it, a loop device and
@@ -17,7 +17,7 @@
 import { constants, promises as fsp } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { DeviceError, ioError, UsageError } from "../errors.js";
-import { majorMinor } from "../io/block-device.js";
+import { majorMinor } from "./block-device.js";
 
 /** "file:DEV:INO" for files, "blk:MAJ:MIN" for block devices. */
 type Key = string;

@@ -195,14 +195,24 @@ async function swapDevices(): Promise<Map<Key, string>> {
   return out;
 }
 
+/** Mount points whose device holds the running system: writing it pulls the floor from under the machine. */
+const SYSTEM_MOUNTS = new Set(["/", "/boot", "/boot/efi", "/usr"]);
+
 /** Where a block device (or one built on it) is in use, or undefined. */
 async function inUse(device: Endpoint): Promise<string | undefined> {
   const keys = new Set([...device.above]);
-  for (const m of await mounts()) {
-    if (keys.has(`blk:${m.majMin}`)) return `mounted on ${m.mountPoint}`;
-  }
+  const mounted = (await mounts()).filter((m) => keys.has(`blk:${m.majMin}`));
+  const system = mounted.find((m) => SYSTEM_MOUNTS.has(m.mountPoint));
+  if (system) return `holding the running system (${system.mountPoint} is mounted from it)`;
+  if (mounted.length > 0) return `mounted on ${mounted[0].mountPoint}`;
   for (const [key, path] of await swapDevices()) {
     if (keys.has(key)) return `in use as swap (${path})`;
+  }
+  // A device-mapper, LVM or md device built on it claims it even when nothing is mounted (an active LV, a RAID member).
+  for (const key of keys) {
+    if (!key.startsWith("blk:")) continue;
+    const holders = await listDir(`/sys/dev/block/${key.slice(4)}/holders`);
+    if (holders.length > 0) return `in use by /dev/${holders[0]} (a device-mapper, LVM or md device built on it)`;
   }
   return undefined;
 }

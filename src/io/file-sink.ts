@@ -5,7 +5,7 @@ import type { BlockSink } from "./block-source.js";
 import { DeviceError, errnoCode, ioError, UsageError } from "../errors.js";
 import { AlignedBuffer, alignedMemoryAvailable } from "./aligned.js";
 import { blockDeviceGeometry } from "./block-device.js";
-import { punchHole } from "./syscalls.js";
+import { discardRange, punchHole } from "./syscalls.js";
 import { zeroChunks } from "./zeros.js";
 import { InTurn } from "../util/in-turn.js";
 import { unlessAborted } from "./stream-source.js";
@@ -128,6 +128,11 @@ export class FileSink implements BlockSink {
       if (punchHole(this.handle.fd, offset, length)) return;
     }
     await writeZeroChunks(this, offset, length);
+  }
+
+  /** BLKDISCARD a range of a block device; false where it cannot (a file, a device without discard). */
+  async discard(offset: number, length: number): Promise<boolean> {
+    return !this.isRegularFile && discardRange(this.handle.fd, offset, length);
   }
 
   async setSize(size: number): Promise<void> {

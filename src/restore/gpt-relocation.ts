@@ -6,8 +6,8 @@
  * MoveSecondHeaderToEnd) does: the last usable LBA becomes diskSectors -
  * firstUsableLba, the backup entries follow it, the backup header takes the
  * last LBA, and a pure protective MBR is stretched to cover the new disk (a
- * hybrid MBR is left alone); the image's old backup header is zeroed. Pure:
- * it returns the sectors to write.
+ * hybrid MBR is left alone). The image's old backup stays where it was, mid-
+ * disk and unused, as sgdisk leaves it. Pure: it returns the sectors to write.
  */
 import { decodeGptHeader, encodeGptHeader, type GptHeader, gptEntriesCrc32 } from "../partition/gpt.js";
 import { chsFromLba, decodeMbr, GPT_PROTECTIVE_TYPE, isUsedEntry, MBR_ENTRIES_OFFSET, MBR_ENTRY_SIZE } from "../partition/mbr.js";
@@ -61,10 +61,6 @@ export function relocateGpt(gpt: GptOnDisk, diskSectors: number): Relocation {
     { offset: backupEntriesLba * sectorSize, data: padToSectors(gpt.entries, sectorSize) },
     { offset: lastLba * sectorSize, data: backup },
   ];
-  // The image's own backup header, now mid-disk: a stale "EFI PART" there would mislead recovery tools (testdisk, gdisk's search).
-  if (header.backupLba > gpt.lastPartitionLba && header.backupLba < backupEntriesLba) {
-    patches.push({ offset: header.backupLba * sectorSize, data: Buffer.alloc(sectorSize) });
-  }
   const mbr = stretchProtectiveMbr(gpt.mbr, diskSectors);
   if (mbr) patches.unshift({ offset: 0, data: mbr });
   return { patches, lastUsableLba };

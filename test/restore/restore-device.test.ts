@@ -7,10 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { needs } from "../helpers/env.js";
+import { needs, unavailable } from "../helpers/env.js";
 import { CLI, platter, run, sh, untilReady } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 import { attach, sha256, withUndo } from "./loop-devices.js";
@@ -31,6 +31,19 @@ async function garbageDevice(dir: string, name: string, size: number): Promise<s
   const file = join(dir, name);
   await sh(`head -c ${size} /dev/zero | tr '\\0' '\\252' > ${file}`);
   return attach(file);
+}
+
+/** Skip reason when device-mapper is not there to build a holder with; false when it is. */
+function deviceMapper(): string | false {
+  const missing = needs("dmsetup");
+  if (missing) return missing;
+  let misc = "";
+  try {
+    misc = readFileSync("/proc/misc", "utf8");
+  } catch {
+    // no /proc/misc: no device-mapper either
+  }
+  return /device-mapper/.test(misc) ? false : unavailable("the kernel has no device-mapper", "run on a kernel with dm_mod (modprobe dm_mod)");
 }
 
 const refused = (r: { code: number; stderr: string }, message: RegExp) => {
@@ -59,13 +72,17 @@ describe("restore to a loop device", { skip: needs("root", "loop", "losetup", "s
   test("--discard: zero runs skipped once the device reads zeros where discarded; the result is still the image", async () => {
     const dir = tempDir();
     const img = await makeImage(dir);
-    const dev = await garbageDevice(dir, "target.bin", 16 * MiB);
+    const dev = await garbageDevice(dir, "target.bin", 20 * MiB);
     const r = await platter(["restore", img, dev, "--yes", "--discard", "--json"]);
     assert.equal(r.code, 0, r.stderr);
     const result = JSON.parse(r.stdout);
     assert.ok(result.bytesSkipped >= 8 * MiB, `skipped ${result.bytesSkipped}`);
     assert.equal(result.bytesWritten + result.bytesSkipped, 16 * MiB);
-    await sh(`cmp ${img} ${dev}`);
+    await sh(`cmp -n ${16 * MiB} ${img} ${dev}`);
+    // verify agrees; the disk's 4 MiB past the image are not the image's business.
+    const v = await platter(["verify", img, dev]);
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+    assert.match(v.stdout, /sizes differ: .* is 4194304 byte\(s\) longer .*, not compared \(a disk is bigger than its image\)\n$/);
   });
 
   test("without a terminal and without --yes: refused in one line, nothing written", async () => {
@@ -109,6 +126,28 @@ describe("restore to a loop device", { skip: needs("root", "loop", "losetup", "s
     refused(await platter(["restore", img, swapDev, "--yes"]), new RegExp(`^platter: refusing to write to ${swapDev}: it is in use as swap \\(${swapDev}\\)\\n`));
     assert.equal(await sha256(swapDev), before);
     await sh(`swapoff ${swapDev}`);
+  });
+
+  test("a device holding the running system (mounted read-only on /boot, in a private mount namespace): refused, unchanged", { skip: needs("unshare", "mkfs.ext4", "/boot") }, async () => {
+    const dir = tempDir();
+    const img = await makeImage(dir);
+    const dev = await garbageDevice(dir, "boot.bin", 16 * MiB);
+    await sh(`mkfs.ext4 -q -F ${dev}`);
+    const before = await sha256(dev);
+    const r = await run("unshare", ["--mount", "--propagation", "private", "sh", "-c", `mount -o ro ${dev} /boot && exec "${process.execPath}" "${CLI}" restore ${img} ${dev} --yes`]);
+    refused(r, new RegExp(`^platter: refusing to write to ${dev}: it is holding the running system \\(/boot is mounted from it\\)\n`));
+    assert.equal(await sha256(dev), before);
+  });
+
+  test("a device under a device-mapper device (dmsetup): refused, unchanged", { skip: deviceMapper() }, async () => {
+    const dir = tempDir();
+    const img = await makeImage(dir);
+    const dev = await garbageDevice(dir, "pv.bin", 16 * MiB);
+    const name = `platter-test-${process.pid}`;
+    await withUndo(`dmsetup create --noudevsync ${name} --table "0 32768 linear ${dev} 0"`, `dmsetup remove --noudevsync ${name}`);
+    const before = await sha256(dev);
+    refused(await platter(["restore", img, dev, "--yes"]), new RegExp(`^platter: refusing to write to ${dev}: it is in use by /dev/dm-\\d+ \\(a device-mapper, LVM or md device built on it\\)\n`));
+    assert.equal(await sha256(dev), before);
   });
 
   test("too small for the partitions: refused; smaller than the image but past the last partition: written, with a warning", async () => {

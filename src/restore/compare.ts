@@ -8,6 +8,7 @@
 import { openImage, type OpenedImage } from "../image/open-image.js";
 import type { BlockSource } from "../io/block-source.js";
 import { InterruptedError } from "../errors.js";
+import { BufferPool } from "../util/buffer-pool.js";
 import { OrderedWindow } from "../util/ordered-window.js";
 import { mergeRanges } from "./patched-source.js";
 
@@ -89,6 +90,7 @@ async function compareRange(a: BlockSource, b: BlockSource, length: number, opti
   let done = 0;
   let differingBytes = 0;
   const differences: Difference[] = [];
+  const buffers = new BufferPool(2 * CHUNK * (READ_AHEAD + 2));
   const window = new OrderedWindow<{ offset: number; x: Buffer; y: Buffer }>(READ_AHEAD, ({ offset, x, y }) => {
     if (!x.equals(y)) {
       for (let i = 0; i < x.length; i++) {
@@ -98,6 +100,8 @@ async function compareRange(a: BlockSource, b: BlockSource, length: number, opti
       }
     }
     done += x.length;
+    buffers.give(x);
+    buffers.give(y);
     options.onProgress?.(done, total);
   });
   for (const [start, n] of ranges) {
@@ -108,7 +112,7 @@ async function compareRange(a: BlockSource, b: BlockSource, length: number, opti
       }
       const len = Math.min(CHUNK, start + n - at);
       await window.push(async () => {
-        const [x, y] = await Promise.all([a.read(at, len), b.read(at, len)]);
+        const [x, y] = await Promise.all([a.read(at, len, buffers.take(len)), b.read(at, len, buffers.take(len))]);
         return { offset: at, x, y };
       });
     }

@@ -29,6 +29,7 @@ import { checkCaptureTargets, checkOutputPaths } from "../io/device-safety.js";
 import { FileSink } from "../io/file-sink.js";
 import { FileSource } from "../io/file-source.js";
 import { isAllZero } from "../io/zeros.js";
+import { BufferPool } from "../util/buffer-pool.js";
 import { formatSize } from "../util/units.js";
 import { OrderedWindow } from "../util/ordered-window.js";
 import { discardAndCheck } from "./discard.js";
@@ -232,11 +233,14 @@ async function copy(source: BlockSource, out: OpenTarget, cover: Array<[number, 
   const total = cover.reduce((sum, [, n]) => sum + n, 0);
   let done = 0;
   let skipped = 0;
+  // Fresh memory is page faults on every first touch: under load they cost more than the copy itself.
+  const buffers = new BufferPool(CHUNK * (READ_AHEAD + 2));
   const window = new OrderedWindow<Piece>(READ_AHEAD, async (piece) => {
     const length = "data" in piece ? piece.data.length : piece.zeros;
     if ("data" in piece) {
       await out.sink.write(piece.offset, piece.data);
       log.add(piece.offset, piece.data);
+      buffers.give(piece.data);
     } else if (piece.offset + length <= out.zeroedUpTo) {
       skipped += length;
     } else {
@@ -254,8 +258,12 @@ async function copy(source: BlockSource, out: OpenTarget, cover: Array<[number, 
       }
       await window.push(async (): Promise<Piece> => {
         if (!p.data) return { offset: p.offset, zeros: p.length };
-        const data = await source.read(p.offset, p.length);
-        return p.offset + p.length <= out.zeroedUpTo && isAllZero(data) ? { offset: p.offset, zeros: p.length } : { offset: p.offset, data };
+        const data = await source.read(p.offset, p.length, buffers.take(p.length));
+        if (p.offset + p.length <= out.zeroedUpTo && isAllZero(data)) {
+          buffers.give(data);
+          return { offset: p.offset, zeros: p.length };
+        }
+        return { offset: p.offset, data };
       });
     }
   }

@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { DeviceError, InterruptedError } from "../errors.js";
 import type { BlockSource } from "../io/block-source.js";
 import { isAllZero } from "../io/zeros.js";
+import { BufferPool } from "../util/buffer-pool.js";
 import { OrderedWindow } from "../util/ordered-window.js";
 
 interface Written {
@@ -61,6 +62,7 @@ export class WrittenLog {
    */
   async verify(target: BlockSource, expected: BlockSource, options: VerifyOptions = {}): Promise<void> {
     let done = 0;
+    const buffers = new BufferPool(ZERO_CHUNK * (READ_AHEAD + 2));
     const window = new OrderedWindow<{ piece: Written; same: boolean }>(READ_AHEAD, async ({ piece, same }) => {
       if (!same) await this.reportDifference(piece, target, expected);
       done += piece.length;
@@ -71,8 +73,9 @@ export class WrittenLog {
         throw new InterruptedError(`interrupted while verifying: ${target.name} was written but not checked`, options.interruptedBy?.());
       }
       await window.push(async () => {
-        const back = await target.read(piece.offset, piece.length);
+        const back = await target.read(piece.offset, piece.length, buffers.take(piece.length));
         const same = piece.digest ? createHash("sha256").update(back).digest().equals(piece.digest) : isAllZero(back);
+        buffers.give(back);
         return { piece, same };
       });
     }

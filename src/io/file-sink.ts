@@ -3,7 +3,7 @@ import { Socket } from "node:net";
 import { promisify } from "node:util";
 import type { BlockSink } from "./block-source.js";
 import { DeviceError, errnoCode, ioError, UsageError } from "../errors.js";
-import { AlignedBuffer, alignedMemoryAvailable } from "./aligned.js";
+import { AlignedBuffer, alignedMemoryAvailable, isAligned } from "./aligned.js";
 import { blockDeviceGeometry } from "./block-device.js";
 import { discardRange, punchHole } from "./syscalls.js";
 import { zeroChunks } from "./zeros.js";
@@ -97,8 +97,12 @@ export class FileSink implements BlockSink {
   /** False when the kernel refused the alignment even at 4 KiB; the caller writes through the cache. */
   private async writeDirect(offset: number, data: Buffer): Promise<boolean> {
     const handle = this.directHandle as fsp.FileHandle;
-    const buf = this.scratch.get(data.length);
-    data.copy(buf);
+    // Aligned memory (allocAligned) goes as it is; anything else through the scratch buffer.
+    let buf = data;
+    if (!isAligned(data, this.directAlign)) {
+      buf = this.scratch.get(data.length);
+      data.copy(buf);
+    }
     let done = 0;
     while (done < buf.length) {
       try {

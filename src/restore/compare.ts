@@ -8,8 +8,8 @@
 import { openImage, type OpenedImage } from "../image/open-image.js";
 import type { BlockSource } from "../io/block-source.js";
 import { InterruptedError } from "../errors.js";
-import { BufferPool } from "../util/buffer-pool.js";
 import { OrderedWindow } from "../util/ordered-window.js";
+import { ChunkBuffers } from "./chunk-buffers.js";
 import { mergeRanges } from "./patched-source.js";
 
 const CHUNK = 4 << 20;
@@ -90,7 +90,7 @@ async function compareRange(a: BlockSource, b: BlockSource, length: number, opti
   let done = 0;
   let differingBytes = 0;
   const differences: Difference[] = [];
-  const buffers = new BufferPool(2 * CHUNK * (READ_AHEAD + 2));
+  const buffers = new ChunkBuffers(2 * (READ_AHEAD + 2), CHUNK);
   const window = new OrderedWindow<{ offset: number; x: Buffer; y: Buffer }>(READ_AHEAD, ({ offset, x, y }) => {
     if (!x.equals(y)) {
       for (let i = 0; i < x.length; i++) {

@@ -29,9 +29,9 @@ import { checkCaptureTargets, checkOutputPaths } from "../io/device-safety.js";
 import { FileSink } from "../io/file-sink.js";
 import { FileSource } from "../io/file-source.js";
 import { isAllZero } from "../io/zeros.js";
-import { BufferPool } from "../util/buffer-pool.js";
 import { formatSize } from "../util/units.js";
 import { OrderedWindow } from "../util/ordered-window.js";
+import { ChunkBuffers } from "./chunk-buffers.js";
 import { discardAndCheck } from "./discard.js";
 import { imageLayout, type ImageLayout } from "./image-layout.js";
 import { relocateGpt, type Patch } from "./gpt-relocation.js";
@@ -228,13 +228,13 @@ async function* pieces(source: BlockSource, start: number, length: number): Asyn
 
 type Piece = { offset: number; data: Buffer } | { offset: number; zeros: number };
 
+
 /** Write `cover` of `source` to the target, reading ahead; returns the bytes skipped as already zero. */
 async function copy(source: BlockSource, out: OpenTarget, cover: Array<[number, number]>, log: WrittenLog, options: RestoreOptions): Promise<number> {
   const total = cover.reduce((sum, [, n]) => sum + n, 0);
   let done = 0;
   let skipped = 0;
-  // Fresh memory is page faults on every first touch: under load they cost more than the copy itself.
-  const buffers = new BufferPool(CHUNK * (READ_AHEAD + 2));
+  const buffers = new ChunkBuffers(READ_AHEAD + 2, CHUNK);
   const window = new OrderedWindow<Piece>(READ_AHEAD, async (piece) => {
     const length = "data" in piece ? piece.data.length : piece.zeros;
     if ("data" in piece) {

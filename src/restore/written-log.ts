@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { DeviceError, InterruptedError } from "../errors.js";
 import type { BlockSource } from "../io/block-source.js";
 import { isAllZero } from "../io/zeros.js";
-import { BufferPool } from "../util/buffer-pool.js";
+import { ChunkBuffers } from "./chunk-buffers.js";
 import { OrderedWindow } from "../util/ordered-window.js";
 
 interface Written {
@@ -21,7 +21,8 @@ interface Written {
 
 /** Pieces read back at once: a device answers several reads faster than one after another. */
 const READ_AHEAD = 4;
-const ZERO_CHUNK = 4 << 20;
+/** The largest piece restore writes at once (its chunk): zero runs are logged in pieces this size too. */
+const PIECE = 4 << 20;
 
 export interface VerifyOptions {
   signal?: AbortSignal;
@@ -49,8 +50,8 @@ export class WrittenLog {
   addZeros(offset: number, length: number): void {
     this.total += length;
     if (!this.keep) return;
-    for (let at = offset; at < offset + length; at += ZERO_CHUNK) {
-      this.written.push({ offset: at, length: Math.min(ZERO_CHUNK, offset + length - at), digest: null });
+    for (let at = offset; at < offset + length; at += PIECE) {
+      this.written.push({ offset: at, length: Math.min(PIECE, offset + length - at), digest: null });
     }
   }
 
@@ -62,7 +63,7 @@ export class WrittenLog {
    */
   async verify(target: BlockSource, expected: BlockSource, options: VerifyOptions = {}): Promise<void> {
     let done = 0;
-    const buffers = new BufferPool(ZERO_CHUNK * (READ_AHEAD + 2));
+    const buffers = new ChunkBuffers(READ_AHEAD + 2, PIECE);
     const window = new OrderedWindow<{ piece: Written; same: boolean }>(READ_AHEAD, async ({ piece, same }) => {
       if (!same) await this.reportDifference(piece, target, expected);
       done += piece.length;

@@ -128,6 +128,34 @@ describe("restore to a loop device", { skip: needs("root", "loop", "losetup", "s
     await sh(`swapoff ${swapDev}`);
   });
 
+  test("a device under another loop device: refused, unchanged", async () => {
+    const dir = tempDir();
+    const img = await makeImage(dir);
+    const lower = await garbageDevice(dir, "lower.bin", 16 * MiB);
+    const upper = await attach(lower);
+    const before = await sha256(lower);
+    refused(await platter(["restore", img, lower, "--yes"]), new RegExp(`^platter: refusing to write to ${lower}: it is the backing device of ${upper} \\(detach it first: losetup -d ${upper}\\)\\n`));
+    assert.equal(await sha256(lower), before);
+  });
+
+  test("on a terminal (script): the device is shown and only \"yes\" overwrites it", { skip: needs("script") }, async () => {
+    const dir = tempDir();
+    const img = await makeImage(dir);
+    const backing = join(dir, "target.bin");
+    const dev = await garbageDevice(dir, "target.bin", 16 * MiB);
+    const before = await sha256(dev);
+    const onTerminal = (answer: string) => run("script", ["-qec", `"${process.execPath}" "${CLI}" restore ${img} ${dev} --quiet`, "/dev/null"], { input: `${answer}\n` });
+    const no = await onTerminal("no");
+    assert.equal(no.code, 2, no.stdout);
+    const screen = no.stdout.replace(/\r/g, "");
+    assert.match(screen, new RegExp(`^${dev}: 16 MiB \\(16777216 bytes\\)\n  loop device over ${backing}\n  no partitions\nEverything on ${dev} will be replaced by ${img}\\.\n`, "m"));
+    assert.match(screen, new RegExp(`platter: not confirmed: nothing was written to ${dev}`));
+    assert.equal(await sha256(dev), before);
+    const yes = await onTerminal("yes");
+    assert.equal(yes.code, 0, yes.stdout);
+    await sh(`cmp ${img} ${dev}`);
+  });
+
   test("a device holding the running system (mounted read-only on /boot, in a private mount namespace): refused, unchanged", { skip: needs("unshare", "mkfs.ext4", "/boot") }, async () => {
     const dir = tempDir();
     const img = await makeImage(dir);

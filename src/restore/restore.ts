@@ -14,7 +14,7 @@
  *  - a GPT lands whole on a disk of another size: its backup moves to the
  *    disk's end (gpt-relocation.ts);
  *  - `verify`: TARGET read back with O_DIRECT, each written chunk checked
- *    against the SHA-256 taken as it was written (written-log.ts).
+ *    against the SHA-1 taken as it was written (written-log.ts).
  *
  * A file TARGET is written under a temporary name and renamed at the end,
  * so an interrupted restore never leaves a file that looks complete; a

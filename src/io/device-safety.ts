@@ -6,7 +6,9 @@
  *    and the device-mapper or loop device built on it, a loop device and
  *    its backing file, a file and the device its file system lives on;
  *  - DEST is a block device that is mounted or used as swap (itself, one of
- *    its partitions, or a device built on it);
+ *    its partitions, or a device built on it), holds the running system
+ *    (/, /boot, /usr mounted from it), or is claimed by a device-mapper,
+ *    LVM or md device even when nothing is mounted;
  *  - DEST is the backing file or device of a loop device (mounted or not, or
  *    under another loop device), found through /sys/block/loop*\/loop/backing_file.
  *

@@ -5,7 +5,7 @@ import type { BlockSink } from "./block-source.js";
 import { DeviceError, errnoCode, ioError, UsageError } from "../errors.js";
 import { AlignedBuffer, alignedMemoryAvailable, isAligned } from "./aligned.js";
 import { blockDeviceGeometry } from "./block-device.js";
-import { discardRange, punchHole } from "./syscalls.js";
+import { discardRange, punchHole, zeroOutRange } from "./syscalls.js";
 import { zeroChunks } from "./zeros.js";
 import { InTurn } from "../util/in-turn.js";
 import { unlessAborted } from "./stream-source.js";
@@ -131,6 +131,7 @@ export class FileSink implements BlockSink {
       if (offset >= size) return;
       if (punchHole(this.handle.fd, offset, length)) return;
     }
+    if (!this.isRegularFile && offset % 512 === 0 && length % 512 === 0 && (await zeroOutRange(this.handle.fd, offset, length))) return;
     await writeZeroChunks(this, offset, length);
   }
 

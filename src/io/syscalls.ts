@@ -2,7 +2,7 @@
  * The few Linux system calls Node does not expose: lseek with SEEK_DATA /
  * SEEK_HOLE (skip the holes of sparse files), fallocate punch-hole, and the
  * block-device ioctls that give a device's exact size and logical sector size
- * or discard a range of it, and cachestat (how much of a file the page cache holds).
+ * or discard or zero a range of it, and cachestat (how much of a file the page cache holds).
  *
  * They go through koffi (an FFI with prebuilt binaries in the npm registry).
  * Every function degrades: if koffi cannot load, callers get `undefined` and
@@ -16,6 +16,7 @@ const ENXIO = 6;
 const BLKGETSIZE64 = 0x80081272;
 const BLKSSZGET = 0x1268;
 const BLKDISCARD = 0x1277;
+const BLKZEROOUT = 0x127f;
 const FALLOC_FL_KEEP_SIZE = 0x01;
 const FALLOC_FL_PUNCH_HOLE = 0x02;
 /**
@@ -133,10 +134,26 @@ export function blockDeviceSectorSize(fd: number): number | undefined {
  * Whether discarded sectors then read as zeros is the device's business.
  */
 export function discardRange(fd: number, offset: number, length: number): Promise<boolean> {
+  return rangeIoctl(fd, BLKDISCARD, offset, length);
+}
+
+/**
+ * BLKZEROOUT: make [offset, offset+length) of a block device read as zeros,
+ * the device's own way where it has one (WRITE ZEROES; a loop device
+ * allocates zeros in its backing file), else the kernel writes zero pages
+ * without a copy from user memory. Both must be multiples of 512. False
+ * when it cannot; the caller writes zeros itself.
+ */
+export function zeroOutRange(fd: number, offset: number, length: number): Promise<boolean> {
+  return rangeIoctl(fd, BLKZEROOUT, offset, length);
+}
+
+/** A block-device ioctl taking a {start, length} pair, on a worker thread: it can take a while on a large range. */
+function rangeIoctl(fd: number, request: number, offset: number, length: number): Promise<boolean> {
   const c = load();
   if (!c || length <= 0) return Promise.resolve(false);
   return new Promise((resolve) => {
-    c.ioctlRange.async(fd, BLKDISCARD, BigUint64Array.of(BigInt(offset), BigInt(length)), (err, result) => resolve(!err && result === 0));
+    c.ioctlRange.async(fd, request, BigUint64Array.of(BigInt(offset), BigInt(length)), (err, result) => resolve(!err && result === 0));
   });
 }
 

@@ -94,7 +94,7 @@ describe("restore to a loop device", { skip: needs("root", "loop", "losetup", "s
     assert.equal(await sha256(dev), before);
   });
 
-  test("a mounted device, a device with a mounted partition, active swap: refused, unchanged", { skip: needs("mkfs.ext4", "partx", "mkswap", "swapon") }, async () => {
+  test("a mounted device, a device with a mounted partition (both read-only), active swap: refused, unchanged", { skip: needs("mkfs.ext4", "partx", "mkswap", "swapon") }, async () => {
     const dir = tempDir();
     const img = await makeImage(dir);
     const mnt = join(dir, "mnt");
@@ -102,7 +102,8 @@ describe("restore to a loop device", { skip: needs("root", "loop", "losetup", "s
 
     const fsDev = await garbageDevice(dir, "fs.bin", 16 * MiB);
     await sh(`mkfs.ext4 -q -F ${fsDev}`);
-    await withUndo(`mount ${fsDev} ${mnt}`, `umount ${mnt}`);
+    // Read-only: a read-write ext4 keeps writing on its own (lazy inode-table init, journal), and the device must stay still.
+    await withUndo(`mount -o ro ${fsDev} ${mnt}`, `umount ${mnt}`);
     let before = await sha256(fsDev);
     refused(await platter(["restore", img, fsDev, "--yes"]), new RegExp(`^platter: refusing to write to ${fsDev}: it is mounted on ${mnt}\\n`));
     assert.equal(await sha256(fsDev), before);
@@ -113,7 +114,7 @@ describe("restore to a loop device", { skip: needs("root", "loop", "losetup", "s
     const partedDev = await attach(disk, "-P");
     await run("partx", ["-a", partedDev]); // no udev here: make sure the partitions exist
     await sh(`mkfs.ext4 -q -F ${partedDev}p1`);
-    await withUndo(`mount ${partedDev}p1 ${mnt}`, `umount ${mnt}`);
+    await withUndo(`mount -o ro ${partedDev}p1 ${mnt}`, `umount ${mnt}`);
     before = await sha256(partedDev);
     refused(await platter(["restore", img, partedDev, "--yes"]), new RegExp(`^platter: refusing to write to ${partedDev}: it is mounted on ${mnt}\\n`));
     assert.equal(await sha256(partedDev), before);

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { compareImages, type CompareResult } from "../restore/compare.js";
+import { byteHex, compareImages, type CompareResult } from "../restore/compare.js";
 import { formatSize } from "../util/units.js";
 import { printJson, warn } from "./output.js";
 import { describeTransfer, ProgressLine } from "./progress.js";
@@ -47,7 +47,7 @@ function report(r: CompareResult): string {
   if (r.differingBytes > 0) {
     lines.push(`${r.image} and ${r.target} differ: ${r.differingBytes} byte(s) of ${r.compared} compared`);
     lines.push("    offset  image  target");
-    for (const d of r.differences) lines.push(`${String(d.offset).padStart(10)}   0x${hex(d.image)}    0x${hex(d.target)}`);
+    for (const d of r.differences) lines.push(`${String(d.offset).padStart(10)}   ${byteHex(d.image)}    ${byteHex(d.target)}`);
     if (r.differingBytes > r.differences.length) lines.push(`  … and ${r.differingBytes - r.differences.length} more`);
   } else {
     lines.push(`${r.image} and ${r.target} are identical over ${formatSize(r.compared)} (${r.compared} bytes)`);
@@ -59,8 +59,4 @@ function report(r: CompareResult): string {
     lines.push(`sizes differ: ${longer} is ${extra} byte(s) longer than ${shorter} (${r.imageSize} and ${r.targetSize} bytes)${note}`);
   }
   return `${lines.join("\n")}\n`;
-}
-
-function hex(byte: number): string {
-  return byte.toString(16).padStart(2, "0");
 }

@@ -17,6 +17,11 @@ const READ_AHEAD = 4;
 /** Differences listed by offset; the rest are only counted. */
 export const LISTED_DIFFERENCES = 10;
 
+/** A byte as both commands show it: 0x0a. */
+export function byteHex(byte: number): string {
+  return `0x${byte.toString(16).padStart(2, "0")}`;
+}
+
 export interface Difference {
   offset: number;
   image: number;

@@ -228,7 +228,6 @@ async function* pieces(source: BlockSource, start: number, length: number): Asyn
 
 type Piece = { offset: number; data: Buffer } | { offset: number; zeros: number };
 
-
 /** Write `cover` of `source` to the target, reading ahead; returns the bytes skipped as already zero. */
 async function copy(source: BlockSource, out: OpenTarget, cover: Array<[number, number]>, log: WrittenLog, options: RestoreOptions): Promise<number> {
   const total = cover.reduce((sum, [, n]) => sum + n, 0);

@@ -14,6 +14,7 @@ import { DeviceError, InterruptedError } from "../errors.js";
 import type { BlockSource } from "../io/block-source.js";
 import { isAllZero } from "../io/zeros.js";
 import { ChunkBuffers } from "./chunk-buffers.js";
+import { byteHex } from "./compare.js";
 import { OrderedWindow } from "../util/ordered-window.js";
 
 interface Written {
@@ -76,6 +77,7 @@ export class WrittenLog {
     });
     for (const piece of this.written) {
       if (options.signal?.aborted) {
+        await window.drain(); // no read left running on a device about to be closed
         throw new InterruptedError(`interrupted while verifying: ${target.name} was written but not checked`, options.interruptedBy?.());
       }
       await window.push(async () => {
@@ -94,11 +96,7 @@ export class WrittenLog {
     let i = 0;
     while (i < piece.length && back[i] === wanted[i]) i++;
     const at = piece.offset + i;
-    const bytes = i < piece.length ? ` (wrote 0x${hex(wanted[i])}, read back 0x${hex(back[i])})` : "";
+    const bytes = i < piece.length ? ` (wrote ${byteHex(wanted[i])}, read back ${byteHex(back[i])})` : "";
     throw new DeviceError(`verify failed: ${target.name} differs from the image at offset ${at}${bytes}; the device did not keep what was written`);
   }
-}
-
-function hex(byte: number): string {
-  return byte.toString(16).padStart(2, "0");
 }

@@ -63,3 +63,7 @@ export { buildIso, BuildStopped, type BuildIsoOptions, type BuildIsoResult } fro
 // Mounting and image information
 export { mountImage, planMount, unmountImage } from "./mount/mount.js";
 export { imageInfo, type ImageInfo } from "./info/image-info.js";
+
+// Writing images back to disks, and comparing images
+export { restoreImage, type RestoreOptions, type RestoreResult } from "./restore/restore.js";
+export { compareImages, type CompareResult } from "./restore/compare.js";

@@ -18,7 +18,7 @@ import { hashFromDest } from "./dest-hash.js";
 import { formatHashLines } from "./hasher.js";
 import { ImageWriter, InOrderHasher } from "./image-writer.js";
 import { createHasher, type StreamHasher } from "./parallel-hasher.js";
-import { checkCaptureTargets, checkOutputPaths, type NamedOutput } from "./safety.js";
+import { checkCaptureTargets, checkOutputPaths, type NamedOutput } from "../io/device-safety.js";
 import { StreamCopier, UNKNOWN_END } from "./stream-copier.js";
 
 export const DEFAULT_BLOCK_SIZE = 1 << 20;

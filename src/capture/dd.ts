@@ -26,7 +26,7 @@ import { type DdInput, FileInput, openDdInput } from "./dd-input.js";
 import type { DdOperands } from "./dd-operands.js";
 import type { ImageTarget } from "./image-writer.js";
 import { RescueMap } from "./rescue-map.js";
-import { sameOrOverlapping } from "./safety.js";
+import { sameOrOverlapping } from "../io/device-safety.js";
 
 export interface DdRecords {
   full: number;

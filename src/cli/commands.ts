@@ -28,6 +28,8 @@ export const commands: CommandModule[] = [
   { names: ["iso"], load: async () => [(await import("./iso.js")).registerIso] },
   { names: ["info"], load: async () => [(await import("./info.js")).registerInfo] },
   { names: ["convert"], load: async () => [(await import("./convert.js")).registerConvert] },
+  { names: ["restore"], load: async () => [(await import("./restore.js")).registerRestore] },
+  { names: ["verify"], load: async () => [(await import("./verify.js")).registerVerify] },
 ];
 
 /** The registrations for `argv`: just its command's when it names one, else all (help, typos). */

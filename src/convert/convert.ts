@@ -9,7 +9,7 @@
  */
 import { constants, promises as fsp } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { checkCaptureTargets } from "../capture/safety.js";
+import { checkCaptureTargets } from "../io/device-safety.js";
 import { InterruptedError, UsageError, ioError } from "../errors.js";
 import { openImage, type OpenImageOptions } from "../image/open-image.js";
 import type { BlockSink, BlockSource } from "../io/block-source.js";

@@ -3,9 +3,9 @@ import { Socket } from "node:net";
 import { promisify } from "node:util";
 import type { BlockSink } from "./block-source.js";
 import { DeviceError, errnoCode, ioError, UsageError } from "../errors.js";
-import { AlignedBuffer, alignedMemoryAvailable } from "./aligned.js";
+import { AlignedBuffer, alignedMemoryAvailable, isAligned } from "./aligned.js";
 import { blockDeviceGeometry } from "./block-device.js";
-import { punchHole } from "./syscalls.js";
+import { discardRange, punchHole, zeroOutRange } from "./syscalls.js";
 import { zeroChunks } from "./zeros.js";
 import { InTurn } from "../util/in-turn.js";
 import { unlessAborted } from "./stream-source.js";
@@ -97,8 +97,12 @@ export class FileSink implements BlockSink {
   /** False when the kernel refused the alignment even at 4 KiB; the caller writes through the cache. */
   private async writeDirect(offset: number, data: Buffer): Promise<boolean> {
     const handle = this.directHandle as fsp.FileHandle;
-    const buf = this.scratch.get(data.length);
-    data.copy(buf);
+    // Aligned memory (allocAligned) goes as it is; anything else through the scratch buffer.
+    let buf = data;
+    if (!isAligned(data, this.directAlign)) {
+      buf = this.scratch.get(data.length);
+      data.copy(buf);
+    }
     let done = 0;
     while (done < buf.length) {
       try {
@@ -127,7 +131,13 @@ export class FileSink implements BlockSink {
       if (offset >= size) return;
       if (punchHole(this.handle.fd, offset, length)) return;
     }
+    if (!this.isRegularFile && offset % 512 === 0 && length % 512 === 0 && (await zeroOutRange(this.handle.fd, offset, length))) return;
     await writeZeroChunks(this, offset, length);
+  }
+
+  /** BLKDISCARD a range of a block device; false where it cannot (a file, a device without discard). */
+  async discard(offset: number, length: number): Promise<boolean> {
+    return !this.isRegularFile && discardRange(this.handle.fd, offset, length);
   }
 
   async setSize(size: number): Promise<void> {

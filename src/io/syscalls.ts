@@ -1,8 +1,8 @@
 /**
  * The few Linux system calls Node does not expose: lseek with SEEK_DATA /
  * SEEK_HOLE (skip the holes of sparse files), fallocate punch-hole, and the
- * block-device ioctls that give a device's exact size and logical sector size,
- * and cachestat (how much of a file the page cache holds).
+ * block-device ioctls that give a device's exact size and logical sector size
+ * or discard or zero a range of it, and cachestat (how much of a file the page cache holds).
  *
  * They go through koffi (an FFI with prebuilt binaries in the npm registry).
  * Every function degrades: if koffi cannot load, callers get `undefined` and
@@ -15,6 +15,8 @@ const SEEK_HOLE = 4;
 const ENXIO = 6;
 const BLKGETSIZE64 = 0x80081272;
 const BLKSSZGET = 0x1268;
+const BLKDISCARD = 0x1277;
+const BLKZEROOUT = 0x127f;
 const FALLOC_FL_KEEP_SIZE = 0x01;
 const FALLOC_FL_PUNCH_HOLE = 0x02;
 /**
@@ -29,6 +31,7 @@ interface Libc {
   lseek(fd: number, offset: bigint | number, whence: number): bigint | number;
   ioctlU64(fd: number, request: number, out: BigUint64Array): number;
   ioctlInt(fd: number, request: number, out: Int32Array): number;
+  ioctlRange: { async(fd: number, request: number, range: BigUint64Array, done: (err: unknown, result: number) => void): void };
   fallocate(fd: number, mode: number, offset: bigint | number, len: bigint | number): number;
   copyFileRange: {
     async(
@@ -60,6 +63,7 @@ function load(): Libc | null {
     const lseek = lib.func("int64_t lseek(int fd, int64_t offset, int whence)");
     const ioctlU64 = lib.func("int ioctl(int fd, unsigned long request, _Out_ uint64_t *out)");
     const ioctlInt = lib.func("int ioctl(int fd, unsigned long request, _Out_ int *out)");
+    const ioctlRange = lib.func("int ioctl(int fd, unsigned long request, const uint64_t *range)");
     const fallocate = lib.func("int fallocate(int fd, int mode, int64_t offset, int64_t len)");
     const errnoLocation = lib.func("int *__errno_location()");
     const copyFileRange = lib.func(
@@ -71,6 +75,7 @@ function load(): Libc | null {
       lseek,
       ioctlU64,
       ioctlInt,
+      ioctlRange,
       fallocate,
       copyFileRange,
       cachestat: (fd, range, stat) =>
@@ -120,6 +125,36 @@ export function blockDeviceSectorSize(fd: number): number | undefined {
   if (!c) return undefined;
   const out = new Int32Array(1);
   return c.ioctlInt(fd, BLKSSZGET, out) === 0 ? out[0] : undefined;
+}
+
+/**
+ * BLKDISCARD [offset, offset+length) of an open block device (TRIM on an
+ * SSD, a punched hole under a loop device), on a worker thread: it can take
+ * a while on a large device. False when the device or platform cannot.
+ * Whether discarded sectors then read as zeros is the device's business.
+ */
+export function discardRange(fd: number, offset: number, length: number): Promise<boolean> {
+  return rangeIoctl(fd, BLKDISCARD, offset, length);
+}
+
+/**
+ * BLKZEROOUT: make [offset, offset+length) of a block device read as zeros,
+ * the device's own way where it has one (WRITE ZEROES; a loop device
+ * allocates zeros in its backing file), else the kernel writes zero pages
+ * without a copy from user memory. Both must be multiples of 512. False
+ * when it cannot; the caller writes zeros itself.
+ */
+export function zeroOutRange(fd: number, offset: number, length: number): Promise<boolean> {
+  return rangeIoctl(fd, BLKZEROOUT, offset, length);
+}
+
+/** A block-device ioctl taking a {start, length} pair, on a worker thread: it can take a while on a large range. */
+function rangeIoctl(fd: number, request: number, offset: number, length: number): Promise<boolean> {
+  const c = load();
+  if (!c || length <= 0) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    c.ioctlRange.async(fd, request, BigUint64Array.of(BigInt(offset), BigInt(length)), (err, result) => resolve(!err && result === 0));
+  });
 }
 
 /** Deallocate a byte range of a file, keeping its size. False when unsupported. */

@@ -40,6 +40,14 @@ export function unavailable(what: string, remedy: string): string {
   return `SKIPPED: ${what}`;
 }
 
+/**
+ * A kernel feature this machine's kernel was built without: nothing an
+ * install step can add, so it skips on CI too, saying so.
+ */
+export function kernelLacks(what: string): string {
+  return `SKIPPED: the kernel has no ${what} (not installable; the test runs on kernels that have it)`;
+}
+
 function present(requirement: string): boolean {
   if (requirement === "root") return isRoot;
   if (requirement === "loop") return haveLoop;

@@ -1,12 +1,14 @@
 /**
- * Refuse a capture that would write over its own source or over something
- * in use, before anything is written:
+ * Refuse a capture, convert or restore that would write over its own
+ * source or over something in use, before anything is written:
  *  - DEST is SOURCE, under any path (same inode, same device number);
  *  - DEST and SOURCE overlap on disk: a partition and its disk, a device
  *    and the device-mapper or loop device built on it, a loop device and
  *    its backing file, a file and the device its file system lives on;
  *  - DEST is a block device that is mounted or used as swap (itself, one of
- *    its partitions, or a device built on it);
+ *    its partitions, or a device built on it), holds the running system
+ *    (/, /boot, /usr mounted from it), or is claimed by a device-mapper,
+ *    LVM or md device even when nothing is mounted;
  *  - DEST is the backing file or device of a loop device (mounted or not, or
  *    under another loop device), found through /sys/block/loop*\/loop/backing_file.
  *
@@ -17,7 +19,7 @@
 import { constants, promises as fsp } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { DeviceError, ioError, UsageError } from "../errors.js";
-import { majorMinor } from "../io/block-device.js";
+import { majorMinor } from "./block-device.js";
 
 /** "file:DEV:INO" for files, "blk:MAJ:MIN" for block devices. */
 type Key = string;
@@ -195,14 +197,24 @@ async function swapDevices(): Promise<Map<Key, string>> {
   return out;
 }
 
+/** Mount points whose device holds the running system: writing it pulls the floor from under the machine. */
+const SYSTEM_MOUNTS = new Set(["/", "/boot", "/boot/efi", "/usr"]);
+
 /** Where a block device (or one built on it) is in use, or undefined. */
 async function inUse(device: Endpoint): Promise<string | undefined> {
   const keys = new Set([...device.above]);
-  for (const m of await mounts()) {
-    if (keys.has(`blk:${m.majMin}`)) return `mounted on ${m.mountPoint}`;
-  }
+  const mounted = (await mounts()).filter((m) => keys.has(`blk:${m.majMin}`));
+  const system = mounted.find((m) => SYSTEM_MOUNTS.has(m.mountPoint));
+  if (system) return `holding the running system (${system.mountPoint} is mounted from it)`;
+  if (mounted.length > 0) return `mounted on ${mounted[0].mountPoint}`;
   for (const [key, path] of await swapDevices()) {
     if (keys.has(key)) return `in use as swap (${path})`;
+  }
+  // A device-mapper, LVM or md device built on it claims it even when nothing is mounted (an active LV, a RAID member).
+  for (const key of keys) {
+    if (!key.startsWith("blk:")) continue;
+    const holders = await listDir(`/sys/dev/block/${key.slice(4)}/holders`);
+    if (holders.length > 0) return `in use by /dev/${holders[0]} (a device-mapper, LVM or md device built on it)`;
   }
   return undefined;
 }

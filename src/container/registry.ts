@@ -4,7 +4,13 @@
  * every format convert and capture can write.
  */
 import type { ContainerFormat, ContainerWriter } from "./format.js";
+import { vhdFormat, vhdWriter } from "./vhd/index.js";
 
-export const CONTAINER_FORMATS: ContainerFormat[] = [];
+export const CONTAINER_FORMATS: ContainerFormat[] = [
+  // Last: a fixed VHD is found by its footer, after every format found by its head.
+  vhdFormat,
+];
 
-export const CONTAINER_WRITERS: ContainerWriter[] = [];
+export const CONTAINER_WRITERS: ContainerWriter[] = [
+  vhdWriter,
+];

@@ -10,3 +10,10 @@ export function readUint64(buf: Buffer, at: number, field: string): number {
   if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new CorruptImageError(`${field} ${value} is out of range`);
   return Number(value);
 }
+
+/** The big-endian twin of readUint64 (qcow2, VHD and VHDX headers are big-endian). */
+export function readUint64BE(buf: Buffer, at: number, field: string): number {
+  const value = buf.readBigUInt64BE(at);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new CorruptImageError(`${field} ${value} is out of range`);
+  return Number(value);
+}

@@ -1,0 +1,133 @@
+/**
+ * The writing half dynamic VHD and VHDX share: the disk in fixed-size
+ * blocks, each block placed at the end of the file on its first write that
+ * is not all zeros, so zero blocks stay unallocated. Writes come in any
+ * order (a random-access sink); a block's place is chosen synchronously,
+ * so concurrent writes never allocate it twice. The tables and footers are
+ * written by flush() (and close()), which leave a complete image.
+ */
+import { UsageError } from "../../errors.js";
+import { FileSink } from "../../io/file-sink.js";
+import { isAllZero } from "../../io/zeros.js";
+import type { ContainerName, ContainerSink } from "../format.js";
+
+export const UNPLACED = -1;
+
+/** Where a block's bytes go, and what must be written in front of them (a VHD sector bitmap). */
+export interface BlockPlace {
+  data: number;
+  prefix?: { at: number; bytes: Buffer };
+}
+
+export abstract class AllocatingSink implements ContainerSink {
+  abstract readonly format: ContainerName;
+  readonly sequential = false;
+  readonly name: string;
+  /** Host offset of each block's data; UNPLACED (-1) while unallocated. */
+  protected readonly hosts: Float64Array;
+  private state: "open" | "failed" | "closed" = "open";
+
+  protected constructor(
+    protected readonly file: FileSink,
+    /** The virtual disk's size in bytes. */
+    readonly size: number,
+    readonly blockSize: number,
+  ) {
+    this.name = file.name;
+    this.hosts = new Float64Array(Math.ceil(size / blockSize)).fill(UNPLACED);
+  }
+
+  /** Open `path` as a new regular file (replacing one), never a device. */
+  protected static async openFile(path: string): Promise<FileSink> {
+    const file = await FileSink.open(path, { create: true, truncate: true, sparse: true });
+    if (!file.isRegularFile) {
+      await file.close();
+      throw new UsageError(`${path}: not a regular file; a virtual disk is written to a file`);
+    }
+    return file;
+  }
+
+  /** Choose block `index`'s place (synchronously, at the end of the file). */
+  protected abstract place(index: number): BlockPlace;
+  /** Write the tables, headers and footers that make the file a complete image. */
+  protected abstract finish(): Promise<void>;
+
+  write(offset: number, data: Buffer): Promise<void> {
+    return this.guard(async () => {
+      this.checkRange(offset, data.length);
+      const writes: Array<Promise<void>> = [];
+      for (let pos = offset; pos < offset + data.length; ) {
+        const index = Math.floor(pos / this.blockSize);
+        const stop = Math.min(offset + data.length, (index + 1) * this.blockSize);
+        const piece = data.subarray(pos - offset, stop - offset);
+        if (this.hosts[index] !== UNPLACED || !isAllZero(piece)) {
+          const host = this.hostOf(index, writes);
+          writes.push(this.file.write(host + (pos - index * this.blockSize), piece));
+        }
+        pos = stop;
+      }
+      await Promise.all(writes);
+    });
+  }
+
+  /** Zeros cost nothing in an unallocated block, and become a hole in an allocated one. */
+  writeZeros(offset: number, length: number): Promise<void> {
+    return this.guard(async () => {
+      this.checkRange(offset, length);
+      for (let pos = offset; pos < offset + length; ) {
+        const index = Math.floor(pos / this.blockSize);
+        const stop = Math.min(offset + length, (index + 1) * this.blockSize);
+        if (this.hosts[index] !== UNPLACED) await this.file.writeZeros(this.hosts[index] + (pos - index * this.blockSize), stop - pos);
+        pos = stop;
+      }
+    });
+  }
+
+  /** The size was fixed at create(); convert's final setSize() has nothing to do. */
+  async setSize(size: number): Promise<void> {
+    if (size > this.size) throw new UsageError(`${this.name}: a ${this.format} image of ${this.size} bytes cannot grow to ${size}`);
+  }
+
+  flush(): Promise<void> {
+    return this.guard(async () => {
+      await this.finish();
+      await this.file.flush();
+    });
+  }
+
+  /** Finish the image unless a write failed (the caller then removes it), and close the file. */
+  async close(): Promise<void> {
+    if (this.state === "closed") return;
+    try {
+      if (this.state === "open") await this.flush();
+    } finally {
+      this.state = "closed";
+      await this.file.close();
+    }
+  }
+
+  private hostOf(index: number, writes: Array<Promise<void>>): number {
+    if (this.hosts[index] === UNPLACED) {
+      const { data, prefix } = this.place(index);
+      this.hosts[index] = data;
+      if (prefix) writes.push(this.file.write(prefix.at, prefix.bytes));
+    }
+    return this.hosts[index];
+  }
+
+  private checkRange(offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > this.size) {
+      throw new UsageError(`${this.name}: write of ${length} bytes at offset ${offset} is outside the ${this.size}-byte disk`);
+    }
+  }
+
+  private async guard(work: () => Promise<void>): Promise<void> {
+    if (this.state !== "open") throw new UsageError(`${this.name}: the ${this.format} image is ${this.state === "closed" ? "closed" : "unusable after a failed write"}`);
+    try {
+      await work();
+    } catch (err) {
+      this.state = "failed";
+      throw err;
+    }
+  }
+}

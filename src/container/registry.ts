@@ -4,9 +4,11 @@
  * every format convert and capture can write.
  */
 import type { ContainerFormat, ContainerWriter } from "./format.js";
+import { vdiFormat } from "./vdi/index.js";
 import { vhdFormat, vhdWriter } from "./vhd/index.js";
 
 export const CONTAINER_FORMATS: ContainerFormat[] = [
+  vdiFormat,
   // Last: a fixed VHD is found by its footer, after every format found by its head.
   vhdFormat,
 ];

@@ -62,8 +62,12 @@ export abstract class MappedDisk implements BlockSource {
       else if (len > 0) ranges.push([start, len]);
     };
     for await (const extent of mergeExtents(this.extents(offset, length))) {
-      if (extent.kind === "data" || extent.kind === "decoded") add(extent.guest, extent.length);
-      else if (extent.kind === "parent" && this.parent) {
+      if (extent.kind === "decoded") add(extent.guest, extent.length);
+      else if (extent.kind === "data") {
+        // Holes of the file under a block (a static VDI, a fixed VHDX, a flat extent) are zeros too.
+        const hostRanges = extent.file.dataRanges ? await extent.file.dataRanges(extent.host, extent.length) : [[extent.host, extent.length] as [number, number]];
+        for (const [start, len] of hostRanges) add(extent.guest + (start - extent.host), len);
+      } else if (extent.kind === "parent" && this.parent) {
         const inside = Math.max(0, Math.min(extent.length, this.parent.size - extent.guest));
         if (inside === 0) continue;
         const parentRanges = this.parent.dataRanges ? await this.parent.dataRanges(extent.guest, inside) : [[extent.guest, inside] as [number, number]];

@@ -6,6 +6,7 @@
  * resolves backing files: the relative path first, then what the absolute
  * ones and the header's parent name end with.
  */
+import { lastPathComponent } from "../vdisk/related.js";
 import type { ParentLocator } from "./dynamic-header.js";
 
 /** The locator's data as a path string, or undefined for a platform that holds no path. */
@@ -30,19 +31,13 @@ export function parentCandidates(paths: Array<{ platformCode: string; path: stri
   for (const { path } of paths.filter((p) => p.platformCode === "W2ru")) add(windowsRelative(path));
   for (const { path } of paths.filter((p) => p.platformCode === "MacX")) add(path);
   const absolute = [...paths.filter((p) => p.platformCode !== "W2ru").map((p) => p.path), parentName];
-  for (const path of absolute) add(lastComponent(path));
+  for (const path of absolute) add(lastPathComponent(path));
   return names;
 }
 
 /** ".\\base.vhd" → "base.vhd", "..\\disks\\base.vhd" → "../disks/base.vhd". */
 function windowsRelative(path: string): string {
   return path.replace(/\\/g, "/").replace(/^(\.\/)+/, "");
-}
-
-/** The file name a Windows or POSIX path ends with ("C:\\VMs\\base.vhd" → "base.vhd"). */
-function lastComponent(path: string): string | undefined {
-  const name = path.split(/[\\/]/).pop();
-  return name && name !== "." && name !== ".." ? name : undefined;
 }
 
 /** "file://localhost/Users/me/base.vhd" → "/Users/me/base.vhd"; anything else as it is. */

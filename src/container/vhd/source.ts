@@ -11,7 +11,7 @@
  * read it (qemu goes by the CHS geometry for images made by Virtual PC or
  * by itself without force_size: see describe()).
  */
-import { CorruptImageError, DeviceError, errnoCode, UnsupportedError } from "../../errors.js";
+import { CorruptImageError, DeviceError, UnsupportedError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
 import { SliceSource } from "../../io/slice-source.js";
 import { LruCache } from "../../util/lru.js";
@@ -19,6 +19,7 @@ import type { ContainerContext, ContainerSource } from "../format.js";
 import { blockExtents, type BlockState } from "../vdisk/block-walk.js";
 import { type DiskExtent, MappedDisk } from "../vdisk/mapped-disk.js";
 import { PagedTable } from "../vdisk/paged-table.js";
+import { openFirstRelated } from "../vdisk/related.js";
 import { checkBlockPlace, MetadataRegions, OverlapCheck } from "../vdisk/table-checks.js";
 import { decodeDynamicHeader, DYNAMIC_HEADER_BYTES, type DynamicHeader } from "./dynamic-header.js";
 import { decodeVhdFooter, FOOTER_BYTES, footerProblem, formatUniqueId, hasVhdCookie, type VhdFooter } from "./footer.js";
@@ -235,27 +236,19 @@ async function openParent(
 ): Promise<{ parent: BlockSource; name: string }> {
   const candidates = parentCandidates(paths, header.parentName);
   if (candidates.length === 0) throw new CorruptImageError(`${file.name}: differencing VHD names no parent (no locator and no parent name)`);
-  for (const name of candidates) {
-    let raw: BlockSource;
-    try {
-      raw = await context.openRelated(name, { raw: true });
-    } catch (err) {
-      if (errnoCode(err) === "ENOENT" || (err instanceof DeviceError && err.code === "ENOENT")) continue;
-      throw err;
+  const raw = await openFirstRelated(context, candidates, { raw: true });
+  if (!raw) throw new DeviceError(`${file.name}: cannot find the parent VHD (tried ${candidates.map((c) => `'${c}'`).join(", ")} next to it)`, "ENOENT");
+  try {
+    const { footer } = await readVhdFooter(raw.source);
+    if (!footer.uniqueId.equals(header.parentUniqueId)) {
+      context.onWarning?.(
+        `${file.name}: its parent ${raw.name} has unique id ${formatUniqueId(footer.uniqueId)}, not ${formatUniqueId(header.parentUniqueId)} as recorded: the parent changed since the differencing disk was made`,
+      );
     }
-    try {
-      const { footer } = await readVhdFooter(raw);
-      if (!footer.uniqueId.equals(header.parentUniqueId)) {
-        context.onWarning?.(
-          `${file.name}: its parent ${name} has unique id ${formatUniqueId(footer.uniqueId)}, not ${formatUniqueId(header.parentUniqueId)} as recorded: the parent changed since the differencing disk was made`,
-        );
-      }
-    } finally {
-      await raw.close();
-    }
-    return { parent: await context.openRelated(name), name };
+  } finally {
+    await raw.source.close();
   }
-  throw new DeviceError(`${file.name}: cannot find the parent VHD (tried ${candidates.map((c) => `'${c}'`).join(", ")} next to it)`, "ENOENT");
+  return { parent: await context.openRelated(raw.name), name: raw.name };
 }
 
 function describeFooter(found: FoundFooter, file: BlockSource): Record<string, unknown> {

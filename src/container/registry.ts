@@ -6,10 +6,12 @@
 import type { ContainerFormat, ContainerWriter } from "./format.js";
 import { vdiFormat } from "./vdi/index.js";
 import { vhdFormat, vhdWriter } from "./vhd/index.js";
+import { vhdxFormat } from "./vhdx/index.js";
 import { vmdkFormat } from "./vmdk/index.js";
 
 export const CONTAINER_FORMATS: ContainerFormat[] = [
   vdiFormat,
+  vhdxFormat,
   vmdkFormat,
   // Last: a fixed VHD is found by its footer, after every format found by its head.
   vhdFormat,

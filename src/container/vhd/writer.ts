@@ -90,7 +90,12 @@ export class DynamicVhdSink extends AllocatingSink {
 
   static async create(path: string, size: number): Promise<DynamicVhdSink> {
     const sink = new DynamicVhdSink(await AllocatingSink.openFile(path), size);
-    await sink.finish();
+    try {
+      await sink.finish();
+    } catch (err) {
+      await sink.close();
+      throw err;
+    }
     return sink;
   }
 
@@ -136,7 +141,12 @@ export class FixedVhdSink extends AllocatingSink {
 
   static async create(path: string, size: number): Promise<FixedVhdSink> {
     const sink = new FixedVhdSink(await AllocatingSink.openFile(path), size);
-    await sink.finish();
+    try {
+      await sink.finish();
+    } catch (err) {
+      await sink.close();
+      throw err;
+    }
     return sink;
   }
 

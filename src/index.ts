@@ -19,8 +19,7 @@ export { FileSource, openSource, type OpenSourceOptions } from "./io/file-source
 export { FileSink, StreamSink, type OpenSinkOptions } from "./io/file-sink.js";
 export { SliceSource } from "./io/slice-source.js";
 export { MemorySource } from "./io/memory-source.js";
-export { FaultySource, type FaultRange } from "./io/faulty-source.js";
-export { CountingSource } from "./io/counting-source.js";
+export { StreamSource, type SequentialSource } from "./io/stream-source.js";
 
 // Capture, dd, hashing, ddrescue mapfiles
 export { capture, type CaptureOptions, type CaptureProgress, type CaptureResult } from "./capture/capture.js";
@@ -28,7 +27,7 @@ export { runDd, type DdResult } from "./capture/dd.js";
 export { parseDdOperands, type DdOperands } from "./capture/dd-operands.js";
 export { decodeMapfile, encodeMapfile, type Mapfile, type MapBlock, type BlockStatus } from "./capture/mapfile.js";
 export { RescueMap } from "./capture/rescue-map.js";
-export { hashSource } from "./capture/hash-source.js";
+export { hashSource, hashStream } from "./capture/hash-source.js";
 export { MultiHasher, parseHashList, type HashAlgorithm } from "./capture/hasher.js";
 
 // Partition tables
@@ -41,6 +40,7 @@ export { reportPartitions, type PartitionReport } from "./image/partition-report
 export { openImage, type OpenImageOptions, type OpenedImage } from "./image/open-image.js";
 export { openImageFilesystem, type ImageFilesystem, type OpenImageFilesystemOptions } from "./image/open-filesystem.js";
 export type { ContainerFormat, ContainerSource, ContainerWriter, ContainerSink } from "./container/format.js";
+export { checkQcow2, type Qcow2CheckReport } from "./container/qcow2/index.js";
 export { decodeMbr, encodeMbr, decodeEbr, encodeEbr } from "./partition/mbr.js";
 export { decodeGptEntry, decodeGptHeader, encodeGptEntries, encodeGptEntry, encodeGptHeader } from "./partition/gpt.js";
 
@@ -49,8 +49,9 @@ export type { FileSystem, FileType, FsDirEntry, FsNode, FsStat } from "./fs/type
 export { probeFilesystem, type ProbeResult } from "./fs/probe.js";
 export { canRead, openFilesystem } from "./fs/open.js";
 export { resolvePath } from "./fs/path.js";
-export { walk } from "./fs/walk.js";
-export { extractTree, type ExtractOptions, type ExtractSummary } from "./fs/extract.js";
+export { listAll, sortedList, walk } from "./fs/walk.js";
+export { escapeName, hasRawBytes, nameBytes, printableName } from "./fs/names.js";
+export { extractTree, type ExtractOptions, type ExtractSummary } from "./fs/extract/index.js";
 export { openExt } from "./fs/ext/index.js";
 export { openFat } from "./fs/fat/index.js";
 export { openExfat } from "./fs/exfat/index.js";

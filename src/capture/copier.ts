@@ -31,7 +31,7 @@
 import type { BlockSource } from "../io/block-source.js";
 import { allocAlignedPool } from "../io/aligned.js";
 import { DeviceError, errnoCode } from "../errors.js";
-import type { BlockStatus, PhaseStatus } from "./mapfile.js";
+import type { PhaseStatus } from "./mapfile.js";
 import { BufferTarget, type ImageTarget } from "./image-writer.js";
 import type { RescueMap } from "./rescue-map.js";
 
@@ -489,7 +489,7 @@ export class Copier {
   // ---- plumbing ----------------------------------------------------------------
 
   private async readOrUndefined(source: BlockSource, pos: number, length: number, buf: Buffer): Promise<Buffer | undefined> {
-    await this.throttle(length);
+    await throttle(this.options.maxReadRate, this.started, this.bytesRead, length);
     try {
       const data = await source.read(pos, length, buf);
       this.bytesRead += length;
@@ -499,14 +499,6 @@ export class Copier {
       this.readErrors++;
       return undefined;
     }
-  }
-
-  private async throttle(length: number): Promise<void> {
-    const rate = this.options.maxReadRate;
-    if (!rate) return;
-    const due = this.started + ((this.bytesRead + length) / rate) * 1000;
-    const wait = due - Date.now();
-    if (wait > 0) await sleep(wait);
   }
 
   private enter(phase: Phase, pass: number, position: number): void {
@@ -545,13 +537,9 @@ export class Copier {
   }
 }
 
-/** Bytes of each status inside the domain. */
-export function tally(map: RescueMap, start: number, end: number): Record<BlockStatus, number> {
-  return {
-    "?": map.bytes("?", start, end),
-    "*": map.bytes("*", start, end),
-    "/": map.bytes("/", start, end),
-    "-": map.bytes("-", start, end),
-    "+": map.bytes("+", start, end),
-  };
+/** Wait as long as reading `length` more bytes takes to stay under `rate` bytes per second since `started`. */
+export async function throttle(rate: number | undefined, started: number, bytesRead: number, length: number): Promise<void> {
+  if (!rate) return;
+  const wait = started + ((bytesRead + length) / rate) * 1000 - Date.now();
+  if (wait > 0) await sleep(wait);
 }

@@ -10,13 +10,19 @@ export interface DdOperands {
   output?: string;
   /** Block size for input and output (bytes). */
   bs: number;
+  /**
+   * bs= was given. Without it GNU dd reads 512-byte input blocks and gathers
+   * the output into full 512-byte blocks (its "two buffers"), so a pipe's
+   * short reads do not make short output records.
+   */
+  bsGiven: boolean;
   /** Input blocks to copy; undefined: to the end. */
   count?: number;
   /** Input blocks to skip. */
   skip: number;
   /** Output blocks to skip. */
   seek: number;
-  conv: { noerror: boolean; sync: boolean; sparse: boolean; notrunc: boolean };
+  conv: { noerror: boolean; sync: boolean; sparse: boolean; notrunc: boolean; fsync: boolean; fdatasync: boolean };
   status: "default" | "progress" | "none" | "noxfer";
   iflag: { direct: boolean; fullblock: boolean };
   oflag: { direct: boolean };
@@ -60,11 +66,16 @@ export function parseDdNumber(text: string, operand: string): number {
   return value;
 }
 
-function parseFlags<T extends string>(text: string, operand: string, known: readonly T[], ignored: readonly string[] = []): Set<T> {
+/** Every flag platter dd accepts, and nothing it would ignore: its --help lists these. */
+export const CONV_FLAGS = ["noerror", "sync", "sparse", "notrunc", "fsync", "fdatasync"] as const;
+export const IFLAG_FLAGS = ["direct", "fullblock"] as const;
+export const OFLAG_FLAGS = ["direct"] as const;
+
+function parseFlags<T extends string>(text: string, operand: string, known: readonly T[]): Set<T> {
   const out = new Set<T>();
   for (const f of text.split(",").filter(Boolean)) {
-    if ((known as readonly string[]).includes(f)) out.add(f as T);
-    else if (!ignored.includes(f)) throw new UsageError(`dd: invalid ${operand} '${f}' (platter dd knows ${known.join(", ")})`);
+    if (!(known as readonly string[]).includes(f)) throw new UsageError(`dd: invalid ${operand} '${f}' (platter dd knows ${known.join(", ")})`);
+    out.add(f as T);
   }
   return out;
 }
@@ -74,9 +85,10 @@ export function parseDdOperands(args: string[]): DdOperands {
   const ops: DdOperands = {
     input: "",
     bs: 512,
+    bsGiven: false,
     skip: 0,
     seek: 0,
-    conv: { noerror: false, sync: false, sparse: false, notrunc: false },
+    conv: { noerror: false, sync: false, sparse: false, notrunc: false, fsync: false, fdatasync: false },
     status: "default",
     iflag: { direct: false, fullblock: false },
     oflag: { direct: false },
@@ -99,6 +111,7 @@ export function parseDdOperands(args: string[]): DdOperands {
         break;
       case "bs":
         ops.bs = parseDdNumber(value, key);
+        ops.bsGiven = true;
         if (ops.bs < 1) throw new UsageError("dd: bs must be at least 1");
         if (ops.bs > 1 << 30) throw new UsageError(`dd: bs=${value} is too large (at most 1G)`);
         break;
@@ -114,8 +127,15 @@ export function parseDdOperands(args: string[]): DdOperands {
         ops.seek = parseDdNumber(value, key);
         break;
       case "conv": {
-        const f = parseFlags(value, key, ["noerror", "sync", "sparse", "notrunc"] as const, ["fsync", "fdatasync"]);
-        ops.conv = { noerror: f.has("noerror"), sync: f.has("sync"), sparse: f.has("sparse"), notrunc: f.has("notrunc") };
+        const f = parseFlags(value, key, CONV_FLAGS);
+        ops.conv = {
+          noerror: f.has("noerror"),
+          sync: f.has("sync"),
+          sparse: f.has("sparse"),
+          notrunc: f.has("notrunc"),
+          fsync: f.has("fsync"),
+          fdatasync: f.has("fdatasync"),
+        };
         break;
       }
       case "status":
@@ -125,12 +145,12 @@ export function parseDdOperands(args: string[]): DdOperands {
         ops.status = value as DdOperands["status"];
         break;
       case "iflag": {
-        const f = parseFlags(value, key, ["direct", "fullblock"] as const);
+        const f = parseFlags(value, key, IFLAG_FLAGS);
         ops.iflag = { direct: f.has("direct"), fullblock: f.has("fullblock") };
         break;
       }
       case "oflag": {
-        const f = parseFlags(value, key, ["direct"] as const);
+        const f = parseFlags(value, key, OFLAG_FLAGS);
         ops.oflag = { direct: f.has("direct") };
         break;
       }
@@ -138,6 +158,6 @@ export function parseDdOperands(args: string[]): DdOperands {
         throw new UsageError(`dd: unrecognized operand '${arg}' (platter dd knows if of bs count skip seek conv status iflag oflag)`);
     }
   }
-  if (!sawInput) throw new UsageError("dd: if= is required (platter dd reads files and devices, not standard input)");
+  if (!sawInput) throw new UsageError("dd: if= is required (if=- reads standard input)");
   return ops;
 }

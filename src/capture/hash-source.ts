@@ -1,11 +1,13 @@
 import type { BlockSource } from "../io/block-source.js";
 import { allocAlignedPool } from "../io/aligned.js";
+import { readFull, type SequentialSource } from "../io/stream-source.js";
 import type { HashAlgorithm } from "./hasher.js";
 import { createHasher } from "./parallel-hasher.js";
 
 export interface HashProgress {
   done: number;
-  total: number;
+  /** undefined for a stream, whose size is known only at its end. */
+  total?: number;
 }
 
 const CHUNK = 4 << 20;
@@ -72,5 +74,36 @@ export async function hashSource(
 function* chunksOf(ranges: Array<[number, number]>): Generator<[number, number]> {
   for (const [start, length] of ranges) {
     for (let pos = start; pos < start + length; pos += CHUNK) yield [pos, Math.min(CHUNK, start + length - pos)];
+  }
+}
+
+/**
+ * Digests of a stream read to its end (a pipe, a character device, standard
+ * input): the next read fills one buffer while the workers hash the last.
+ */
+export async function hashStream(
+  source: SequentialSource,
+  algorithms: HashAlgorithm[],
+  onProgress?: (p: HashProgress) => void,
+): Promise<Record<string, string>> {
+  // Its size is unknown: hash as for a large input.
+  const hasher = createHasher(algorithms, Number.POSITIVE_INFINITY);
+  try {
+    const pool = allocAlignedPool(2, CHUNK);
+    const hashed: Array<Promise<void> | void> = [undefined, undefined];
+    let done = 0;
+    for (let slot = 0; ; slot ^= 1) {
+      await hashed[slot]; // the buffer is free once its last bytes are hashed
+      const n = await readFull(source, pool[slot]);
+      if (n === 0) break;
+      const hashing = hasher.update(pool[slot].subarray(0, n));
+      hashing?.catch(() => {}); // awaited before its buffer is reused, and by digest()
+      hashed[slot] = hashing;
+      done += n;
+      onProgress?.({ done });
+    }
+    return await hasher.digest();
+  } finally {
+    await hasher.dispose?.();
   }
 }

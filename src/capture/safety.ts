@@ -6,15 +6,18 @@
  *    and the device-mapper or loop device built on it, a loop device and
  *    its backing file, a file and the device its file system lives on;
  *  - DEST is a block device that is mounted or used as swap (itself, one of
- *    its partitions, or a device built on it).
+ *    its partitions, or a device built on it);
+ *  - DEST is the backing file or device of a loop device (mounted or not, or
+ *    under another loop device), found through /sys/block/loop*\/loop/backing_file.
  *
  * Linux only: devices are related through /sys/dev/block/MAJ:MIN (parent
  * disk, partitions, holders, slaves, loop/backing_file) and mounts come from
  * /proc/self/mountinfo. Where those are missing, only the inode check runs.
  */
-import { promises as fsp } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { UsageError } from "../errors.js";
+import { constants, promises as fsp } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { DeviceError, ioError, UsageError } from "../errors.js";
+import { majorMinor } from "../io/block-device.js";
 
 /** "file:DEV:INO" for files, "blk:MAJ:MIN" for block devices. */
 type Key = string;
@@ -26,12 +29,6 @@ interface Node {
   above: Key[];
   /** Device of each backing file in `below`. */
   fileDevices: Map<Key, string>;
-}
-
-function splitDev(dev: bigint): string {
-  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
-  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
-  return `${major}:${minor}`;
 }
 
 async function readText(path: string): Promise<string | undefined> {
@@ -53,8 +50,8 @@ async function listDir(path: string): Promise<string[]> {
 async function statKey(path: string): Promise<{ key: Key; dev: string } | undefined> {
   try {
     const st = await fsp.stat(path, { bigint: true });
-    if (st.isBlockDevice()) return { key: `blk:${splitDev(st.rdev)}`, dev: splitDev(st.rdev) };
-    return { key: `file:${st.dev}:${st.ino}`, dev: splitDev(st.dev) };
+    if (st.isBlockDevice()) return { key: `blk:${majorMinor(st.rdev)}`, dev: majorMinor(st.rdev) };
+    return { key: `file:${st.dev}:${st.ino}`, dev: majorMinor(st.dev) };
   } catch {
     return undefined;
   }
@@ -93,8 +90,32 @@ async function deviceNode(majMin: string): Promise<Node> {
   return node;
 }
 
+/** A loop device and what it reads: a file or another block device. */
+interface Loop {
+  key: Key;
+  name: string;
+  backing: Key;
+}
+
+/**
+ * Every attached loop device and its backing file or device. The kernel
+ * lists no holder for a loop device (it only names its backing file), so a
+ * file or device a loop device is built on is found from the loop side.
+ */
+async function loopDevices(): Promise<Loop[]> {
+  const loops: Loop[] = [];
+  for (const name of await listDir("/sys/block")) {
+    const backing = await readText(join("/sys/block", name, "loop", "backing_file"));
+    const dev = await readText(join("/sys/block", name, "dev"));
+    if (!backing || !dev) continue;
+    const b = await statKey(backing.replace(/ \(deleted\)$/, ""));
+    if (b) loops.push({ key: `blk:${dev}`, name: `/dev/${name}`, backing: b.key });
+  }
+  return loops;
+}
+
 /** Every key reachable from `start` by following only `below` (or only `above`) links. */
-async function closure(start: Key, direction: "below" | "above", fileDevices: Map<Key, string>): Promise<Set<Key>> {
+async function closure(start: Key, direction: "below" | "above", fileDevices: Map<Key, string>, loops: Loop[]): Promise<Set<Key>> {
   const seen = new Set<Key>([start]);
   const queue = [start];
   while (queue.length > 0 && seen.size < 256) {
@@ -109,6 +130,7 @@ async function closure(start: Key, direction: "below" | "above", fileDevices: Ma
       const dev = fileDevices.get(key);
       if (dev) next = [`blk:${dev}`];
     }
+    if (direction === "above") next = [...next, ...loops.filter((l) => l.backing === key).map((l) => l.key)];
     for (const k of next) {
       if (!seen.has(k)) {
         seen.add(k);
@@ -124,10 +146,13 @@ interface Endpoint {
   /** Keys this endpoint's bytes depend on, and keys built on them. */
   below: Set<Key>;
   above: Set<Key>;
+  /** Loop devices built on it, directly or through others (a loop device on a loop device). */
+  loops: Loop[];
 }
 
 async function endpoint(path: string): Promise<Endpoint | undefined> {
   const fileDevices = new Map<Key, string>();
+  const loops = await loopDevices();
   let id = await statKey(path);
   if (!id) {
     // A file to be created: it will live on its folder's file system.
@@ -136,9 +161,9 @@ async function endpoint(path: string): Promise<Endpoint | undefined> {
     id = { key: `new:${resolve(path)}`, dev: parent.dev };
   }
   if (!id.key.startsWith("blk:")) fileDevices.set(id.key, id.dev);
-  const below = await closure(id.key, "below", fileDevices);
-  const above = await closure(id.key, "above", fileDevices);
-  return { key: id.key, below, above };
+  const below = await closure(id.key, "below", fileDevices, loops);
+  const above = await closure(id.key, "above", fileDevices, loops);
+  return { key: id.key, below, above, loops: loops.filter((l) => l.key !== id.key && above.has(l.key)) };
 }
 
 interface Mount {
@@ -182,26 +207,48 @@ async function inUse(device: Endpoint): Promise<string | undefined> {
   return undefined;
 }
 
+function overlap(source: Endpoint, dest: Endpoint): boolean {
+  return source.below.has(dest.key) || source.above.has(dest.key) || dest.below.has(source.key) || dest.above.has(source.key);
+}
+
+/**
+ * Whether writing `destPath` writes the bytes of `sourcePath`: the same file
+ * or device under any path ("same"), or one whose bytes share storage with
+ * it ("overlap": a partition and its disk, a loop device and its backing
+ * file, a file and the device of its file system).
+ */
+export async function sameOrOverlapping(sourcePath: string, destPath: string): Promise<"same" | "overlap" | undefined> {
+  const source = await endpoint(sourcePath);
+  const dest = await endpoint(destPath);
+  if (!source || !dest) return undefined;
+  if (source.key === dest.key) return "same";
+  return overlap(source, dest) ? "overlap" : undefined;
+}
+
 /**
  * Throw a UsageError if writing DEST could damage SOURCE or a mounted file
  * system. Returns warnings worth printing (SOURCE mounted read-write).
  */
 export async function checkCaptureTargets(sourcePath: string, destPath: string): Promise<string[]> {
   const warnings: string[] = [];
-  const source = await endpoint(sourcePath);
+  const source = await endpoint(sourcePath === "-" ? "/dev/stdin" : sourcePath);
   const dest = await endpoint(destPath);
   if (!source || !dest) return warnings;
   if (source.key === dest.key) {
     throw new UsageError(`refusing to write to ${destPath}: it is the source ${sourcePath}`);
   }
-  if (source.below.has(dest.key) || source.above.has(dest.key) || dest.below.has(source.key) || dest.above.has(source.key)) {
+  if (overlap(source, dest)) {
     const where = dest.below.has(source.key) && !dest.key.startsWith("blk:") ? "it is stored on" : "it overlaps";
     throw new UsageError(`refusing to write to ${destPath}: ${where} the source ${sourcePath}`);
   }
-  if (dest.key.startsWith("blk:")) {
-    const use = await inUse(dest);
-    if (use) throw new UsageError(`refusing to write to ${destPath}: it is ${use}`);
+  const use = await inUse(dest);
+  // Writing under a loop device changes what it shows, mounted or not.
+  const loop = dest.loops[0];
+  if (loop) {
+    const what = dest.key.startsWith("blk:") ? "device" : "file";
+    throw new UsageError(`refusing to write to ${destPath}: it is the backing ${what} of ${loop.name}${use ? `, ${use}` : ""} (detach it first: losetup -d ${loop.name})`);
   }
+  if (use && dest.key.startsWith("blk:")) throw new UsageError(`refusing to write to ${destPath}: it is ${use}`);
   if (source.key.startsWith("blk:")) {
     for (const m of await mounts()) {
       if (source.above.has(`blk:${m.majMin}`) && !m.readOnly) {
@@ -211,4 +258,59 @@ export async function checkCaptureTargets(sourcePath: string, destPath: string):
     }
   }
   return warnings;
+}
+
+/** A path a job will write, and what the user called it ("DEST", "--map", "of="). */
+export interface NamedOutput {
+  what: string;
+  path: string;
+}
+
+/**
+ * Check every path a job will write before the job starts, not hours into
+ * it: its folder exists and can be written, it is not a folder itself, and
+ * it is neither SOURCE nor another of the outputs (under any name: a
+ * symlink, a hard link). SOURCE "-" is standard input.
+ */
+export async function checkOutputPaths(sourcePath: string | undefined, outputs: NamedOutput[]): Promise<void> {
+  const source = sourcePath === undefined ? undefined : await statKey(sourcePath === "-" ? "/dev/stdin" : sourcePath);
+  const seen = new Map<Key, NamedOutput>();
+  for (const output of outputs) {
+    const key = await writableKey(output);
+    if (source && key === source.key) {
+      throw new UsageError(`refusing to write ${output.what} ${output.path}: it is the source ${sourcePath}`);
+    }
+    const other = seen.get(key);
+    if (other) throw new UsageError(`${other.what} and ${output.what} are the same file (${output.path})`);
+    seen.set(key, output);
+  }
+}
+
+/** The identity of an output path, once it is known that it can be written. */
+async function writableKey({ what, path }: NamedOutput): Promise<Key> {
+  const existing = await statKey(path);
+  if (existing) {
+    if ((await fsp.stat(path)).isDirectory()) throw new UsageError(`${what} ${path}: is a directory`);
+    await writable(path, path);
+    return existing.key;
+  }
+  // To be created: in a folder that exists and can be written.
+  const folder = dirname(resolve(path));
+  let st;
+  try {
+    st = await fsp.stat(folder);
+  } catch (err) {
+    throw ioError(err, path);
+  }
+  if (!st.isDirectory()) throw new DeviceError(`${path}: not a directory`, "ENOTDIR");
+  await writable(folder, path);
+  return `new:${join(await fsp.realpath(folder), basename(path))}`;
+}
+
+async function writable(path: string, named: string): Promise<void> {
+  try {
+    await fsp.access(path, constants.W_OK);
+  } catch (err) {
+    throw ioError(err, named);
+  }
 }

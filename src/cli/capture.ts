@@ -1,8 +1,7 @@
-import { promises as fsp } from "node:fs";
 import type { Command } from "commander";
 import { capture, type CaptureProgress, type CaptureResult, DEFAULT_MAP_INTERVAL_MS } from "../capture/capture.js";
 import { formatHashLines, parseHashList } from "../capture/hasher.js";
-import { ioError, UsageError } from "../errors.js";
+import { UsageError } from "../errors.js";
 import { formatDuration, formatSize, parseCount, parseSize } from "../util/units.js";
 import { printJson, warn } from "./output.js";
 import { ProgressLine } from "./progress.js";
@@ -35,9 +34,15 @@ sector by sector (--sector-size), and bad sectors retried --retries times.
 Every readable byte lands in DEST; unreadable sectors are zero-filled.
 Block devices are read with O_DIRECT, so one bad sector costs one sector.
 
-DEST is a file (created or truncated), a block device, or - for standard
-output. With -, bytes must leave in order, so each failing block is
-trimmed, scraped and retried before it is written, and --map cannot resume.
+SOURCE may also be a stream: - (standard input), a pipe or FIFO, a
+character device. It is copied in one pass to its end (or --length); its
+size is known only then. A stream cannot be read again, so a read error
+ends the capture (the map says how far it got) and nothing resumes it.
+
+DEST is a file (created or truncated), a block device, a FIFO, or - for
+standard output. To a stream, bytes must leave in order, so each failing
+block is trimmed, scraped and retried before it is written, and --map
+cannot resume.
 
 --map FILE keeps a GNU ddrescue mapfile, saved atomically every few seconds
 and on exit (also on Ctrl-C / SIGTERM). If FILE exists the capture resumes
@@ -58,14 +63,15 @@ Exit status: 0 complete, 3 some sectors unreadable (or left for later by
 Examples:
   platter capture /dev/sdb disk.img --map disk.map --hash sha256
   platter capture /dev/sdb disk.img --map disk.map --retries 3   # later: retry the bad sectors
-  platter capture disk.img - --skip 1MiB --length 64MiB | zstd > part.zst`;
+  platter capture disk.img - --skip 1MiB --length 64MiB | zstd > part.zst
+  ssh host 'cat /dev/sdb' | platter capture - disk.img --hash sha256`;
 
 export function registerCapture(program: Command): Command {
   return program
     .command("capture")
     .description("image a drive or file like GNU ddrescue: good areas first, then bad sectors one by one")
-    .argument("<source>", "file or block device to read")
-    .argument("<dest>", "image file, block device, or - for stdout")
+    .argument("<source>", "file, block device, or a stream (a pipe, - for stdin) to read")
+    .argument("<dest>", "image file, block device, FIFO, or - for stdout")
     .option("--map <file>", "GNU ddrescue mapfile: progress and bad sectors; resumes when it exists")
     .option("--hash <list>", "md5, sha1, sha256, sha512, comma-separated, computed while copying")
     .option("--hash-file <file>", "write the hashes for `sha256sum -c` (several: tagged lines, for `cksum -c`)")
@@ -99,6 +105,7 @@ export function registerCapture(program: Command): Command {
           dest: destPath,
           mapPath: opts.map,
           hashes,
+          hashFile: opts.hashFile,
           sparse: opts.sparse,
           blockSize: parseSize(opts.blockSize, "--block-size"),
           sectorSize: opts.sectorSize === undefined ? undefined : parseSize(opts.sectorSize, "--sector-size"),
@@ -119,13 +126,6 @@ export function registerCapture(program: Command): Command {
         signals.dispose();
       }
 
-      if (opts.hashFile && result.complete) {
-        try {
-          await fsp.writeFile(opts.hashFile, formatHashLines(result.hashes, destPath));
-        } catch (err) {
-          throw ioError(err, opts.hashFile);
-        }
-      }
       if (opts.json) {
         const { source, dest, size, bytesCopied, bytesUnreadable, badRanges, hashes: digests, seconds, complete } = result;
         printJson({ source, dest, size, bytesCopied, bytesUnreadable, badRanges, hashes: digests, seconds, complete });
@@ -134,26 +134,28 @@ export function registerCapture(program: Command): Command {
         (toStdout ? process.stderr : process.stdout).write(formatHashLines(result.hashes, destPath));
       }
       if (!opts.quiet) process.stderr.write(summarize(result, opts.map));
-      if (result.interrupted) process.exitCode = 128 + (signals.received === "SIGTERM" ? 15 : 2);
+      if (result.interrupted) signals.exitInterrupted();
       else if (result.bytesUnreadable > 0 || result.bytesUnfinished > 0) process.exitCode = 3;
     });
 }
 
 function describeProgress(p: CaptureProgress): string {
-  if (p.hashing !== undefined) return `hashing DEST: ${formatSize(p.hashing)} / ${formatSize(p.total)}`;
+  if (p.hashing !== undefined) return `hashing DEST: ${formatSize(p.hashing)} / ${formatSize(p.total ?? p.hashing)}`;
   const done = p.rescued + p.unreadable;
-  const pct = p.total > 0 ? Math.floor((done / p.total) * 100) : 100;
   const seconds = (Date.now() - p.startedAt) / 1000;
   const rate = seconds > 0 ? p.bytesRead / seconds : 0;
-  const eta = p.phase === "copying" && rate > 0 ? `, ETA ${formatDuration((p.total - done) / rate)}` : "";
   const phase = p.phase === "copying" || p.phase === "retrying" ? `${p.phase} (pass ${p.pass})` : p.phase;
+  if (p.total === undefined) return `${phase}: ${formatSize(done)} of a stream, ${formatSize(Math.round(rate))}/s`;
+  const pct = p.total > 0 ? Math.floor((done / p.total) * 100) : 100;
+  const eta = p.phase === "copying" && rate > 0 ? `, ETA ${formatDuration((p.total - done) / rate)}` : "";
   return `${phase}: ${formatSize(done)} / ${formatSize(p.total)} (${pct}%), ${formatSize(Math.round(rate))}/s${eta}, unreadable ${formatSize(p.unreadable)}`;
 }
 
 function summarize(r: CaptureResult, mapPath: string | undefined): string {
   const lines: string[] = [];
   const resumed = r.resumed ? " (resumed)" : "";
-  lines.push(`captured ${formatSize(r.bytesCopied)} of ${formatSize(r.size)} from ${r.source} to ${r.dest} in ${r.seconds} s${resumed}`);
+  const of = r.fromStream && r.interrupted ? "" : ` of ${formatSize(r.size)}`;
+  lines.push(`captured ${formatSize(r.bytesCopied)}${of} from ${r.source} to ${r.dest} in ${r.seconds} s${resumed}`);
   if (r.bytesUnreadable > 0) {
     const where = mapPath ? `; ${mapPath} says where` : "";
     lines.push(`unreadable: ${formatSize(r.bytesUnreadable)} (${r.bytesUnreadable} bytes) in ${r.badRanges.length} area(s), zero-filled in the image${where}`);
@@ -163,7 +165,11 @@ function summarize(r: CaptureResult, mapPath: string | undefined): string {
     lines.push(`left for a later run: ${formatSize(r.bytesUnfinished)} in failing blocks not yet trimmed or scraped (no hash until then)`);
   }
   if (r.hashedFromDest > 0) lines.push(`hashing read ${formatSize(r.hashedFromDest)} back from ${r.dest} (bytes that reached it out of order)`);
-  if (r.interrupted) {
+  if (r.interrupted && r.fromStream) {
+    // Nothing resumes a stream: it cannot be read again from where it stopped.
+    const kept = mapPath ? `; ${mapPath} says it holds the first ${r.bytesCopied} bytes` : r.dest === "-" ? "" : " and was removed";
+    lines.push(`interrupted before the end of the stream: ${r.dest} is incomplete${kept}`);
+  } else if (r.interrupted) {
     lines.push(
       mapPath
         ? `interrupted: ${mapPath} is saved; run the same command again to resume`

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { UsageError } from "../errors.js";
+import { escapeName } from "../fs/names.js";
 import { resolvePath } from "../fs/path.js";
 import { StreamSink } from "../io/file-sink.js";
 import { openImageFilesystem } from "./image-fs.js";
@@ -18,8 +19,8 @@ export function registerCat(program: Command): Command {
       try {
         const { fs } = opened;
         const { node, path: resolved } = await resolvePath(fs, path);
-        if (node.stat.type === "dir") throw new UsageError(`${resolved}: is a directory`);
-        if (node.stat.type !== "file") throw new UsageError(`${resolved}: not a regular file`);
+        if (node.stat.type === "dir") throw new UsageError(`${escapeName(resolved)}: is a directory`);
+        if (node.stat.type !== "file") throw new UsageError(`${escapeName(resolved)}: not a regular file`);
         const out = new StreamSink();
         const size = node.stat.size;
         for (let pos = 0; pos < size; pos += CHUNK) {

@@ -8,24 +8,38 @@ import { interruptOnSignals } from "./signals.js";
 
 const HELP = `
 Operands (GNU dd's syntax and meaning; count, skip and seek count bs blocks):
-  if=FILE        file or block device to read (required)
-  of=FILE        file or block device to write (default: standard output)
+  if=FILE        file, block device, or stream (a pipe, a FIFO, a character
+                 device, - for standard input) to read (required)
+  of=FILE        file, block device or FIFO to write (default: standard output)
   bs=BYTES       block size [512]; suffixes c w b(512) K M G, kB MB GB (x1000), KiB MiB
-  count=N        copy N input blocks
-  skip=N         skip N input blocks
+  count=N        copy N input blocks (from a pipe, a short read is a block too)
+  skip=N         skip N input blocks (a stream: read N blocks and drop them)
   seek=N         skip N output blocks
-  conv=LIST      noerror: go on after read errors; sync: pad every input block
-                 to bs (a failed block becomes bs zeros); sparse: seek over
-                 all-zero output blocks; notrunc: do not truncate of=
+  conv=LIST      noerror    go on after read errors
+                 sync       pad every input block to bs (a failed block
+                            becomes bs zeros)
+                 sparse     seek over all-zero output blocks
+                 notrunc    do not truncate of=
+                 fdatasync  write the data to the disk before finishing
+                 fsync      likewise, with the metadata
   status=LEVEL   progress, noxfer or none
-  iflag=direct   read with O_DIRECT; oflag=direct: write with O_DIRECT
+  iflag=LIST     direct     read with O_DIRECT
+                 fullblock  gather full input blocks from short reads
+  oflag=LIST     direct     write with O_DIRECT
+
+Nothing else is accepted, and nothing is synced unless conv= asks.
+
+of= may be if= itself (any path to it) only to rewrite it in place: with
+conv=notrunc, and seek= at or before skip= (or past all that count= reads),
+so no byte is overwritten before it is read.
 
 dd's semantics lose every readable byte that shares a block with a bad
 sector. When that happens, platter dd probes the failed blocks afterwards
 and says on stderr how many readable bytes \`platter capture\` would have kept.
+A stream cannot be probed, skipped or read again.
 
 Exit status (as GNU dd): 0 success, also when conv=noerror went on past read
-errors; 1 a read error stopped the copy, or a write failed; 2 usage error.`;
+errors; 1 a read error stopped the copy, a write or a sync failed; 2 usage error.`;
 
 export function registerDd(program: Command): Command {
   return program
@@ -48,7 +62,7 @@ export function registerDd(program: Command): Command {
             progress.done();
             process.stderr.write(`platter: dd: error reading '${ops.input}' at offset ${offset}: ${reason(err)}\n`);
           },
-          onWarning: warn,
+          onWarning: ops.status === "none" ? undefined : warn, // as GNU dd
         });
       } finally {
         progress.done();
@@ -56,7 +70,11 @@ export function registerDd(program: Command): Command {
       }
       if (ops.status !== "none") process.stderr.write(formatStats(result, ops.status !== "noxfer"));
       reportLoss(result, ops.conv.sync);
-      if (result.interrupted) process.exitCode = 128 + (signals.received === "SIGTERM" ? 15 : 2);
+      if (result.syncFailure) {
+        process.stderr.write(`platter: ${result.syncFailure.message}\n`);
+        process.exitCode = 1;
+      }
+      if (result.interrupted) signals.exitInterrupted();
       else if (result.stoppedAt !== undefined) process.exitCode = 1; // as GNU dd: conv=noerror errors still exit 0
     });
 }
@@ -92,7 +110,13 @@ const iec = (n: number) => scaled(n, 1024, ["", "Ki", "Mi", "Gi", "Ti", "Pi"]);
 
 /** One line saying what dd semantics lost that `platter capture` would have kept. */
 function reportLoss(r: DdResult, sync: boolean): void {
-  if (r.stoppedAt !== undefined) {
+  if (r.fromStream && r.failedBlocks.length > 0) {
+    warn(
+      r.stoppedAt !== undefined
+        ? `dd stopped at the read error at offset ${r.stoppedAt} of the stream; a stream cannot be read again, so nothing can retry it`
+        : `${r.failedBlocks.length} read error(s) in the stream: a stream cannot be skipped past or read again, so nothing can retry them`,
+    );
+  } else if (r.stoppedAt !== undefined) {
     warn(
       `dd stopped at the read error at offset ${r.stoppedAt}: ${r.bytesNotCopied} bytes of input were not copied ` +
         "(`platter capture` goes on past read errors and keeps every readable sector)",

@@ -1,10 +1,12 @@
 import type { Command } from "commander";
-import { type ExtractProgress, extractTree } from "../fs/extract.js";
+import { type ExtractProgress, extractTree } from "../fs/extract/index.js";
+import { escapeName } from "../fs/names.js";
 import { resolvePath } from "../fs/path.js";
 import { formatSize } from "../util/units.js";
 import { openImageFilesystem } from "./image-fs.js";
 import { warn } from "./output.js";
 import { describeTransfer, ProgressLine } from "./progress.js";
+import { interruptOnSignals } from "./signals.js";
 
 interface ExtractFlags {
   output: string;
@@ -27,6 +29,7 @@ export function registerExtract(program: Command): Command {
     .option("-q, --quiet", "no progress and no summary")
     .action(async (image: string, path: string, opts: ExtractFlags) => {
       const opened = await openImageFilesystem(image, opts.part);
+      const signals = interruptOnSignals();
       try {
         const start = await resolvePath(opened.fs, path, { followFinal: path.endsWith("/") || path === "/" });
         const progress = new ProgressLine(opts);
@@ -36,6 +39,7 @@ export function registerExtract(program: Command): Command {
         let last: ExtractProgress | undefined;
         const summary = await extractTree(opened.fs, start, opts.output, {
           force: opts.force,
+          signal: signals.signal,
           onWarning: (m) => {
             progress.done();
             warn(m);
@@ -45,16 +49,22 @@ export function registerExtract(program: Command): Command {
             progress.update(render(p));
           },
         });
-        if (last) progress.update(render(last), true);
+        if (last && !summary.interrupted) progress.update(render(last), true);
         progress.done();
-        if (!opts.quiet) {
-          const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
-          const parts = [count(summary.files, "file"), count(summary.dirs, "folder"), count(summary.symlinks, "symlink")];
-          if (summary.hardlinks) parts.push(`${count(summary.hardlinks, "hard link")} among the files`);
-          if (summary.skipped) parts.push(`${summary.skipped} skipped`);
-          process.stdout.write(`extracted ${parts.join(", ")} (${formatSize(summary.bytes)}) into ${opts.output}\n`);
+        const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+        const parts = [count(summary.files, "file"), count(summary.dirs, "folder"), count(summary.symlinks, "symlink")];
+        if (summary.hardlinks) parts.push(`${count(summary.hardlinks, "hard link")} among the files`);
+        if (summary.specials) parts.push(count(summary.specials, "fifo or device", "fifos and devices"));
+        if (summary.skipped) parts.push(`${summary.skipped} skipped`);
+        const described = `${parts.join(", ")} (${formatSize(summary.bytes)}) into ${escapeName(opts.output)}`;
+        if (summary.interrupted) {
+          process.stderr.write(`platter: interrupted: extracted ${described}; files being written were removed\n`);
+          process.exitCode = 128 + (signals.received === "SIGTERM" ? 15 : 2);
+        } else if (!opts.quiet) {
+          process.stdout.write(`extracted ${described}\n`);
         }
       } finally {
+        signals.dispose();
         await opened.close();
       }
     });

@@ -9,9 +9,9 @@ import { PlatterError } from "../errors.js";
 import { VERSION } from "../version.js";
 import { loadCommands, type RegisterCommand } from "./commands.js";
 
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
 
 function buildProgram(registrations: RegisterCommand[]): Command {
   const program = new Command("platter")
@@ -29,12 +29,11 @@ function buildProgram(registrations: RegisterCommand[]): Command {
 }
 
 /** Map anything thrown to one stderr line and an exit code. */
-export function reportError(err: unknown): number {
+function reportError(err: unknown): number {
   if (err instanceof CommanderError) {
-    if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") {
-      return EXIT_OK;
-    }
-    return EXIT_USAGE; // commander already printed its message
+    // Commander has printed the help, the version or its message. It exits 0 for
+    // --help, `help` and --version, 1 for the rest: a bad flag, or no command named.
+    return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
   }
   if (err instanceof PlatterError) {
     process.stderr.write(`platter: ${err.message}\n`);
@@ -48,11 +47,10 @@ export function reportError(err: unknown): number {
   return EXIT_FAILURE;
 }
 
-export async function main(argv: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number> {
   try {
     const program = buildProgram(await loadCommands(argv));
     await program.parseAsync(argv, { from: "user" });
-    if (argv.length === 0) program.outputHelp();
     return typeof process.exitCode === "number" ? process.exitCode : EXIT_OK;
   } catch (err) {
     return reportError(err);

@@ -29,7 +29,7 @@ export function registerParts(program: Command): Command {
     });
 }
 
-export function formatReport(image: string, r: PartitionReport): string {
+function formatReport(image: string, r: PartitionReport): string {
   const sectors = Math.floor(r.size / r.sectorSize);
   const lines = [`${image}: ${formatSize(r.size)}, ${r.size} bytes, ${sectors} sectors of ${r.sectorSize} bytes`];
   const whole = r.filesystem ? `${r.filesystem}${r.label ? ` "${r.label}"` : ""}` : null;
@@ -43,7 +43,8 @@ export function formatReport(image: string, r: PartitionReport): string {
     return `${lines.join("\n")}\n`;
   }
   const gpt = r.scheme === "gpt";
-  const header = ["#", "Boot", "Start", "End", "Sectors", "Size", "Offset", "Type", ...(gpt ? ["Name"] : []), "Filesystem", "Label"];
+  // MBR: the type byte as fdisk -l and sfdisk -l show it (83, c, 5: hex without a leading zero) beside its name.
+  const header = ["#", "Boot", "Start", "End", "Sectors", "Size", "Offset", ...(gpt ? [] : ["Id"]), "Type", ...(gpt ? ["Name"] : []), "Filesystem", "Label"];
   const rows = r.partitions.map((p) => [
     String(p.number),
     p.bootable ? "*" : "",
@@ -52,11 +53,12 @@ export function formatReport(image: string, r: PartitionReport): string {
     String(p.sectors),
     formatSize(p.length),
     String(p.offset),
+    ...(gpt ? [] : [Number.parseInt(p.type, 16).toString(16)]),
     p.typeName,
     ...(gpt ? [p.name ?? ""] : []),
     p.container ? "" : (p.filesystem ?? "-"),
     p.label ?? "",
   ]);
-  lines.push("", formatTable([header, ...rows], [0, 2, 3, 4, 5, 6]));
+  lines.push("", formatTable([header, ...rows], gpt ? [0, 2, 3, 4, 5, 6] : [0, 2, 3, 4, 5, 6, 7]));
   return `${lines.join("\n")}\n`;
 }

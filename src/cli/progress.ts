@@ -47,10 +47,11 @@ export class ProgressLine {
   }
 }
 
-/** "412 MiB / 1 GiB (40%), 180 MiB/s, ETA 3 s" */
-export function describeTransfer(done: number, total: number, startedAt: number): string {
+/** "412 MiB / 1 GiB (40%), 180 MiB/s, ETA 3 s"; "412 MiB, 180 MiB/s" for a stream, whose total is unknown. */
+export function describeTransfer(done: number, total: number | undefined, startedAt: number): string {
   const seconds = (Date.now() - startedAt) / 1000;
   const rate = seconds > 0 ? done / seconds : 0;
+  if (total === undefined) return `${formatSize(done)}, ${formatSize(Math.round(rate))}/s`;
   const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
   const eta = rate > 0 ? formatDuration((total - done) / rate) : "?";
   return `${formatSize(done)} / ${formatSize(total)} (${pct}%), ${formatSize(Math.round(rate))}/s, ETA ${eta}`;

@@ -1,4 +1,5 @@
 import type { BlockSource } from "../io/block-source.js";
+import { LruCache } from "../util/lru.js";
 
 /**
  * A small LRU cache of fixed-size blocks of a source, for metadata that
@@ -7,33 +8,25 @@ import type { BlockSource } from "../io/block-source.js";
  * Concurrent requests for the same block share one read.
  */
 export class BlockCache {
-  private readonly blocks = new Map<number, Promise<Buffer>>();
-  private readonly capacity: number;
+  private readonly blocks: LruCache<number, Promise<Buffer>>;
 
   constructor(
     private readonly source: BlockSource,
     readonly blockSize: number,
     maxBytes = 16 << 20,
   ) {
-    this.capacity = Math.max(8, Math.floor(maxBytes / blockSize));
+    this.blocks = new LruCache(Math.max(8, Math.floor(maxBytes / blockSize)));
   }
 
   /** Block `index` (bytes [index*blockSize, +blockSize)); the caller must not modify it. */
   get(index: number): Promise<Buffer> {
     const hit = this.blocks.get(index);
-    if (hit) {
-      // Re-insert: Map keeps insertion order, so the first key is the least recently used.
-      this.blocks.delete(index);
-      this.blocks.set(index, hit);
-      return hit;
-    }
-    const pending = this.source.read(index * this.blockSize, this.blockSize);
-    this.blocks.set(index, pending);
-    pending.catch(() => this.blocks.delete(index));
-    if (this.blocks.size > this.capacity) {
-      const oldest = this.blocks.keys().next().value as number;
-      this.blocks.delete(oldest);
-    }
+    if (hit) return hit;
+    const pending = this.blocks.set(index, this.source.read(index * this.blockSize, this.blockSize));
+    // A failed read is not remembered: the next get() tries again.
+    pending.catch(() => {
+      if (this.blocks.get(index) === pending) this.blocks.delete(index);
+    });
     return pending;
   }
 

@@ -2,11 +2,18 @@ import type { FsDirEntry, FsNode } from "./types.js";
 
 /**
  * Lookup in a folder whose names are case-insensitive (FAT, exFAT): an exact
- * match wins, then one equal but for case.
+ * match wins, then the first one equal but for case. One pass over a listing
+ * or a stream of one, so a huge folder is never held.
  */
-export function findIgnoringCase<N extends FsNode>(entries: Array<FsDirEntry<N>>, name: string): N | undefined {
-  const exact = entries.find((e) => e.name === name);
-  if (exact) return exact.node;
+export async function findIgnoringCase<N extends FsNode>(
+  entries: Iterable<FsDirEntry<N>> | AsyncIterable<FsDirEntry<N>>,
+  name: string,
+): Promise<N | undefined> {
   const folded = name.toUpperCase();
-  return entries.find((e) => e.name.toUpperCase() === folded)?.node;
+  let equalButForCase: N | undefined;
+  for await (const entry of entries) {
+    if (entry.name === name) return entry.node;
+    if (!equalButForCase && entry.name.toUpperCase() === folded) equalButForCase = entry.node;
+  }
+  return equalButForCase;
 }

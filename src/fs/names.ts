@@ -92,26 +92,33 @@ export function printableName(name: string): string {
   return hasRawBytes(name) ? nameBytes(name).toString("utf8") : name;
 }
 
+/** What escapeName() changes: C0 controls, DEL, C1 controls, a backslash, an escaped byte. */
+const NEEDS_ESCAPE = /[\x00-\x1f\x7f-\x9f\\\udc80-\udcff]/;
+
 const C_ESCAPES: Record<number, string> = { 7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r", 0x5c: "\\\\" };
 
 /**
  * A name as `ls -b` (GNU's escape quoting) shows it: C escapes for control
  * characters, a backslash doubled, and each byte that is not UTF-8 (or is a
  * C1 control) as \ooo octal: `bad\377\376.txt`. Safe to print on a terminal.
+ * Unlike ls -b, a space stays a space: listings of ordinary names stay readable.
  */
 export function escapeName(name: string): string {
-  let out = "";
+  // Most names need nothing; building the others piece by piece makes a rope that a
+  // listing holding many of them would pay for, so pieces are joined once.
+  if (!NEEDS_ESCAPE.test(name)) return name;
+  const out: string[] = [];
   for (const ch of name) {
     const code = ch.codePointAt(0) as number;
     if (isEscapedByte(code)) {
-      out += `\\${(code - ESCAPE_BASE).toString(8).padStart(3, "0")}`;
+      out.push(`\\${(code - ESCAPE_BASE).toString(8).padStart(3, "0")}`);
     } else if (code < 0x20 || code === 0x7f || code === 0x5c) {
-      out += C_ESCAPES[code] ?? `\\${code.toString(8).padStart(3, "0")}`;
+      out.push(C_ESCAPES[code] ?? `\\${code.toString(8).padStart(3, "0")}`);
     } else if (code >= 0x80 && code < 0xa0) {
-      for (const byte of Buffer.from(ch, "utf8")) out += `\\${byte.toString(8).padStart(3, "0")}`;
+      for (const byte of Buffer.from(ch, "utf8")) out.push(`\\${byte.toString(8).padStart(3, "0")}`);
     } else {
-      out += ch;
+      out.push(ch);
     }
   }
-  return out;
+  return out.join("");
 }

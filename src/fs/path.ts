@@ -4,6 +4,7 @@
  * filesystem's root, never escaping it), at most MAX_SYMLINKS of them.
  */
 import { CorruptImageError, UsageError } from "../errors.js";
+import { escapeName } from "./names.js";
 import type { FileSystem, FsNode } from "./types.js";
 
 /** Linux's limit on links followed in one lookup (MAXSYMLINKS). */
@@ -44,7 +45,7 @@ export async function resolvePath<N extends FsNode>(
       continue;
     }
     const dir = current();
-    const where = `/${[...stack.map((s) => s.name), part].join("/")}`;
+    const where = escapeName(`/${[...stack.map((s) => s.name), part].join("/")}`);
     if (dir.stat.type !== "dir") throw new UsageError(`${where}: not a directory (in the image)`);
     const node = await fs.lookup(dir, part);
     if (!node) throw new UsageError(`${where}: no such file or directory in the image`);

@@ -56,7 +56,9 @@ export interface FsNode {
 export interface FsDirEntry<N extends FsNode = FsNode> {
   /**
    * The name exactly as stored, decoded without loss (fs/names.ts: bytes that
-   * are not UTF-8 survive as escapes that nameBytes() turns back); never "." or "..".
+   * are not UTF-8 survive as escapes that nameBytes() turns back). A
+   * directory's own "." and ".." links are never listed; an entry a crafted
+   * image names "." or ".." is, as stored (extract renames it, with a warning).
    */
   name: string;
   node: N;

@@ -15,8 +15,12 @@ import type { FileSystem, FsDirEntry, FsNode } from "./types.js";
 
 /** Deeper than any real tree; a backstop for readers whose directories have no identity. */
 export const MAX_DEPTH = 2048;
-/** Entries held for sorting at once (about 30 MiB of names and nodes). */
-export const SORT_BUDGET = 100_000;
+/**
+ * Entries held for sorting at once: some 10 to 25 MiB of names and nodes, which
+ * the garbage collector's slack multiplies; a million-name folder then lists
+ * in well under 200 MiB.
+ */
+export const SORT_BUDGET = 50_000;
 
 export interface WalkEntry<N extends FsNode> {
   /** "/dir/name" inside the filesystem. */

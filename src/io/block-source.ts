@@ -1,7 +1,7 @@
 /**
  * Everything platter reads goes through a BlockSource: a file, a block
- * device, a partition (a slice of another source), a decompressed container,
- * or a test source that fails on chosen sectors. Commands never care which.
+ * device, a partition (a slice of another source), bytes in memory, or in
+ * tests a source that fails on chosen sectors. Commands never care which.
  */
 export interface BlockSource {
   /** Size in bytes. */
@@ -19,8 +19,8 @@ export interface BlockSource {
   read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
   /**
    * Optional: the ranges of [offset, offset+length) that may hold data, in
-   * order. Ranges outside them are known to read as zeros (holes of a sparse
-   * file, unallocated clusters of a qcow2). Sources that cannot tell omit it.
+   * order. Ranges outside them are known to read as zeros (the holes of a
+   * sparse file). Sources that cannot tell omit it.
    */
   dataRanges?(offset: number, length: number): Promise<Array<[number, number]>>;
   /**

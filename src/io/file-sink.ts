@@ -1,10 +1,16 @@
-import { constants, promises as fsp } from "node:fs";
+import { constants, open as openCallback, promises as fsp } from "node:fs";
+import { Socket } from "node:net";
+import { promisify } from "node:util";
 import type { BlockSink } from "./block-source.js";
 import { DeviceError, errnoCode, ioError, UsageError } from "../errors.js";
 import { AlignedBuffer, alignedMemoryAvailable } from "./aligned.js";
-import { blockDeviceSectorSize, punchHole } from "./syscalls.js";
+import { blockDeviceGeometry } from "./block-device.js";
+import { punchHole } from "./syscalls.js";
 import { zeroChunks } from "./zeros.js";
 import { InTurn } from "../util/in-turn.js";
+import { unlessAborted } from "./stream-source.js";
+
+const openFd = promisify(openCallback);
 
 export interface OpenSinkOptions {
   /** Create the file if missing (never applies to devices). */
@@ -65,7 +71,7 @@ export class FileSink implements BlockSink {
     if (options.direct && alignedMemoryAvailable()) {
       try {
         sink.directHandle = await fsp.open(path, constants.O_WRONLY | constants.O_DIRECT);
-        if (stat.isBlockDevice()) sink.directAlign = blockDeviceSectorSize(sink.directHandle.fd) ?? 512;
+        if (stat.isBlockDevice()) sink.directAlign = (await blockDeviceGeometry(sink.directHandle.fd, stat.rdev))?.logicalSectorSize ?? 512;
       } catch {
         // tmpfs and some FUSE file systems refuse O_DIRECT: write through the cache.
       }
@@ -133,9 +139,19 @@ export class FileSink implements BlockSink {
     }
   }
 
+  /** The data on the disk (fdatasync). */
   async flush(): Promise<void> {
     try {
       await this.handle.datasync();
+    } catch (err) {
+      throw ioError(err, this.name);
+    }
+  }
+
+  /** The data and the metadata (size, times) on the disk (fsync). */
+  async sync(): Promise<void> {
+    try {
+      await this.handle.sync();
     } catch (err) {
       throw ioError(err, this.name);
     }
@@ -155,6 +171,32 @@ async function isBlockDevice(path: string): Promise<boolean> {
   }
 }
 
+/** Whether a DEST path is written as a stream, in order: a FIFO or a socket (pwrite there fails with ESPIPE). */
+export async function isStreamOutput(path: string): Promise<boolean> {
+  try {
+    const st = await fsp.stat(path);
+    return st.isFIFO() || st.isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A FIFO DEST, written through the event loop as standard output is, so a
+ * reader that stops reading holds no thread. Its open waits for a reader;
+ * `signal` gives that wait up.
+ */
+export async function openStreamSink(path: string, signal?: AbortSignal): Promise<StreamSink> {
+  if ((await fsp.stat(path)).isSocket()) throw new UsageError(`${path} is a socket: platter writes to a socket only as standard output (-)`);
+  let fd: number;
+  try {
+    fd = await unlessAborted(openFd(path, constants.O_WRONLY), signal);
+  } catch (err) {
+    throw signal?.aborted ? err : ioError(err, path);
+  }
+  return new StreamSink(new Socket({ fd, readable: false, writable: true }), path, true);
+}
+
 /** Standard output (or any stream): writes must come in order, zeros are written out. */
 export class StreamSink implements BlockSink {
   readonly sequential = true;
@@ -168,8 +210,10 @@ export class StreamSink implements BlockSink {
   constructor(
     private readonly stream: NodeJS.WritableStream = process.stdout,
     readonly name = "stdout",
+    /** Opened for this sink (a FIFO): ended by close(). Standard output is left open. */
+    private readonly owned = false,
   ) {
-    this.overFd = typeof (stream as { fd?: unknown }).fd === "number";
+    this.overFd = typeof (stream as { fd?: unknown }).fd === "number" || stream instanceof Socket;
   }
 
   /**
@@ -204,6 +248,7 @@ export class StreamSink implements BlockSink {
 
   async close(): Promise<void> {
     await this.writes.idle();
+    if (this.owned) await new Promise<void>((resolve) => this.stream.end(resolve));
   }
 
   private accept(offset: number, length: number): void {

@@ -3,7 +3,9 @@ import type { BlockSource } from "./block-source.js";
 import { AlignedBuffer, alignedMemoryAvailable, isAligned } from "./aligned.js";
 import { checkRange, targetBuffer } from "./bounds.js";
 import { DeviceError, ioError } from "../errors.js";
-import { blockDeviceSectorSize, blockDeviceSize, cachedBytes, copyFileRange, seekData, seekHole } from "./syscalls.js";
+import { needsRandomAccess, streamKind } from "./stream-source.js";
+import { blockDeviceGeometry } from "./block-device.js";
+import { cachedBytes, copyFileRange, seekData, seekHole } from "./syscalls.js";
 
 export interface OpenSourceOptions {
   /**
@@ -39,7 +41,7 @@ function mostlyUncached(fd: number, size: number): boolean {
 /** O_DIRECT alignment assumed for regular files (see FileSource.open). */
 const FILE_DIRECT_ALIGN = 4096;
 
-/** A regular file or a block device. */
+/** A regular file or a block device; pipes, character devices and sockets are refused (see stream-source.ts). */
 export class FileSource implements BlockSource {
   /** Aligned buffers for direct reads, one per read in flight (reads may overlap). */
   private readonly scratch: AlignedBuffer[] = [];
@@ -65,6 +67,9 @@ export class FileSource implements BlockSource {
       throw ioError(err, path);
     }
     if (stat.isDirectory()) throw new DeviceError(`${path}: is a directory, not an image or device`, "EISDIR");
+    // Before any open: a FIFO's would wait for a writer, and a stream has no size to report.
+    const kind = streamKind(stat);
+    if (kind) throw needsRandomAccess(path, kind);
     const isBlockDevice = stat.isBlockDevice();
     // Where stat alone decides, only the direct handle is opened; a "cold" file asks the page cache first.
     let handle = options.direct === true || (options.direct === "cold" && isBlockDevice) ? await openDirect(path) : undefined;
@@ -87,13 +92,13 @@ export class FileSource implements BlockSource {
     // A file's direct reads answer to the device under its file system, unknown here: 4 KiB suits every usual one.
     let directAlign = FILE_DIRECT_ALIGN;
     if (isBlockDevice) {
-      const devSize = blockDeviceSize(handle.fd);
-      if (devSize === undefined) {
+      const geometry = await blockDeviceGeometry(handle.fd, stat.rdev);
+      if (geometry === undefined) {
         await handle.close();
         throw new DeviceError(`${path}: cannot read the size of this block device`);
       }
-      size = devSize;
-      directAlign = blockDeviceSectorSize(handle.fd) ?? 512;
+      size = geometry.size;
+      directAlign = geometry.logicalSectorSize;
       sectorSize = options.sectorSize ?? directAlign;
     }
     return new FileSource(path, handle, size, sectorSize, isBlockDevice, direct, directAlign);

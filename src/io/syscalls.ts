@@ -51,7 +51,8 @@ let libc: Libc | null | undefined;
 function load(): Libc | null {
   if (libc !== undefined) return libc;
   libc = null;
-  if (process.platform !== "linux") return libc;
+  // PLATTER_TEST_NO_FFI: tests run the fallbacks of every call here, as where koffi cannot load.
+  if (process.platform !== "linux" || process.env.PLATTER_TEST_NO_FFI) return libc;
   try {
     const require = createRequire(import.meta.url);
     const koffi = require("koffi");

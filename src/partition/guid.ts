@@ -27,7 +27,3 @@ export function encodeGuid(guid: string, into: Buffer = Buffer.alloc(16), offset
   bytes.copy(into, offset);
   return into;
 }
-
-export function isGuidText(text: string): boolean {
-  return GUID_TEXT.test(text);
-}

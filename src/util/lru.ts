@@ -7,7 +7,11 @@
 export class LruCache<K, V> {
   private readonly map = new Map<K, V>();
 
-  constructor(readonly capacity: number) {
+  constructor(
+    readonly capacity: number,
+    /** Told of each entry set() evicts (to give its memory back to a pool). */
+    private readonly onEvict?: (key: K, value: V) => void,
+  ) {
     if (!(capacity >= 1)) throw new RangeError(`LruCache capacity must be at least 1, not ${capacity}`);
   }
 
@@ -31,7 +35,11 @@ export class LruCache<K, V> {
   set(key: K, value: V): V {
     this.map.delete(key);
     this.map.set(key, value);
-    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as K);
+    if (this.map.size > this.capacity) {
+      const [oldKey, oldValue] = this.map.entries().next().value as [K, V];
+      this.map.delete(oldKey);
+      this.onEvict?.(oldKey, oldValue);
+    }
     return value;
   }
 

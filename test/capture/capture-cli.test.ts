@@ -3,10 +3,13 @@ import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { capture } from "../../src/capture/capture.js";
 import { decodeMapfile } from "../../src/capture/mapfile.js";
+import { CountingSource } from "../../src/io/counting-source.js";
+import { MemorySource } from "../../src/io/memory-source.js";
 import { openSource } from "../../src/io/file-source.js";
-import { isRoot, needs } from "../helpers/env.js";
-import { CLI, platter, sh } from "../helpers/run.js";
+import { isRoot, needs, unavailable } from "../helpers/env.js";
+import { CLI, platter, sh, untilReady } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const EXAMPLE = new URL("../../examples/disk.img", import.meta.url).pathname;
@@ -57,7 +60,7 @@ describe("platter capture (command line)", () => {
 
   test("under a `ulimit -v` that forbids aligned (WebAssembly) memory, capture and hash still work, through the page cache", async (t) => {
     const probe = await sh(`ulimit -v 8000000 && ${process.execPath} -e 'try { new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }); console.log("wasm") } catch { console.log("no wasm") }'`).catch(() => "no node");
-    if (probe.trim() !== "no wasm") return t.skip(`under ulimit -v 8000000 this Node says: ${probe.trim()}`);
+    if (probe.trim() !== "no wasm") return t.skip(unavailable(`under ulimit -v 8000000 this Node says: ${probe.trim()}`, "run CI where ulimit -v forbids Node's shared WebAssembly memory (Node 20 on Linux x86-64)"));
     const dir = tempDir();
     const src = join(dir, "src.img");
     const dest = join(dir, "dest.img");
@@ -120,14 +123,14 @@ describe("platter capture (command line)", () => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: "ignore" });
     const exited = new Promise((resolve) => child.on("exit", resolve));
     let progress = 0;
-    for (let i = 0; i < 400 && progress < 8 << 20; i++) {
-      await new Promise((r) => setTimeout(r, 25));
+    await untilReady(child, () => {
       try {
         progress = decodeMapfile(readFileSync(map, "utf8")).blocks.filter((b) => b.status === "+").reduce((n, b) => n + b.size, 0);
       } catch {
         // not saved yet
       }
-    }
+      return progress >= 8 << 20;
+    });
     child.kill("SIGKILL");
     await exited;
     const saved = decodeMapfile(readFileSync(map, "utf8"));
@@ -151,16 +154,18 @@ describe("platter capture (command line)", () => {
     const dir = tempDir();
     const src = join(dir, "src.img");
     await sh(`head -c 32M /dev/urandom > ${src}`);
-    const interrupt = async (args: string[], signal: NodeJS.Signals = "SIGINT") => {
+    // Signalled once DEST has its first bytes: the copy has begun, whatever the machine's load.
+    const interrupt = async (args: string[], dest: string, signal: NodeJS.Signals = "SIGINT") => {
       const child = spawn(process.execPath, [CLI, ...args, "--max-read-rate", "8MiB", "--block-size", "256K"], { stdio: ["ignore", "pipe", "pipe"] });
       let stderr = "";
       child.stderr.on("data", (d) => (stderr += d));
       const code = new Promise<number | null>((resolve) => child.on("exit", resolve));
-      await new Promise((r) => setTimeout(r, 800));
+      // Interrupted once a MiB has reached DEST: the copy is under way, its signal handlers set.
+      await untilReady(child, () => existsSync(dest) && statSync(dest).size >= 1 << 20);
       child.kill(signal);
       return { code: await code, stderr };
     };
-    const withMap = await interrupt(["capture", src, join(dir, "a.img"), "--map", join(dir, "a.map")]);
+    const withMap = await interrupt(["capture", src, join(dir, "a.img"), "--map", join(dir, "a.map")], join(dir, "a.img"));
     assert.equal(withMap.code, 130, withMap.stderr);
     assert.match(withMap.stderr, /interrupted: .*a\.map is saved; run the same command again to resume/);
     const saved = decodeMapfile(readFileSync(join(dir, "a.map"), "utf8"));
@@ -170,7 +175,7 @@ describe("platter capture (command line)", () => {
     assert.equal(resumed.code, 0, resumed.stderr);
     await sh(`cmp ${src} ${join(dir, "a.img")}`);
 
-    const noMap = await interrupt(["capture", src, join(dir, "b.img")], "SIGTERM");
+    const noMap = await interrupt(["capture", src, join(dir, "b.img")], join(dir, "b.img"), "SIGTERM");
     assert.equal(noMap.code, 143);
     assert.match(noMap.stderr, /b\.img is incomplete and was removed/);
     assert.equal(existsSync(join(dir, "b.img")), false);
@@ -187,12 +192,13 @@ describe("platter capture (command line)", () => {
       [["capture", src, dest, "--block-size", "1000"], 2, /^platter: invalid --block-size 1000/],
       [["capture", src, dest, "--block-size", "lots"], 2, /^platter: invalid --block-size 'lots'/],
       [["capture", src, dest, "--retries", "-1"], 2, /^platter: invalid --retries/],
+      [["capture", src, dest, "--sector-size", "3"], 2, /^platter: invalid --sector-size 3: must be a power of two from 512 bytes to 1 MiB\n/],
+      [["capture", src, dest, "--sector-size", "1000", "--block-size", "64K"], 2, /^platter: invalid --sector-size 1000/],
       [["capture", src, dest, "--hash", "crc32"], 2, /^platter: unknown hash 'crc32'/],
       [["capture", src, dest, "--skip", "1M"], 2, /^platter: --skip 1048576 is past the end/],
       [["capture", src, dest, "--length", "1M"], 2, /goes past the end/],
       [["capture", src, "-", "--json"], 2, /^platter: --json prints on stdout/],
       [["capture", src, dest, "--bogus"], 2, /unknown option '--bogus'/],
-      [["capture", "/dev/zero", dest], 2, /^platter: \/dev\/zero: not a file or a block device/],
       [["capture", src, join(dir, "no-such-dir", "x.img"), "--map", join(dir, "x.map")], 1, /no such file or directory\n$/],
     ];
     for (const [args, code, message] of cases) {
@@ -209,6 +215,43 @@ describe("platter capture (command line)", () => {
     const moved = await platter(["capture", src, dest, "--map", map, "--skip", "8K", "--length", "8K"]);
     assert.equal(moved.code, 2);
     assert.match(moved.stderr, /^platter: .*window\.map belongs to a capture with --skip 4096; resume it with the same --skip \(this run: 8192\)\n$/);
+  });
+
+  test("every output path (DEST, --map, --hash-file) is checked before a byte is copied: missing folder, a folder, SOURCE, each other", async () => {
+    const dir = tempDir();
+    const src = join(dir, "src.img");
+    writeFileSync(src, Buffer.alloc(1 << 20, 3));
+    await sh(`ln -s ${src} ${dir}/link.img`);
+    const dest = join(dir, "out.img");
+    const cases: Array<[string[], number, string]> = [
+      [["--hash-file", `${dir}/nodir/x.sha256`], 1, `${dir}/nodir/x.sha256: no such file or directory`],
+      [["--hash-file", dir], 2, `--hash-file ${dir}: is a directory`],
+      [["--map", dir], 2, `--map ${dir}: is a directory`],
+      [["--hash-file", src], 2, `refusing to write --hash-file ${src}: it is the source ${src}`],
+      [["--map", `${dir}/link.img`], 2, `refusing to write --map ${dir}/link.img: it is the source ${src}`],
+      [["--map", dest], 2, `DEST and --map are the same file (${dest})`],
+      [["--map", `${dir}/m`, "--hash-file", `${dir}/m`], 2, `--map and --hash-file are the same file (${dir}/m)`],
+    ];
+    for (const [flags, code, message] of cases) {
+      const r = await platter(["capture", src, dest, ...flags]);
+      assert.equal(r.code, code, `${flags.join(" ")}: ${r.stderr}`);
+      assert.equal(r.stderr, `platter: ${message}\n`);
+      assert.equal(existsSync(dest) || existsSync(`${dir}/m`), false, `${flags.join(" ")}: nothing written`);
+    }
+    assert.ok(readFileSync(src).equals(Buffer.alloc(1 << 20, 3)));
+    // The library reads nothing from SOURCE before every output checks out.
+    const source = new CountingSource(new MemorySource(Buffer.alloc(1 << 20, 3)));
+    await assert.rejects(capture({ source, dest, hashes: ["sha256"], hashFile: `${dir}/nodir/x` }), /no such file or directory/);
+    assert.equal(source.bytesRead, 0);
+  });
+
+  test("a hash file that cannot be written at the end (/dev/full) fails the command, but the complete image stays", async () => {
+    const dir = tempDir();
+    const dest = join(dir, "out.img");
+    const r = await platter(["capture", EXAMPLE, dest, "--hash-file", "/dev/full", "-q"]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, "platter: /dev/full: no space left on device\n");
+    await sh(`cmp ${EXAMPLE} ${dest}`);
   });
 
   test("DEST is SOURCE under another path, or a hard link to it: refused, SOURCE untouched", async () => {

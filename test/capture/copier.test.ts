@@ -7,12 +7,12 @@ import { describe, test } from "node:test";
 import { capture } from "../../src/capture/capture.js";
 import { decodeMapfile } from "../../src/capture/mapfile.js";
 import type { BlockSource } from "../../src/io/block-source.js";
-import { FaultySource, type FaultRange } from "../../src/io/faulty-source.js";
+import { FaultySource, type FaultRange } from "../helpers/faulty-source.js";
 import { openSource } from "../../src/io/file-source.js";
 import { MemorySource } from "../../src/io/memory-source.js";
 import { pattern, range, SECTOR, zeroed } from "../helpers/data.js";
 import { needs } from "../helpers/env.js";
-import { sh } from "../helpers/run.js";
+import { sh, untilReady } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 
 /** How many reads touched each sector. */
@@ -274,19 +274,16 @@ describe("capture from a faulty source", () => {
     const child = spawn(process.execPath, [...helper, "2"], { stdio: "ignore" });
     const exited = new Promise((resolve) => child.on("exit", resolve));
     // Kill once the saved map shows real progress, well before the end.
-    let killedAt = "";
-    for (let i = 0; i < 400 && !killedAt; i++) {
-      await new Promise((r) => setTimeout(r, 25));
+    const progressed = await untilReady(child, () => {
       try {
-        const rescued = decodeMapfile(readFileSync(mapPath, "utf8")).blocks.filter((b) => b.status === "+").reduce((n, b) => n + b.size, 0);
-        if (rescued >= 1 << 20) killedAt = `${rescued}`;
+        return decodeMapfile(readFileSync(mapPath, "utf8")).blocks.filter((b) => b.status === "+").reduce((n, b) => n + b.size, 0) >= 1 << 20;
       } catch {
-        // not written yet
+        return false; // not written yet
       }
-    }
+    });
     child.kill("SIGKILL");
     await exited;
-    assert.ok(killedAt, "the run made progress before the kill");
+    assert.ok(progressed, "the run made progress before the kill");
     const saved = decodeMapfile(readFileSync(mapPath, "utf8"));
     assert.ok(saved.blocks.some((b) => b.status !== "+"), "killed before the end");
     // The map never claims more than DEST holds.

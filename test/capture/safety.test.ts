@@ -83,6 +83,47 @@ describe("capture refuses dangerous destinations (loop devices)", { skip: needs(
     await detach(dev);
   });
 
+  test("DEST that backs a loop device (mounted or not), or a loop device under another (mounted) one: refused, untouched", async () => {
+    const dir = tempDir();
+    const src = join(dir, "src.img");
+    writeFileSync(src, Buffer.alloc(4 << 20, 7));
+    // A file backing a loop device that nothing mounts.
+    const plain = join(dir, "plain.img");
+    writeFileSync(plain, Buffer.alloc(4 << 20, 1));
+    const plainLoop = await attach(plain);
+    refused(await platter(["capture", src, plain]), new RegExp(`^platter: refusing to write to ${plain}: it is the backing file of ${plainLoop} \\(detach it first: losetup -d ${plainLoop}\\)\n`));
+    assert.ok(readFileSync(plain).equals(Buffer.alloc(4 << 20, 1)));
+    // A file backing a mounted loop device.
+    const fsImage = join(dir, "fs.img");
+    await sh(`truncate -s 16M ${fsImage} && mkfs.ext4 -q -F ${fsImage}`);
+    const fsLoop = await attach(fsImage);
+    const mnt = join(dir, "mnt");
+    mkdirSync(mnt);
+    // Read-only mounts, so the image changes only if platter writes it.
+    const before = await sh(`sha256sum < ${fsImage}`);
+    await sh(`mount -o ro ${fsLoop} ${mnt}`);
+    mounts.push(mnt);
+    refused(await platter(["capture", src, fsImage]), new RegExp(`^platter: refusing to write to ${fsImage}: it is the backing file of ${fsLoop}, mounted on ${mnt} `));
+    await sh(`umount ${mnt}`);
+    mounts.pop();
+    assert.equal(await sh(`sha256sum < ${fsImage}`), before);
+    // A loop device with another loop device on it, mounted.
+    const upper = await attach(fsLoop);
+    await sh(`mount -o ro ${upper} ${mnt}`);
+    mounts.push(mnt);
+    refused(await platter(["capture", src, fsLoop]), new RegExp(`^platter: refusing to write to ${fsLoop}: it is the backing device of ${upper}, mounted on ${mnt} `));
+    await sh(`umount ${mnt}`);
+    mounts.pop();
+    assert.equal(await sh(`sha256sum < ${fsImage}`), before);
+    await detach(upper);
+    await detach(fsLoop);
+    await detach(plainLoop);
+    // Detached, the same files are ordinary DESTs again.
+    const ok = await platter(["capture", src, plain, "-q"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    await sh(`cmp ${src} ${plain}`);
+  });
+
   test("a block-device DEST: written in place, refused when smaller than the capture", async () => {
     const dir = tempDir();
     const target = join(dir, "target.img");

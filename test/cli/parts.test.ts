@@ -43,12 +43,38 @@ describe("platter parts", () => {
         "examples/disk.img: 4 MiB, 4194304 bytes, 8192 sectors of 512 bytes",
         "MBR (dos) partition table, disk identifier 0x0e5a3b1e",
         "",
-        "#  Boot  Start   End  Sectors   Size   Offset  Type   Filesystem  Label",
-        "1  *      2048  4095     2048  1 MiB  1048576  FAT12  vfat        EXAMPLE",
-        "2         4096  8191     4096  2 MiB  2097152  Linux  ext4        rootfs",
+        "#  Boot  Start   End  Sectors   Size   Offset  Id  Type   Filesystem  Label",
+        "1  *      2048  4095     2048  1 MiB  1048576   1  FAT12  vfat        EXAMPLE",
+        "2         4096  8191     4096  2 MiB  2097152  83  Linux  ext4        rootfs",
         "",
       ].join("\n"),
     );
+  });
+
+  test("MBR: each partition's Id and Type columns read as sfdisk -l prints them (83 Linux, c W95 FAT32 (LBA), ee GPT, 5 Extended, 82)", { skip: needs("sfdisk") }, async () => {
+    const crafted = join(tempDir(), "types.img");
+    await sh(`truncate -s 8M ${crafted}`);
+    const layout = ["start=2048,size=2048,type=83", "start=4096,size=2048,type=c", "start=6144,size=4096,type=ee", "start=10240,size=6144,type=5", "start=12288,size=2048,type=82"];
+    await sh(`sfdisk -q ${crafted}`, { input: `label: dos\n${layout.join("\n")}\n` });
+    for (const img of [crafted, await fixture("make-mbr-image.sh", "mbr.img")]) {
+      // sfdisk -l: "Device Boot Start End Sectors Size Id Type", the device named IMAGE<number>.
+      const sfdisk = (await sh(`sfdisk -l ${img}`))
+        .split("\n")
+        .map((line) => /^\S*?(\d+)\s+\*?\s+\d+\s+\d+\s+\d+\s+\S+\s+([0-9a-f]+) (.+)$/.exec(line))
+        .filter((m) => m !== null)
+        .map((m) => [Number(m[1]), m[2], m[3]]);
+      const r = await platter(["parts", img]);
+      assert.equal(r.code, 0, r.stderr);
+      const lines = r.stdout.split("\n");
+      const first = lines.findIndex((l) => l.startsWith("#  Boot"));
+      const header = lines[first] as string;
+      const [offsetEnd, idEnd, typeStart, fsStart] = [header.indexOf("Offset") + 6, header.indexOf(" Id ") + 3, header.indexOf(" Type ") + 1, header.indexOf(" Filesystem") + 1];
+      const ours = lines
+        .slice(first + 1)
+        .filter((l) => l !== "")
+        .map((l) => [Number.parseInt(l, 10), l.slice(offsetEnd, idEnd).trim(), l.slice(typeStart, fsStart).trim()]);
+      assert.deepEqual(ours, sfdisk, img);
+    }
   });
 
   test("parts on a block device (a loop device of the MBR disk) says what it says on the file", { skip: needs("root", "loop", "losetup") }, async () => {

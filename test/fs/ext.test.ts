@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
-import { statSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
+import { openExt } from "../../src/fs/ext/index.js";
+import { nameBytes } from "../../src/fs/names.js";
+import { fileTypeFromMode } from "../../src/fs/types.js";
+import { listAll } from "../../src/fs/walk.js";
+import { openSource } from "../../src/io/file-source.js";
 import { needs } from "../helpers/env.js";
 import { fixture } from "../helpers/fixtures.js";
 import { manifest, project } from "../helpers/manifest.js";
@@ -61,6 +66,7 @@ describe("ext2/3/4 reader", { skip }, () => {
       const top = (await platter(["ls", img])).stdout.trim().split("\n").filter((n) => n !== "huge-sparse.bin");
       await sh(`mkdir ${theirs} && debugfs -R 'rdump ${top.map((n) => `"/${n}"`).join(" ")} ${theirs}' ${img}`);
       a.delete("huge-sparse.bin");
+      a.delete("links/fifo"); // rdump makes no fifos; platter does
       const b = manifest(theirs);
       for (const e of a.values()) e.mode &= 0o777;
       const kept = ["type", "mode", "uid", "gid", "size", "content"] as const;
@@ -138,5 +144,102 @@ describe("ext2/3/4 reader", { skip }, () => {
       const blkid = await sh(`blkid -o value -s TYPE ${join(dir, image)}`);
       assert.equal(blkid.trim(), type);
     }
+  });
+});
+
+/** A name as debugfs ls prints it: bytes outside printable ASCII as \xHH. */
+function debugfsName(name: string): string {
+  return [...nameBytes(name)].map((b) => (b < 0x20 || b >= 0x7f ? `\\x${b.toString(16).padStart(2, "0")}` : String.fromCharCode(b))).join("");
+}
+
+describe("ext: what mkfs.ext4 -d stores, read as debugfs reads it", { skip: needs("root", "mkfs.ext4", "debugfs") }, () => {
+  const work = tempDir();
+  let img = "";
+  before(async () => {
+    const src = join(work, "src");
+    mkdirSync(src);
+    // Two names that decoding to U+FFFD would make one, device nodes (old and new encodings), a fifo, a socket.
+    writeFileSync(Buffer.from(`${src}/bad\xff\xfe.txt`, "latin1"), "fe\n");
+    writeFileSync(Buffer.from(`${src}/bad\xff\xfd.txt`, "latin1"), "fd\n");
+    await sh(`cd ${src} && ln -s "$(printf 'bad\\377\\376.txt')" link && mknod null c 1 3 && mknod sda1 b 8 1 && mknod big c 300 70000 && mkfifo fifo`);
+    await sh(`cd ${src} && perl -MSocket -e 'socket(my $s, PF_UNIX, SOCK_STREAM, 0) or die; bind($s, pack_sockaddr_un("sock")) or die'`);
+    img = join(work, "special.img");
+    await sh(`mkfs.ext4 -q -F -d ${src} ${img} 4M`);
+  });
+
+  test("names that are not UTF-8 stay distinct, byte for byte as debugfs ls shows them, and so do symlink targets", async () => {
+    const source = await openSource(img);
+    try {
+      const fs = await openExt(source);
+      const root = await fs.root();
+      const entries = await listAll(fs, root);
+      const theirs = (await sh(`debugfs -R "ls -l /" ${img} 2>/dev/null`))
+        .split("\n")
+        .map((l) => /^\s*\d+\s+\d+\s+\(\d+\)\s+\d+\s+\d+\s+\d+\s+\S+\s+\S+\s(.*)$/.exec(l)?.[1])
+        .filter((n): n is string => n !== undefined && n !== "." && n !== "..");
+      assert.deepEqual(entries.map((e) => debugfsName(e.name)).sort(), theirs.sort());
+      const bad = entries.filter((e) => e.name.startsWith("bad"));
+      assert.deepEqual(bad.map((e) => nameBytes(e.name).toString("hex")).sort(), ["626164fffd2e747874", "626164fffe2e747874"]);
+      for (const e of bad) {
+        const node = await fs.lookup(root, e.name);
+        assert.equal((await fs.read(node as typeof e.node, 0, 3)).toString(), nameBytes(e.name)[4] === 0xfe ? "fe\n" : "fd\n");
+      }
+      const link = entries.find((e) => e.name === "link")?.node;
+      assert.ok(link);
+      assert.equal(nameBytes(await fs.readlink(link)).toString("hex"), "626164fffe2e747874");
+    } finally {
+      await source.close();
+    }
+  });
+
+  test("devices, fifos and sockets have their type and rdev as debugfs stat says (old and new device encodings)", async () => {
+    const source = await openSource(img);
+    try {
+      const fs = await openExt(source);
+      const root = await fs.root();
+      for (const name of ["null", "sda1", "big", "fifo", "sock"]) {
+        const node = await fs.lookup(root, name);
+        assert.ok(node, name);
+        const stat = await sh(`debugfs -R "stat /${name}" ${img} 2>/dev/null`);
+        const type = { "character special": "char", "block special": "block", FIFO: "fifo", socket: "socket" }[/Type: (.+?)\s{2,}/.exec(stat)?.[1] ?? ""];
+        assert.equal(node.stat.type, type, name);
+        assert.equal(fileTypeFromMode(node.inode.mode), type);
+        const device = /Device major\/minor number: (\d+):(\d+)/.exec(stat);
+        assert.deepEqual(node.stat.rdev, device ? [Number(device[1]), Number(device[2])] : undefined, name);
+      }
+    } finally {
+      await source.close();
+    }
+  });
+
+  test("a directory whose extents map the same block again is corrupt, naming the inode (e2fsck: duplicate blocks)", async () => {
+    const work = tempDir();
+    const src = join(work, "src");
+    mkdirSync(join(src, "d"), { recursive: true });
+    for (const n of ["a", "b", "c"]) writeFileSync(join(src, "d", n), n);
+    const bad = join(work, "dup.img");
+    await sh(`mkfs.ext4 -q -F -b 1024 -O ^metadata_csum -d ${src} ${bad} 4M`);
+    const imap = await sh(`debugfs -R "imap /d" ${bad} 2>/dev/null`);
+    const [, block, offset] = /located at block (\d+), offset (0x[0-9a-f]+)/.exec(imap) ?? [];
+    const ino = Number(/Inode (\d+)/.exec(imap)?.[1]);
+    const inodeAt = Number(block) * 1024 + Number(offset);
+    const image = readFileSync(bad);
+    const iBlock = inodeAt + 40;
+    assert.equal(image.readUInt16LE(iBlock), 0xf30a, "an extent tree root");
+    assert.equal(image.readUInt16LE(iBlock + 2), 1, "one extent");
+    // Four extents, logical blocks 0..3, all on the directory's one physical block: four times the entries.
+    const extent = Buffer.from(image.subarray(iBlock + 12, iBlock + 24));
+    for (let i = 0; i < 4; i++) {
+      extent.writeUInt32LE(i, 0);
+      extent.copy(image, iBlock + 12 + 12 * i);
+    }
+    image.writeUInt16LE(4, iBlock + 2);
+    image.writeUInt32LE(4 * 1024, inodeAt + 4); // i_size
+    writeFileSync(bad, image);
+    const r = await platter(["ls", bad, "/d"]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `platter: ext inode ${ino}: block ${extent.readUInt32LE(8)} is mapped twice (a duplicate block)\n`);
+    const fsck = await run("e2fsck", ["-fn", bad]);
+    assert.match(fsck.stdout, /duplicate|multiply-claimed/i, "e2fsck agrees");
   });
 });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
-import { extractTree, type ExtractProgress } from "../../src/fs/extract.js";
+import { extractTree, type ExtractProgress } from "../../src/fs/extract/index.js";
 import { openFilesystem } from "../../src/fs/open.js";
 import { resolvePath } from "../../src/fs/path.js";
 import { openSource } from "../../src/io/file-source.js";
@@ -34,7 +34,7 @@ describe("extractor", { skip: needs("mkfs.ext4", "debugfs") }, () => {
     const fs = await openFilesystem(memory);
     const summary = await extractTree(fs, await resolvePath(fs, "/"), join(out, "read"));
     // 44 files (one of them a second hard link), /dir, /dir/sub, /many, /lost+found, 2 symlinks.
-    assert.deepEqual({ ...summary, bytes: undefined }, { files: 44, dirs: 4, symlinks: 2, hardlinks: 1, skipped: 0, bytes: undefined });
+    assert.deepEqual({ ...summary, bytes: undefined }, { files: 44, dirs: 4, symlinks: 2, hardlinks: 1, specials: 0, skipped: 0, bytes: undefined, interrupted: false });
     const fields = ["type", "mode", "size", "content", "mtime"] as const;
     const notInSource = (p: string) => p.startsWith("lost+found");
     const expected = project(manifest(join(dir, "small")), [...fields]);

@@ -1,85 +1,21 @@
 /**
- * 1,000 bit-flipped (and sometimes truncated) copies of each small fixture,
- * read in process through an in-memory source: open, walk everything, read
- * the head and tail of every file, read every link. Each copy must end in
- * success or a PlatterError: never another exception, never a hang.
+ * 1,000 bit-flipped (and sometimes truncated) copies of each small ext and
+ * FAT fixture, read in process (test/helpers/fs-fuzz.ts): each copy reads
+ * fine or ends in a PlatterError, within a read budget.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
-import { PlatterError } from "../../src/errors.js";
-import type { BlockSource } from "../../src/io/block-source.js";
-import { checkRange, targetBuffer } from "../../src/io/bounds.js";
+import { CorruptImageError } from "../../src/errors.js";
 import { openFilesystem } from "../../src/fs/open.js";
-import { resolvePath } from "../../src/fs/path.js";
-import { walk } from "../../src/fs/walk.js";
+import type { FileSystem, FsDirEntry, FsNode } from "../../src/fs/types.js";
+import type { BlockSource } from "../../src/io/block-source.js";
 import { needs } from "../helpers/env.js";
 import { fixture } from "../helpers/fixtures.js";
+import { fuzzImage, tryImage } from "../helpers/fs-fuzz.js";
 
 const COPIES = Number(process.env.PLATTER_FUZZ_COPIES ?? 1000);
-const MAX_MS_PER_COPY = 3000;
-
-/** The fixture's bytes with some bits flipped and maybe a shorter size; nothing is copied. */
-class FlippedSource implements BlockSource {
-  readonly sectorSize = 512;
-  readonly name = "fuzzed";
-  constructor(
-    private readonly base: Buffer,
-    private readonly flips: Map<number, number>,
-    readonly size: number,
-  ) {}
-  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    checkRange(this.name, this.size, offset, length);
-    const out = targetBuffer(length, into);
-    this.base.copy(out, 0, offset, offset + length);
-    for (const [at, mask] of this.flips) if (at >= offset && at < offset + length) out[at - offset] ^= mask;
-    return out;
-  }
-  async close(): Promise<void> {}
-}
-
-/** xorshift32: reproducible copies; a failure prints the seed. */
-function rng(seed: number): () => number {
-  let x = seed || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
-
-/** Offsets worth flipping: half in the first 64 KiB (boot sector, superblock, tables), half in any non-zero sector. */
-function targets(base: Buffer): number[] {
-  const sectors: number[] = [];
-  for (let s = 0; s * 512 < base.length; s++) {
-    const sector = base.subarray(s * 512, s * 512 + 512);
-    if (sector.some((b) => b !== 0)) sectors.push(s);
-  }
-  return sectors;
-}
-
-async function exercise(source: BlockSource): Promise<void> {
-  const fs = await openFilesystem(source);
-  const root = await fs.root();
-  let budget = 400; // entries per copy: a flipped folder can claim a lot
-  for await (const e of walk(fs, root, "/")) {
-    if (--budget < 0) break;
-    const st = e.node.stat;
-    if (st.type === "file") {
-      const head = Math.min(st.size, 65536);
-      await fs.read(e.node, 0, head);
-      if (st.size > head) await fs.read(e.node, st.size - Math.min(65536, st.size - head), Math.min(65536, st.size - head));
-      await fs.dataRanges?.(e.node);
-    } else if (st.type === "symlink") {
-      await fs.readlink(e.node);
-      await resolvePath(fs, e.path).catch((err) => {
-        if (!(err instanceof PlatterError)) throw err;
-      });
-    }
-  }
-}
 
 const FIXTURES: Array<[script: string, out: string, image: string]> = [
   ["make-ext-images.sh", "ext", "small-ext4.img"],
@@ -96,38 +32,66 @@ describe(`fuzz: ${COPIES} bit-flipped copies of each fixture`, { skip: needs("mk
   });
 
   for (const [, , image] of FIXTURES) {
-    test(`${image}: every copy reads cleanly or fails with a PlatterError`, async (t) => {
+    test(`${image}: every copy reads fine or fails with a PlatterError, within its read budget`, async (t) => {
       const base = images.get(image) as Buffer;
-      const where = targets(base);
-      await exercise(new FlippedSource(base, new Map(), base.length)); // the pristine image reads without error
-      let failures = 0;
-      let slowest = 0;
-      for (let i = 1; i <= COPIES; i++) {
-        const seed = (i * 2654435761) >>> 0;
-        const random = rng(seed);
-        const flips = new Map<number, number>();
-        const count = 1 + Math.floor(random() * 16);
-        for (let f = 0; f < count; f++) {
-          const at =
-            random() < 0.5
-              ? Math.floor(random() * Math.min(65536, base.length))
-              : where[Math.floor(random() * where.length)] * 512 + Math.floor(random() * 512);
-          flips.set(at, (flips.get(at) ?? 0) ^ (1 << Math.floor(random() * 8)));
-        }
-        const size = random() < 0.1 ? Math.floor(random() * base.length) : base.length;
-        const started = Date.now();
-        try {
-          await exercise(new FlippedSource(base, flips, size));
-        } catch (err) {
-          if (!(err instanceof PlatterError)) {
-            assert.fail(`copy ${i} (seed ${seed}, flips ${JSON.stringify([...flips])}, size ${size}): ${(err as Error).stack}`);
-          }
-          failures++;
-        }
-        slowest = Math.max(slowest, Date.now() - started);
-        assert.ok(slowest < MAX_MS_PER_COPY, `copy ${i} (seed ${seed}) took ${slowest} ms`);
-      }
-      t.diagnostic(`${failures} of ${COPIES} copies ended in a PlatterError; slowest ${slowest} ms`);
+      assert.equal((await tryImage(base, openFilesystem, `${image} as made`)).outcome, "read");
+      // Half the flips in the first 64 KiB (boot sector, superblock, group descriptors, FATs).
+      const result = await fuzzImage(base, openFilesystem, { copies: COPIES, hot: [[0, 65536]], maxFlips: 16, truncated: 0.1, deepEvery: 1 });
+      t.diagnostic(JSON.stringify(result));
+      assert.ok(result.opened >= COPIES / 2, `only ${result.opened} of ${COPIES} copies opened: the flips never reach past the superblock`);
     });
   }
+});
+
+describe("the fuzz harness itself (test/helpers/fs-fuzz.ts)", () => {
+  const image = Buffer.alloc(1 << 20, 1);
+  const dir: FsNode = { stat: { type: "dir", size: 0, mode: 0o755, mtime: 0, uid: 0, gid: 0, nlink: 2, id: 1 } };
+  /** A FileSystem with an empty root whose list() does what `list` says. */
+  const fakeReader = (list: (source: BlockSource) => AsyncIterable<FsDirEntry>) => async (source: BlockSource) =>
+    ({
+      type: "fake",
+      label: null,
+      root: async () => dir,
+      list: () => list(source),
+      lookup: async () => undefined,
+      readlink: async () => "",
+      read: async () => Buffer.alloc(0),
+      close: async () => {},
+    }) satisfies FileSystem;
+
+  test("a reader that loops re-reading the same block fails, after a bounded number of reads (no clock)", async () => {
+    let reads = 0;
+    const looping = fakeReader(async function* (source) {
+      for (;;) {
+        await source.read(0, 4096);
+        reads++;
+      }
+    });
+    await assert.rejects(tryImage(image, looping, "looping"), /looping: a reader loops: .*read more than 4194304 bytes/);
+    assert.equal(reads, (4 << 20) / 4096);
+  });
+
+  test("a reader that turns the refused read into a PlatterError, or swallows it, still fails", async () => {
+    const wrapping = fakeReader(async function* (source) {
+      for (;;) await source.read(0, 4096).catch(() => Promise.reject(new CorruptImageError("damaged")));
+    });
+    await assert.rejects(tryImage(image, wrapping, "wrapping"), /wrapping: a reader loops: .*damaged/);
+    const swallowing = fakeReader(async function* (source) {
+      for (let i = 0; i < 2000; i++) await source.read(0, 4096).catch(() => undefined);
+    });
+    await assert.rejects(tryImage(image, swallowing, "swallowing"), /swallowing: read more than its budget of 4194304 bytes, and still ended cleanly/);
+  });
+
+  test("a TypeError fails; a PlatterError is counted once per copy, whether at open or while read", async () => {
+    const typeError = fakeReader(async function* () {
+      throw new TypeError("undefined is not a function");
+    });
+    await assert.rejects(tryImage(image, typeError, "typed"), /typed: TypeError: undefined is not a function/);
+    const corrupt = fakeReader(async function* () {
+      throw new CorruptImageError("damaged");
+    });
+    assert.deepEqual(await fuzzImage(image, corrupt, { copies: 3, hot: [] }), { copies: 3, opened: 3, failed: 3, mostRead: 0 });
+    const refused = async () => Promise.reject(new CorruptImageError("no superblock"));
+    assert.deepEqual(await fuzzImage(image, refused, { copies: 3, hot: [] }), { copies: 3, opened: 0, failed: 3, mostRead: 0 });
+  });
 });

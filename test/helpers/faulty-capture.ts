@@ -6,7 +6,7 @@
  * CaptureResult as JSON.
  */
 import { capture } from "../../src/capture/capture.js";
-import { FaultySource, type FaultRange } from "../../src/io/faulty-source.js";
+import { FaultySource, type FaultRange } from "./faulty-source.js";
 import { openSource } from "../../src/io/file-source.js";
 
 const [sourcePath, dest, mapPath, faultsJson, delay] = process.argv.slice(2);

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 /** The built CLI, exactly as `npx platter` runs it (npm test builds first). */
@@ -55,4 +55,17 @@ export async function sh(command: string, options?: RunOptions): Promise<string>
   const r = await run("bash", ["-c", command], options);
   if (r.code !== 0) throw new Error(`command failed (${r.code}): ${command}\n${r.stderr}`);
   return r.stdout;
+}
+
+/**
+ * Waits until `ready()` holds (checked every 25 ms) or `child` has exited,
+ * and says whether it held: a test that interrupts a child waits for its
+ * progress, never for a fixed time that a busy machine may not give it.
+ */
+export async function untilReady(child: ChildProcess, ready: () => boolean): Promise<boolean> {
+  while (child.exitCode === null && child.signalCode === null) {
+    if (ready()) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return ready();
 }

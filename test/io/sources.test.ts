@@ -2,18 +2,22 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { CorruptImageError, DeviceError } from "../../src/errors.js";
-import { FaultySource } from "../../src/io/faulty-source.js";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { CorruptImageError, DeviceError, UsageError } from "../../src/errors.js";
+import { readFull, StreamSource } from "../../src/io/stream-source.js";
+import { FaultySource } from "../helpers/faulty-source.js";
 import { FileSink, StreamSink } from "../../src/io/file-sink.js";
 import { PassThrough } from "node:stream";
 import { openSource } from "../../src/io/file-source.js";
 import { MemorySource } from "../../src/io/memory-source.js";
 import { allocAligned } from "../../src/io/aligned.js";
 import { SliceSource } from "../../src/io/slice-source.js";
-import { needs } from "../helpers/env.js";
-import { sh } from "../helpers/run.js";
+import { needs, unavailable } from "../helpers/env.js";
+import { CLI, platter, run, sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 
+const EXAMPLE = new URL("../../examples/disk.img", import.meta.url).pathname;
 const pattern = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + (i >> 9)) & 0xff));
 
 describe("block sources", () => {
@@ -50,7 +54,7 @@ describe("block sources", () => {
     writeFileSync(path, data);
     const src = await openSource(path, { direct: true });
     try {
-      if (!src.direct) return t.skip(`${dir}: this file system refuses O_DIRECT`);
+      if (!src.direct) return t.skip(unavailable(`${dir}: this file system refuses O_DIRECT`, "run CI with TMPDIR on a disk file system (ext4, xfs), not tmpfs"));
       const whole = allocAligned(2 << 20);
       assert.ok((await src.read(1 << 20, 2 << 20, whole)).equals(data.subarray(1 << 20, 3 << 20)));
       for (const [offset, length] of [[777, 100_000], [data.length - 1000, 1000], [4096, 4096], [data.length - 5000, 5000]]) {
@@ -71,7 +75,7 @@ describe("block sources", () => {
     const src = await openSource(path);
     try {
       const warm = src.cachedBytes();
-      if (warm === undefined) return t.skip("this kernel has no cachestat (Linux 6.5+)");
+      if (warm === undefined) return t.skip(unavailable("this kernel has no cachestat", "run CI on Linux 6.5 or later"));
       assert.equal(warm, 4 << 20, "a file just written is in the cache");
       await sh(`sync ${path} && dd if=${path} iflag=nocache count=0 status=none`); // written back, then dropped (GNU dd)
       assert.ok((src.cachedBytes() ?? 0) < 1 << 20, `${src.cachedBytes()} bytes still cached after dropping them`);
@@ -99,6 +103,49 @@ describe("block sources", () => {
     assert.ok(Buffer.concat(chunks).equals(Buffer.concat([a, Buffer.alloc(3 << 20), b, Buffer.alloc(10)])));
   });
 
+  test("pipes, FIFOs, character devices and sockets are refused before any open, with the way out; no command reports them as 0 bytes", async () => {
+    const dir = tempDir();
+    await sh(`mkfifo ${dir}/fifo`);
+    const server = createServer().listen(join(dir, "sock"));
+    await once(server, "listening");
+    try {
+      for (const [path, kind] of [[`${dir}/fifo`, "pipe (FIFO)"], ["/dev/zero", "character device"], [`${dir}/sock`, "socket"]]) {
+        // A FIFO no one writes to: an open would wait forever.
+        await assert.rejects(openSource(path), (e: unknown) => {
+          assert.ok(e instanceof UsageError);
+          assert.equal(e.message, `${path} is a ${kind}: this needs a file or block device (random access); use \`platter capture ${path} image.img\` first`);
+          return true;
+        });
+      }
+    } finally {
+      server.close();
+    }
+    for (const command of [["parts"], ["ls"], ["info"]]) {
+      const r = await sh(`node ${CLI} ${command[0]} <(cat ${EXAMPLE}) 2>&1; echo "rc=$?"`);
+      assert.match(r, /^platter: \/dev\/fd\/\d+ is a pipe \(FIFO\): this needs a file or block device \(random access\); use `platter capture \/dev\/fd\/\d+ image\.img` first\nrc=2\n$/, command[0]);
+    }
+  });
+
+  test("stream source: a FIFO and a character device read to their end, one read(2) at a time", async () => {
+    const dir = tempDir();
+    const data = pattern(300_000);
+    writeFileSync(join(dir, "data"), data);
+    await sh(`mkfifo ${dir}/fifo`);
+    const writer = sh(`cat ${dir}/data > ${dir}/fifo`);
+    const fifo = await StreamSource.open(`${dir}/fifo`);
+    const got = Buffer.alloc(data.length + 10);
+    assert.equal(await readFull(fifo, got), data.length);
+    assert.ok(got.subarray(0, data.length).equals(data));
+    assert.equal(await fifo.readOnce(got), 0, "the end of the stream");
+    await fifo.close();
+    await writer;
+    const zero = await StreamSource.open("/dev/zero");
+    const buf = Buffer.alloc(1 << 20, 1);
+    assert.equal(await zero.readOnce(buf, 4096), 4096);
+    assert.ok(buf.subarray(0, 4096).equals(Buffer.alloc(4096)) && buf[4096] === 1);
+    await zero.close();
+  });
+
   test("missing file is a DeviceError naming the path", async () => {
     await assert.rejects(openSource("/nonexistent/disk.img"), (e: unknown) => {
       assert.ok(e instanceof DeviceError);
@@ -121,6 +168,33 @@ describe("block sources", () => {
       assert.deepEqual(await src.read(5000, 300), pattern(3 << 20).subarray(5000, 5300));
       await src.close();
     } finally {
+      await sh(`losetup -d ${loop}`);
+    }
+  });
+
+  test("block device without the FFI (PLATTER_TEST_NO_FFI): size and sector size from sysfs agree with blockdev, for a 4Kn disk and its partition", {
+    skip: needs("loop", "losetup", "sfdisk", "partx", "blockdev"),
+  }, async () => {
+    const dir = tempDir();
+    const path = join(dir, "dev.img");
+    writeFileSync(path, pattern(8 << 20));
+    const loop = (await sh(`losetup -f --show -P --sector-size 4096 ${path}`)).trim();
+    try {
+      await sh(`printf 'label: dos\\nstart=256, size=1000, type=83\\n' | sfdisk -q ${loop}`);
+      await run("partx", ["-a", loop]); // no udev here: make sure the partition exists
+      for (const dev of [loop, `${loop}p1`]) {
+        const r = await platter(["parts", dev, "--json"], { env: { PLATTER_TEST_NO_FFI: "1" } });
+        assert.equal(r.code, 0, r.stderr);
+        const { size, sectorSize } = JSON.parse(r.stdout);
+        assert.equal(size, Number(await sh(`blockdev --getsize64 ${dev}`)), dev);
+        assert.equal(sectorSize, Number(await sh(`blockdev --getss ${dev}`)), dev);
+        assert.equal(sectorSize, 4096);
+        const hash = await platter(["hash", dev], { env: { PLATTER_TEST_NO_FFI: "1" } });
+        assert.equal(hash.stdout, await sh(`sha256sum ${dev}`), dev);
+      }
+      assert.equal(JSON.parse((await platter(["parts", `${loop}p1`, "--json"], { env: { PLATTER_TEST_NO_FFI: "1" } })).stdout).size, 1000 * 4096);
+    } finally {
+      await run("partx", ["-d", loop]);
       await sh(`losetup -d ${loop}`);
     }
   });

@@ -1,51 +1,46 @@
-import { decompress } from "fzstd";
+import type { ZSTDDecoder } from "zstddec";
 import { CorruptImageError } from "../../errors.js";
+import { decodeFrameHeader } from "../zstd/frame-header.js";
 import { corruptBlock, tooLarge } from "./corrupt.js";
 
-const ZSTD_MAGIC = 0xfd2fb528;
+let decoder: Promise<ZSTDDecoder> | undefined;
 
-/**
- * The content size a zstd frame header declares, or undefined when it does
- * not say. Checked before decoding because the decoder allocates that much.
- */
-export function frameContentSize(frame: Buffer): number | undefined {
-  if (frame.length < 6 || frame.readUInt32LE(0) !== ZSTD_MAGIC) {
-    throw new CorruptImageError("corrupt zstd block: no zstd frame magic");
-  }
-  const descriptor = frame[4] as number;
-  const singleSegment = (descriptor >> 5) & 1;
-  const sizeFlag = descriptor >> 6;
-  const dictIdBytes = [0, 1, 2, 4][descriptor & 3] as number;
-  const sizeBytes = sizeFlag === 0 ? singleSegment : 1 << sizeFlag;
-  if (sizeBytes === 0) return undefined;
-  const at = 5 + (singleSegment ? 0 : 1) + dictIdBytes;
-  if (frame.length < at + sizeBytes) throw new CorruptImageError("corrupt zstd block: truncated frame header");
-  switch (sizeBytes) {
-    case 1:
-      return frame[at] as number;
-    case 2:
-      return frame.readUInt16LE(at) + 256;
-    case 4:
-      return frame.readUInt32LE(at);
-    default:
-      return Number(frame.readBigUInt64LE(at));
-  }
+/** The WebAssembly decoder, loaded on first use: commands that read no zstd never pay for it. */
+function zstdDecoder(): Promise<ZSTDDecoder> {
+  decoder ??= import("zstddec").then(async ({ ZSTDDecoder }) => {
+    const instance = new ZSTDDecoder();
+    await instance.init();
+    return instance;
+  });
+  return decoder;
 }
 
 /**
- * One zstd frame, whole (squashfs writes one per block, with its content
- * size). fzstd is a pure-JS decoder: about 115 MB/s, enough for reading
- * images, and no native build (zstd-napi needs a 55 s compile).
+ * One zstd frame, whole (squashfs writes one per block). The decoder is the
+ * reference zstd decoder compiled to WebAssembly (the zstddec package): it
+ * decodes into a buffer of exactly maxSize bytes and stops with an error at
+ * the first byte that would not fit, so neither memory nor work grows with
+ * what a hostile frame claims. (fzstd, the pure-JS decoder used before,
+ * allocated whatever window the header declared and kept decoding past any
+ * size: 4 KiB of frame made 2 GiB.) The header is checked first, as the
+ * kernel's squashfs does: a window or declared size over the bounds is corrupt.
  */
-export async function decompressBlock(input: Buffer, maxSize: number): Promise<Buffer> {
-  const declared = frameContentSize(input);
-  if (declared !== undefined && declared > maxSize) throw tooLarge("zstd", maxSize);
+export async function decompressBlock(input: Buffer, maxSize: number, maxWindow = maxSize): Promise<Buffer> {
+  const header = decodeFrameHeader(input);
+  if (typeof header === "string") throw new CorruptImageError(`corrupt zstd block: ${header}`);
+  if (header.contentSize !== undefined && header.contentSize > maxSize) throw tooLarge("zstd", maxSize);
+  if (header.windowSize > maxWindow) {
+    throw new CorruptImageError(`corrupt zstd block: its window of ${header.windowSize} bytes is larger than ${maxWindow}`);
+  }
+  const zstd = await zstdDecoder();
   let out: Uint8Array;
   try {
-    out = decompress(input);
+    out = zstd.decode(input, maxSize);
   } catch (err) {
     throw corruptBlock("zstd", err);
   }
-  if (out.length > maxSize) throw tooLarge("zstd", maxSize);
+  // zstddec reports a decoding error (a frame that does not fit maxSize, a bad checksum) as an empty
+  // result; a block of no bytes is no block either.
+  if (out.length === 0) throw new CorruptImageError(`corrupt zstd block: it does not decode to 1..${maxSize} bytes`);
   return Buffer.from(out.buffer, out.byteOffset, out.length);
 }

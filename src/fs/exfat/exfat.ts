@@ -5,8 +5,11 @@
  * volume's up-case table. The allocation bitmap and up-case table are not
  * needed to read files and are not read.
  */
-import { CorruptImageError, UsageError } from "../../errors.js";
+import { CorruptImageError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
+import { checkFileRange } from "../file-io.js";
+import { ListingCache } from "../listing-cache.js";
+import { escapeName } from "../names.js";
 import type { FileSystem, FsDirEntry, FsNode, FsStat } from "../types.js";
 import { BOOT_REGION_SECTORS, type BootSector, checkBootChecksum, decodeBootSector, VOLUME_FLAG_ACTIVE_FAT } from "./boot-sector.js";
 import { Attribute, decodeFileEntrySet, decodeVolumeLabel, ENTRY_SIZE, EntryType, type FileEntrySet } from "./dir-entry.js";
@@ -16,7 +19,8 @@ import { findIgnoringCase } from "../lookup.js";
 
 /** The largest directory exFAT allows (256 MiB); anything bigger is corrupt. */
 const MAX_DIR_BYTES = 256 * 1024 * 1024;
-const LISTING_CACHE = 64;
+/** Directories are read this much at a time (a multiple of the 32-byte entry). */
+const DIR_CHUNK = 64 * 1024;
 
 export interface ExfatNode extends FsNode {
   readonly stat: FsStat;
@@ -33,7 +37,7 @@ export class ExfatFileSystem implements FileSystem<ExfatNode> {
   private readonly fat: FatReader;
   private readonly clusterSize: number;
   private readonly heapStart: number;
-  private readonly listings = new Map<ExfatNode, Array<FsDirEntry<ExfatNode>>>();
+  private readonly listings = new ListingCache<string, FsDirEntry<ExfatNode>>();
   private rootNode: ExfatNode | undefined;
 
   private constructor(
@@ -75,7 +79,13 @@ export class ExfatFileSystem implements FileSystem<ExfatNode> {
       throw new CorruptImageError(`${source.name}: exFAT's cluster heap ends at ${heapEnd} but the image holds ${source.size} bytes; it is truncated`);
     }
     const fs = new ExfatFileSystem(source, boot);
-    await fs.entries(await fs.root()); // finds the volume label, and fails early on a broken root
+    // The label is an entry of the root (usually its first): stop there, not at the end of a huge root.
+    for await (const item of fs.entrySets(await fs.root())) {
+      if ("label" in item) {
+        fs.label = item.label;
+        break;
+      }
+    }
     return fs;
   }
 
@@ -151,55 +161,81 @@ export class ExfatFileSystem implements FileSystem<ExfatNode> {
     return { stat, entry, attributes: entry.attributes };
   }
 
-  async *list(dir: ExfatNode): AsyncIterable<FsDirEntry<ExfatNode>> {
-    yield* await this.entries(dir);
-  }
-
-  /** The whole listing at once, for lookup() and the listing cache. */
-  private async entries(dir: ExfatNode): Promise<Array<FsDirEntry<ExfatNode>>> {
-    if (dir.stat.type !== "dir") throw new UsageError(`exFAT "${dir.entry?.name}" is not a directory`);
-    const cached = this.listings.get(dir);
-    if (cached) return cached;
-    const where = dir.entry ? `directory "${dir.entry.name}"` : "root directory";
-    if (dir.stat.size > MAX_DIR_BYTES) throw new CorruptImageError(`exFAT ${where}: ${dir.stat.size} bytes is larger than exFAT allows`);
-    const bytes = await this.readClusters(dir, 0, dir.stat.size);
-    const entries: Array<FsDirEntry<ExfatNode>> = [];
-    const count = Math.floor(bytes.length / ENTRY_SIZE);
-    for (let i = 0; i < count; ) {
-      const type = bytes[i * ENTRY_SIZE] as number;
-      if (type === EntryType.endOfDirectory) break;
-      if (type === EntryType.file) {
-        const secondaryCount = bytes[i * ENTRY_SIZE + 1] as number;
-        if (i + 1 + secondaryCount > count) throw new CorruptImageError(`exFAT ${where}: entry set ${i} runs past the end`);
-        const set = decodeFileEntrySet(bytes.subarray(i * ENTRY_SIZE, (i + 1 + secondaryCount) * ENTRY_SIZE), `${where}, entry ${i}`);
-        if (set.name !== "." && set.name !== "..") entries.push({ name: set.name, node: this.nodeFor(set) });
-        i += 1 + secondaryCount;
-        continue;
+  /**
+   * The file entry sets (and volume label entries) of a directory, read a
+   * chunk at a time: a directory may be 256 MiB of entries.
+   */
+  private async *entrySets(dir: ExfatNode): AsyncGenerator<{ set: Buffer; index: number } | { label: string }> {
+    if (dir.stat.type !== "dir") throw new CorruptImageError(`exFAT ${this.describe(dir)} is not a directory`);
+    const where = this.describe(dir);
+    const size = dir.stat.size;
+    if (size > MAX_DIR_BYTES) throw new CorruptImageError(`exFAT ${where}: ${size} bytes is larger than exFAT allows`);
+    let carried = Buffer.alloc(0); // an entry set cut by the end of the previous chunk
+    let first = 0; // index of carried's first entry in the directory
+    for (let offset = 0; offset < size; ) {
+      const length = Math.min(DIR_CHUNK, size - offset);
+      const chunk = await this.readClusters(dir, offset, length);
+      offset += length;
+      const bytes = carried.length ? Buffer.concat([carried, chunk]) : chunk;
+      const count = Math.floor(bytes.length / ENTRY_SIZE);
+      let i = 0;
+      while (i < count) {
+        const type = bytes[i * ENTRY_SIZE] as number;
+        if (type === EntryType.endOfDirectory) return;
+        if (type === EntryType.file) {
+          const secondaryCount = bytes[i * ENTRY_SIZE + 1] as number;
+          if (i + 1 + secondaryCount > count) {
+            if (offset < size) break; // the rest of the set is in the next chunk
+            throw new CorruptImageError(`exFAT ${where}: entry set ${first + i} runs past the end`);
+          }
+          yield { set: bytes.subarray(i * ENTRY_SIZE, (i + 1 + secondaryCount) * ENTRY_SIZE), index: first + i };
+          i += 1 + secondaryCount;
+          continue;
+        }
+        if (type === EntryType.volumeLabel) yield { label: decodeVolumeLabel(bytes.subarray(i * ENTRY_SIZE, (i + 1) * ENTRY_SIZE)) };
+        // Anything else (deleted entries with the in-use bit clear, bitmap, up-case table, GUID, orphans) is skipped.
+        i++;
       }
-      if (type === EntryType.volumeLabel && !dir.entry) this.label = decodeVolumeLabel(bytes.subarray(i * ENTRY_SIZE, (i + 1) * ENTRY_SIZE));
-      // Anything else (deleted entries with the in-use bit clear, bitmap, up-case table, GUID, orphans) is skipped.
-      i++;
+      carried = Buffer.from(bytes.subarray(i * ENTRY_SIZE));
+      first += i;
     }
-    this.listings.set(dir, entries);
-    if (this.listings.size > LISTING_CACHE) this.listings.delete(this.listings.keys().next().value as ExfatNode);
-    return entries;
   }
 
-  /** Exact name first, then a case-insensitive match (exFAT names are case-insensitive). */
+  private describe(node: ExfatNode): string {
+    return node.entry ? `"${escapeName(node.entry.name)}"` : "root directory";
+  }
+
+  /**
+   * A stream: exFAT allows 256 MiB directories (8 million entries). Small
+   * listings are kept for lookup(). exFAT stores no "." or ".."; an entry set
+   * named so is given as stored (the extractor renames it, with a warning).
+   */
+  list(dir: ExfatNode): AsyncIterable<FsDirEntry<ExfatNode>> {
+    return this.listings.list(`${dir.entry?.firstCluster ?? this.boot.rootCluster}:${dir.stat.size}`, this.entries(dir));
+  }
+
+  private async *entries(dir: ExfatNode): AsyncGenerator<FsDirEntry<ExfatNode>> {
+    const where = this.describe(dir);
+    for await (const item of this.entrySets(dir)) {
+      if (!("set" in item)) continue;
+      const set = decodeFileEntrySet(item.set, `${where}, entry ${item.index}`);
+      yield { name: set.name, node: this.nodeFor(set) };
+    }
+  }
+
+  /** Exact name first, then a case-insensitive match (exFAT names are case-insensitive); list() serves small folders from its cache. */
   async lookup(dir: ExfatNode, name: string): Promise<ExfatNode | undefined> {
-    return findIgnoringCase(await this.entries(dir), name);
+    return findIgnoringCase(this.list(dir), name);
   }
 
   async readlink(node: ExfatNode): Promise<string> {
-    throw new UsageError(`exFAT "${node.entry?.name ?? "/"}" is not a symlink (exFAT has none)`);
+    throw new CorruptImageError(`exFAT ${this.describe(node)} is not a symlink (exFAT has none)`);
   }
 
   async read(node: ExfatNode, offset: number, length: number): Promise<Buffer> {
     const entry = node.entry;
-    if (node.stat.type !== "file" || !entry) throw new UsageError(`exFAT "${entry?.name ?? "/"}" is not a regular file`);
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > entry.dataLength) {
-      throw new UsageError(`read of ${length} bytes at ${offset} is outside a file of ${entry.dataLength} bytes`);
-    }
+    if (node.stat.type !== "file" || !entry) throw new CorruptImageError(`exFAT ${this.describe(node)} is not a regular file`);
+    checkFileRange(`exFAT ${this.describe(node)}`, entry.dataLength, offset, length);
     // Bytes at or past ValidDataLength were never written: they read as zeros, whatever the clusters hold.
     const valid = Math.max(0, Math.min(length, entry.validDataLength - offset));
     if (valid === length) return this.readClusters(node, offset, length);

@@ -1,5 +1,6 @@
 import { CorruptImageError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
+import { LruCache } from "../../util/lru.js";
 
 /** A run of consecutive clusters holding consecutive bytes of a file. */
 export interface ClusterRun {
@@ -16,7 +17,7 @@ const CACHED_CHUNKS = 16;
 
 /** Reads FAT entries (32-bit) in 64 KiB chunks, and follows chains safely. */
 export class FatReader {
-  private readonly chunks = new Map<number, Buffer>();
+  private readonly chunks = new LruCache<number, Buffer>(CACHED_CHUNKS);
 
   constructor(
     private readonly source: BlockSource,
@@ -35,9 +36,7 @@ export class FatReader {
     let chunk = this.chunks.get(chunkStart);
     if (!chunk) {
       const fatBytes = (this.clusterCount + 2) * 4;
-      chunk = await this.source.read(this.fatStart + chunkStart, Math.min(CHUNK, fatBytes - chunkStart));
-      this.chunks.set(chunkStart, chunk);
-      if (this.chunks.size > CACHED_CHUNKS) this.chunks.delete(this.chunks.keys().next().value as number);
+      chunk = this.chunks.set(chunkStart, await this.source.read(this.fatStart + chunkStart, Math.min(CHUNK, fatBytes - chunkStart)));
     }
     return chunk.readUInt32LE(at - chunkStart);
   }
@@ -45,21 +44,30 @@ export class FatReader {
   /**
    * The runs of a chain from `first`. With `clusters` given, exactly that
    * many (a file's size says how many; a chain that ends early is corrupt);
-   * without, until the end-of-chain mark (the root directory). A chain
-   * longer than the volume has a loop.
+   * without, until the end-of-chain mark (the root directory). A chain that
+   * comes back to a cluster it has passed loops, and is corrupt: it is caught
+   * as it happens (Brent's cycle finding, in constant memory, so a loop in a
+   * chain without a length cannot grow the run list for the whole volume),
+   * and a file's chain is checked whole at the end, runs against runs.
    */
   async chain(first: number, clusters: number | undefined, where: string): Promise<ClusterRun[]> {
     const runs: ClusterRun[] = [];
     if (clusters === 0) return runs;
     if (!this.isCluster(first)) throw new CorruptImageError(`exFAT ${where}: first cluster ${first} is not in the cluster heap`);
     const limit = clusters ?? this.clusterCount;
+    const loops = () => new CorruptImageError(`exFAT ${where}: FAT chain loops (it comes back to a cluster it has passed)`);
     let cluster = first;
+    let marker = first; // Brent: the cluster the chain is compared against, moved at each power of two
+    let power = 1;
     for (let n = 0; ; ) {
       const last = runs[runs.length - 1];
       if (last && last.cluster + last.count === cluster) last.count++;
       else runs.push({ fileCluster: n, cluster, count: 1 });
       n++;
-      if (clusters !== undefined && n === clusters) return runs;
+      if (clusters !== undefined && n === clusters) {
+        checkNoOverlap(runs, loops);
+        return runs;
+      }
       const next = await this.entry(cluster);
       if (next === END_OF_CHAIN) {
         if (clusters === undefined) return runs;
@@ -68,6 +76,11 @@ export class FatReader {
       if (next === BAD_CLUSTER) throw new CorruptImageError(`exFAT ${where}: FAT chain reaches a cluster marked bad`);
       if (!this.isCluster(next)) throw new CorruptImageError(`exFAT ${where}: FAT entry of cluster ${cluster} points to ${next}, not a cluster`);
       if (n >= limit) throw new CorruptImageError(`exFAT ${where}: FAT chain loops (longer than the ${this.clusterCount} clusters of the volume)`);
+      if (next === marker) throw loops();
+      if (n === power) {
+        marker = next;
+        power *= 2;
+      }
       cluster = next;
     }
   }
@@ -79,5 +92,15 @@ export class FatReader {
       throw new CorruptImageError(`exFAT ${where}: clusters ${first}..${first + clusters - 1} are not all in the cluster heap`);
     }
     return [{ fileCluster: 0, cluster: first, count: clusters }];
+  }
+}
+
+/** A chain whose runs share a cluster passes it twice. */
+function checkNoOverlap(runs: ClusterRun[], loops: () => CorruptImageError): void {
+  if (runs.length < 2) return;
+  const byCluster = runs.map((r) => [r.cluster, r.count] as const).sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < byCluster.length; i++) {
+    const [start, count] = byCluster[i - 1] as readonly [number, number];
+    if ((byCluster[i] as readonly [number, number])[0] < start + count) throw loops();
   }
 }

@@ -3,13 +3,16 @@
  * name_len, file_type, name. htree directories are read the same way: their
  * index blocks look like one empty entry spanning the block, and the
  * metadata_csum tail is an entry with inode 0. Entries with inode 0 (deleted
- * or padding) and "." / ".." are skipped.
+ * or padding) are skipped, and so are the directory's own "." and ".." links,
+ * the first two entries of its first block (of an htree's root too); a "."
+ * or ".." anywhere else is a name like any other, given as stored.
  */
 import { CorruptImageError } from "../../errors.js";
+import { decodeName } from "../names.js";
 
 export interface ExtDirEntry {
   inode: number;
-  /** Decoded as UTF-8 (invalid bytes become U+FFFD). */
+  /** Decoded without loss (fs/names.ts). */
   name: string;
   /** ext4 file_type (1 file, 2 dir, 7 symlink...), 0 when unknown. */
   fileType: number;
@@ -21,6 +24,8 @@ export interface DirBlockOptions {
   blockSize: number;
   /** For messages: "directory inode 12, block 3". */
   where: string;
+  /** The directory's first block, which starts with its "." and ".." links. */
+  firstBlock?: boolean;
 }
 
 /** rec_len as stored: 64 KiB blocks need 17 bits, folded into the low two bits (ext4_rec_len_from_disk). */
@@ -34,7 +39,7 @@ function recLenFromDisk(raw: number, blockSize: number): number {
 export function decodeDirEntries(b: Buffer, options: DirBlockOptions): ExtDirEntry[] {
   const out: ExtDirEntry[] = [];
   let pos = 0;
-  while (pos + 8 <= b.length) {
+  for (let index = 0; pos + 8 <= b.length; index++) {
     const inode = b.readUInt32LE(pos);
     const recLen = recLenFromDisk(b.readUInt16LE(pos + 4), options.blockSize);
     const nameLen = options.hasFileType ? b[pos + 6] : b.readUInt16LE(pos + 6);
@@ -49,8 +54,9 @@ export function decodeDirEntries(b: Buffer, options: DirBlockOptions): ExtDirEnt
       if (nameLen === 0) {
         throw new CorruptImageError(`ext ${options.where}: directory entry at byte ${pos} has an empty name`);
       }
-      const name = b.toString("utf8", pos + 8, pos + 8 + nameLen);
-      if (name !== "." && name !== "..") out.push({ inode, name, fileType });
+      const name = decodeName(b.subarray(pos + 8, pos + 8 + nameLen));
+      const ownLink = options.firstBlock && index < 2 && name === (index === 0 ? "." : "..");
+      if (!ownLink) out.push({ inode, name, fileType });
     }
     pos += recLen;
   }

@@ -5,7 +5,10 @@
  *
  * A hostile image can make either structure loop or fan out forever, so the
  * walk refuses to revisit a block, requires logical order, and never maps
- * more blocks than the filesystem has.
+ * more blocks than the filesystem has. A physical block mapped twice (by two
+ * extents, or by an extent and a tree block) is corrupt, as e2fsck's
+ * duplicate-block pass and the kernel's extent checks say: otherwise four
+ * extents over the same 32768 blocks make a 4 GiB directory out of 128 MiB.
  */
 import { CorruptImageError } from "../../errors.js";
 import type { BlockCache } from "../block-cache.js";
@@ -35,6 +38,23 @@ class RunBuilder {
   private nextLogical = 0;
 
   constructor(private readonly ctx: MapContext) {}
+
+  /** The runs, once no physical block is in two of them, or in one and among `metaBlocks` (the tree's own blocks). */
+  finish(metaBlocks: Set<number>): BlockRun[] {
+    const ranges: Array<readonly [number, number]> = this.runs.map((r) => [r.physical, r.length] as const);
+    for (const block of metaBlocks) ranges.push([block, 1]);
+    ranges.sort((a, b) => a[0] - b[0]);
+    for (let i = 1; i < ranges.length; i++) {
+      const [start, length] = ranges[i - 1] as readonly [number, number];
+      const next = (ranges[i] as readonly [number, number])[0];
+      if (next < start + length) throw this.duplicate(next);
+    }
+    return this.runs;
+  }
+
+  private duplicate(block: number): CorruptImageError {
+    return new CorruptImageError(`ext ${this.ctx.where}: block ${block} is mapped twice (a duplicate block)`);
+  }
 
   add(logical: number, physical: number, length: number, unwritten: boolean): void {
     const { ctx } = this;
@@ -94,7 +114,7 @@ export async function mapExtents(root: Buffer, ctx: MapContext): Promise<BlockRu
     }
   };
   await walk(root, undefined, "root");
-  return builder.runs;
+  return builder.finish(seen);
 }
 
 /** Runs of a file with a classic block map: i_block is 15 little-endian block numbers. */
@@ -125,7 +145,7 @@ export async function mapBlockMap(iBlock: Buffer, ctx: MapContext): Promise<Bloc
     if (ptr !== 0) await walk(ptr, level, first);
     first += perBlock ** level;
   }
-  return builder.runs;
+  return builder.finish(seen);
 }
 
 /** Index of the last run starting at or before `logical`, or -1. */

@@ -7,8 +7,12 @@
 import { CorruptImageError, UnsupportedError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
 import { targetBuffer } from "../../io/bounds.js";
+import { LruCache } from "../../util/lru.js";
 import { BlockCache } from "../block-cache.js";
+import { newDecodeDev, oldDecodeDev } from "../device-number.js";
 import { checkFileRange, type CopyPiece, copyPieces } from "../file-io.js";
+import { ListingCache } from "../listing-cache.js";
+import { decodeName } from "../names.js";
 import { fileTypeFromMode, type FileSystem, type FileType, type FsDirEntry, type FsNode, type FsStat } from "../types.js";
 import { decodeDirEntries, type ExtDirEntry } from "./dir-entry.js";
 import { type BlockRun, findRun, mapBlockMap, mapExtents } from "./file-map.js";
@@ -37,8 +41,9 @@ import {
 import { decodeInodeXattrs, XATTR_INDEX_SYSTEM } from "./xattr.js";
 
 export const ROOT_INODE = 2;
-/** Directory listings kept for lookup() (path resolution revisits the same few). */
-const LISTING_CACHE = 64;
+/** Nodes kept by inode number: hard links, and a directory naming one inode many times, share one. */
+const NODE_CACHE = 4096;
+const GROUP_CACHE = 4096;
 /** Directories larger than this are corrupt for our purposes (ext4 largedir tops out near 4 GiB of entries). */
 const MAX_DIR_BYTES = 1 << 30;
 
@@ -62,8 +67,9 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
   readonly uuid: string;
   readonly warnings: string[] = [];
   private readonly cache: BlockCache;
-  private readonly groups = new Map<number, GroupDescriptor>();
-  private readonly listings = new Map<number, Array<FsDirEntry<ExtNode>>>();
+  private readonly groups = new LruCache<number, GroupDescriptor>(GROUP_CACHE);
+  private readonly listings = new ListingCache<number, FsDirEntry<ExtNode>>();
+  private readonly nodes = new LruCache<number, ExtNode>(NODE_CACHE);
   private readonly groupTotal: number;
 
   private constructor(
@@ -130,6 +136,8 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
   }
 
   async node(ino: number): Promise<ExtNode> {
+    const known = this.nodes.get(ino);
+    if (known) return known;
     const sb = this.superblock;
     if (!Number.isInteger(ino) || ino < 1 || ino > sb.inodesCount) {
       throw new CorruptImageError(`ext: inode number ${ino} is out of range (1..${sb.inodesCount})`);
@@ -154,7 +162,12 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
       nlink: inode.linksCount,
       id: ino,
     };
-    return { ino, inode, stat };
+    // A device number is in i_block: the old 16-bit encoding in word 0, else the new one in word 1 (ext4_iget).
+    if (stat.type === "char" || stat.type === "block") {
+      const old = inode.block.readUInt32LE(0);
+      stat.rdev = old ? oldDecodeDev(old) : newDecodeDev(inode.block.readUInt32LE(4));
+    }
+    return this.nodes.set(ino, { ino, inode, stat });
   }
 
   root(): Promise<ExtNode> {
@@ -286,10 +299,13 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
       throw new CorruptImageError(`ext ${this.where(node.ino)}: symlink target of ${size} bytes is longer than a block`);
     }
     const bytes = this.isFastSymlink(node) ? node.inode.block.subarray(0, size) : await this.readData(node, 0, size);
-    return bytes.toString("utf8");
+    return decodeName(bytes);
   }
 
-  private async rawEntries(dir: ExtNode): Promise<ExtDirEntry[]> {
+  /** The stored entries of a directory, a block at a time: memory does not grow with the directory. */
+  private async *rawEntries(dir: ExtNode): AsyncGenerator<ExtDirEntry> {
+    if (dir.stat.type !== "dir") throw new CorruptImageError(`ext ${this.where(dir.ino)}: not a directory`);
+    this.checkReadable(dir);
     const sb = this.superblock;
     const options = {
       hasFileType: (sb.featureIncompat & INCOMPAT_FILETYPE) !== 0,
@@ -299,52 +315,38 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     if (dir.inode.flags & FLAG_INLINE_DATA) {
       // The first 4 bytes are the parent's inode number; entries follow, then continue in system.data.
       const data = this.inlineData(dir);
-      return [
-        ...decodeDirEntries(data.subarray(4, I_BLOCK_SIZE), options),
-        ...decodeDirEntries(data.subarray(I_BLOCK_SIZE), options),
-      ];
+      yield* decodeDirEntries(data.subarray(4, I_BLOCK_SIZE), options);
+      yield* decodeDirEntries(data.subarray(I_BLOCK_SIZE), options);
+      return;
     }
     const size = dir.inode.size;
     if (size > MAX_DIR_BYTES) throw new CorruptImageError(`ext ${this.where(dir.ino)}: directory size ${size} is absurd`);
-    const entries: ExtDirEntry[] = [];
-    const runs = await this.runs(dir);
-    for (const run of runs) {
+    for (const run of await this.runs(dir)) {
       if (run.unwritten) continue;
       for (let b = 0; b < run.length; b++) {
+        const logical = run.logical + b;
         const block = await this.cache.get(run.physical + b);
-        const used = Math.min(sb.blockSize, size - (run.logical + b) * sb.blockSize);
-        entries.push(...decodeDirEntries(block.subarray(0, used), { ...options, where: `${options.where}, block ${run.logical + b}` }));
+        const used = Math.min(sb.blockSize, size - logical * sb.blockSize);
+        yield* decodeDirEntries(block.subarray(0, used), { ...options, where: `${options.where}, block ${logical}`, firstBlock: logical === 0 });
       }
     }
-    return entries;
   }
 
-  async *list(dir: ExtNode): AsyncIterable<FsDirEntry<ExtNode>> {
-    yield* await this.entries(dir);
+  /** A stream; small listings are kept for lookup(), never a huge one. */
+  list(dir: ExtNode): AsyncIterable<FsDirEntry<ExtNode>> {
+    return this.listings.list(dir.ino, this.entries(dir));
   }
 
-  /** The whole listing at once, for lookup() and the listing cache. */
-  private async entries(dir: ExtNode): Promise<Array<FsDirEntry<ExtNode>>> {
-    if (dir.stat.type !== "dir") throw new CorruptImageError(`ext ${this.where(dir.ino)}: not a directory`);
-    const cached = this.listings.get(dir.ino);
-    if (cached) return cached;
-    this.checkReadable(dir);
-    const raw = await this.rawEntries(dir);
-    const out: Array<FsDirEntry<ExtNode>> = [];
-    for (const e of raw) out.push({ name: e.name, node: await this.node(e.inode) });
-    this.listings.set(dir.ino, out);
-    if (this.listings.size > LISTING_CACHE) this.listings.delete(this.listings.keys().next().value as number);
-    return out;
+  private async *entries(dir: ExtNode): AsyncGenerator<FsDirEntry<ExtNode>> {
+    for await (const e of this.rawEntries(dir)) yield { name: e.name, node: await this.node(e.inode) };
   }
 
-  /** Only the named entry's inode is read, not every entry's: a lookup in a huge folder stays cheap. */
+  /** A scan that stops at the name: only that entry's inode is read, and no listing is held. */
   async lookup(dir: ExtNode, name: string): Promise<ExtNode | undefined> {
     const listed = this.listings.get(dir.ino);
     if (listed) return listed.find((e) => e.name === name)?.node;
-    if (dir.stat.type !== "dir") throw new CorruptImageError(`ext ${this.where(dir.ino)}: not a directory`);
-    this.checkReadable(dir);
-    const entry = (await this.rawEntries(dir)).find((e) => e.name === name);
-    return entry ? this.node(entry.inode) : undefined;
+    for await (const e of this.rawEntries(dir)) if (e.name === name) return this.node(e.inode);
+    return undefined;
   }
 
   async close(): Promise<void> {}

@@ -175,8 +175,3 @@ export function decodeInode(buf: Buffer): Inode {
 export function blockCount(inode: FileInode, blockSize: number): number {
   return inode.fragment === NO_FRAGMENT ? Math.ceil(inode.fileSize / blockSize) : Math.floor(inode.fileSize / blockSize);
 }
-
-/** major/minor from the kernel's 32-bit device encoding (new_decode_dev). */
-export function decodeDevice(rdev: number): { major: number; minor: number } {
-  return { major: (rdev & 0xfff00) >>> 8, minor: (rdev & 0xff) | ((rdev >>> 12) & 0xfff00) };
-}

@@ -1,6 +1,8 @@
 import { CorruptImageError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
 import type { BlockDecompressor } from "../../container/codec/types.js";
+import { LruCache } from "../../util/lru.js";
+import type { ByteStream } from "./directory.js";
 
 /**
  * Metadata (inodes, directories, fragment and id tables) lives in blocks of
@@ -28,22 +30,20 @@ interface MetaBlock {
 
 /** Reads (and caches) metadata blocks; a run of bytes may continue into the following blocks. */
 export class MetadataReader {
-  private readonly cache = new Map<number, MetaBlock>();
-  private static readonly CACHE_BLOCKS = 256;
+  /** 2 MiB of decompressed blocks. */
+  private readonly cache = new LruCache<number, MetaBlock>(256);
 
   constructor(
     private readonly source: BlockSource,
     private readonly decompress: BlockDecompressor,
+    /** The largest window a compressed block may declare (the filesystem's block size, as the kernel allows). */
+    private readonly maxWindow: number,
   ) {}
 
   /** The block whose header is at `position`; blocks must end before `limit` (the end of their table). */
   async block(position: number, limit: number): Promise<MetaBlock> {
     const cached = this.cache.get(position);
-    if (cached) {
-      this.cache.delete(position); // re-insert: the Map's order is the LRU order
-      this.cache.set(position, cached);
-      return cached;
-    }
+    if (cached) return cached;
     if (position + HEADER_SIZE > limit) {
       throw new CorruptImageError(`squashfs: metadata block at ${position} is past the end of its table (${limit})`);
     }
@@ -52,11 +52,8 @@ export class MetadataReader {
       throw new CorruptImageError(`squashfs: metadata block at ${position} has a bad size ${size}`);
     }
     const raw = await this.source.read(position + HEADER_SIZE, size);
-    const data = compressed ? await this.decompress(raw, METADATA_SIZE) : raw;
-    const block = { data, next: position + HEADER_SIZE + size };
-    this.cache.set(position, block);
-    if (this.cache.size > MetadataReader.CACHE_BLOCKS) this.cache.delete(this.cache.keys().next().value as number);
-    return block;
+    const data = compressed ? await this.decompress(raw, METADATA_SIZE, this.maxWindow) : raw;
+    return this.cache.set(position, { data, next: position + HEADER_SIZE + size });
   }
 
   /** `length` bytes from `at`, crossing into following blocks as needed; also where the bytes end. */
@@ -82,6 +79,61 @@ export class MetadataReader {
       const done = run.take(block);
       if (done) return done;
     }
+  }
+}
+
+/**
+ * `length` bytes from `start`, handed out piece by piece (a directory
+ * listing): only the metadata block being read is held, not the whole run.
+ */
+export class MetaStream implements ByteStream {
+  private data: Buffer = Buffer.alloc(0);
+  private at = 0;
+  private position: number;
+  private first = true;
+
+  constructor(
+    private readonly reader: MetadataReader,
+    start: MetaCursor,
+    public remaining: number,
+    private readonly limit: number,
+  ) {
+    this.position = start.block;
+    this.at = start.offset;
+  }
+
+  /** The next `length` bytes (at most `remaining`); a view into the current block when they lie inside it. */
+  async take(length: number): Promise<Buffer> {
+    if (length > this.remaining) throw new CorruptImageError(`squashfs: a metadata run ends ${length - this.remaining} bytes early`);
+    this.remaining -= length;
+    if (!this.first && this.at + length <= this.data.length) {
+      this.at += length;
+      return this.data.subarray(this.at - length, this.at);
+    }
+    const parts: Buffer[] = [];
+    let needed = length;
+    for (;;) {
+      if (this.first || this.at === this.data.length) await this.nextBlock();
+      const n = Math.min(needed, this.data.length - this.at);
+      parts.push(this.data.subarray(this.at, this.at + n));
+      this.at += n;
+      needed -= n;
+      if (needed === 0) return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, length);
+    }
+  }
+
+  private async nextBlock(): Promise<void> {
+    const block = await this.reader.block(this.position, this.limit);
+    if (this.first) {
+      this.first = false;
+      if (this.at > block.data.length) {
+        throw new CorruptImageError(`squashfs: offset ${this.at} is past the end of the metadata block at ${this.position}`);
+      }
+    } else {
+      this.at = 0;
+    }
+    this.data = block.data;
+    this.position = block.next;
   }
 }
 

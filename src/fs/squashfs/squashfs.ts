@@ -4,16 +4,20 @@
  * gzip, xz, lz4 or zstd (lzma and lzo are refused). Extended attributes are
  * not read (the FileSystem interface has no place for them).
  */
-import { CorruptImageError, UsageError } from "../../errors.js";
+import { CorruptImageError } from "../../errors.js";
 import type { BlockDecompressor } from "../../container/codec/types.js";
 import type { BlockSource } from "../../io/block-source.js";
+import { LruCache } from "../../util/lru.js";
+import { newDecodeDev } from "../device-number.js";
+import { checkFileRange } from "../file-io.js";
+import { ListingCache } from "../listing-cache.js";
+import { decodeName, nameBytes } from "../names.js";
 import type { FileSystem, FileType, FsDirEntry, FsNode, FsStat } from "../types.js";
 import { checkCompressorOptions, decompressorFor } from "./compressor.js";
-import { decodeDirectory } from "./directory.js";
+import { type DirectoryEntry, directoryEntries } from "./directory.js";
 import { decodeBlockSize, decodeFragmentEntry, FRAGMENT_ENTRY_SIZE, type FragmentEntry } from "./fragment.js";
 import {
   blockCount,
-  decodeDevice,
   decodeInode,
   INODE_HEADER_SIZE,
   type Inode,
@@ -21,21 +25,20 @@ import {
   inodeBodySize,
   NO_FRAGMENT,
 } from "./inode.js";
-import { type MetaCursor, METADATA_SIZE, MetadataReader } from "./metadata.js";
+import { type MetaCursor, METADATA_SIZE, MetadataReader, MetaStream } from "./metadata.js";
 import { decodeSuperblock, Flags, inodeRef, NO_TABLE, SUPERBLOCK_SIZE, type Superblock } from "./superblock.js";
 
 /** Longest symlink target read (the kernel refuses more than a page). */
 const MAX_SYMLINK = 4096;
-const LISTING_CACHE = 64;
 const DATA_CACHE = 8;
+/** Nodes kept by inode position, so the entries of a listing that name one inode share one node. */
+const NODE_CACHE = 4096;
 
 export interface SquashfsNode extends FsNode {
   readonly stat: FsStat;
   readonly inode: Inode;
   /** The inode's own kind (squashfs also tells basic from extended inodes apart). */
   readonly kind: InodeKind;
-  /** major/minor of a block or character device. */
-  readonly device: { major: number; minor: number } | undefined;
   /** Where the inode's variable tail (block list, symlink target) starts. */
   readonly tail: MetaCursor;
   /** Size words of the file's data blocks, read on first use. */
@@ -54,19 +57,13 @@ const STAT_TYPE: Record<InodeKind, FileType> = {
   socket: "socket",
 };
 
-/** A tiny LRU over a Map (its iteration order is insertion order). */
-function remember<K, V>(cache: Map<K, V>, key: K, value: V, limit: number): V {
-  cache.set(key, value);
-  if (cache.size > limit) cache.delete(cache.keys().next().value as K);
-  return value;
-}
-
 export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
   readonly type = "squashfs";
   readonly label = null;
   private readonly meta: MetadataReader;
-  private readonly listings = new Map<string, Array<FsDirEntry<SquashfsNode>>>();
-  private readonly dataBlocks = new Map<number, Buffer>();
+  private readonly listings = new ListingCache<string, FsDirEntry<SquashfsNode>>();
+  private readonly dataBlocks = new LruCache<number, Buffer>(DATA_CACHE);
+  private readonly nodes = new LruCache<number, SquashfsNode>(NODE_CACHE);
   private ids: Uint32Array = new Uint32Array(0);
   private readonly tableStarts: number[];
   private readonly inodeTableEnd: number;
@@ -76,7 +73,7 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
     readonly superblock: Superblock,
     private readonly decompress: BlockDecompressor,
   ) {
-    this.meta = new MetadataReader(source, decompress);
+    this.meta = new MetadataReader(source, decompress, superblock.blockSize);
     const sb = superblock;
     this.tableStarts = [
       sb.inodeTableStart,
@@ -181,80 +178,92 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
       nlink: inode.nlink,
       id: inode.inodeNumber,
     };
-    const isDevice = inode.kind === "blockdev" || inode.kind === "chardev";
-    return { stat, inode, kind: inode.kind, tail, device: isDevice ? decodeDevice(inode.rdev) : undefined };
+    if (inode.kind === "blockdev" || inode.kind === "chardev") stat.rdev = newDecodeDev(inode.rdev);
+    return { stat, inode, kind: inode.kind, tail };
   }
 
-  private inodeStart(block: number, offset: number): MetaCursor {
-    return { block: this.superblock.inodeTableStart + block, offset };
-  }
-
-  /** The inode at `start` if its blocks are cached (no await), else undefined. */
-  private cachedInode(start: MetaCursor): SquashfsNode | undefined {
-    const head = this.meta.peek(start, INODE_HEADER_SIZE);
-    if (!head) return undefined;
-    const fixed = this.meta.peek(start, INODE_HEADER_SIZE + inodeBodySize(head.bytes.readUInt16LE(0)));
-    return fixed && this.node(decodeInode(fixed.bytes), fixed.next);
-  }
-
-  private async readInode(start: MetaCursor): Promise<SquashfsNode> {
-    const { bytes: head } = await this.meta.read(start, INODE_HEADER_SIZE, this.inodeTableEnd);
+  /**
+   * The node of the inode at `offset` in metadata block `block` (relative to
+   * the inode table, as inode references say); shared while cached.
+   */
+  private async inodeAt(block: number, offset: number): Promise<SquashfsNode> {
+    // block < 2^32 and offset < 8192: a unique, safe key.
+    const key = block * METADATA_SIZE + offset;
+    const known = this.nodes.get(key);
+    if (known) return known;
+    const start = { block: this.superblock.inodeTableStart + block, offset };
+    // peek() first: no await when the blocks are cached, as they are for most entries of a listing.
+    const head = this.meta.peek(start, INODE_HEADER_SIZE) ?? (await this.meta.read(start, INODE_HEADER_SIZE, this.inodeTableEnd));
     // Read again from the start, now knowing the length: usually a view into one cached block.
-    const fixedSize = INODE_HEADER_SIZE + inodeBodySize(head.readUInt16LE(0));
-    const { bytes, next } = await this.meta.read(start, fixedSize, this.inodeTableEnd);
-    return this.node(decodeInode(bytes), next);
+    const fixedSize = INODE_HEADER_SIZE + inodeBodySize(head.bytes.readUInt16LE(0));
+    const { bytes, next } = this.meta.peek(start, fixedSize) ?? (await this.meta.read(start, fixedSize, this.inodeTableEnd));
+    return this.nodes.set(key, this.node(decodeInode(bytes), next));
   }
 
   async root(): Promise<SquashfsNode> {
     const { block, offset } = inodeRef(this.superblock.rootInode);
-    return this.readInode(this.inodeStart(block, offset));
+    return this.inodeAt(block, offset);
   }
 
-  async *list(dir: SquashfsNode): AsyncIterable<FsDirEntry<SquashfsNode>> {
-    yield* await this.entries(dir);
+  private dirInode(dir: SquashfsNode): Extract<Inode, { kind: "dir" }> {
+    if (dir.inode.kind !== "dir") throw new CorruptImageError(`squashfs inode ${dir.inode.inodeNumber} is not a directory`);
+    return dir.inode;
   }
 
-  /** The whole listing at once, for lookup() and the listing cache. */
-  private async entries(dir: SquashfsNode): Promise<Array<FsDirEntry<SquashfsNode>>> {
-    const inode = dir.inode;
-    if (inode.kind !== "dir") throw new UsageError(`squashfs inode ${inode.inodeNumber} is not a directory`);
-    const key = `${inode.startBlock}:${inode.offset}:${inode.fileSize}`;
-    const cached = this.listings.get(key);
-    if (cached) return cached;
-    // fileSize counts "." and ".." as 3 bytes that are not stored.
-    if (inode.fileSize <= 3) return remember(this.listings, key, [], LISTING_CACHE);
+  private listingKey(inode: Extract<Inode, { kind: "dir" }>): string {
+    return `${inode.startBlock}:${inode.offset}:${inode.fileSize}`;
+  }
+
+  /** The stored entries of a directory, decoded one at a time. */
+  private rawEntries(inode: Extract<Inode, { kind: "dir" }>): AsyncGenerator<DirectoryEntry> {
     const sb = this.superblock;
-    const { bytes } = await this.meta.read(
-      { block: sb.directoryTableStart + inode.startBlock, offset: inode.offset },
-      inode.fileSize - 3,
-      this.tableEnd(sb.directoryTableStart),
-    );
-    const entries: Array<FsDirEntry<SquashfsNode>> = [];
-    for (const entry of decodeDirectory(bytes)) {
-      const name = entry.name.toString("utf8");
-      if (name === "." || name === "..") continue; // never stored by mksquashfs; a crafted one is dropped
-      const start = this.inodeStart(entry.inodeBlock, entry.inodeOffset);
-      entries.push({ name, node: this.cachedInode(start) ?? (await this.readInode(start)) });
-    }
-    return remember(this.listings, key, entries, LISTING_CACHE);
+    // fileSize counts "." and ".." as 3 bytes that are not stored.
+    const length = Math.max(0, inode.fileSize - 3);
+    const start = { block: sb.directoryTableStart + inode.startBlock, offset: inode.offset };
+    return directoryEntries(new MetaStream(this.meta, start, length, this.tableEnd(sb.directoryTableStart)));
   }
 
+  /**
+   * A stream, never the whole listing: a directory of a million names fits in
+   * a few KiB of squashfs. Small listings are kept for lookup(). A stored "."
+   * or ".." (never written by mksquashfs) is given as stored, like any name:
+   * the extractor renames it, with a warning.
+   */
+  list(dir: SquashfsNode): AsyncIterable<FsDirEntry<SquashfsNode>> {
+    const inode = this.dirInode(dir);
+    return this.listings.list(this.listingKey(inode), this.entries(inode));
+  }
+
+  private async *entries(inode: Extract<Inode, { kind: "dir" }>): AsyncGenerator<FsDirEntry<SquashfsNode>> {
+    for await (const entry of this.rawEntries(inode)) {
+      yield { name: decodeName(entry.name), node: await this.inodeAt(entry.inodeBlock, entry.inodeOffset) };
+    }
+  }
+
+  /** A scan that decodes only names (and the one inode found): no node per entry, no listing held. */
   async lookup(dir: SquashfsNode, name: string): Promise<SquashfsNode | undefined> {
-    return (await this.entries(dir)).find((e) => e.name === name)?.node;
+    const inode = this.dirInode(dir);
+    const cached = this.listings.get(this.listingKey(inode));
+    if (cached) return cached.find((e) => e.name === name)?.node;
+    const wanted = nameBytes(name);
+    for await (const entry of this.rawEntries(inode)) {
+      if (entry.name.equals(wanted)) return this.inodeAt(entry.inodeBlock, entry.inodeOffset);
+    }
+    return undefined;
   }
 
   async readlink(node: SquashfsNode): Promise<string> {
     const inode = node.inode;
-    if (inode.kind !== "symlink") throw new UsageError(`squashfs inode ${inode.inodeNumber} is not a symlink`);
+    if (inode.kind !== "symlink") throw new CorruptImageError(`squashfs inode ${inode.inodeNumber} is not a symlink`);
     const { bytes } = await this.meta.read(node.tail, inode.targetSize, this.inodeTableEnd);
-    return bytes.toString("utf8");
+    return decodeName(bytes);
   }
 
   /** The file's block size words and block positions, read from its inode's tail once. */
   private async layout(node: SquashfsNode): Promise<{ blocks: Uint32Array; starts: number[] }> {
     if (node.blocks && node.blockStarts) return { blocks: node.blocks, starts: node.blockStarts };
     const inode = node.inode;
-    if (inode.kind !== "file") throw new UsageError(`squashfs inode ${inode.inodeNumber} is not a regular file`);
+    if (inode.kind !== "file") throw new CorruptImageError(`squashfs inode ${inode.inodeNumber} is not a regular file`);
     const sb = this.superblock;
     const count = blockCount(inode, sb.blockSize);
     const { bytes } = await this.meta.read(node.tail, count * 4, this.inodeTableEnd);
@@ -290,8 +299,8 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
       throw new CorruptImageError(`squashfs: ${what} at ${position} (${size} bytes) is out of bounds`);
     }
     const raw = await this.source.read(position, size);
-    const data = compressed ? await this.decompress(raw, sb.blockSize) : raw;
-    return remember(this.dataBlocks, position, data, DATA_CACHE);
+    const data = compressed ? await this.decompress(raw, sb.blockSize, sb.blockSize) : raw;
+    return this.dataBlocks.set(position, data);
   }
 
   /** Bytes [0, length) of block `index` of a file: a data block, a sparse block, or the tail in a fragment. */
@@ -322,11 +331,9 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
   }
 
   async read(node: SquashfsNode, offset: number, length: number): Promise<Buffer> {
-    if (node.inode.kind !== "file") throw new UsageError(`squashfs inode ${node.inode.inodeNumber} is not a regular file`);
+    if (node.inode.kind !== "file") throw new CorruptImageError(`squashfs inode ${node.inode.inodeNumber} is not a regular file`);
     const fileSize = node.inode.fileSize;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > fileSize) {
-      throw new UsageError(`read of ${length} bytes at ${offset} is outside a file of ${fileSize} bytes`);
-    }
+    checkFileRange(`squashfs inode ${node.inode.inodeNumber}`, fileSize, offset, length);
     const bs = this.superblock.blockSize;
     const out = Buffer.alloc(length);
     for (let at = offset; at < offset + length; ) {

@@ -9,8 +9,43 @@ import { decompressBlock as zlib } from "../../../src/container/codec/zlib-block
 import { decompressBlock as zstd } from "../../../src/container/codec/zstd-block.js";
 import { CorruptImageError } from "../../../src/errors.js";
 import { needs } from "../../helpers/env.js";
+import { nodeWithPeak } from "../../helpers/peak-rss.js";
 import { sh } from "../../helpers/run.js";
 import { tempDir } from "../../helpers/tmp.js";
+
+/**
+ * A hostile zstd frame: no content size, the window descriptor `windowByte`,
+ * then `blocks` RLE blocks that each turn 4 bytes into `blockSize` bytes.
+ * 4 KiB of it asks a naive decoder for gigabytes.
+ */
+function zstdBomb(windowByte: number, blocks: number, blockSize = (1 << 21) - 1): Buffer {
+  const parts = [Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, windowByte])];
+  for (let i = 0; i < blocks; i++) {
+    const word = (i === blocks - 1 ? 1 : 0) | (1 << 1) | (blockSize << 3); // last?, RLE, its size
+    parts.push(Buffer.from([word & 0xff, (word >> 8) & 0xff, word >> 16, 0x41]));
+  }
+  return Buffer.concat(parts);
+}
+
+/** Decode `input` in a child process with `decompressBlock` of `codec`; what it threw, and its peak memory. */
+async function decodeInChild(codec: string, input: Buffer, maxSize: number, maxWindow: number) {
+  const dir = tempDir();
+  writeFileSync(join(dir, "input"), input);
+  const script = join(dir, "decode.mts");
+  const module = new URL(`../../../src/container/codec/${codec}-block.ts`, import.meta.url).pathname;
+  writeFileSync(
+    script,
+    `import { readFileSync } from "node:fs";
+import { decompressBlock } from ${JSON.stringify(module)};
+const input = readFileSync(${JSON.stringify(join(dir, "input"))});
+const out = await decompressBlock(input, ${maxSize}, ${maxWindow}).then((b) => "decoded " + b.length, (e) => e.name + ": " + e.message);
+process.stdout.write(out);
+`,
+  );
+  const r = await nodeWithPeak(["--import", "tsx", script]);
+  assert.equal(r.code, 0, r.stderr);
+  return { outcome: r.stdout, peakMiB: r.peakMiB };
+}
 
 /** 256 KiB: text, a repeated short pattern (overlapping matches), random bytes, zeros. */
 function sample(): Buffer {
@@ -98,10 +133,10 @@ describe("block decompressors", () => {
   test("xz streams from xz --check=crc32 (as mksquashfs writes them) decode; bad ones are CorruptImageError", { skip: needs("xz") }, async () => {
     const dir = tempDir();
     writeFileSync(join(dir, "in"), sample());
-    await sh(`xz --check=crc32 -c ${dir}/in > ${dir}/in.xz`);
+    await sh(`xz --check=crc32 --lzma2=dict=256KiB -c ${dir}/in > ${dir}/in.xz`); // mksquashfs: the dictionary is the block size
     const packed = readFileSync(join(dir, "in.xz"));
     assert.ok((await xz(packed, 262144)).equals(sample()));
-    await assert.rejects(xz(packed, 100000), /expands to more than 100000 bytes/);
+    await assert.rejects(xz(packed, 100000, 262144), /expands to more than 100000 bytes/);
     await corruptionIsClean(xz, packed, 262144);
   });
 
@@ -113,5 +148,42 @@ describe("block decompressors", () => {
     assert.ok((await zstd(packed, 262144)).equals(sample()));
     await assert.rejects(zstd(packed, 1000), /expands to more than 1000 bytes/);
     await corruptionIsClean(zstd, packed, 262144);
+  });
+
+  test("a zstd frame declaring a 1.9 GiB window is refused before decoding, in a few MiB", async () => {
+    const bomb = zstdBomb((20 << 3) | 7, 64); // 2^30 + 7/8 * 2^30 bytes of window; 128 MiB of RLE
+    const { outcome, peakMiB } = await decodeInChild("zstd", bomb, 131072, 131072);
+    assert.equal(outcome, "CorruptImageError: corrupt zstd block: its window of 2013265920 bytes is larger than 131072");
+    assert.ok(peakMiB < 150, `peak RSS ${peakMiB.toFixed(0)} MiB`);
+  });
+
+  test("a zstd frame with a small window and no content size stops at maxSize, in a few MiB", async () => {
+    const bomb = zstdBomb(7 << 3, 4096, 131072); // a 128 KiB window passes the header check; 512 MiB of RLE blocks
+    const { outcome, peakMiB } = await decodeInChild("zstd", bomb, 131072, 131072);
+    assert.match(outcome, /^CorruptImageError: corrupt zstd block: /);
+    assert.ok(peakMiB < 150, `peak RSS ${peakMiB.toFixed(0)} MiB`);
+  });
+
+  test("zstd CLI frames without a content size decode within bounds; a window over maxWindow is refused", { skip: needs("zstd") }, async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "in"), sample());
+    await sh(`zstd -q -19 --zstd=wlog=18 --no-content-size -c < ${dir}/in > ${dir}/in.zst`);
+    const packed = readFileSync(join(dir, "in.zst"));
+    assert.equal((packed[4] as number) >> 6, 0, "no content size in the header");
+    assert.ok((await zstd(packed, 262144, 1 << 20)).equals(sample()));
+    await assert.rejects(zstd(packed, 262143, 1 << 20), CorruptImageError);
+    await assert.rejects(zstd(packed, 262144, 4096), /its window of \d+ bytes is larger than 4096/);
+  });
+
+  test("xz streams whose LZMA2 dictionary is over maxWindow are refused before decoding (xz --lzma2=dict=64MiB)", { skip: needs("xz") }, async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "in"), sample());
+    await sh(`xz --check=crc32 --lzma2=dict=64MiB -c ${dir}/in > ${dir}/in.xz`);
+    const packed = readFileSync(join(dir, "in.xz"));
+    await assert.rejects(xz(packed, 262144, 1 << 20), /corrupt xz block: its dictionary of 67108864 bytes is larger than 1048576/);
+    assert.ok((await xz(packed, 262144, 64 << 20)).equals(sample()));
+    const { outcome, peakMiB } = await decodeInChild("xz", packed, 262144, 131072);
+    assert.match(outcome, /^CorruptImageError: corrupt xz block: its dictionary/);
+    assert.ok(peakMiB < 150, `peak RSS ${peakMiB.toFixed(0)} MiB`);
   });
 });

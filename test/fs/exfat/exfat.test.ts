@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { CorruptImageError } from "../../../src/errors.js";
@@ -10,6 +10,8 @@ import { listAll } from "../../../src/fs/walk.js";
 import { MemorySource } from "../../../src/io/memory-source.js";
 import { needs } from "../../helpers/env.js";
 import { fixture } from "../../helpers/fixtures.js";
+import { platter } from "../../helpers/run.js";
+import { tempDir } from "../../helpers/tmp.js";
 
 const skip = needs("root", "loop", "fuse", "mkfs.exfat", "mount.exfat-fuse", "losetup");
 const IMAGES = ["c4k", "c512", "s4k"];
@@ -117,8 +119,33 @@ describe("exFAT reader", { skip }, () => {
     assert.equal(moved.stat.mtime, Date.UTC(2021, 2, 4, 5, 6, 6) / 1000 + 1.89 - 3600);
     // A wrong set checksum is corruption, named as such.
     set.writeUInt16LE(entrySetChecksum(set) ^ 1, 2);
-    const broken = await openExfat(new MemorySource(image)).catch((e: unknown) => e);
-    assert.ok(broken instanceof CorruptImageError && /checksum/.test(broken.message), String(broken));
+    const broken = await openExfat(new MemorySource(image));
+    const failure = await listAll(broken, await broken.root()).catch((e: unknown) => e);
+    assert.ok(failure instanceof CorruptImageError && /checksum/.test(failure.message), String(failure));
+  });
+
+  test('an entry set named ".." is listed as stored, not dropped; extract renames it "_.." with a warning', async () => {
+    const image = readFileSync(join(dir, "c4k.img"));
+    const fs = await openExfat(new MemorySource(image));
+    const hello = (await fs.lookup(await fs.root(), "hello.txt")) as ExfatNode;
+    const rootStart = (fs.boot.clusterHeapOffset + (fs.boot.rootCluster - 2) * fs.boot.sectorsPerCluster) * fs.boot.bytesPerSector;
+    const nameAt = image.indexOf(Buffer.from("hello.txt", "utf16le"), rootStart);
+    const setStart = nameAt - 2 - 64;
+    const set = image.subarray(setStart, setStart + 96);
+    assert.equal(set[0], 0x85);
+    set[32 + 3] = 2; // NameLength
+    set.fill(0, 64 + 2, 96);
+    set.write("..", 64 + 2, "utf16le");
+    set.writeUInt16LE(entrySetChecksum(set), 2);
+    const patched = await openExfat(new MemorySource(image));
+    const names = (await listAll(patched, await patched.root())).map((e) => e.name);
+    assert.ok(names.includes("..") && !names.includes("hello.txt"), names.join(", "));
+    const tmp = tempDir();
+    writeFileSync(join(tmp, "dots.img"), image);
+    const r = await platter(["extract", join(tmp, "dots.img"), "-o", join(tmp, "out"), "-q"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^platter: warning: \/\.\.: unsafe name, extracted as "_\.\."$/m);
+    assert.equal(readFileSync(join(tmp, "out", "_..")).length, hello.stat.size);
   });
 
   test("a damaged main boot region falls back to the backup; both damaged is a clean error", async () => {
@@ -130,7 +157,7 @@ describe("exFAT reader", { skip }, () => {
     await assert.rejects(openExfat(new MemorySource(image)), /boot checksum mismatch/);
   });
 
-  test("a FAT chain that loops is a clean error, not a hang; a file's chain is bounded by its size", async () => {
+  test("a FAT chain that loops is corrupt: a file's chain coming back inside its own length, and the root's endless one", async () => {
     const image = readFileSync(join(dir, "c512.img"));
     const fs = await openExfat(new MemorySource(image));
     const fatStart = fs.boot.fatOffset * fs.boot.bytesPerSector;
@@ -139,12 +166,17 @@ describe("exFAT reader", { skip }, () => {
     await fs.read(holes, 0, 1);
     const firstRun = holes.runs?.[0];
     assert.ok(firstRun && (holes.runs?.length ?? 0) > 1);
-    // The first run's last cluster now points back to the file's first cluster: the
-    // walk stops after the clusters the file's size needs (wrong bytes, no hang).
+    // The first run's last cluster now points back to the file's first cluster: the file's
+    // size still asks for more clusters, which would be the same ones read again (wrong bytes).
     image.writeUInt32LE(firstRun.cluster, fatStart + 4 * (firstRun.cluster + firstRun.count - 1));
     const looped = await openExfat(new MemorySource(image));
     const node = (await looped.lookup((await looped.lookup(await looped.root(), "frag")) as ExfatNode, "fills-the-holes.bin")) as ExfatNode;
-    assert.equal((await looped.read(node, 0, node.stat.size)).length, node.stat.size);
+    await assert.rejects(looped.read(node, 0, node.stat.size), (err) => err instanceof CorruptImageError && /FAT chain loops/.test(err.message));
+    const tmp = tempDir();
+    writeFileSync(join(tmp, "loop.img"), image);
+    const cat = await platter(["cat", join(tmp, "loop.img"), "/frag/fills-the-holes.bin"]);
+    assert.equal(cat.code, 1);
+    assert.equal(cat.stderr, 'platter: exFAT "fills-the-holes.bin": FAT chain loops (it comes back to a cluster it has passed)\n');
     // The root directory has no size: it is walked to its end mark, and a loop must be noticed.
     image.writeUInt32LE(fs.boot.rootCluster, fatStart + 4 * fs.boot.rootCluster);
     await assert.rejects(openExfat(new MemorySource(image)), /FAT chain loops/);

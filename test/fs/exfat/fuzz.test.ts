@@ -5,7 +5,7 @@ import { before, describe, test } from "node:test";
 import { decodeBootSector, openExfat } from "../../../src/fs/exfat/index.js";
 import { needs } from "../../helpers/env.js";
 import { fixture } from "../../helpers/fixtures.js";
-import { fuzzImage } from "../../helpers/fs-fuzz.js";
+import { fuzzImage, tryImage } from "../../helpers/fs-fuzz.js";
 
 describe("exFAT reader under bit flips", { skip: needs("root", "loop", "fuse", "mkfs.exfat", "mount.exfat-fuse") }, () => {
   let dir = "";
@@ -14,9 +14,10 @@ describe("exFAT reader under bit flips", { skip: needs("root", "loop", "fuse", "
   });
 
   for (const name of ["c4k", "c512", "s4k"]) {
-    test(`${name}: 1,000 bit-flipped copies end in a clean PlatterError or read fine, none hangs`, async () => {
+    test(`${name}: 1,000 bit-flipped copies read fine or end in a PlatterError, within their read budget`, async (t) => {
       const image = readFileSync(join(dir, `${name}.img`));
       const boot = decodeBootSector(image);
+      assert.equal((await tryImage(image, openExfat, `${name}.img as made`)).outcome, "read");
       const bps = boot.bytesPerSector;
       const heap = boot.clusterHeapOffset * bps;
       // Half the flips hit the boot regions, the FAT entries in use, and the start of the
@@ -30,8 +31,9 @@ describe("exFAT reader under bit flips", { skip: needs("root", "loop", "fuse", "
         ],
         deepEvery: 4,
       });
-      assert.equal(result.opened + result.failedCleanly >= 1000, true);
-      console.log(`${name}: ${JSON.stringify(result)}`);
+      t.diagnostic(JSON.stringify(result));
+      // fuzzImage failed the test on any copy that crashed or read past its budget; here: the flips reached past the superblock.
+      assert.ok(result.opened >= result.copies / 2, `only ${result.opened} of ${result.copies} copies opened`);
     });
   }
 });

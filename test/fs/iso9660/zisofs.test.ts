@@ -185,6 +185,6 @@ describe("hostile zisofs files", { skip: needs("xorriso") }, () => {
     const c = await craftable();
     const end = c.stored + c.image.readUInt32LE(c.pointer(40));
     const result = await fuzzImage(c.image, (source) => openIso9660(source), { copies: 200, hot: [[c.stored, end]], deepEvery: 1 });
-    assert.ok(result.failedCleanly > 0, "no damage was noticed");
+    assert.ok(result.failed > 0, "no damage was noticed");
   });
 });

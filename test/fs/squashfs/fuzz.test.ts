@@ -5,7 +5,7 @@ import { before, describe, test } from "node:test";
 import { decodeSuperblock, openSquashfs } from "../../../src/fs/squashfs/index.js";
 import { needs } from "../../helpers/env.js";
 import { fixture } from "../../helpers/fixtures.js";
-import { fuzzImage } from "../../helpers/fs-fuzz.js";
+import { fuzzImage, tryImage } from "../../helpers/fs-fuzz.js";
 
 describe("squashfs reader under bit flips", { skip: needs("root", "mksquashfs", "setfattr") }, () => {
   let dir = "";
@@ -14,9 +14,10 @@ describe("squashfs reader under bit flips", { skip: needs("root", "mksquashfs", 
   });
 
   for (const name of ["gzip", "xz", "zstd", "lz4", "nocomp"]) {
-    test(`${name}: 1,000 bit-flipped copies end in a clean PlatterError or read fine, none hangs`, async () => {
+    test(`${name}: 1,000 bit-flipped copies read fine or end in a PlatterError, within their read budget`, async (t) => {
       const image = readFileSync(join(dir, `${name}.sqfs`));
       const sb = decodeSuperblock(image);
+      assert.equal((await tryImage(image, openSquashfs, `${name}.sqfs as made`)).outcome, "read");
       // Half the flips hit the superblock and the metadata tables, where one bit changes the most.
       const result = await fuzzImage(image, openSquashfs, {
         copies: 1000,
@@ -26,8 +27,9 @@ describe("squashfs reader under bit flips", { skip: needs("root", "mksquashfs", 
         ],
         deepEvery: 20, // a whole walk lists 3000 inodes and inflates every file's first 64 KiB
       });
-      assert.equal(result.opened + result.failedCleanly >= 1000, true);
-      console.log(`${name}: ${JSON.stringify(result)}`);
+      t.diagnostic(JSON.stringify(result));
+      // fuzzImage failed the test on any copy that crashed or read past its budget; here: the flips reached past the superblock.
+      assert.ok(result.opened >= result.copies / 2, `only ${result.opened} of ${result.copies} copies opened`);
     });
   }
 });

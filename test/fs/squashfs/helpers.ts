@@ -42,7 +42,7 @@ export async function llnLines(fs: SquashfsFileSystem): Promise<string[]> {
   const lines: string[] = [];
   const line = async (node: SquashfsNode, path: string) => {
     const s = node.stat;
-    const size = node.device ? `${node.device.major},${node.device.minor}` : String(s.size);
+    const size = s.rdev ? s.rdev.join(",") : String(s.size);
     const target = node.kind === "symlink" ? ` -> ${await fs.readlink(node)}` : "";
     lines.push(`${modeString(node.kind, s.mode)} ${s.uid}/${s.gid} ${size} ${utcMinute(s.mtime)} ${path}${target}`);
   };

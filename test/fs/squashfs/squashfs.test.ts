@@ -1,12 +1,17 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { decodeSuperblock, openSquashfs, type SquashfsNode } from "../../../src/fs/squashfs/index.js";
 import { openSource } from "../../../src/io/file-source.js";
+import { nameBytes } from "../../../src/fs/names.js";
 import { listAll } from "../../../src/fs/walk.js";
 import { MemorySource } from "../../../src/io/memory-source.js";
+import { CorruptImageError } from "../../../src/errors.js";
 import { needs } from "../../helpers/env.js";
+import { nodeWithPeak } from "../../helpers/peak-rss.js";
+import { CLI, platter, sh } from "../../helpers/run.js";
+import { tempDir } from "../../helpers/tmp.js";
 import { fixture } from "../../helpers/fixtures.js";
 import { llnLines, normaliseLln, sha256Lines } from "./helpers.js";
 
@@ -85,7 +90,7 @@ describe("squashfs reader", { skip }, () => {
       const tail = (await fs.lookup(await fs.root(), "tail.bin")) as SquashfsNode; // 200000 bytes, 1 MiB blocks: all in a fragment
       const whole = await fs.read(tail, 0, tail.stat.size);
       assert.ok((await fs.read(tail, 131071, 2)).equals(whole.subarray(131071, 131073)));
-      await assert.rejects(fs.read(tail, 199999, 2), /outside a file/);
+      await assert.rejects(fs.read(tail, 199999, 2), (err) => err instanceof CorruptImageError && /outside the file/.test(err.message));
     });
     await withImage(dir, "lz4", async (fs) => {
       const big = (await fs.lookup(await fs.root(), "big.bin")) as SquashfsNode; // 4 KiB blocks
@@ -95,7 +100,7 @@ describe("squashfs reader", { skip }, () => {
       }
     });
   });
-  test("a crafted entry named \"..\" is dropped, never listed (uncompressed image patched in place)", async () => {
+  test('a crafted entry named ".." is listed as stored, not dropped; extract renames it "_.." with a warning', async () => {
     const image = readFileSync(join(dir, "nocomp.sqfs"));
     const sb = decodeSuperblock(image);
     // The root's entry "t3": size field 1 (name length - 1), then the name.
@@ -108,7 +113,77 @@ describe("squashfs reader", { skip }, () => {
     const before = await rootNames();
     image.write("..", at + 2, "latin1");
     const names = await rootNames();
-    assert.ok(before.includes("t3") && !names.includes("..") && !names.includes("t3"));
-    assert.equal(names.length, before.length - 1);
+    assert.deepEqual(names, before.map((n) => (n === "t3" ? ".." : n)));
+    const tmp = tempDir();
+    writeFileSync(join(tmp, "dots.sqfs"), image);
+    const r = await platter(["extract", join(tmp, "dots.sqfs"), "-o", join(tmp, "out"), "-q"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^platter: warning: \/\.\.: unsafe name, extracted as "_\.\."$/m);
+    assert.equal(readFileSync(join(tmp, "out", "_.."), "utf8"), "three names\n");
+  });
+});
+
+describe("squashfs compressed blocks are bounded by the block size", { skip: needs("mksquashfs") }, () => {
+  test("a zstd data block declaring a 1.9 GiB window is corrupt: one line, exit 1, a few MiB (mksquashfs image patched)", async () => {
+    const work = tempDir();
+    const payload = Buffer.alloc(4096);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 7919) % 251;
+    await sh(`mkdir ${work}/src`);
+    writeFileSync(join(work, "src", "f"), payload);
+    const img = join(work, "bomb.sqfs");
+    // One 4 KiB block stored uncompressed (-noD), inodes uncompressed (-noI): both easy to find and patch.
+    await sh(`mksquashfs ${work}/src ${img} -quiet -no-progress -comp zstd -b 4K -noI -noD -no-fragments >/dev/null`);
+    const image = readFileSync(img);
+    const dataAt = image.indexOf(payload);
+    const wordAt = image.indexOf(Buffer.from([0x00, 0x10, 0x00, 0x01]), dataAt + payload.length); // 4096, stored uncompressed
+    assert.ok(dataAt > 0 && wordAt > 0);
+    image.writeUInt32LE(4096, wordAt); // now "compressed"
+    // A zstd frame with no content size and a 2^30 + 7/8 * 2^30 window, then RLE blocks that each make 128 KiB.
+    Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, (20 << 3) | 7]).copy(image, dataAt);
+    for (let at = 6; at + 4 <= 4096; at += 4) {
+      const word = (at + 8 > 4096 ? 1 : 0) | (1 << 1) | (131072 << 3); // last?, RLE, 128 KiB
+      Buffer.from([word & 0xff, (word >> 8) & 0xff, word >> 16, 0x41]).copy(image, dataAt + at);
+    }
+    writeFileSync(img, image);
+    const r = await nodeWithPeak([CLI, "cat", img, "/f"]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, "platter: corrupt zstd block: its window of 2013265920 bytes is larger than 4096\n");
+    assert.ok(r.peakMiB < 150, `peak RSS ${r.peakMiB.toFixed(0)} MiB`);
+  });
+});
+
+describe("squashfs names and devices, as an unsquashfs'd copy has them", { skip: needs("root", "mksquashfs", "unsquashfs") }, () => {
+  test("names that are not UTF-8 stay distinct byte for byte, symlink targets too; a large device number decodes", async () => {
+    const work = tempDir();
+    const src = join(work, "src");
+    await sh(`mkdir ${src}`);
+    writeFileSync(Buffer.from(`${src}/bad\xff\xfe.txt`, "latin1"), "fe");
+    writeFileSync(Buffer.from(`${src}/bad\xff\xfd.txt`, "latin1"), "fd");
+    await sh(`cd ${src} && ln -s "$(printf 'bad\\377\\376.txt')" link && mknod big c 300 70000 && mknod null c 1 3 && mknod loop b 7 0`);
+    const img = join(work, "names.sqfs");
+    await sh(`mksquashfs ${src} ${img} -quiet -no-progress >/dev/null && unsquashfs -q -d ${work}/copy ${img} >/dev/null`);
+    const copy = join(work, "copy");
+    const source = await openSource(img);
+    try {
+      const fs = await openSquashfs(source);
+      const root = await fs.root();
+      const entries = await listAll(fs, root);
+      const theirs = readdirSync(copy, { encoding: "buffer" }).map((n) => n.toString("hex")).sort();
+      assert.deepEqual(entries.map((e) => nameBytes(e.name).toString("hex")).sort(), theirs);
+      for (const e of entries.filter((e) => e.name.startsWith("bad"))) {
+        const expected = readFileSync(Buffer.concat([Buffer.from(`${copy}/`), nameBytes(e.name)]));
+        assert.ok((await fs.read((await fs.lookup(root, e.name)) as SquashfsNode, 0, 2)).equals(expected));
+      }
+      const link = (await fs.lookup(root, "link")) as SquashfsNode;
+      assert.ok(nameBytes(await fs.readlink(link)).equals(readlinkSync(join(copy, "link"), { encoding: "buffer" })));
+      for (const name of ["big", "null", "loop"]) {
+        const node = (await fs.lookup(root, name)) as SquashfsNode;
+        const [major, minor] = (await sh(`stat -c '%t %T' ${join(copy, name)}`)).trim().split(" ").map((h) => Number.parseInt(h, 16));
+        assert.deepEqual(node.stat.rdev, [major, minor], name);
+        assert.equal(node.stat.type, name === "loop" ? "block" : "char");
+      }
+    } finally {
+      await source.close();
+    }
   });
 });

@@ -1,6 +1,6 @@
-import type { BlockSource } from "./block-source.js";
-import { checkRange } from "./bounds.js";
-import { DeviceError } from "../errors.js";
+import type { BlockSource } from "../../src/io/block-source.js";
+import { checkRange } from "../../src/io/bounds.js";
+import { DeviceError } from "../../src/errors.js";
 
 /** A run of sectors [first, last] (inclusive) that misbehaves. */
 export interface FaultRange {

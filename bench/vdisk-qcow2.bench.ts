@@ -1,0 +1,133 @@
+/**
+ * qcow2 against qemu-img, whole processes as users run them, on a 1 GiB
+ * disk-like image (per 64 KiB: 3/8 zeros, 3/8 log-like text, 2/8 random,
+ * in long runs as on a real disk):
+ *
+ *   raw -> qcow2              platter convert        vs  qemu-img convert -O qcow2
+ *   raw -> compressed qcow2   platter convert --compress  vs  qemu-img convert -c -O qcow2
+ *   qcow2 -> raw              platter convert --sparse  vs  qemu-img convert -O raw
+ *                             (from qemu-img's plain and compressed images; both
+ *                             leave the zero runs as holes, qemu-img by default)
+ *
+ * Commands run in turns (A B A B...), warm cache, outputs removed before
+ * each run (untimed). Ratio = qemu-img's median / platter's: above 1,
+ * platter is faster. On a machine shared with other work the wall-clock
+ * ratio swings with the load; the CPU seconds (user + system, GNU time, one
+ * more run of each) are printed beside it as the steadier measure.
+ */
+import { spawnSync } from "node:child_process";
+import { createCipheriv } from "node:crypto";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Command, compareInTurns, report } from "./lib/whole-process.js";
+
+const OUT = fileURLToPath(new URL("out/vdisk-qcow2/", import.meta.url));
+const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
+const SIZE = 1 << 30;
+const CLUSTER = 65536;
+
+/** Deterministic pseudo-random bytes (AES-CTR over zeros), fast enough not to matter. */
+function randomBytes(length: number, seed: number): Buffer {
+  const key = Buffer.alloc(16);
+  key.writeUInt32LE(seed);
+  return createCipheriv("aes-128-ctr", key, Buffer.alloc(16)).update(Buffer.alloc(length));
+}
+
+function makeDisk(path: string): void {
+  const fd = openSync(path, "w");
+  const line = (i: number) => `2026-11-30T12:${String(i % 60).padStart(2, "0")}:00 host kernel: [${i}] usb 1-1: new high-speed USB device number ${i % 128}\n`;
+  let text = "";
+  for (let i = 0; text.length < 4 << 20; i++) text += line(i);
+  const textBytes = Buffer.from(text);
+  // Runs of 1 to 16 clusters of one kind, as files and free space lie on a disk.
+  let kindSeed = 1;
+  for (let pos = 0; pos < SIZE; ) {
+    kindSeed = (kindSeed * 1103515245 + 12345) % 2 ** 31;
+    const run = Math.min(SIZE - pos, (1 + (kindSeed % 16)) * CLUSTER);
+    const kind = (kindSeed >> 8) % 8;
+    if (kind < 3) {
+      pos += run; // zeros: left as a hole, as on a fresh disk image
+      continue;
+    }
+    const data = kind < 6 ? textBytes.subarray((pos / CLUSTER) % 32 * CLUSTER, (pos / CLUSTER) % 32 * CLUSTER + run) : randomBytes(run, pos / CLUSTER);
+    writeSync(fd, data, 0, data.length, pos);
+    pos += run;
+  }
+  closeSync(fd);
+  spawnSync("truncate", ["-s", String(SIZE), path]);
+}
+
+/** User + system CPU seconds of one more run of `command`, measured by GNU time. */
+function cpuSeconds(command: Command): number {
+  command.setup?.();
+  const out = join(OUT, "time.out");
+  const r = spawnSync("/usr/bin/time", ["-f", "%U %S", "-o", out, ...command.argv], { stdio: ["ignore", "ignore", "pipe"] });
+  if (r.status !== 0) throw new Error(`${command.label}: ${r.stderr}`);
+  const [user, system] = readFileSync(out, "utf8").trim().split(/\s+/).map(Number);
+  return (user as number) + (system as number);
+}
+
+/** Time A against B (in turns), then their CPU seconds; print both. */
+function compare(title: string, a: Command, b: Command, runs: number, extra?: () => string): void {
+  const c = compareInTurns(a, b, { runs });
+  const cpuA = cpuSeconds(a);
+  const cpuB = cpuSeconds(b);
+  report(title, c, `${extra?.() ?? ""}  CPU ${cpuA.toFixed(2)} s vs ${cpuB.toFixed(2)} s (ratio ${(cpuB / cpuA).toFixed(2)}x)`);
+}
+
+function run(argv: string[]): void {
+  const r = spawnSync(argv[0] as string, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
+  if (r.status !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr}`);
+}
+
+export default async function bench(): Promise<void> {
+  mkdirSync(OUT, { recursive: true });
+  const raw = join(OUT, "disk.raw");
+  if (!existsSync(raw)) makeDisk(raw);
+  const qemuPlain = join(OUT, "qemu-plain.qcow2");
+  const qemuZlib = join(OUT, "qemu-zlib.qcow2");
+  if (!existsSync(qemuPlain)) run(["qemu-img", "convert", "-O", "qcow2", raw, qemuPlain]);
+  if (!existsSync(qemuZlib)) run(["qemu-img", "convert", "-c", "-O", "qcow2", raw, qemuZlib]);
+  const a = join(OUT, "a.out");
+  const b = join(OUT, "b.out");
+  const cleanA = () => rmSync(a, { force: true });
+  const cleanB = () => rmSync(b, { force: true });
+  const platter = (...args: string[]) => [process.execPath, CLI, "convert", ...args, "--force", "--quiet"];
+  const mib = (path: string) => `${(statSync(path).size / 2 ** 20).toFixed(0)} MiB`;
+  const load = loadavg().map((l) => l.toFixed(1)).join(" ");
+  console.log(`qcow2 (${availableParallelism()} cores, load average ${load}): 1 GiB disk, 3/8 zeros, 3/8 text, 2/8 random`);
+
+  const sizes = () => `(${mib(a)} vs ${mib(b)})`;
+  compare(
+    "raw -> qcow2",
+    { label: "platter convert", argv: platter(raw, a, "--to", "qcow2"), setup: cleanA },
+    { label: "qemu-img convert -O qcow2", argv: ["qemu-img", "convert", "-O", "qcow2", raw, b], setup: cleanB },
+    5,
+    sizes,
+  );
+  for (const type of ["zlib", "zstd"]) {
+    compare(
+      `raw -> ${type} qcow2`,
+      { label: `platter convert --compress ${type}`, argv: platter(raw, a, "--to", "qcow2", "--compress", type), setup: cleanA },
+      { label: `qemu-img convert -c${type === "zstd" ? " -o compression_type=zstd" : ""}`, argv: ["qemu-img", "convert", "-c", "-O", "qcow2", ...(type === "zstd" ? ["-o", "compression_type=zstd"] : []), raw, b], setup: cleanB },
+      3,
+      sizes,
+    );
+  }
+  for (const [label, image] of [
+    ["plain", qemuPlain],
+    ["zlib", qemuZlib],
+  ] as const) {
+    compare(
+      `${label} qcow2 -> raw`,
+      { label: "platter convert --sparse", argv: platter(image, a, "--to", "raw", "--sparse"), setup: cleanA },
+      { label: "qemu-img convert -O raw", argv: ["qemu-img", "convert", "-O", "raw", image, b], setup: cleanB },
+      5,
+    );
+  }
+  cleanA();
+  cleanB();
+  rmSync(join(OUT, "time.out"), { force: true });
+}

@@ -1,0 +1,377 @@
+/**
+ * The steps of one capture, in the order capture() runs them (see
+ * capture.ts): open and check, load the map, open DEST, run the passes,
+ * finish. Each step leaves the job in a state the next one, or abandon()
+ * and close(), know how to handle.
+ */
+import { promises as fsp } from "node:fs";
+import type { BlockSink, BlockSource } from "../io/block-source.js";
+import { FileSink, isStreamOutput, openStreamSink, StreamSink } from "../io/file-sink.js";
+import { openSource } from "../io/file-source.js";
+import { isStream, StreamSource, type SequentialSource } from "../io/stream-source.js";
+import { ioError, UsageError } from "../errors.js";
+import { formatSize } from "../util/units.js";
+import type { CaptureOptions, CaptureProgress, CaptureResult } from "./capture.js";
+import { CaptureMap, phaseMessage } from "./capture-map.js";
+import { Copier, type Phase } from "./copier.js";
+import { hashFromDest } from "./dest-hash.js";
+import { formatHashLines } from "./hasher.js";
+import { ImageWriter, InOrderHasher } from "./image-writer.js";
+import { createHasher, type StreamHasher } from "./parallel-hasher.js";
+import { checkCaptureTargets, checkOutputPaths, type NamedOutput } from "./safety.js";
+import { StreamCopier, UNKNOWN_END } from "./stream-copier.js";
+
+export const DEFAULT_BLOCK_SIZE = 1 << 20;
+export const DEFAULT_MAP_INTERVAL_MS = 5000;
+const MAX_BLOCK_SIZE = 64 << 20;
+/** The sector size of a stream, which has none: only the block size matters there. */
+const STREAM_SECTOR = 512;
+
+function isSequential(source: BlockSource | SequentialSource): source is SequentialSource {
+  return !("size" in source);
+}
+
+export class CaptureJob {
+  private readonly startedAt = Date.now();
+  private readonly blockSize: number;
+  private readonly sectorSize: number;
+  private readonly retries: number;
+  /** The domain, in SOURCE offsets: [start, end); a stream's end is UNKNOWN_END until it ends. */
+  private readonly start: number;
+  private end: number;
+  private captureMap: CaptureMap | undefined;
+  private sink: BlockSink | undefined;
+  /** DEST is a regular file this run created or truncated: it reads as zeros wherever nothing was written. */
+  private createdOrTruncated = false;
+  private copier: Copier | StreamCopier | undefined;
+  private hasher: (StreamHasher & { dispose?(): Promise<void> }) | undefined;
+  private inOrder: InOrderHasher | undefined;
+  private hashedFromDest = 0;
+  /** Every pass ran and DEST has its final size: a failure after that leaves it in place. */
+  private destFinished = false;
+  /** DEST takes bytes in order only: standard output or a FIFO. */
+  private destIsStream = false;
+
+  private constructor(
+    private readonly options: CaptureOptions,
+    private readonly source: BlockSource | SequentialSource,
+  ) {
+    this.blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    this.sectorSize = options.sectorSize ?? (isSequential(source) ? STREAM_SECTOR : source.sectorSize);
+    this.retries = options.retries ?? 0;
+    this.start = options.skip ?? 0;
+    const size = isSequential(source) ? UNKNOWN_END : source.size;
+    this.end = options.length === undefined ? size : this.start + options.length;
+  }
+
+  /** Step 1: open SOURCE; check the sizes, the window and every path the capture will write. */
+  static async open(options: CaptureOptions): Promise<CaptureJob> {
+    const source = typeof options.source === "string" ? await openCaptureSource(options.source, options.direct, options.signal) : options.source;
+    const job = new CaptureJob(options, source);
+    try {
+      await job.check();
+    } catch (err) {
+      await job.close();
+      throw err;
+    }
+    return job;
+  }
+
+  private get mapPath(): string | undefined {
+    return this.options.mapPath;
+  }
+
+  private async check(): Promise<void> {
+    const { options, source } = this;
+    validateSizes(this.blockSize, this.sectorSize, this.retries);
+    if (!isSequential(source)) {
+      if (this.start > source.size) throw new UsageError(`--skip ${this.start} is past the end of ${source.name} (${source.size} bytes)`);
+      if (this.end > source.size) {
+        throw new UsageError(`--skip ${this.start} --length ${options.length} goes past the end of ${source.name} (${source.size} bytes)`);
+      }
+    }
+    this.destIsStream = options.dest === "-" || (await isStreamOutput(options.dest));
+    if (options.dest !== "-" && typeof options.source === "string") {
+      for (const w of await checkCaptureTargets(options.source, options.dest)) options.onWarning?.(w);
+    }
+    const outputs: NamedOutput[] = [];
+    if (options.dest !== "-") outputs.push({ what: "DEST", path: options.dest });
+    if (options.mapPath) outputs.push({ what: "--map", path: options.mapPath });
+    if (options.hashFile) outputs.push({ what: "--hash-file", path: options.hashFile });
+    await checkOutputPaths(typeof options.source === "string" ? options.source : undefined, outputs);
+  }
+
+  /** Step 2: the mapfile to resume, or a fresh map (saved at once, so a bad --map fails now). */
+  async loadMap(): Promise<void> {
+    const { options, source } = this;
+    const size = isSequential(source) ? UNKNOWN_END : source.size;
+    const capture = await CaptureMap.open(this.mapPath, size, this.start, {
+      comments: options.mapComments ?? [],
+      startedAt: this.startedAt,
+      warn: options.onWarning,
+    });
+    this.captureMap = capture;
+    const rescuedBefore = this.rescuedBefore;
+    const { destIsStream } = this;
+    if (destIsStream && (options.noTrim || options.noScrape)) {
+      throw new UsageError("--no-trim and --no-scrape need a DEST that can be completed later, not a stream");
+    }
+    if (capture.resumed && isSequential(source)) {
+      throw new UsageError(`cannot resume from ${source.name}: a stream cannot be read again from where ${this.mapPath} stopped`);
+    }
+    if (destIsStream && rescuedBefore > 0) {
+      throw new UsageError(`cannot resume into a stream: ${this.mapPath} says ${formatSize(rescuedBefore)} were already rescued`);
+    }
+    if (capture.resumed && rescuedBefore > 0 && !destIsStream && !(await exists(options.dest))) {
+      throw new UsageError(`${this.mapPath} says ${formatSize(rescuedBefore)} were rescued into ${options.dest}, but it does not exist`);
+    }
+    await capture.save("Starting", undefined);
+  }
+
+  /** Step 3: open DEST (created, truncated, or written in place when resuming); hash what earlier runs rescued in order. */
+  async openDest(): Promise<void> {
+    const { options } = this;
+    const capture = this.captureMap as CaptureMap;
+    if (options.dest === "-") {
+      this.sink = new StreamSink(options.stdout ?? process.stdout);
+    } else if (this.destIsStream) {
+      this.sink = await openStreamSink(options.dest, options.signal);
+    } else {
+      if (!isSequential(this.source)) await checkDestSize(options.dest, this.end - this.start);
+      const fileSink = await FileSink.open(options.dest, {
+        create: true,
+        truncate: !capture.resumed,
+        sparse: options.sparse,
+        exclusive: true,
+      });
+      this.sink = fileSink;
+      this.createdOrTruncated = fileSink.isRegularFile && !capture.resumed;
+    }
+    // Hashing: in order while the copy allows it; DEST fills in the rest at the end.
+    if (!options.hashes?.length) return;
+    this.hasher = createHasher(options.hashes, this.end - this.start);
+    this.inOrder = new InOrderHasher(this.hasher, this.start);
+    if (this.rescuedBefore > 0) {
+      const prefixEnd = capture.map.firstNot("+", this.start, this.end);
+      this.hashedFromDest += await hashFromDest(options.dest, this.start, capture.map, this.inOrder, prefixEnd, (n) =>
+        this.report("copying", 1, this.start, { hashing: n }),
+      );
+    }
+  }
+
+  /** Step 4: the rescue passes (a stream's one pass), saving the map every few seconds. False when interrupted. */
+  async runPasses(): Promise<boolean> {
+    const { options, source } = this;
+    const sink = this.sink as BlockSink;
+    const map = (this.captureMap as CaptureMap).map;
+    const writer = new ImageWriter(sink, { origin: this.start, sparse: Boolean(options.sparse), zeroFilled: this.createdOrTruncated, hasher: this.inOrder });
+    const common = {
+      signal: options.signal,
+      maxReadRate: options.maxReadRate,
+      checkpointMs: options.mapIntervalMs ?? DEFAULT_MAP_INTERVAL_MS,
+      checkpoint: this.mapPath
+        ? async () => {
+            // A saved map must never claim more than DEST durably holds.
+            await sink.flush();
+            if (this.copier) await this.saveMap(phaseMessage(this.copier));
+          }
+        : undefined,
+      onProgress: () => this.report(this.copier?.phase ?? "copying", this.copier?.pass ?? 1, this.copier?.position ?? this.start),
+    };
+    if (isSequential(source)) {
+      const end = options.length === undefined ? undefined : this.end;
+      this.copier = new StreamCopier(source, writer, map, { ...common, blockSize: this.blockSize, start: this.start, end });
+    } else {
+      this.copier = new Copier(source, source, writer, map, {
+        ...common,
+        blockSize: this.blockSize,
+        sectorSize: this.sectorSize,
+        retries: this.retries,
+        noTrim: options.noTrim,
+        noScrape: options.noScrape,
+        start: this.start,
+        end: this.end,
+        inOrder: sink.sequential,
+      });
+    }
+    return this.copier.run();
+  }
+
+  /** Step 5: DEST completed (bad sectors zeroed, its size set, synced), hashed to the end, the map and the hash file saved. */
+  async finish(finished: boolean): Promise<CaptureResult> {
+    const { options } = this;
+    const sink = this.sink as BlockSink;
+    if (finished) this.fitStreamEnd();
+    const map = (this.captureMap as CaptureMap).map;
+    const { start, end } = this;
+    // Every byte rescued or known bad (--no-trim/--no-scrape leave failing blocks for later).
+    const complete = finished && map.ranges(["?", "*", "/"], start, end).length === 0;
+    if (finished) {
+      // Unreadable sectors read as zeros in the image, whatever DEST held there before.
+      if (!sink.sequential && !this.createdOrTruncated) for (const [a, b] of map.ranges("-", start, end)) await sink.writeZeros(a - start, b - a);
+      await sink.setSize(end - start);
+    }
+    // With a mapfile, "Finished" must not be saved before DEST is durable. Without
+    // one, DEST is left to the page cache, as dd and cp leave it.
+    if (this.mapPath) await sink.flush();
+    // From here on DEST is the image, whatever fails next (hashing, the hash file).
+    this.destFinished = finished;
+
+    let hashes: Record<string, string> = {};
+    if (complete && this.hasher && this.inOrder) {
+      if (this.inOrder.frontier < end) {
+        this.hashedFromDest += await hashFromDest(options.dest, start, map, this.inOrder, end, (n) => this.report("finished", 1, end, { hashing: n }));
+      }
+      hashes = await this.hasher.digest();
+      this.hasher = undefined;
+    }
+    await this.saveMap(finished ? "Finished" : "Interrupted by user");
+    if (!finished && !this.mapPath && this.createdOrTruncated) {
+      // Nothing could resume it, and it could pass for a complete image.
+      await this.removeDest();
+    }
+    if (options.hashFile && complete) await writeHashFile(options.hashFile, hashes, options.dest);
+
+    const copied = map.bytes("+", start, end);
+    const unreadable = map.bytes("-", start, end);
+    // An interrupted stream's size is what was read of it.
+    const size = end === UNKNOWN_END ? copied : end - start;
+    return {
+      source: this.source.name,
+      dest: options.dest,
+      size,
+      bytesCopied: copied,
+      bytesUnreadable: unreadable,
+      badRanges: map.ranges("-", start, end).map(([a, b]): [number, number] => [a, b - a]),
+      hashes,
+      seconds: Math.round((Date.now() - this.startedAt) / 10) / 100,
+      complete,
+      interrupted: !finished,
+      resumed: (this.captureMap as CaptureMap).resumed,
+      fromStream: isSequential(this.source),
+      bytesUnfinished: size - copied - unreadable,
+      hashedFromDest: this.hashedFromDest,
+      readErrors: this.copier?.readErrors ?? 0,
+    };
+  }
+
+  /**
+   * After a failure: the map (if any) is the truth about DEST, so both are
+   * kept once the copy began; without one, a partial DEST this run created
+   * is useless and could pass for complete. A mapfile this run created for
+   * a copy that never started would only mislead.
+   */
+  async abandon(): Promise<void> {
+    const copying = this.copier !== undefined;
+    if (this.mapPath && copying) {
+      await this.sink?.flush().catch(() => {});
+      await this.saveMap("Stopped by an error").catch(() => {});
+    }
+    if (this.createdOrTruncated && !this.destFinished && (!this.mapPath || !copying)) await this.removeDest().catch(() => {});
+    if (this.mapPath && !this.captureMap?.loaded && !copying && this.captureMap) await fsp.rm(this.mapPath, { force: true }).catch(() => {});
+  }
+
+  /** Release everything; SOURCE only if this job opened it. */
+  async close(): Promise<void> {
+    await this.hasher?.dispose?.();
+    await this.sink?.close();
+    if (typeof this.options.source === "string") await this.source.close();
+  }
+
+  /** Bytes of the domain an earlier run rescued. */
+  private get rescuedBefore(): number {
+    return this.captureMap?.map.bytes("+", this.start, this.end) ?? 0;
+  }
+
+  /** A stream's domain ends where the stream did; a --skip past that end is refused, as for a file. */
+  private fitStreamEnd(): void {
+    if (!(this.copier instanceof StreamCopier) || this.copier.streamEnd === undefined) return;
+    const streamEnd = this.copier.streamEnd;
+    if (streamEnd < this.start) throw new UsageError(`--skip ${this.start} is past the end of ${this.source.name} (${streamEnd} bytes)`);
+    if (this.options.length !== undefined) {
+      this.options.onWarning?.(`${this.source.name} ended after ${streamEnd - this.start} bytes of the ${this.options.length} asked by --length`);
+    }
+    this.end = streamEnd;
+    this.captureMap = (this.captureMap as CaptureMap).fitTo(streamEnd);
+  }
+
+  private async saveMap(message: string): Promise<void> {
+    await this.captureMap?.save(message, this.copier);
+  }
+
+  private async removeDest(): Promise<void> {
+    await this.sink?.close();
+    this.sink = undefined;
+    await fsp.rm(this.options.dest, { force: true });
+  }
+
+  private report(phase: Phase, pass: number, position: number, extra: Partial<CaptureProgress> = {}): void {
+    const map = (this.captureMap as CaptureMap).map;
+    this.options.onProgress?.({
+      phase,
+      pass,
+      position,
+      rescued: map.bytes("+", this.start, this.end),
+      unreadable: map.bytes("-", this.start, this.end),
+      total: this.end === UNKNOWN_END ? undefined : this.end - this.start,
+      bytesRead: this.copier?.bytesRead ?? 0,
+      startedAt: this.startedAt,
+      ...extra,
+    });
+  }
+}
+
+/**
+ * SOURCE by its path: a stream (read once, to its end) or a file or block
+ * device. Block devices, and files the page cache mostly lacks, are read
+ * with O_DIRECT (see OpenSourceOptions.direct).
+ */
+async function openCaptureSource(path: string, direct: boolean | undefined, signal: AbortSignal | undefined): Promise<BlockSource | SequentialSource> {
+  if (await isStream(path)) return StreamSource.open(path, { signal });
+  return openSource(path, { direct: direct ?? "cold" });
+}
+
+function validateSizes(blockSize: number, sectorSize: number, retries: number): void {
+  // A power of two, as every logical sector is: it then divides any power-of-two --block-size, the default one too.
+  if (!Number.isSafeInteger(sectorSize) || sectorSize < 512 || sectorSize > 1 << 20 || (sectorSize & (sectorSize - 1)) !== 0) {
+    throw new UsageError(`invalid --sector-size ${sectorSize}: must be a power of two from 512 bytes to 1 MiB`);
+  }
+  if (!Number.isSafeInteger(blockSize) || blockSize < sectorSize || blockSize > MAX_BLOCK_SIZE || blockSize % sectorSize !== 0) {
+    throw new UsageError(
+      `invalid --block-size ${blockSize}: must be a multiple of the sector size (${sectorSize}), at most ${formatSize(MAX_BLOCK_SIZE)}`,
+    );
+  }
+  if (!Number.isSafeInteger(retries) || retries < 0) throw new UsageError(`invalid --retries ${retries}`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await fsp.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A block-device DEST must be large enough; files grow. */
+async function checkDestSize(dest: string, needed: number): Promise<void> {
+  let st;
+  try {
+    st = await fsp.stat(dest);
+  } catch {
+    return;
+  }
+  if (!st.isBlockDevice()) return;
+  const d = await openSource(dest);
+  const size = d.size;
+  await d.close();
+  if (size < needed) throw new UsageError(`${dest} holds ${size} bytes, less than the ${needed} bytes to capture`);
+}
+
+async function writeHashFile(path: string, hashes: Record<string, string>, dest: string): Promise<void> {
+  try {
+    await fsp.writeFile(path, formatHashLines(hashes, dest));
+  } catch (err) {
+    throw ioError(err, path);
+  }
+}

@@ -9,8 +9,8 @@ import { gzipFormat, gzipWriter } from "./gzip/index.js";
 import { qcow2Format, qcow2Writer } from "./qcow2/index.js";
 import { vdiFormat } from "./vdi/index.js";
 import { vhdFormat, vhdWriter } from "./vhd/index.js";
-import { vhdxFormat } from "./vhdx/index.js";
-import { vmdkFormat } from "./vmdk/index.js";
+import { vhdxFormat, vhdxWriter } from "./vhdx/index.js";
+import { vmdkFormat, vmdkWriter } from "./vmdk/index.js";
 import { xzFormat, xzWriter } from "./xz/index.js";
 import { zstdFormat, zstdWriter } from "./zstd/index.js";
 
@@ -35,4 +35,6 @@ export const CONTAINER_WRITERS: ContainerWriter[] = [
   gzipWriter,
   bzip2Writer,
   vhdWriter,
+  vhdxWriter,
+  vmdkWriter,
 ];

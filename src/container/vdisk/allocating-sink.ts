@@ -13,6 +13,16 @@ import type { ContainerName, ContainerSink } from "../format.js";
 
 export const UNPLACED = -1;
 
+/** Open `path` as a new regular file (replacing one), never a device: what every virtual disk writer writes to. */
+export async function createImageFile(path: string): Promise<FileSink> {
+  const file = await FileSink.open(path, { create: true, truncate: true, sparse: true });
+  if (!file.isRegularFile) {
+    await file.close();
+    throw new UsageError(`${path}: not a regular file; a virtual disk is written to a file`);
+  }
+  return file;
+}
+
 /** Where a block's bytes go, and what must be written in front of them (a VHD sector bitmap). */
 export interface BlockPlace {
   data: number;
@@ -35,16 +45,6 @@ export abstract class AllocatingSink implements ContainerSink {
   ) {
     this.name = file.name;
     this.hosts = new Float64Array(Math.ceil(size / blockSize)).fill(UNPLACED);
-  }
-
-  /** Open `path` as a new regular file (replacing one), never a device. */
-  protected static async openFile(path: string): Promise<FileSink> {
-    const file = await FileSink.open(path, { create: true, truncate: true, sparse: true });
-    if (!file.isRegularFile) {
-      await file.close();
-      throw new UsageError(`${path}: not a regular file; a virtual disk is written to a file`);
-    }
-    return file;
   }
 
   /** Choose block `index`'s place (synchronously, at the end of the file). */

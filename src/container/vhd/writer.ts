@@ -17,7 +17,7 @@ import { UsageError } from "../../errors.js";
 import type { FileSink } from "../../io/file-sink.js";
 import { parseSize } from "../../util/units.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
-import { AllocatingSink, type BlockPlace, UNPLACED } from "../vdisk/allocating-sink.js";
+import { AllocatingSink, type BlockPlace, createImageFile, UNPLACED } from "../vdisk/allocating-sink.js";
 import { DYNAMIC_HEADER_BYTES, encodeDynamicHeader } from "./dynamic-header.js";
 import { encodeVhdFooter, FOOTER_BYTES, type VhdFooter } from "./footer.js";
 import { coveringGeometry } from "./geometry.js";
@@ -89,7 +89,7 @@ export class DynamicVhdSink extends AllocatingSink {
   }
 
   static async create(path: string, size: number): Promise<DynamicVhdSink> {
-    const sink = new DynamicVhdSink(await AllocatingSink.openFile(path), size);
+    const sink = new DynamicVhdSink(await createImageFile(path), size);
     try {
       await sink.finish();
     } catch (err) {
@@ -140,7 +140,7 @@ export class FixedVhdSink extends AllocatingSink {
   }
 
   static async create(path: string, size: number): Promise<FixedVhdSink> {
-    const sink = new FixedVhdSink(await AllocatingSink.openFile(path), size);
+    const sink = new FixedVhdSink(await createImageFile(path), size);
     try {
       await sink.finish();
     } catch (err) {

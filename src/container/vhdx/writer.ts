@@ -18,7 +18,7 @@ import { ZERO_GUID } from "../../partition/guid.js";
 import { parseSize } from "../../util/units.js";
 import { VERSION } from "../../version.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
-import { AllocatingSink, type BlockPlace, UNPLACED } from "../vdisk/allocating-sink.js";
+import { AllocatingSink, type BlockPlace, createImageFile, UNPLACED } from "../vdisk/allocating-sink.js";
 import { BatLayout, encodeBatEntry, MiB, PayloadState } from "./bat.js";
 import { encodeFileIdentifier } from "./file-identifier.js";
 import { METADATA_ITEM, REGION } from "./guids.js";
@@ -84,7 +84,7 @@ export class VhdxSink extends AllocatingSink {
   static async create(path: string, options: VhdxWriterOptions): Promise<VhdxSink> {
     const size = virtualSizeOf(options);
     const blockSize = blockSizeOf(options, size);
-    const sink = new VhdxSink(await AllocatingSink.openFile(path), size, blockSize);
+    const sink = new VhdxSink(await createImageFile(path), size, blockSize);
     try {
       await sink.writeStructure();
       await sink.finish();

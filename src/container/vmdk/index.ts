@@ -1,2 +1,3 @@
-/** VMDK (VMware): monolithicSparse, streamOptimized, monolithicFlat, twoGbMaxExtent* and VMFS disks read, with parents. */
+/** VMDK (VMware): monolithicSparse, streamOptimized, monolithicFlat, twoGbMaxExtent* and VMFS disks read, with parents; streamOptimized written. */
 export { vmdkFormat } from "./format.js";
+export { vmdkWriter, type VmdkWriterOptions } from "./stream-writer.js";

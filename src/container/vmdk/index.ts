@@ -1,3 +1,3 @@
 /** VMDK (VMware): monolithicSparse, streamOptimized, monolithicFlat, twoGbMaxExtent* and VMFS disks read, with parents; streamOptimized written. */
 export { vmdkFormat } from "./format.js";
-export { vmdkWriter, type VmdkWriterOptions } from "./stream-writer.js";
+export { vmdkWriter } from "./stream-writer.js";

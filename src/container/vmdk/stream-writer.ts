@@ -29,8 +29,6 @@ import { COMPRESSION_DEFLATE, encodeSparseHeader, Flags, SECTOR, type SparseHead
 
 const deflate = promisify(deflateCallback);
 
-export type VmdkWriterOptions = WriterOptions;
-
 /** 64 KiB grains and 512-entry grain tables, as VMware and qemu-img make them. */
 const GRAIN_SECTORS = 128;
 const GRAIN_BYTES = GRAIN_SECTORS * SECTOR;
@@ -82,7 +80,7 @@ export class StreamVmdkSink implements ContainerSink {
     this.window = new OrderedWindow(threads * 4, (grain) => this.writeGrain(grain));
   }
 
-  static async create(path: string, options: VmdkWriterOptions): Promise<StreamVmdkSink> {
+  static async create(path: string, options: WriterOptions): Promise<StreamVmdkSink> {
     const { size } = options;
     if (size === undefined) throw new UsageError("a VMDK image needs its virtual size up front");
     if (!Number.isSafeInteger(size) || size < 0) throw new UsageError(`invalid VMDK virtual size ${size}`);
@@ -291,5 +289,5 @@ function roundToSector(bytes: number): number {
 export const vmdkWriter: ContainerWriter = {
   name: "vmdk",
   extensions: [".vmdk"],
-  create: (path: string, options: VmdkWriterOptions): Promise<ContainerSink> => StreamVmdkSink.create(path, options),
+  create: (path: string, options: WriterOptions): Promise<ContainerSink> => StreamVmdkSink.create(path, options),
 };

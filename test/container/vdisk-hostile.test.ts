@@ -6,7 +6,7 @@
  * 1 through the CLI), never a hang, never unbounded memory.
  */
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { decodeDynamicHeader } from "../../src/container/vhd/dynamic-header.js";
@@ -69,7 +69,7 @@ describe("hostile virtual disks", { skip: needs("qemu-img", "qemu-io", "gcc") },
       while (image.readUInt32BE(header.tableOffset + first * 4) === 0xffffffff) first++;
       return { footer, header, first, entryAt: (i: number) => header.tableOffset + i * 4 };
     }
-    /** Both footers replaced by `footer` re-encoded (checksum right). */
+    /** A dynamic VHD's footer and its copy at the start, edited and re-encoded (checksum right). */
     function rewriteFooters(image: Buffer, edit: (f: ReturnType<typeof decodeVhdFooter>) => void): void {
       const footer = decodeVhdFooter(image.subarray(image.length - FOOTER_BYTES), "footer");
       edit(footer);
@@ -125,6 +125,25 @@ describe("hostile virtual disks", { skip: needs("qemu-img", "qemu-io", "gcc") },
       assert.equal(warnings.length, 1, warnings.join("\n"));
       assert.match(warnings[0], /damaged-end\.vhd/);
       assert.match(warnings[0], /footer/);
+    });
+
+    test("a fixed VHD's footer counts only with its checksum right and its size the file's: else the file is raw", async () => {
+      const wrongSize = crafted("vpc/fixed.vhd", "wrong-size.vhd", (image) => {
+        const footer = decodeVhdFooter(image.subarray(image.length - FOOTER_BYTES), "footer");
+        encodeVhdFooter({ ...footer, currentSize: footer.currentSize - 512 }).copy(image, image.length - FOOTER_BYTES);
+      });
+      const badSum = crafted("vpc/fixed.vhd", "bad-sum.vhd", (image) => {
+        image[image.length - FOOTER_BYTES + 64] ^= 0x01;
+      });
+      for (const path of [wrongSize, badSum]) {
+        const image = await openVdisk(path);
+        try {
+          assert.deepEqual(image.layers, [], path);
+          assert.equal(image.source.size, statSync(path).size);
+        } finally {
+          await image.close();
+        }
+      }
     });
 
     test("a differencing VHD whose parent locator names itself: the loop is refused", async () => {

@@ -10,6 +10,8 @@ import { randomBytes } from "node:crypto";
 import { closeSync, openSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
+import { vhdWriter } from "../../src/container/vhd/index.js";
+import { vhdxWriter } from "../../src/container/vhdx/index.js";
 import { vmdkWriter } from "../../src/container/vmdk/index.js";
 import { UsageError } from "../../src/errors.js";
 import { MemorySource } from "../../src/io/memory-source.js";
@@ -160,6 +162,41 @@ describe("convert --to vhd, vhdx, vmdk: qemu reads what platter wrote", { skip: 
       assert.equal(r.code, 0, r.stderr);
       assert.doesNotMatch(r.stdout, /Pattern verification failed/, `${format}: ${r.stdout}`);
       assert.ok(statSync(dest).size < 200 * MiB, `${format}: ${statSync(dest).size} bytes`);
+    }
+  });
+});
+
+describe("the VHD and VHDX sinks (random access)", () => {
+  test("zeros written over data already written make it zeros again; in any order", async () => {
+    const dir = tempDir();
+    for (const [writer, options] of [
+      [vhdWriter, {}],
+      [vhdWriter, { vhdType: "fixed" }],
+      [vhdxWriter, {}],
+    ] as const) {
+      const path = join(dir, `over.${writer.name}`);
+      const size = 8 * MiB;
+      const sink = await writer.create(path, { size, ...options });
+      assert.equal(sink.sequential, false);
+      const expected = Buffer.alloc(size);
+      const data = randomBytes(3 * MiB);
+      await sink.write(5 * MiB, data);
+      await sink.write(MiB, data);
+      await sink.writeZeros(MiB + 4096, 8192);
+      await sink.writeZeros(6 * MiB, MiB);
+      await sink.writeZeros(0, MiB);
+      data.copy(expected, 5 * MiB);
+      data.copy(expected, MiB);
+      expected.fill(0, MiB + 4096, MiB + 4096 + 8192);
+      expected.fill(0, 6 * MiB, 7 * MiB);
+      await sink.flush();
+      await sink.close();
+      const image = await openVdisk(path);
+      try {
+        assert.equal(await sha256Of(image.source), await sha256Of(new MemorySource(expected)), `${writer.name} ${JSON.stringify(options)}`);
+      } finally {
+        await image.close();
+      }
     }
   });
 });

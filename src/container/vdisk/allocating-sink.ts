@@ -44,6 +44,8 @@ export abstract class AllocatingSink implements ContainerSink {
   private readonly writtenFrom: Float64Array;
   private readonly writtenTo: Float64Array;
   private state: "open" | "failed" | "closed" = "open";
+  /** Written to since the last flush(): close() must finish the image again. */
+  private changed = true;
 
   protected constructor(
     protected readonly file: FileSink,
@@ -66,6 +68,7 @@ export abstract class AllocatingSink implements ContainerSink {
   write(offset: number, data: Buffer): Promise<void> {
     return this.guard(async () => {
       this.checkRange(offset, data.length);
+      this.changed = true;
       const writes: Array<Promise<void>> = [];
       for (let pos = offset; pos < offset + data.length; ) {
         const index = Math.floor(pos / this.blockSize);
@@ -88,6 +91,7 @@ export abstract class AllocatingSink implements ContainerSink {
   writeZeros(offset: number, length: number): Promise<void> {
     return this.guard(async () => {
       this.checkRange(offset, length);
+      this.changed = true;
       for (let pos = offset; pos < offset + length; ) {
         const index = Math.floor(pos / this.blockSize);
         const stop = Math.min(offset + length, (index + 1) * this.blockSize);
@@ -106,16 +110,17 @@ export abstract class AllocatingSink implements ContainerSink {
 
   flush(): Promise<void> {
     return this.guard(async () => {
+      this.changed = false;
       await this.finish();
       await this.file.flush();
     });
   }
 
-  /** Finish the image unless a write failed (the caller then removes it), and close the file. */
+  /** Finish the image unless a write failed (the caller then removes it) or flush() already did, and close the file. */
   async close(): Promise<void> {
     if (this.state === "closed") return;
     try {
-      if (this.state === "open") await this.flush();
+      if (this.state === "open" && this.changed) await this.flush();
     } finally {
       this.state = "closed";
       await this.file.close();

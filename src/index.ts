@@ -41,6 +41,7 @@ export { openImage, type OpenImageOptions, type OpenedImage } from "./image/open
 export { openImageFilesystem, type ImageFilesystem, type OpenImageFilesystemOptions } from "./image/open-filesystem.js";
 export type { ContainerFormat, ContainerSource, ContainerWriter, ContainerSink } from "./container/format.js";
 export { checkQcow2, type Qcow2CheckReport } from "./container/qcow2/index.js";
+export { convertImage, type ConvertOptions, type ConvertResult } from "./convert/convert.js";
 export { decodeMbr, encodeMbr, decodeEbr, encodeEbr } from "./partition/mbr.js";
 export { decodeGptEntry, decodeGptHeader, encodeGptEntries, encodeGptEntry, encodeGptHeader } from "./partition/gpt.js";
 

@@ -16,64 +16,22 @@
  * more run of each) are printed beside it as the steadier measure.
  */
 import { spawnSync } from "node:child_process";
-import { createCipheriv } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Command, compareInTurns, report } from "./lib/whole-process.js";
+import { makeDiskLikeImage } from "./lib/disk-like-image.js";
+import { type Command, compareInTurns, cpuSeconds, report } from "./lib/whole-process.js";
 
 const OUT = fileURLToPath(new URL("out/vdisk-qcow2/", import.meta.url));
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 const SIZE = 1 << 30;
-const CLUSTER = 65536;
-
-/** Deterministic pseudo-random bytes (AES-CTR over zeros), fast enough not to matter. */
-function randomBytes(length: number, seed: number): Buffer {
-  const key = Buffer.alloc(16);
-  key.writeUInt32LE(seed);
-  return createCipheriv("aes-128-ctr", key, Buffer.alloc(16)).update(Buffer.alloc(length));
-}
-
-function makeDisk(path: string): void {
-  const fd = openSync(path, "w");
-  const line = (i: number) => `2026-11-30T12:${String(i % 60).padStart(2, "0")}:00 host kernel: [${i}] usb 1-1: new high-speed USB device number ${i % 128}\n`;
-  let text = "";
-  for (let i = 0; text.length < 4 << 20; i++) text += line(i);
-  const textBytes = Buffer.from(text);
-  // Runs of 1 to 16 clusters of one kind, as files and free space lie on a disk.
-  let kindSeed = 1;
-  for (let pos = 0; pos < SIZE; ) {
-    kindSeed = (kindSeed * 1103515245 + 12345) % 2 ** 31;
-    const run = Math.min(SIZE - pos, (1 + (kindSeed % 16)) * CLUSTER);
-    const kind = (kindSeed >> 8) % 8;
-    if (kind < 3) {
-      pos += run; // zeros: left as a hole, as on a fresh disk image
-      continue;
-    }
-    const data = kind < 6 ? textBytes.subarray((pos / CLUSTER) % 32 * CLUSTER, (pos / CLUSTER) % 32 * CLUSTER + run) : randomBytes(run, pos / CLUSTER);
-    writeSync(fd, data, 0, data.length, pos);
-    pos += run;
-  }
-  closeSync(fd);
-  spawnSync("truncate", ["-s", String(SIZE), path]);
-}
-
-/** User + system CPU seconds of one more run of `command`, measured by GNU time. */
-function cpuSeconds(command: Command): number {
-  command.setup?.();
-  const out = join(OUT, "time.out");
-  const r = spawnSync("/usr/bin/time", ["-f", "%U %S", "-o", out, ...command.argv], { stdio: ["ignore", "ignore", "pipe"] });
-  if (r.status !== 0) throw new Error(`${command.label}: ${r.stderr}`);
-  const [user, system] = readFileSync(out, "utf8").trim().split(/\s+/).map(Number);
-  return (user as number) + (system as number);
-}
 
 /** Time A against B (in turns), then their CPU seconds; print both. */
 function compare(title: string, a: Command, b: Command, runs: number, extra?: () => string): void {
   const c = compareInTurns(a, b, { runs });
-  const cpuA = cpuSeconds(a);
-  const cpuB = cpuSeconds(b);
+  const cpuA = cpuSeconds(a, join(OUT, "time.out"));
+  const cpuB = cpuSeconds(b, join(OUT, "time.out"));
   report(title, c, `${extra?.() ?? ""}  CPU ${cpuA.toFixed(2)} s vs ${cpuB.toFixed(2)} s (ratio ${(cpuB / cpuA).toFixed(2)}x)`);
 }
 
@@ -85,7 +43,7 @@ function run(argv: string[]): void {
 export default async function bench(): Promise<void> {
   mkdirSync(OUT, { recursive: true });
   const raw = join(OUT, "disk.raw");
-  if (!existsSync(raw)) makeDisk(raw);
+  if (!existsSync(raw)) makeDiskLikeImage(raw, SIZE);
   const qemuPlain = join(OUT, "qemu-plain.qcow2");
   const qemuZlib = join(OUT, "qemu-zlib.qcow2");
   if (!existsSync(qemuPlain)) run(["qemu-img", "convert", "-O", "qcow2", raw, qemuPlain]);

@@ -6,7 +6,7 @@
  * is the median and the spread (min-max) of each, and B's time over A's.
  */
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 
 export interface Command {
   /** Short label for the table: "platter convert", "pigz -6". */
@@ -95,4 +95,13 @@ export function report(title: string, c: Comparison, extra = ""): string {
   const line = `${title}: ${c.a.label} ${fmt(c.a)}  vs  ${c.b.label} ${fmt(c.b)}  ratio ${c.ratio.toFixed(2)}x${extra ? `  ${extra}` : ""}\n    (${c.how})`;
   console.log(line);
   return line;
+}
+
+/** User + system CPU seconds of one more run of `command`, measured by GNU time (its report written to `scratch`). */
+export function cpuSeconds(command: Command, scratch: string): number {
+  command.setup?.();
+  const r = spawnSync("/usr/bin/time", ["-f", "%U %S", "-o", scratch, ...command.argv], { stdio: ["ignore", "ignore", "pipe"] });
+  if (r.status !== 0) throw new Error(`${command.label}: ${r.stderr}`);
+  const [user, system] = readFileSync(scratch, "utf8").trim().split(/\s+/).map(Number);
+  return (user as number) + (system as number);
 }

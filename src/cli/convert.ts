@@ -13,6 +13,7 @@ interface ConvertFlags {
   threads?: string;
   compress?: string | boolean;
   vhdType?: string;
+  vhdAlign?: string;
   sparse?: boolean;
   noBacking?: boolean;
   backing?: boolean;
@@ -33,6 +34,7 @@ export function registerConvert(program: Command): Command {
     .option("--threads <n>", "worker threads for compression (default: every core)")
     .option("--compress [type]", "qcow2: compressed clusters (zlib, or zstd)")
     .option("--vhd-type <type>", "vhd: dynamic (default) or fixed")
+    .option("--vhd-align <size>", "vhd: round the virtual size up to a multiple of this (1MiB for Azure)")
     .option("--sparse", "raw output: leave zero runs as holes")
     .option("--no-backing", "read a virtual disk's top layer alone, without its backing file")
     .option("--force", "replace DEST if it exists")
@@ -48,6 +50,7 @@ export function registerConvert(program: Command): Command {
         if (opts.vhdType !== "dynamic" && opts.vhdType !== "fixed") throw new UsageError(`--vhd-type ${opts.vhdType}: use dynamic or fixed`);
         writerOptions.vhdType = opts.vhdType;
       }
+      if (opts.vhdAlign !== undefined) writerOptions.vhdAlign = opts.vhdAlign;
       const progress = new ProgressLine(opts);
       const started = Date.now();
       const signals = interruptOnSignals();

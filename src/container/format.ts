@@ -95,6 +95,8 @@ export interface WriterOptions {
   level?: number;
   /** Worker threads; default: the number of cores. */
   threads?: number;
+  /** DEST's file name once complete (the writer may be given a temporary path): a VMDK names its own extent. */
+  destName?: string;
   /** Format-specific choices (qcow2 compression type, VHD type...), validated by the writer. */
   [option: string]: unknown;
 }

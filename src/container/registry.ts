@@ -8,6 +8,10 @@ import type { ContainerFormat, ContainerWriter } from "./format.js";
 import { gzipFormat, gzipWriter } from "./gzip/index.js";
 import { partcloneFormat } from "./partclone/index.js";
 import { qcow2Format, qcow2Writer } from "./qcow2/index.js";
+import { vdiFormat } from "./vdi/index.js";
+import { vhdFormat, vhdWriter } from "./vhd/index.js";
+import { vhdxFormat, vhdxWriter } from "./vhdx/index.js";
+import { vmdkFormat, vmdkWriter } from "./vmdk/index.js";
 import { xzFormat, xzWriter } from "./xz/index.js";
 import { zstdFormat, zstdWriter } from "./zstd/index.js";
 
@@ -18,6 +22,11 @@ export const CONTAINER_FORMATS: ContainerFormat[] = [
   gzipFormat,
   bzip2Format,
   partcloneFormat,
+  vdiFormat,
+  vhdxFormat,
+  vmdkFormat,
+  // Last: a fixed VHD is found by its footer, after every format found by its head.
+  vhdFormat,
 ];
 
 /** Every container platter writes (convert, capture into a compressed or virtual disk). */
@@ -27,4 +36,7 @@ export const CONTAINER_WRITERS: ContainerWriter[] = [
   xzWriter,
   gzipWriter,
   bzip2Writer,
+  vhdWriter,
+  vhdxWriter,
+  vmdkWriter,
 ];

@@ -123,6 +123,7 @@ async function createSink(format: OutputFormat, path: string, size: number, opti
     size,
     level: options.level,
     threads: options.threads,
+    destName: basename(options.dest),
     ...options.writerOptions,
   });
 }

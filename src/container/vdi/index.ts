@@ -1,0 +1,2 @@
+/** VDI (VirtualBox): static and dynamic images read. */
+export { vdiFormat } from "./format.js";

@@ -56,7 +56,13 @@ async function* swapHeader(source: BlockSource): AsyncGenerator<ByteRange> {
 }
 
 export async function diskUsage(source: BlockSource): Promise<DiskUsage> {
-  const table = await readDiskTable(source);
+  let table;
+  try {
+    table = await readDiskTable(source);
+  } catch (err) {
+    if (!(err instanceof PlatterError)) throw err;
+    return wholeDisk(source, `${source.name}: cannot read the partition table (${err.message}): the whole disk is copied`);
+  }
   const warnings = [...table.warnings];
   const ranges = new RangeList();
   const partitions: PartitionUsage[] = [];
@@ -70,10 +76,7 @@ export async function diskUsage(source: BlockSource): Promise<DiskUsage> {
     const view = partitionView(source, table, p).present;
     if (view.size === 0) continue;
     if (p.offset < covered) {
-      warnings.push(`partition ${p.number} of ${source.name} overlaps the partition before it: the whole disk is copied`);
-      const whole = new RangeList();
-      whole.add(0, source.size);
-      return { ranges: whole, partitions: [], warnings };
+      return wholeDisk(source, `partition ${p.number} of ${source.name} overlaps the partition before it: the whole disk is copied`, warnings);
     }
     ranges.add(covered, p.offset); // the table, boot code, gaps and logical partitions' EBRs
     partitions.push(await partitionUsage(view, p.number, p.offset, ranges, warnings));
@@ -81,6 +84,12 @@ export async function diskUsage(source: BlockSource): Promise<DiskUsage> {
   }
   ranges.add(covered, source.size); // past the last partition: GPT's backup table
   return { ranges, partitions, warnings };
+}
+
+function wholeDisk(source: BlockSource, why: string, warnings: string[] = []): DiskUsage {
+  const ranges = new RangeList();
+  ranges.add(0, source.size);
+  return { ranges, partitions: [], warnings: [...warnings, why] };
 }
 
 /** Add what `part` (at `offset` in the source) uses to `into`, and say how. */

@@ -8,17 +8,17 @@
  * completes into the full image.
  */
 import assert from "node:assert/strict";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { needs } from "../helpers/env.js";
 import { fixture } from "../helpers/fixtures.js";
-import { platter, sh } from "../helpers/run.js";
+import { CLI, platter, sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const TOOLS = ["root", "loop", "fuse", "mkfs.ext4", "e2fsck", "dumpe2fs", "mkfs.vfat", "fsck.vfat", "mcopy", "mkfs.exfat", "fsck.exfat", "dump.exfat"];
-const NTFS_TOOLS = ["mount.exfat-fuse", "mkntfs", "ntfs-3g", "ntfsfix", "ntfsresize", "sfdisk", "ddrescue", "ddrescuelog"];
-const skip = needs(...TOOLS, ...NTFS_TOOLS);
+const MORE_TOOLS = ["mount.exfat-fuse", "mkntfs", "ntfs-3g", "ntfsfix", "ntfsresize", "sfdisk", "ddrescue", "ddrescuelog", "partclone.ext4"];
+const skip = needs(...TOOLS, ...MORE_TOOLS);
 
 type Fs = "ext4" | "fat32" | "exfat" | "ntfs";
 
@@ -87,6 +87,14 @@ async function checkFiles(fs: Fs, img: string, manifest: string): Promise<void> 
   await sh(`cd ${files} && sha256sum --quiet -c ${manifest}`);
 }
 
+/** The '+' blocks of a ddrescue mapfile, as "pos size" in lower-case hex without 0x. */
+function rescued(mapfile: string): string[] {
+  return readFileSync(mapfile, "utf8")
+    .split("\n")
+    .filter((line) => /^0x[0-9A-Fa-f]+\s+0x[0-9A-Fa-f]+\s+\+/.test(line))
+    .map((line) => line.split(/\s+/).slice(0, 2).map((n) => Number(n).toString(16)).join(" "));
+}
+
 /** Cut partition bytes [offset, offset+length) of a disk image out into a file. */
 async function cut(disk: string, offset: number, length: number, to: string): Promise<string> {
   await sh(`dd if=${disk} of=${to} bs=512 skip=${offset / 512} count=${length / 512} conv=sparse status=none`);
@@ -105,7 +113,8 @@ describe("capture --used-only on one filesystem", { skip }, () => {
       const source = join(out, `${fs}.img`);
       const dir = tempDir();
       const dest = join(dir, "used.img");
-      const r = await platter(["capture", source, dest, "--used-only", "--json", "--map", join(dir, "used.map")]);
+      const map = join(dir, "used.map");
+      const r = await platter(["capture", source, dest, "--used-only", "--json", "--map", map]);
       assert.equal(r.code, 0, r.stderr);
       const summary = JSON.parse(r.stdout);
       assert.equal(summary.complete, true);
@@ -122,6 +131,17 @@ describe("capture --used-only on one filesystem", { skip }, () => {
       // Never more than what is used (plus boot areas, rounding); holes of the sparse fixture stay holes, so it may be less.
       assert.ok(allocated(dest) <= used + (1 << 20), `allocated ${allocated(dest)} vs used ${used}`);
       assert.ok(allocated(dest) >= 3_000_000, `allocated ${allocated(dest)}: the kept files are ~3 MB`);
+
+      // partclone's ddrescue domain log (-D) marks the same blocks used as the mapfile marks rescued.
+      const domain = join(dir, "partclone.domain");
+      await sh(`partclone.${fs} -q -D -s ${source} -o ${domain} -L /dev/null 2>&1`);
+      const ours = rescued(map);
+      if (fs === "ntfs") {
+        // Except NTFS's backup boot sector, past the last cluster: partclone leaves it out, ntfsfix checks it.
+        const last = ours.pop() as string;
+        assert.equal(last, `${(statSync(source).size - 512).toString(16)} 200`);
+      }
+      assert.deepEqual(ours, rescued(domain));
     });
   }
 
@@ -138,6 +158,16 @@ describe("capture --used-only on one filesystem", { skip }, () => {
     assert.equal(listed * 512, bytesSkipped);
     await sh(`ddrescue -q ${source} ${dest} ${map}`);
     await sh(`cmp ${source} ${dest}`);
+  });
+
+  test("to standard output the image is the same, free space streamed as zeros; --hash is the image's sha256sum", async () => {
+    const source = join(out, "ntfs.img");
+    const dir = tempDir();
+    const dest = join(dir, "used.img");
+    const r = await platter(["capture", source, dest, "--used-only", "--hash", "sha256", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).hashes.sha256, (await sh(`sha256sum ${dest}`)).split(" ")[0]);
+    await sh(`node ${CLI} capture ${source} - --used-only -q | cmp - ${dest}`);
   });
 
   test("platter resumes its own used-only map without --used-only into the full image", async () => {
@@ -198,11 +228,34 @@ describe("capture --used-only on a whole disk", { skip }, () => {
 describe("capture --used-only refusals and fallbacks", () => {
   test("a stream SOURCE is refused with one line, exit 2", async () => {
     const dir = tempDir();
-    const r = await sh(`cat /dev/null | node ${join(import.meta.dirname, "../../dist/cli/main.js")} capture - ${join(dir, "x.img")} --used-only 2>&1; echo "exit $?"`).catch(
+    const r = await sh(`cat /dev/null | node ${CLI} capture - ${join(dir, "x.img")} --used-only 2>&1; echo "exit $?"`).catch(
       (e: Error) => e.message,
     );
     assert.match(r, /--used-only needs a SOURCE it can read at random/);
     assert.match(r, /exit 2/);
+  });
+
+  test("overlapping partitions: the whole disk is copied, with a warning", async () => {
+    const dir = tempDir();
+    const img = join(dir, "overlap.img");
+    const disk = Buffer.alloc(4 << 20, 0x5a);
+    const entry = (i: number, start: number, sectors: number) => {
+      const at = 446 + i * 16;
+      disk.fill(0, at, at + 16);
+      disk[at + 4] = 0x83;
+      disk.writeUInt32LE(start, at + 8);
+      disk.writeUInt32LE(sectors, at + 12);
+    };
+    disk.fill(0, 0, 512);
+    entry(0, 2048, 4096);
+    entry(1, 4096, 2048);
+    disk.writeUInt16LE(0xaa55, 510);
+    writeFileSync(img, disk);
+    const r = await platter(["capture", img, join(dir, "out.img"), "--used-only", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /partition 2 of .* overlaps the partition before it: the whole disk is copied/);
+    assert.equal(JSON.parse(r.stdout).bytesSkipped, 0);
+    await sh(`cmp ${img} ${join(dir, "out.img")}`);
   });
 
   test("an NTFS $Bitmap record torn by a partial write is copied in full, with a warning", { skip: needs("mkntfs") }, async () => {

@@ -15,6 +15,7 @@ import type { CaptureOptions, CaptureProgress, CaptureResult } from "./capture.j
 import { CaptureMap, phaseMessage } from "./capture-map.js";
 import { Copier, type Phase } from "./copier.js";
 import { hashFromDest } from "./dest-hash.js";
+import { CaptureDomain } from "./domain.js";
 import { formatHashLines } from "./hasher.js";
 import { ImageWriter, InOrderHasher } from "./image-writer.js";
 import { createHasher, type StreamHasher } from "./parallel-hasher.js";
@@ -51,6 +52,8 @@ export class CaptureJob {
   private destFinished = false;
   /** DEST takes bytes in order only: standard output or a FIFO. */
   private destIsStream = false;
+  /** --used-only: the bytes the filesystems use, the only ones read. */
+  private domain: CaptureDomain | undefined;
 
   private constructor(
     private readonly options: CaptureOptions,
@@ -99,6 +102,7 @@ export class CaptureJob {
     if (options.mapPath) outputs.push({ what: "--map", path: options.mapPath });
     if (options.hashFile) outputs.push({ what: "--hash-file", path: options.hashFile });
     await checkOutputPaths(typeof options.source === "string" ? options.source : undefined, outputs);
+    if (options.usedOnly) this.domain = await CaptureDomain.find(source, options.onWarning);
   }
 
   /** Step 2: the mapfile to resume, or a fresh map (saved at once, so a bad --map fails now). */
@@ -111,6 +115,7 @@ export class CaptureJob {
       warn: options.onWarning,
     });
     this.captureMap = capture;
+    if (this.domain) capture.restrictTo(this.domain);
     const rescuedBefore = this.rescuedBefore;
     const { destIsStream } = this;
     if (destIsStream && (options.noTrim || options.noScrape)) {
@@ -182,7 +187,8 @@ export class CaptureJob {
       const end = options.length === undefined ? undefined : this.end;
       this.copier = new StreamCopier(source, writer, map, { ...common, blockSize: this.blockSize, start: this.start, end });
     } else {
-      this.copier = new Copier(source, source, writer, map, {
+      const read = this.domain?.view(source) ?? source;
+      this.copier = new Copier(read, read, writer, map, {
         ...common,
         blockSize: this.blockSize,
         sectorSize: this.sectorSize,
@@ -252,6 +258,11 @@ export class CaptureJob {
       bytesUnfinished: size - copied - unreadable,
       hashedFromDest: this.hashedFromDest,
       readErrors: this.copier?.readErrors ?? 0,
+      used: this.domain && {
+        bytesRead: this.copier?.bytesRead ?? 0,
+        bytesSkipped: size - this.domain.bytesIn(start, end),
+        partitions: this.domain.partitions,
+      },
     };
   }
 

@@ -9,6 +9,7 @@ import { PHASE_STATUS, type Phase } from "./copier.js";
 import { encodeMapfile, type Mapfile } from "./mapfile.js";
 import { loadMapfile, mapTimestamp, saveMapfile } from "./map-store.js";
 import { RescueMap } from "./rescue-map.js";
+import type { CaptureDomain } from "./domain.js";
 
 /** Where the passes are, for the status line: the copier, or nothing yet. */
 export interface RescueState {
@@ -21,6 +22,9 @@ export interface RescueState {
 const ORIGIN_COMMENT = "DEST offset 0 is SOURCE offset ";
 
 export class CaptureMap {
+  /** --used-only: what is saved outside the domain (see domain.ts). */
+  private domain: CaptureDomain | undefined;
+
   private constructor(
     readonly map: RescueMap,
     /** The mapfile on disk; undefined when the capture keeps none. */
@@ -67,9 +71,15 @@ export class CaptureMap {
       currentPos: state?.position ?? this.loaded?.currentPos ?? this.start,
       currentStatus: state ? PHASE_STATUS[state.phase] : (this.loaded?.currentStatus ?? "?"),
       currentPass: state?.pass ?? this.loaded?.currentPass ?? 1,
-      blocks: this.map.toBlocks(),
+      blocks: this.domain ? this.domain.blocks(this.map) : this.map.toBlocks(),
     };
     await saveMapfile(this.path, encodeMapfile(file));
+  }
+
+  /** Read only `domain` in this run; the map keeps what it said outside it. */
+  restrictTo(domain: CaptureDomain): void {
+    domain.adopt(this.map);
+    this.domain = domain;
   }
 
   /** The same map cut to `size` bytes: a stream's, once its end is known. */

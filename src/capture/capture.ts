@@ -18,6 +18,7 @@ import type { BlockSource } from "../io/block-source.js";
 import type { SequentialSource } from "../io/stream-source.js";
 import { CaptureJob } from "./capture-job.js";
 import type { Phase } from "./copier.js";
+import type { UsedSummary } from "./domain.js";
 import type { HashAlgorithm } from "./hasher.js";
 
 export { DEFAULT_BLOCK_SIZE, DEFAULT_MAP_INTERVAL_MS } from "./capture-job.js";
@@ -49,6 +50,8 @@ export interface CaptureOptions {
   skip?: number;
   /** Bytes to capture; default: to the end of SOURCE. */
   length?: number;
+  /** Read only the blocks the filesystems use (and partition tables, gaps, unknown partitions); free space becomes zeros/holes. */
+  usedOnly?: boolean;
   /** Read through O_DIRECT; default: for block devices. */
   direct?: boolean;
   /** Limit the read rate (bytes per second). */
@@ -103,6 +106,8 @@ export interface CaptureResult {
   /** Bytes the hash had to read back from DEST (after a read error, or rescued by an earlier run). */
   hashedFromDest: number;
   readErrors: number;
+  /** --used-only: what was read and what was skipped as free space. */
+  used?: UsedSummary;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { capture, type CaptureProgress, type CaptureResult, DEFAULT_MAP_INTERVAL_MS } from "../capture/capture.js";
+import type { UsedSummary } from "../capture/domain.js";
 import { formatHashLines, parseHashList } from "../capture/hasher.js";
 import { UsageError } from "../errors.js";
 import { formatDuration, formatSize, parseCount, parseSize } from "../util/units.js";
@@ -22,6 +23,7 @@ interface CaptureFlags {
   length?: string;
   maxReadRate?: string;
   mapInterval: string;
+  usedOnly?: boolean;
   json?: boolean;
   progress?: boolean;
   quiet?: boolean;
@@ -56,6 +58,12 @@ unreadable sectors, the hashes are those of the zero-filled image.
 --no-trim and --no-scrape (ddrescue's -N and -n) stop after the copying
 phases, or after trimming: the good areas first, the failing blocks later.
 
+--used-only reads only what the filesystems use (ext2/3/4, FAT, exFAT and
+NTFS by their allocation bitmaps or FAT); partition tables, gaps and
+unknown partitions in full; a swap partition by its header page. Free space
+becomes zeros: holes in a new file. The mapfile leaves it non-tried ('?'):
+the same command without --used-only completes it to a full image.
+
 Exit status: 0 complete, 3 some sectors unreadable (or left for later by
 --no-trim/--no-scrape; the map says where), 1 failure, 2 usage error,
 130/143 interrupted.
@@ -85,6 +93,7 @@ export function registerCapture(program: Command): Command {
     .option("--length <size>", "bytes to capture (default: to the end of SOURCE)")
     .option("--max-read-rate <size>", "limit reading to this many bytes per second")
     .option("--map-interval <seconds>", "how often to save the mapfile", String(DEFAULT_MAP_INTERVAL_MS / 1000))
+    .option("--used-only", "read only the blocks the filesystems use; free space becomes zeros (holes)")
     .option("--json", "print the summary as JSON on stdout")
     .option("--progress", "show progress even when stderr is not a terminal")
     .option("-q, --quiet", "no progress and no summary")
@@ -115,6 +124,7 @@ export function registerCapture(program: Command): Command {
           skip: opts.skip === undefined ? undefined : parseSize(opts.skip, "--skip"),
           length: opts.length === undefined ? undefined : parseSize(opts.length, "--length"),
           maxReadRate: opts.maxReadRate === undefined ? undefined : parseSize(opts.maxReadRate, "--max-read-rate"),
+          usedOnly: opts.usedOnly,
           mapIntervalMs: mapIntervalSeconds * 1000,
           mapComments: [`Command line: platter ${process.argv.slice(2).map(shellQuote).join(" ")}`],
           signal: signals.signal,
@@ -128,7 +138,7 @@ export function registerCapture(program: Command): Command {
 
       if (opts.json) {
         const { source, dest, size, bytesCopied, bytesUnreadable, badRanges, hashes: digests, seconds, complete } = result;
-        printJson({ source, dest, size, bytesCopied, bytesUnreadable, badRanges, hashes: digests, seconds, complete });
+        printJson({ source, dest, size, bytesCopied, bytesUnreadable, badRanges, hashes: digests, seconds, complete, ...result.used });
       } else if (result.complete && Object.keys(result.hashes).length > 0) {
         // sha256sum's format, so `platter capture ... > img.sha256` checks with `sha256sum -c`.
         (toStdout ? process.stderr : process.stdout).write(formatHashLines(result.hashes, destPath));
@@ -155,7 +165,11 @@ function summarize(r: CaptureResult, mapPath: string | undefined): string {
   const lines: string[] = [];
   const resumed = r.resumed ? " (resumed)" : "";
   const of = r.fromStream && r.interrupted ? "" : ` of ${formatSize(r.size)}`;
-  lines.push(`captured ${formatSize(r.bytesCopied)}${of} from ${r.source} to ${r.dest} in ${r.seconds} s${resumed}`);
+  if (r.used) {
+    lines.push(...describeUsed(r.used));
+    const free = `, ${formatSize(r.used.bytesSkipped)} free space not read`;
+    lines.push(`captured ${formatSize(r.used.bytesRead)} used${of}${free} from ${r.source} to ${r.dest} in ${r.seconds} s${resumed}`);
+  } else lines.push(`captured ${formatSize(r.bytesCopied)}${of} from ${r.source} to ${r.dest} in ${r.seconds} s${resumed}`);
   if (r.bytesUnreadable > 0) {
     const where = mapPath ? `; ${mapPath} says where` : "";
     lines.push(`unreadable: ${formatSize(r.bytesUnreadable)} (${r.bytesUnreadable} bytes) in ${r.badRanges.length} area(s), zero-filled in the image${where}`);
@@ -177,4 +191,15 @@ function summarize(r: CaptureResult, mapPath: string | undefined): string {
     );
   }
   return `${lines.join("\n")}\n`;
+}
+
+/** One line per partition not read by its used blocks: swap, unknown filesystems, maps that could not be read. */
+function describeUsed(used: UsedSummary): string[] {
+  return used.partitions
+    .filter((p) => p.method !== "used blocks")
+    .map((p) => {
+      const what = p.number === null ? "the whole source" : `partition ${p.number}`;
+      if (p.method === "swap header") return `${what} (swap): contents skipped, its ${formatSize(p.bytesUsed)} header page kept`;
+      return `${what} (${p.filesystem ?? "no filesystem platter knows"}): copied in full`;
+    });
 }

@@ -16,7 +16,7 @@ import { decodeName } from "../names.js";
 import { fileTypeFromMode, type FileSystem, type FileType, type FsDirEntry, type FsNode, type FsStat } from "../types.js";
 import { decodeDirEntries, type ExtDirEntry } from "./dir-entry.js";
 import { type BlockRun, findRun, mapBlockMap, mapExtents } from "./file-map.js";
-import { decodeGroupDescriptor, type GroupDescriptor } from "./group-descriptor.js";
+import { decodeGroupDescriptor, descriptorOffset, type GroupDescriptor } from "./group-descriptor.js";
 import {
   decodeInode,
   FLAG_ENCRYPT,
@@ -29,9 +29,7 @@ import {
   decodeSuperblock,
   extFlavour,
   groupCount,
-  groupHasSuper,
   INCOMPAT_FILETYPE,
-  INCOMPAT_META_BG,
   INCOMPAT_READABLE,
   INCOMPAT_RECOVER,
   type Superblock,
@@ -106,26 +104,10 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     return `inode ${ino}`;
   }
 
-  /** Block holding the descriptor of group `g` (ext2fs_descriptor_block_loc2). */
-  private descriptorLocation(g: number): number {
-    const sb = this.superblock;
-    const perBlock = sb.blockSize / sb.descSize;
-    const descBlock = Math.floor(g / perBlock);
-    // bigalloc with 1 KiB blocks: block 0 is left alone and the superblock sits in block 1.
-    const zeroAdjust = descBlock === 0 && sb.blockSize === 1024 && sb.clusterRatio > 1 ? 1 : 0;
-    if (!(sb.featureIncompat & INCOMPAT_META_BG) || descBlock < sb.firstMetaBg) {
-      return (sb.firstDataBlock + 1 + descBlock + zeroAdjust) * sb.blockSize + (g % perBlock) * sb.descSize;
-    }
-    const firstGroup = descBlock * perBlock;
-    const block =
-      sb.firstDataBlock + firstGroup * sb.blocksPerGroup + (groupHasSuper(sb, firstGroup) ? 1 : 0) + zeroAdjust;
-    return block * sb.blockSize + (g % perBlock) * sb.descSize;
-  }
-
   private async group(g: number): Promise<GroupDescriptor> {
     let gd = this.groups.get(g);
     if (!gd) {
-      const raw = await this.cache.read(this.descriptorLocation(g), this.superblock.descSize);
+      const raw = await this.cache.read(descriptorOffset(this.superblock, g), this.superblock.descSize);
       gd = decodeGroupDescriptor(raw, this.superblock.descSize);
       if (gd.inodeTable === 0 || gd.inodeTable >= this.superblock.blocksCount) {
         throw new CorruptImageError(`ext group ${g}: inode table block ${gd.inodeTable} is outside the filesystem`);

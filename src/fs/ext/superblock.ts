@@ -32,7 +32,9 @@ export const COMPAT_SPARSE_SUPER2 = 0x200;
 export const RO_COMPAT_SPARSE_SUPER = 0x1;
 export const RO_COMPAT_LARGE_FILE = 0x2;
 export const RO_COMPAT_BTREE_DIR = 0x4;
+export const RO_COMPAT_GDT_CSUM = 0x10;
 export const RO_COMPAT_BIGALLOC = 0x200;
+export const RO_COMPAT_METADATA_CSUM = 0x400;
 
 /** Incompatible features this reader understands; any other one makes the filesystem unreadable to it. */
 export const INCOMPAT_READABLE =
@@ -71,6 +73,8 @@ export interface Superblock {
   /** bigalloc: blocks per allocation cluster (1 without it). */
   clusterRatio: number;
   firstMetaBg: number;
+  /** Blocks kept after the group descriptors for online resizing (in every group with a superblock backup). */
+  reservedGdtBlocks: number;
   /** sparse_super2: the only two groups (besides 0) that hold backups. */
   backupBgs: [number, number];
 }
@@ -146,6 +150,7 @@ export function decodeSuperblock(b: Buffer): Superblock {
     descSize,
     clusterRatio,
     firstMetaBg: b.readUInt32LE(260),
+    reservedGdtBlocks: b.readUInt16LE(206),
     backupBgs: [b.readUInt32LE(588), b.readUInt32LE(592)],
   };
 }

@@ -114,7 +114,7 @@ export function registerUmount(program: Command): Command {
     .action(async (mountPoint: string) => {
       const fuse = fuseMountAt(mountPoint);
       if (fuse) {
-        await unmountFuse(mountPoint, { lazy: false });
+        await unmountFuse(fuse.mountPoint, { lazy: false });
         const pid = serverPid(fuse);
         if (pid !== null && !(await waitForExit(pid))) warn(`the FUSE server (pid ${pid}) is still running after the unmount`);
         process.stdout.write(`unmounted ${mountPoint} (${fuse.source}, FUSE)\n`);

@@ -5,8 +5,8 @@
  * goes away — `platter umount`, fusermount -u, or SIGTERM/SIGINT/SIGHUP,
  * on which it unmounts itself first, so it never leaves a dead mount.
  */
-import { statSync } from "node:fs";
-import { UsageError } from "../../errors.js";
+import { accessSync, constants, statSync } from "node:fs";
+import { DeviceError, errnoCode, UsageError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
 import { readDiskTable } from "../../image/disk-table.js";
 import { openImageFilesystem } from "../../image/open-filesystem.js";
@@ -99,9 +99,20 @@ async function openRaw(options: ServeOptions): Promise<Served> {
   }
 }
 
+/** libfuse only says "fuse failed"; say why before trying. */
+function checkFuseDevice(): void {
+  try {
+    accessSync("/dev/fuse", constants.R_OK | constants.W_OK);
+  } catch (err) {
+    const why = errnoCode(err) === "ENOENT" ? "does not exist (modprobe fuse; in a container, pass --device /dev/fuse)" : "is not usable by this user";
+    throw new DeviceError(`FUSE is not available here: /dev/fuse ${why}; read the files without mounting instead: platter ls or platter extract`, errnoCode(err));
+  }
+}
+
 /** Mount and serve; resolves once the mount is gone and everything is closed. */
 export async function serveFuse(options: ServeOptions): Promise<void> {
   const mountPoint = checkMountPoint(options.image, options.mountPoint);
+  checkFuseDevice();
   const Fuse = await loadFuseBinding();
   const served = options.raw ? await openRaw(options) : await openFiles(options);
   const fsname = `${FSNAME_PREFIX}${process.pid}`;
@@ -122,7 +133,7 @@ export async function serveFuse(options: ServeOptions): Promise<void> {
     await new Promise<void>((resolve, reject) =>
       fuse.mount((err) =>
         err
-          ? reject(new UsageError(`cannot mount ${options.mountPoint} through FUSE: libfuse refused (${err.message}); is /dev/fuse there and usable?`))
+          ? reject(new DeviceError(`cannot mount ${options.mountPoint} through FUSE: libfuse refused (${err.message}; its reason is above)`))
           : resolve(),
       ),
     );

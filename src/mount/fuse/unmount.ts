@@ -38,11 +38,12 @@ export function serverPid(entry: MountEntry): number | null {
 }
 
 /**
- * Unmount a FUSE mount. `lazy` detaches it even while files are open (the
- * server does that on SIGTERM: it is about to go, and must not leave a dead mount).
+ * Unmount the FUSE mount at `path`, which must be canonical already: the
+ * server itself calls this (on SIGTERM), and resolving a path through its
+ * own mount would wait on itself. `lazy` detaches the mount even while files
+ * are open (the server is about to go, and must not leave a dead mount).
  */
-export async function unmountFuse(mountPoint: string, options: { lazy: boolean }): Promise<void> {
-  const path = canonicalMountPoint(mountPoint);
+export async function unmountFuse(path: string, options: { lazy: boolean }): Promise<void> {
   const attempts: Array<[string, string[]]> = [
     ["fusermount3", [options.lazy ? "-uz" : "-u", path]],
     ["fusermount", [options.lazy ? "-uz" : "-u", path]],
@@ -60,7 +61,7 @@ export async function unmountFuse(mountPoint: string, options: { lazy: boolean }
       break;
     }
   }
-  throw failure ?? new DeviceError(`cannot unmount ${mountPoint}: neither fusermount3 nor fusermount is installed (apt-get install fuse3)`);
+  throw failure ?? new DeviceError(`cannot unmount ${path}: neither fusermount3 nor fusermount is installed (apt-get install fuse3)`);
 }
 
 /** Wait (a bounded number of short naps) until process `pid` has exited; false if it is still there. */

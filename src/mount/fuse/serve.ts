@@ -6,7 +6,7 @@
  * on which it unmounts itself first, so it never leaves a dead mount.
  */
 import { accessSync, constants, statSync } from "node:fs";
-import { DeviceError, errnoCode, UsageError } from "../../errors.js";
+import { DeviceError, errnoCode, ioError, UsageError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
 import { readDiskTable } from "../../image/disk-table.js";
 import { openImageFilesystem } from "../../image/open-filesystem.js";
@@ -46,8 +46,9 @@ function checkMountPoint(image: string, mountPoint: string): string {
   let isDir = false;
   try {
     isDir = statSync(path).isDirectory();
-  } catch {
-    throw new UsageError(`mount point ${mountPoint} does not exist (create it with mkdir first)`);
+  } catch (err) {
+    if (errnoCode(err) === "ENOENT") throw new UsageError(`mount point ${mountPoint} does not exist (create it with mkdir first)`);
+    throw ioError(err, `mount point ${mountPoint}`);
   }
   if (!isDir) throw new UsageError(`mount point ${mountPoint} is not a directory`);
   if (listMounts().some((m) => m.mountPoint === path)) {

@@ -4,7 +4,6 @@ import { canRead } from "../fs/open.js";
 import { openImage } from "../image/open-image.js";
 import { choosePartition } from "../image/partition-choice.js";
 import { isBackgroundServer, reportReady, startBackgroundServer } from "../mount/fuse/daemon.js";
-import { serveFuse } from "../mount/fuse/serve.js";
 import { fuseMountAt, serverPid, unmountFuse, waitForExit } from "../mount/fuse/unmount.js";
 import { findDriver, mountCommandLine, mountImage, planMount, unmountImage } from "../mount/mount.js";
 import { parseCount } from "../util/units.js";
@@ -94,6 +93,8 @@ async function mountThroughFuse(image: string, mountPoint: string, part: number 
     return;
   }
   const background = isBackgroundServer();
+  // Only the server needs the readers and the binding: the command that starts it stays small and quick.
+  const { serveFuse } = await import("../mount/fuse/serve.js");
   await serveFuse({
     image,
     mountPoint,

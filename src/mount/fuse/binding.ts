@@ -3,8 +3,7 @@
  * is an optional dependency (a native addon linked against libfuse 2), and
  * everything else in platter works without it.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { accessSync, constants, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { UnsupportedError } from "../../errors.js";
@@ -89,13 +88,18 @@ export async function loadFuseBinding(): Promise<FuseBinding> {
   return loaded.default;
 }
 
-function onPath(tool: string): boolean {
-  try {
-    execFileSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
+/** The path of `tool` on PATH, as execvp finds it. */
+function findOnPath(tool: string): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    const path = join(dir || ".", tool);
+    try {
+      accessSync(path, constants.X_OK);
+      return path;
+    } catch {
+      // not here
+    }
   }
+  return undefined;
 }
 
 /**
@@ -104,10 +108,10 @@ function onPath(tool: string): boolean {
  * libfuse looks the helper up on PATH, so a private link to it is enough.
  */
 function provideFusermount(): void {
-  if (onPath("fusermount") || !onPath("fusermount3")) return;
+  const fusermount3 = findOnPath("fusermount3");
+  if (findOnPath("fusermount") || !fusermount3) return;
   const dir = mkdtempSync(join(tmpdir(), "platter-fusermount-"));
-  const target = execFileSync("sh", ["-c", "command -v fusermount3"], { encoding: "utf8" }).trim();
-  symlinkSync(target, join(dir, "fusermount"));
+  symlinkSync(fusermount3, join(dir, "fusermount"));
   process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
   process.env.PATH = `${dir}${delimiter}${process.env.PATH ?? ""}`;
 }

@@ -23,6 +23,3 @@ export function errnoFor(err: unknown): number {
   return -ERRNO.EIO;
 }
 
-export function isReadOnlyFailure(err: unknown): boolean {
-  return err instanceof FuseErrno && err.code === "EROFS";
-}

@@ -52,7 +52,7 @@ describe("platter mount / umount", { skip: needs("losetup", "sfdisk") }, async (
     assert.match(r.stderr, /has 3 partitions with filesystems; choose one with --part N:\n\s+1\s+16 MiB\s+ext4\s+root\n\s+5\s+36 MiB\s+vfat\s+DATA\n\s+6\s+9 MiB\s+ext2\s+logical2\n$/);
   });
 
-  test("a kernel without the vfat driver: mount says so and serves the FAT partition through FUSE instead; no loop device left", { skip: needs("root", "loop") }, async () => {
+  test("a kernel without the vfat driver: mount says so and serves the FAT partition through FUSE instead; no loop device left", { skip: needs("root", "loop", "fuse") }, async () => {
     const haveVfat = readFileSync("/proc/filesystems", "utf8").includes("\tvfat\n");
     const before = await loopsOf(mbr);
     const r = await platter(["mount", mbr, mountPoint, "--part", "5"]);

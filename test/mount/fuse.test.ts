@@ -18,6 +18,18 @@ const SECTOR = 512;
 const P1 = { start: 2048, size: 16384 };
 const P2 = { start: 18432, size: 75776 };
 
+function existsFuseBinding(): boolean {
+  try {
+    statSync(new URL("../../node_modules/fuse-native/package.json", import.meta.url));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The optional binding: npm install puts it there (and on CI it must be). */
+const noBinding = existsFuseBinding() ? false : unavailable("the optional npm package fuse-native is not installed", "run npm install (it is in optionalDependencies)");
+
 function isMounted(mountPoint: string): boolean {
   const path = realpathSync(mountPoint);
   return readFileSync("/proc/mounts", "utf8")
@@ -60,7 +72,7 @@ function stats(root: string): Promise<string> {
   return sh(`cd '${root}' && find . -print0 | LC_ALL=C sort -z | xargs -0 stat -c '%n|%F|%a|%u|%g|%s|%h|%i|%t:%T|%Y|%N'`);
 }
 
-describe("platter mount --fuse", { skip: needs("fuse", "debugfs", "mcopy", "zstd", "qemu-img", "sfdisk", "mkfs.ext4", "mkfs.vfat", "openssl") }, async () => {
+describe("platter mount --fuse", { skip: needs("fuse", "debugfs", "mcopy", "zstd", "qemu-img", "sfdisk", "mkfs.ext4", "mkfs.vfat", "openssl") || noBinding }, async () => {
   const img = await fixture("make-fuse-disk.sh", "fuse-disk.img");
   const zst = `${img}.zst`;
   const qcow2 = img.replace(/\.img$/, ".qcow2");
@@ -250,13 +262,3 @@ describe("platter mount --fuse", { skip: needs("fuse", "debugfs", "mcopy", "zstd
   });
 });
 
-if (process.env.CI === "true" && !existsFuseBinding()) unavailable("the fuse-native package is not installed", "npm install (it is an optional dependency)");
-
-function existsFuseBinding(): boolean {
-  try {
-    statSync(new URL("../../node_modules/fuse-native/package.json", import.meta.url));
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -47,7 +47,6 @@ export interface FuseOps {
   readdir(path: string, cb: Done<string[]>): void;
   readlink(path: string, cb: Done<string>): void;
   open(path: string, flags: number, cb: Done<number>): void;
-  release(path: string, fd: number, cb: (err: number) => void): void;
   read(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytesOrErr: number) => void): void;
   statfs(path: string, cb: Done<FuseStatfs>): void;
 }

@@ -11,7 +11,7 @@ const ERRNO = constants.errno as Record<string, number>;
 
 /** A failure that already is an errno: a missing name, a write to a read-only mount. */
 export class FuseErrno extends Error {
-  constructor(readonly code: "ENOENT" | "ENOTDIR" | "EISDIR" | "EROFS" | "EINVAL" | "EBADF") {
+  constructor(readonly code: "ENOENT" | "ENOTDIR" | "EISDIR" | "EROFS" | "EINVAL") {
     super(code);
   }
 }

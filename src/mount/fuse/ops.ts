@@ -7,6 +7,7 @@
  */
 import { constants } from "node:fs";
 import type { FuseOps, FuseStat, FuseStatfs } from "./binding.js";
+import { LruCache } from "../../util/lru.js";
 import { errnoFor, FuseErrno } from "./errno.js";
 
 export interface ServedTree<Handle> {
@@ -23,8 +24,16 @@ export interface ServedTree<Handle> {
 
 const ACCESS_MODE = 3; // O_ACCMODE
 
+/**
+ * Open files remembered at once. There is no release operation: each call
+ * into JavaScript is two thread hand-overs, and a close needs none. A file
+ * whose handle was pushed out (more files open than this) is found again by
+ * its path.
+ */
+const OPEN_HANDLES = 4096;
+
 export function fuseOps<Handle>(tree: ServedTree<Handle>, onError: (op: string, path: string, err: unknown) => void): FuseOps {
-  const handles = new Map<number, Handle>();
+  const handles = new LruCache<number, Handle>(OPEN_HANDLES);
   let nextHandle = 1;
 
   /** Run `work`, replying with its value or with the errno of what it threw. */
@@ -49,25 +58,19 @@ export function fuseOps<Handle>(tree: ServedTree<Handle>, onError: (op: string, 
         path,
         async () => {
           if ((flags & ACCESS_MODE) !== constants.O_RDONLY || flags & constants.O_TRUNC) throw new FuseErrno("EROFS");
-          const handle = await tree.open(path);
           const number = nextHandle++;
-          handles.set(number, handle);
+          handles.set(number, await tree.open(path));
           return number;
         },
         cb,
       ),
-    release: (_path, fd, cb) => {
-      handles.delete(fd);
-      cb(0);
-    },
-    read: (path, fd, buf, len, pos, cb) => {
-      const handle = handles.get(fd);
-      if (handle === undefined) {
-        cb(errnoFor(new FuseErrno("EBADF")));
-        return;
-      }
-      reply("read", path, () => tree.read(handle, pos, buf.subarray(0, len)), (err, n) => cb(err < 0 ? err : (n ?? 0)));
-    },
+    read: (path, fd, buf, len, pos, cb) =>
+      reply(
+        "read",
+        path,
+        async () => tree.read(handles.get(fd) ?? handles.set(fd, await tree.open(path)), pos, buf.subarray(0, len)),
+        (err, n) => cb(err < 0 ? err : (n ?? 0)),
+      ),
     statfs: (_path, cb) => cb(0, tree.statfs()),
   };
 }

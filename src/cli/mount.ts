@@ -1,11 +1,7 @@
 import type { Command } from "commander";
 import { UnsupportedError, UsageError } from "../errors.js";
-import { canRead } from "../fs/open.js";
-import { openImage } from "../image/open-image.js";
-import { choosePartition } from "../image/partition-choice.js";
 import { isBackgroundServer, reportReady, startBackgroundServer } from "../mount/fuse/daemon.js";
 import { fuseMountAt, serverPid, unmountFuse, waitForExit } from "../mount/fuse/unmount.js";
-import { findDriver, mountCommandLine, mountImage, planMount, unmountImage } from "../mount/mount.js";
 import { parseCount } from "../util/units.js";
 import { warn } from "./output.js";
 
@@ -38,6 +34,13 @@ export function registerMount(program: Command): Command {
         await mountThroughFuse(image, mountPoint, part, opts);
         return;
       }
+      // Loaded here, not above: `mount --fuse` starts its server without opening the image, and should start quickly.
+      const [{ canRead }, { openImage }, { choosePartition }, { findDriver, mountCommandLine, mountImage, planMount }] = await Promise.all([
+        import("../fs/open.js"),
+        import("../image/open-image.js"),
+        import("../image/partition-choice.js"),
+        import("../mount/mount.js"),
+      ]);
       const opened = await openImage(image, { purpose: "mounting", onWarning: warn });
       let choice;
       try {
@@ -121,6 +124,7 @@ export function registerUmount(program: Command): Command {
         process.stdout.write(`unmounted ${mountPoint} (${fuse.source}, FUSE)\n`);
         return;
       }
+      const { unmountImage } = await import("../mount/mount.js");
       const { source, detached } = await unmountImage(mountPoint);
       process.stdout.write(`unmounted ${mountPoint} (${source})${detached ? `; detached ${detached}` : ""}\n`);
     });

@@ -67,9 +67,13 @@ function sums(root: string): Promise<string> {
   return sh(`cd '${root}' && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum`);
 }
 
-/** What stat says of every entry (not atime/ctime: the readers give mtime only). */
+/**
+ * What stat says of every entry (not atime/ctime: the readers give mtime only).
+ * Names as bytes (QUOTING_STYLE=literal): read as UTF-8, a name that is not
+ * UTF-8 then shows U+FFFD for each bad byte, as the FUSE mount serves it.
+ */
 function stats(root: string): Promise<string> {
-  return sh(`cd '${root}' && find . -print0 | LC_ALL=C sort -z | xargs -0 stat -c '%n|%F|%a|%u|%g|%s|%h|%i|%t:%T|%Y|%N'`);
+  return sh(`cd '${root}' && find . -print0 | LC_ALL=C sort -z | QUOTING_STYLE=literal xargs -0 stat -c '%n|%F|%a|%u|%g|%s|%h|%i|%t:%T|%Y|%N'`);
 }
 
 describe("platter mount --fuse", { skip: needs("fuse", "debugfs", "mcopy", "zstd", "qemu-img", "sfdisk", "mkfs.ext4", "mkfs.vfat", "openssl") || noBinding }, async () => {
@@ -97,6 +101,9 @@ describe("platter mount --fuse", { skip: needs("fuse", "debugfs", "mcopy", "zstd
       assert.match(stderr, /is a zstd image, and a loop device mounts raw bytes only: mounting through FUSE instead \(read-only\)/);
       assert.equal(await sums(mnt), extSums);
       assert.equal(readFileSync(join(mnt, "deep/a/b/c/leaf.txt"), "utf8"), "deep\n");
+      // Not UTF-8 in the image (bytes ff fe): listed and opened with U+FFFD for each bad byte.
+      assert.ok(readdirSync(join(mnt, "links")).includes("bad\ufffd\ufffd.txt"));
+      assert.equal(readFileSync(join(mnt, "links", "bad\ufffd\ufffd.txt"), "utf8"), "raw name\n");
       // Read-only: the kernel refuses writes before platter sees them.
       await assert.rejects(sh(`touch ${mnt}/new`), /Read-only file system/);
       const df = await sh(`stat -f -c '%b %S' ${mnt}`);

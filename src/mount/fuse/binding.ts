@@ -70,7 +70,7 @@ export interface FuseBinding {
 
 const PACKAGE = "fuse-native";
 
-export const INSTALL_HINT =
+const INSTALL_HINT =
   `FUSE mounts need the optional npm package ${PACKAGE} (npm install ${PACKAGE}; it links libfuse 2: apt-get install libfuse2) ` +
   "and /dev/fuse (apt-get install fuse3)";
 

@@ -22,4 +22,3 @@ export function errnoFor(err: unknown): number {
   if (err instanceof DeviceError && err.code && ERRNO[err.code]) return -ERRNO[err.code];
   return -ERRNO.EIO;
 }
-

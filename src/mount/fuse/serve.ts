@@ -106,7 +106,10 @@ function checkFuseDevice(): void {
     accessSync("/dev/fuse", constants.R_OK | constants.W_OK);
   } catch (err) {
     const why = errnoCode(err) === "ENOENT" ? "does not exist (modprobe fuse; in a container, pass --device /dev/fuse)" : "is not usable by this user";
-    throw new DeviceError(`FUSE is not available here: /dev/fuse ${why}; read the files without mounting instead: platter ls or platter extract`, errnoCode(err));
+    throw new DeviceError(
+      `FUSE is not available here: /dev/fuse ${why}; as root, platter mount uses a loop device instead; or read the files without mounting: platter ls, platter extract`,
+      errnoCode(err),
+    );
   }
 }
 

@@ -60,8 +60,8 @@ function readWithoutMounting(plan: MountPlan): string {
   return `read the files without mounting instead: platter ls ${image}${part}, or platter extract ${image} -o DIR${part}`;
 }
 
-/** The -t type to use, after making sure the kernel (or a FUSE helper) can mount it. */
-async function driverFor(plan: MountPlan): Promise<string> {
+/** The -t type that mounts `plan` here (loading the kernel module if need be), or null when nothing can. */
+export async function findDriver(plan: MountPlan): Promise<string | null> {
   const wanted = KERNEL_NAME[plan.fstype] ?? plan.fstype;
   if (kernelFilesystems().has(wanted)) return wanted;
   try {
@@ -75,9 +75,17 @@ async function driverFor(plan: MountPlan): Promise<string> {
       await runTool("sh", ["-c", "command -v mount.ntfs-3g"]);
       return "ntfs-3g";
     } catch {
-      // fall through to the error
+      // nothing mounts it
     }
   }
+  return null;
+}
+
+/** The -t type to use, after making sure the kernel (or a FUSE helper) can mount it. */
+async function driverFor(plan: MountPlan): Promise<string> {
+  const driver = await findDriver(plan);
+  if (driver) return driver;
+  const wanted = KERNEL_NAME[plan.fstype] ?? plan.fstype;
   throw new UnsupportedError(
     `this kernel has no ${wanted} driver (not in /proc/filesystems, and 'modprobe ${wanted}' did not load one); ${readWithoutMounting(plan)}`,
   );

@@ -30,8 +30,12 @@ export const commands: CommandModule[] = [
   { names: ["convert"], load: async () => [(await import("./convert.js")).registerConvert] },
 ];
 
-/** The registrations for `argv`: just its command's when it names one, else all (help, typos). */
+/** Program options that print and exit before any command is looked at. */
+const VERSION_FLAGS = ["-V", "--version"];
+
+/** The registrations for `argv`: none for --version, its command's when it names one, else all (help, typos). */
 export async function loadCommands(argv: string[]): Promise<RegisterCommand[]> {
+  if (VERSION_FLAGS.includes(argv[0] ?? "")) return [];
   const named = commands.filter((c) => c.names.includes(argv[0] ?? ""));
   const modules = named.length > 0 ? named : commands;
   return (await Promise.all(modules.map((m) => m.load()))).flat();

@@ -4,10 +4,10 @@
  * place that turns errors into messages and exit codes:
  * 0 success, 1 failure, 2 usage error, 3 capture finished with unreadable sectors.
  */
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Help } from "commander";
 import { PlatterError } from "../errors.js";
 import { VERSION } from "../version.js";
-import { loadCommands, type RegisterCommand } from "./commands.js";
+import { listedTerm, loadCommands, type RegisterCommand } from "./commands.js";
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -21,6 +21,7 @@ function buildProgram(registrations: RegisterCommand[]): Command {
     // Program options only before the command name, so commands may reuse letters (`iso -V LABEL`).
     .enablePositionalOptions()
     .configureOutput({ outputError: (text, write) => write(`platter: ${text.replace(/^error: /, "")}`) })
+    .configureHelp({ subcommandTerm: (command) => listedTerm(command) ?? new Help().subcommandTerm(command) })
     .exitOverride();
   for (const register of registrations) {
     register(program).exitOverride();

@@ -86,9 +86,6 @@ export const commands: CommandModule[] = [
   },
 ];
 
-/** Program options that print and exit before any command is looked at. */
-const VERSION_FLAGS = ["-V", "--version"];
-
 const listedTerms = new WeakMap<Command, string>();
 
 /** A command that is only listed: argv does not name it, so it never runs. */
@@ -106,12 +103,11 @@ export function listedTerm(command: Command): string | undefined {
 }
 
 /**
- * The registrations for `argv`: none for --version; its command's when it
- * names one (`platter help capture` names capture); else every command by
- * its listing line (help, typos), loading only commands that have none.
+ * The registrations for `argv`: its command's when it names one (`platter
+ * help capture` names capture); else every command by its listing line
+ * (help, typos), loading only commands that have none.
  */
 export async function loadCommands(argv: string[]): Promise<RegisterCommand[]> {
-  if (VERSION_FLAGS.includes(argv[0] ?? "")) return [];
   const name = argv[0] === "help" && argv.length > 1 ? argv[1] : argv[0];
   const named = commands.filter((c) => c.names.includes(name ?? ""));
   if (named.length > 0) return (await Promise.all(named.map((m) => m.load()))).flat();

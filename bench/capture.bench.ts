@@ -104,10 +104,13 @@ function fileToFile(): void {
   const dst = join(OUT, "dst.img");
   sh(`head -c ${GiB} /dev/urandom > ${src}`);
   const clean = () => rmSync(dst, { force: true });
-  const dd: Command = { label: "dd bs=1M", argv: ["dd", `if=${src}`, `of=${dst}`, "bs=1M", "status=none"], setup: clean };
-  const platter: Command = { label: "platter capture", argv: [process.execPath, CLI, "capture", src, dst, "-q"], setup: clean };
+  // Warm: SOURCE read into the cache again before each run (other work on the machine may have dropped it).
+  const warmUp = () => (clean(), sh(`cat ${src} > /dev/null`));
   // Whole processes in turns: cold (cache dropped before each run), then warm (SOURCE cached, DEST removed).
   for (const cold of [true, false]) {
+    const setup = cold ? clean : warmUp;
+    const dd: Command = { label: "dd bs=1M", argv: ["dd", `if=${src}`, `of=${dst}`, "bs=1M", "status=none"], setup };
+    const platter: Command = { label: "platter capture", argv: [process.execPath, CLI, "capture", src, dst, "-q"], setup };
     const c = compareInTurns(platter, dd, { runs: RUNS, cold });
     wholeProcess.push(reportComparison(`1 GiB file -> file, ${cold ? "cold" : "warm"}`, c));
     ratio(`platter vs dd bs=1M, ${cold ? "cold" : "warm"}, whole process`, c.ratio, 1.0);
@@ -115,6 +118,7 @@ function fileToFile(): void {
   if (have("ddrescue")) {
     const map = join(OUT, "dst.map");
     const ddrescue: Command = { label: "ddrescue", argv: ["ddrescue", "-q", src, dst, map], setup: () => (clean(), rmSync(map, { force: true })) };
+    const platter: Command = { label: "platter capture", argv: [process.execPath, CLI, "capture", src, dst, "-q"], setup: clean };
     const c = compareInTurns(platter, ddrescue, { runs: RUNS, cold: true });
     wholeProcess.push(reportComparison("1 GiB file -> file, cold", c));
     ratio("platter vs ddrescue, cold, whole process", c.ratio, 1.0);

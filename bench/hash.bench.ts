@@ -5,7 +5,7 @@
  * the time that limit gives for 1 GiB. Whole processes in turns (A B A B,
  * bench/lib/whole-process.ts, BENCH_RUNS each, default 5), warm cache:
  *  1. `platter hash` vs `openssl dgst -sha256` (the same work by the tool
- *     that sets the limit), and vs `sha256sum`, for the record;
+ *     that sets the limit);
  *  2. `platter capture --hash sha256` vs `platter capture`: what the hash
  *     adds to a copy;
  *  3. cold (cache dropped before each run): `platter hash` vs `openssl dgst`.
@@ -58,7 +58,6 @@ export default async function hashBench(): Promise<void> {
   const clean = () => (rmSync(dst, { force: true }), warmUp());
   const hash: Command = { label: "platter hash", argv: [process.execPath, CLI, "hash", src, "-q"], setup: warmUp };
   const openssl: Command = { label: "openssl dgst -sha256", argv: ["openssl", "dgst", "-sha256", src], setup: warmUp };
-  const sha256sum: Command = { label: "sha256sum", argv: ["sha256sum", src], setup: warmUp };
   const capture: Command = { label: "platter capture", argv: [process.execPath, CLI, "capture", src, dst, "-q"], setup: clean };
   const hashedCapture: Command = {
     label: "platter capture --hash sha256",
@@ -69,7 +68,6 @@ export default async function hashBench(): Promise<void> {
   const warm = compareInTurns(hash, openssl, { runs: RUNS });
   report("hash 1 GiB, warm", warm);
   lines.push(verdict("platter hash, warm", warm.a.median, limit));
-  report("hash 1 GiB, warm", compareInTurns(hash, sha256sum, { runs: RUNS }), "(for the record)");
   const copy = compareInTurns(hashedCapture, capture, { runs: RUNS });
   report("capture 1 GiB, warm", copy);
   lines.push(verdict("platter capture --hash sha256, warm", copy.a.median, limit));

@@ -1,7 +1,9 @@
 /**
  * `platter iso` against `genisoimage -R -J` and `xorriso -as mkisofs -R -J`
  * on the same tree (3000 files in 30 folders, about 1 GiB), same run, warm
- * cache, best of three each (taking turns); goal: no slower than genisoimage. Then the peak
+ * cache, whole processes in turns (bench/lib/whole-process.ts: BENCH_RUNS
+ * runs each, default 5, median and spread); goal: no slower than
+ * genisoimage. Then the peak
  * memory (max RSS, GNU time) of building an image of 100,000 small files;
  * goal: under 200 MiB.
  * Needs genisoimage and xorriso; the trees are built once into bench/out/.
@@ -10,13 +12,14 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { compareInTurns, report, type Command } from "./lib/whole-process.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const OUT = join(ROOT, "bench", "out");
 const TREE = join(OUT, "iso-tree-1g");
 const MANY = join(OUT, "iso-tree-100k");
 const CLI = join(ROOT, "dist", "cli", "main.js");
-const ROUNDS = 3;
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
 function sh(command: string): string {
   return execFileSync("bash", ["-c", command], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
@@ -61,23 +64,6 @@ function buildMany(): void {
   writeFileSync(join(MANY, ".done"), "");
 }
 
-/** Best time of each command over ROUNDS rounds, the commands taking turns so a busy moment hits all alike. */
-function timedTogether(commands: Array<[string, string]>): number[] {
-  const best = commands.map(() => Number.POSITIVE_INFINITY);
-  for (let round = 0; round < ROUNDS; round++) {
-    commands.forEach(([label, command], i) => {
-      sh("sync");
-      const started = process.hrtime.bigint();
-      const r = spawnSync("bash", ["-c", command], { stdio: ["ignore", "ignore", "pipe"] });
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      if (r.status !== 0) throw new Error(`${label} failed: ${r.stderr}`);
-      best[i] = Math.min(best[i], seconds);
-    });
-  }
-  commands.forEach(([label], i) => console.log(`${label.padEnd(34)} ${best[i].toFixed(2)} s (best of ${ROUNDS})`));
-  return best;
-}
-
 /** Peak resident memory in MiB of one run (GNU time's %M is KiB). */
 function peakMemory(label: string, command: string): number {
   const r = spawnSync("/usr/bin/time", ["-f", "%M", "bash", "-c", `${command} >/dev/null`], { encoding: "utf8" });
@@ -100,13 +86,17 @@ export default async function isoBench(): Promise<void> {
     buildTree();
     buildMany();
     const iso = join(OUT, "bench.iso");
-    sh(`cat $(find ${TREE} -type f) > /dev/null`); // warm the cache for everyone alike
-    const [platter, geniso, xorriso] = timedTogether([
-      ["platter iso", `node ${CLI} iso ${TREE} -o ${iso}`],
-      ["genisoimage -R -J", `genisoimage -quiet -R -J -joliet-long -o ${iso} ${TREE}`],
-      ["xorriso -as mkisofs -R -J", `xorriso -as mkisofs -quiet -R -J -joliet-long -o ${iso} ${TREE}`],
-    ]);
-    console.log(`platter / genisoimage: ${(platter / geniso).toFixed(2)}x (goal <= 1.0), platter / xorriso: ${(platter / xorriso).toFixed(2)}x`);
+    // Before each run: the last image gone and synced (its writeback must not land in the next run), the tree cached again.
+    const setup = () => {
+      rmSync(iso, { force: true });
+      sh(`sync; find ${TREE} -type f -exec cat {} + > /dev/null`);
+    };
+    const platter: Command = { label: "platter iso", argv: [process.execPath, CLI, "iso", TREE, "-o", iso], setup };
+    const mkisofs = (tool: string[]): Command => ({ label: tool.join(" "), argv: [...tool, "-quiet", "-R", "-J", "-joliet-long", "-o", iso, TREE], setup });
+    const geniso = compareInTurns(platter, mkisofs(["genisoimage"]), { runs: RUNS });
+    report("iso of 3000 files / 1 GiB, warm", geniso);
+    console.log(`platter / genisoimage: ${(1 / geniso.ratio).toFixed(2)}x the time (goal <= 1.0: ${geniso.ratio >= 1 ? "met" : "NOT met"})`);
+    report("iso of 3000 files / 1 GiB, warm", compareInTurns(platter, mkisofs(["xorriso", "-as", "mkisofs"]), { runs: RUNS }), "(for the record)");
     const files = Number(sh(`find ${MANY} -type f | wc -l`).trim());
     const mine = peakMemory(`platter iso, ${files} files`, `node ${CLI} iso ${MANY} -o ${iso}`);
     peakMemory(`genisoimage, ${files} files`, `genisoimage -quiet -R -J -joliet-long -o ${iso} ${MANY}`);

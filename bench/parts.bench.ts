@@ -1,20 +1,23 @@
 /**
  * `parts` on a 2 TiB sparse disk image with a GPT (an ESP, an ext4 and a
- * 2 TiB empty partition): wall time of the CLI against `sfdisk --json` plus
- * `blkid -p` on each partition (what a user runs for the same answer), and
- * the bytes platter reads, counted through a CountingSource.
+ * 2 TiB empty partition): the CLI against `sfdisk --json` plus `blkid -p`
+ * on each partition (what a user runs for the same answer), whole processes
+ * in turns (bench/lib/whole-process.ts, BENCH_RUNS each, default 5, warm
+ * cache, median and spread); in process, the best time of reportPartitions
+ * and the bytes it reads, counted through a CountingSource.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { openSource } from "../src/io/file-source.js";
 import { CountingSource } from "../src/io/counting-source.js";
 import { reportPartitions } from "../src/image/partition-report.js";
+import { compareInTurns, report, type Command } from "./lib/whole-process.js";
 
 const OUT = fileURLToPath(new URL("out/parts/", import.meta.url));
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
-const RUNS = 5;
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
 function makeImage(path: string): void {
   mkdirSync(OUT, { recursive: true });
@@ -29,19 +32,6 @@ function makeImage(path: string): void {
 
 function best(times: number[]): number {
   return Math.min(...times);
-}
-
-function timeCommand(cmd: string, args: string[][]): number {
-  const times: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const started = performance.now();
-    for (const a of args) {
-      const r = spawnSync(cmd === "node" ? process.execPath : a[0], cmd === "node" ? a : a.slice(1), { stdio: ["ignore", "ignore", "ignore"] });
-      if (r.status !== 0 && !(a[0] === "blkid" && r.status === 2)) throw new Error(`${a.join(" ")} failed (${r.status})`);
-    }
-    times.push((performance.now() - started) / 1000);
-  }
-  return best(times);
 }
 
 export default async function bench(): Promise<void> {
@@ -60,17 +50,16 @@ export default async function bench(): Promise<void> {
   }
   await source.close();
 
-  const cli = timeCommand("node", [[CLI, "parts", image, "--json"]]);
   const sfdiskJson = JSON.parse(execFileSync("sfdisk", ["--json", image], { encoding: "utf8" })) as {
     partitiontable: { partitions: Array<{ start: number; size: number }> };
   };
-  const real = timeCommand("tools", [
-    ["sfdisk", "--json", image],
-    ...sfdiskJson.partitiontable.partitions.map((p) => ["blkid", "-p", "-O", String(p.start * 512), "-S", String(p.size * 512), image]),
-  ]);
-  console.log(
-    `parts 2 TiB GPT (${partitions} partitions)  sfdisk --json + blkid -p ×${partitions} ${(real * 1000).toFixed(0)} ms   ` +
-      `platter parts --json ${(cli * 1000).toFixed(0)} ms (in process ${(best(inProcess) * 1000).toFixed(1)} ms)   ` +
-      `ratio ${(real / cli).toFixed(2)}   read ${(source.bytesRead / 1024).toFixed(0)} KiB in ${source.reads} reads`,
+  // What a user runs for the same answer: the table, then each partition's filesystem (blkid exits 2 when it finds none).
+  const blkids = sfdiskJson.partitiontable.partitions.map((p) => `{ blkid -p -O ${p.start * 512} -S ${p.size * 512} ${image} || [ $? = 2 ]; }`);
+  const tools: Command = { label: `sfdisk --json + blkid -p x${partitions}`, argv: [], shell: [`sfdisk --json ${image}`, ...blkids].join(" && ") };
+  const cli: Command = { label: "platter parts --json", argv: [process.execPath, CLI, "parts", image, "--json"] };
+  report(
+    `parts 2 TiB GPT (${partitions} partitions)`,
+    compareInTurns(cli, tools, { runs: RUNS }),
+    `(in process ${(best(inProcess) * 1000).toFixed(1)} ms, read ${(source.bytesRead / 1024).toFixed(0)} KiB in ${source.reads} reads)`,
   );
 }

@@ -3,7 +3,10 @@
  * process, start-up included. Two commands are run in turns (A B A B ...) so
  * a slow minute on the machine hits both alike; each pair may start from a
  * dropped page cache ("cold", root only) or from a warm one. What is printed
- * is the median and the spread (min-max) of each, and B's time over A's.
+ * is the median and the spread (min-max) of each, and B's time over A's,
+ * with each command's median CPU time (user + system, its children
+ * included): on a machine shared with other work, wall times stretch with
+ * the load while CPU times mostly do not.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -24,6 +27,8 @@ export interface Timing {
   min: number;
   max: number;
   runs: number[];
+  /** Median CPU seconds (user + system) of the runs. */
+  cpu: number;
 }
 
 export interface Comparison {
@@ -48,32 +53,56 @@ export function dropCaches(): boolean {
   }
 }
 
-function timeOnce(command: Command): number {
+const TICKS_PER_SECOND = 100;
+
+/**
+ * CPU seconds used by this process's waited-for children so far (cutime +
+ * cstime of /proc/self/stat, in USER_HZ ticks, 100 a second on Linux);
+ * undefined where there is no /proc.
+ */
+function childrenCpu(): number | undefined {
+  try {
+    // Fields after the command name (which may hold spaces): state is field 3, cutime 16, cstime 17.
+    const stat = readFileSync("/proc/self/stat", "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[13]) + Number(fields[14])) / TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
+function timeOnce(command: Command): { wall: number; cpu: number } {
   command.setup?.();
+  const cpuBefore = childrenCpu();
   const started = process.hrtime.bigint();
   const r = command.shell
     ? spawnSync("sh", ["-c", command.shell], { stdio: ["ignore", "ignore", "pipe"] })
     : spawnSync(command.argv[0], command.argv.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const wall = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpuAfter = childrenCpu();
   if (r.status !== 0) {
     throw new Error(`${command.label} failed (exit ${r.status}): ${r.stderr?.toString().trim().split("\n").at(-1) ?? ""}`);
   }
-  return seconds;
+  return { wall, cpu: cpuBefore === undefined || cpuAfter === undefined ? Number.NaN : cpuAfter - cpuBefore };
 }
 
-function summarise(label: string, runs: number[]): Timing {
-  const sorted = [...runs].sort((x, y) => x - y);
+function medianOf(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
   const mid = Math.floor(sorted.length / 2);
-  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-  return { label, median, min: sorted[0], max: sorted[sorted.length - 1], runs };
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function summarise(label: string, timings: Array<{ wall: number; cpu: number }>): Timing {
+  const runs = timings.map((t) => t.wall);
+  return { label, median: medianOf(runs), min: Math.min(...runs), max: Math.max(...runs), runs, cpu: medianOf(timings.map((t) => t.cpu)) };
 }
 
 /** Run A and B in turns, `runs` times each; `cold` drops the page cache before every run. */
 export function compareInTurns(a: Command, b: Command, options: { runs?: number; cold?: boolean } = {}): Comparison {
   const runs = options.runs ?? 5;
   const cold = Boolean(options.cold) && isRoot;
-  const ta: number[] = [];
-  const tb: number[] = [];
+  const ta: Array<{ wall: number; cpu: number }> = [];
+  const tb: Array<{ wall: number; cpu: number }> = [];
   for (let i = 0; i < runs; i++) {
     for (const [command, into] of [[a, ta], [b, tb]] as const) {
       if (cold) dropCaches();
@@ -83,11 +112,11 @@ export function compareInTurns(a: Command, b: Command, options: { runs?: number;
   const A = summarise(a.label, ta);
   const B = summarise(b.label, tb);
   const cache = cold ? "page cache dropped before each run" : options.cold ? "warm (not root: could not drop the cache)" : "warm cache";
-  return { a: A, b: B, ratio: B.median / A.median, how: `whole process, ${runs} runs each in turns (A B A B), ${cache}, median [min-max]` };
+  return { a: A, b: B, ratio: B.median / A.median, how: `whole process, ${runs} runs each in turns (A B A B), ${cache}, median [min-max], median CPU user+sys` };
 }
 
 function fmt(t: Timing): string {
-  return `${t.median.toFixed(3)} s [${t.min.toFixed(3)}-${t.max.toFixed(3)}]`;
+  return `${t.median.toFixed(3)} s [${t.min.toFixed(3)}-${t.max.toFixed(3)}] cpu ${t.cpu.toFixed(2)} s`;
 }
 
 /** One line per comparison: what, both timings, and the ratio (>1: A is faster). */

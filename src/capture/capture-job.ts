@@ -18,7 +18,7 @@ import { hashFromDest } from "./dest-hash.js";
 import { CaptureDomain } from "./domain.js";
 import { formatHashLines } from "./hasher.js";
 import { ImageWriter, InOrderHasher } from "./image-writer.js";
-import { createHasher, type StreamHasher } from "./parallel-hasher.js";
+import { createHasher, readsAroundCache, type StreamHasher } from "./parallel-hasher.js";
 import { checkCaptureTargets, checkOutputPaths, type NamedOutput } from "../io/device-safety.js";
 import { StreamCopier, UNKNOWN_END } from "./stream-copier.js";
 
@@ -154,7 +154,7 @@ export class CaptureJob {
     }
     // Hashing: in order while the copy allows it; DEST fills in the rest at the end.
     if (!options.hashes?.length) return;
-    this.hasher = createHasher(options.hashes, this.end - this.start);
+    this.hasher = createHasher(options.hashes, this.end - this.start, readsAroundCache(this.source));
     this.inOrder = new InOrderHasher(this.hasher, this.start);
     if (this.rescuedBefore > 0) {
       const prefixEnd = capture.map.firstNot("+", this.start, this.end);

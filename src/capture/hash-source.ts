@@ -2,7 +2,7 @@ import type { BlockSource } from "../io/block-source.js";
 import { allocAlignedPool } from "../io/aligned.js";
 import { readFull, type SequentialSource } from "../io/stream-source.js";
 import type { HashAlgorithm } from "./hasher.js";
-import { createHasher } from "./parallel-hasher.js";
+import { createHasher, readsAroundCache } from "./parallel-hasher.js";
 
 export interface HashProgress {
   done: number;
@@ -25,7 +25,7 @@ export async function hashSource(
   algorithms: HashAlgorithm[],
   onProgress?: (p: HashProgress) => void,
 ): Promise<Record<string, string>> {
-  const hasher = createHasher(algorithms, source.size);
+  const hasher = createHasher(algorithms, source.size, readsAroundCache(source));
   try {
     const ranges = source.dataRanges ? await source.dataRanges(0, source.size) : [[0, source.size] as [number, number]];
     const pool = allocAlignedPool(READ_AHEAD + 1, Math.min(CHUNK, Math.max(1, source.size)));

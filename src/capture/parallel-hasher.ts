@@ -8,6 +8,7 @@
  * ahead of the workers.
  */
 import { Worker } from "node:worker_threads";
+import { FileSource } from "../io/file-source.js";
 import { MultiHasher, type HashAlgorithm } from "./hasher.js";
 import { InTurn } from "../util/in-turn.js";
 
@@ -53,11 +54,16 @@ parentPort.on("message", (m) => {
     memories[m.id] = Buffer.from(m.memory);
   } else if (m.type === "hash") {
     const data = memories[m.id].subarray(m.offset, m.offset + m.length);
-    // Bytes a device just wrote to memory are in no cache: hashed where they are, the hash stalls
-    // on every miss, while a copy streams them into this core's cache first (a third faster here).
-    for (let at = 0; at < data.length; at += stage.length) {
-      const n = data.copy(stage, 0, at, Math.min(data.length, at + stage.length));
-      for (const [, h] of hashes) h.update(stage.subarray(0, n));
+    if (workerData.staged) {
+      // Bytes a device just wrote to memory are in no cache: hashed where they are, the hash stalls
+      // on every miss, while a copy streams them into this core's cache first (a third faster here).
+      for (let at = 0; at < data.length; at += stage.length) {
+        const n = data.copy(stage, 0, at, Math.min(data.length, at + stage.length));
+        for (const [, h] of hashes) h.update(stage.subarray(0, n));
+      }
+    } else {
+      // Bytes the kernel copied out of the page cache were just written by a CPU: the copy would only cost.
+      for (const [, h] of hashes) h.update(data);
     }
     parentPort.postMessage({ type: "done", chunk: m.chunk });
   } else if (m.type === "zeros") {
@@ -112,9 +118,12 @@ export class WorkerHasher implements StreamHasher {
   private waiting: Array<() => void> = [];
   private failure: Error | undefined;
 
-  constructor(private readonly algorithms: HashAlgorithm[]) {
+  constructor(
+    private readonly algorithms: HashAlgorithm[],
+    staged = false,
+  ) {
     this.workers = algorithms.map((algorithm) => {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { algorithms: [algorithm] } });
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { algorithms: [algorithm], staged } });
       worker.on("message", (m: { type: string; chunk?: number }) => {
         if (m.type === "done") this.done(m.chunk as number);
       });
@@ -232,11 +241,23 @@ export class WorkerHasher implements StreamHasher {
   }
 }
 
-/** A worker hasher for large inputs, an inline one for small ones. */
-export function createHasher(algorithms: HashAlgorithm[], expectedBytes: number): StreamHasher & { dispose?(): Promise<void> } {
+/** Does `source` read around the page cache (O_DIRECT), so the bytes it gives are in no CPU cache? */
+export function readsAroundCache(source: unknown): boolean {
+  return source instanceof FileSource && source.direct;
+}
+
+/**
+ * A worker hasher for large inputs, an inline one for small ones. `staged`:
+ * the bytes come from direct reads (see readsAroundCache).
+ */
+export function createHasher(
+  algorithms: HashAlgorithm[],
+  expectedBytes: number,
+  staged = false,
+): StreamHasher & { dispose?(): Promise<void> } {
   if (expectedBytes >= WORKER_THRESHOLD) {
     try {
-      return new WorkerHasher(algorithms);
+      return new WorkerHasher(algorithms, staged);
     } catch {
       // no worker threads here: hash inline
     }

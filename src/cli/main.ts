@@ -4,16 +4,21 @@
  * place that turns errors into messages and exit codes:
  * 0 success, 1 failure, 2 usage error, 3 capture finished with unreadable sectors.
  */
-import { Command, CommanderError } from "commander";
+import type { Command } from "commander";
 import { PlatterError } from "../errors.js";
 import { VERSION } from "../version.js";
-import { loadCommands, type RegisterCommand } from "./commands.js";
+import { listedTerm, loadCommands, type RegisterCommand } from "./commands.js";
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 
-function buildProgram(registrations: RegisterCommand[]): Command {
+/** Answered before commander is even loaded: it is most of what `platter --version` would cost. */
+const VERSION_FLAGS = ["-V", "--version"];
+
+type Commander = typeof import("commander");
+
+function buildProgram({ Command, Help }: Commander, registrations: RegisterCommand[]): Command {
   const program = new Command("platter")
     .description("disk and disc images: capture, partitions, ISO 9660, filesystems")
     .version(VERSION, "-V, --version")
@@ -21,6 +26,7 @@ function buildProgram(registrations: RegisterCommand[]): Command {
     // Program options only before the command name, so commands may reuse letters (`iso -V LABEL`).
     .enablePositionalOptions()
     .configureOutput({ outputError: (text, write) => write(`platter: ${text.replace(/^error: /, "")}`) })
+    .configureHelp({ subcommandTerm: (command) => listedTerm(command) ?? new Help().subcommandTerm(command) })
     .exitOverride();
   for (const register of registrations) {
     register(program).exitOverride();
@@ -29,7 +35,7 @@ function buildProgram(registrations: RegisterCommand[]): Command {
 }
 
 /** Map anything thrown to one stderr line and an exit code. */
-function reportError(err: unknown): number {
+function reportError(err: unknown, { CommanderError }: Commander): number {
   if (err instanceof CommanderError) {
     // Commander has printed the help, the version or its message. It exits 0 for
     // --help, `help` and --version, 1 for the rest: a bad flag, or no command named.
@@ -48,12 +54,18 @@ function reportError(err: unknown): number {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // As commander does: the version option, first, wins over anything after it.
+  if (VERSION_FLAGS.includes(argv[0] ?? "")) {
+    process.stdout.write(`${VERSION}\n`);
+    return EXIT_OK;
+  }
+  const commander = await import("commander");
   try {
-    const program = buildProgram(await loadCommands(argv));
+    const program = buildProgram(commander, await loadCommands(argv));
     await program.parseAsync(argv, { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : EXIT_OK;
   } catch (err) {
-    return reportError(err);
+    return reportError(err, commander);
   }
 }
 

@@ -1,4 +1,3 @@
-import xz from "xz-decompress";
 import { CorruptImageError } from "../../errors.js";
 import { corruptBlock, tooLarge } from "./corrupt.js";
 
@@ -80,6 +79,8 @@ export async function decompressBlock(input: Buffer, maxSize: number, maxWindow 
   if (header && header.dictionarySize > maxWindow) {
     throw corrupt(`its dictionary of ${header.dictionarySize} bytes is larger than ${maxWindow}`);
   }
+  // Imported on first use: the WebAssembly decoder costs start-up to commands that never see xz.
+  const { default: xz } = await import("xz-decompress");
   const chunks: Buffer[] = [];
   let size = 0;
   try {

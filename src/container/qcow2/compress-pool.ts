@@ -12,7 +12,7 @@
  */
 import { Worker } from "node:worker_threads";
 import type { CompressionType } from "./header.js";
-import { ZSTD_BINDING_PATH, zstd } from "./zstd.js";
+import { zstd, zstdBindingPath } from "./zstd.js";
 
 // Plain CommonJS evaluated in the worker: it runs the same from dist/ and under tsx.
 const WORKER_SOURCE = `
@@ -84,13 +84,13 @@ export class CompressPool {
     readonly batch: number,
     slots: number,
   ) {
-    this.bound = zstd.compressBound(clusterSize);
+    this.bound = zstd().compressBound(clusterSize);
     const shared = Array.from({ length: slots }, () => ({
       input: new SharedArrayBuffer(batch * clusterSize),
       output: new SharedArrayBuffer(batch * this.bound),
     }));
     this.free = shared.map((s, index) => ({ index, input: Buffer.from(s.input), output: Buffer.from(s.output) }));
-    const workerData = { codec, level, clusterSize, bound: this.bound, slots: shared, zstd: ZSTD_BINDING_PATH };
+    const workerData = { codec, level, clusterSize, bound: this.bound, slots: shared, zstd: zstdBindingPath() };
     for (let i = 0; i < threads; i++) {
       // A small young generation: deflateRawSync's per-call objects are freed soon, not 30 MB later per worker.
       const worker = new Worker(WORKER_SOURCE, { eval: true, workerData, resourceLimits: { maxYoungGenerationSizeMb: 2 } });

@@ -38,13 +38,13 @@ export async function decompressCluster(input: Buffer, compression: CompressionT
     out = Buffer.allocUnsafe(clusterSize);
     let frameLength: number;
     try {
-      frameLength = zstd.findFrameCompressedSize(input);
+      frameLength = zstd().findFrameCompressedSize(input);
     } catch (err) {
       throw corrupt(where, `is not a whole zstd frame (${(err as Error).message})`);
     }
     let length: number;
     try {
-      length = zstd.decompress(out, input.subarray(0, frameLength));
+      length = zstd().decompress(out, input.subarray(0, frameLength));
     } catch (err) {
       const message = (err as Error).message;
       if (/too small/i.test(message)) throw corrupt(where, `expands to more than one cluster (${clusterSize} bytes)`);

@@ -10,24 +10,27 @@ import { promises as fsp } from "node:fs";
 import { CorruptImageError, ioError, UsageError } from "../../errors.js";
 import { openSource } from "../../io/file-source.js";
 import type { BlockSource } from "../../io/block-source.js";
-import { ChunkedSink, type ChunkEncoder } from "../chunked-sink.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
+import { PieceSink, type PieceEncoder } from "../piece-sink.js";
 import { decodeCandidate } from "./index-build.js";
-import { compressStream, libbz2Available } from "./libbz2.js";
+import { compressBound, compressStream, libbz2Available } from "./libbz2.js";
 import { decodePlatterTrailer, encodePlatterTrailer, TRAILER_BYTES } from "./platter-trailer.js";
 import { streamStarts } from "./stream-scan.js";
 
 const DEFAULT_LEVEL = 9;
 
-function bzip2Encoder(options: WriterOptions): ChunkEncoder {
+function bzip2Encoder(options: WriterOptions): PieceEncoder {
   const level = options.level ?? DEFAULT_LEVEL;
   if (!Number.isInteger(level) || level < 1 || level > 9) throw new UsageError(`bzip2 level must be 1 to 9, not ${String(level)}`);
   const chunkSize = level * 100000;
   return {
     format: "bzip2",
-    chunkSize,
-    encode: (chunk) => compressStream(chunk, level),
-    end: (imageSize) => encodePlatterTrailer({ chunkSize, imageSize }),
+    pieceSize: chunkSize,
+    maxEncodedSize: compressBound(chunkSize),
+    indexed: false,
+    header: () => Buffer.alloc(0),
+    encode: async (chunk, out) => ({ length: await compressStream(chunk, level, out) }),
+    trailer: ({ imageSize, complete }) => (complete ? encodePlatterTrailer({ chunkSize, imageSize }) : undefined),
   };
 }
 
@@ -42,7 +45,7 @@ export const bzip2Writer: ContainerWriter = {
   extensions: [".bz2"],
   async create(path: string, options: WriterOptions): Promise<ContainerSink> {
     requireLibbz2();
-    return ChunkedSink.create(path, bzip2Encoder(options), options);
+    return PieceSink.create(path, bzip2Encoder(options), options);
   },
   resume: resumeBzip2,
 };
@@ -61,17 +64,17 @@ async function resumeBzip2(path: string, options: WriterOptions): Promise<{ sink
     size = (await fsp.stat(path)).size;
   } catch (err) {
     if ((err as { code?: string }).code !== "ENOENT") throw ioError(err, path);
-    return { sink: await ChunkedSink.create(path, encoder, options), committed: 0 };
+    return { sink: await PieceSink.create(path, encoder, options), committed: 0 };
   }
   const source = await openSource(path);
   let cut: { fileOffset: number; chunks: number };
   try {
-    cut = await resumePoint(source, encoder.chunkSize, size);
+    cut = await resumePoint(source, encoder.pieceSize, size);
   } finally {
     await source.close();
   }
-  const committed = cut.chunks * encoder.chunkSize;
-  return { sink: await ChunkedSink.reopen(path, encoder, options, cut.fileOffset, committed), committed };
+  const committed = cut.chunks * encoder.pieceSize;
+  return { sink: await PieceSink.reopen(path, encoder, options, { fileOffset: cut.fileOffset, committed }), committed };
 }
 
 async function resumePoint(source: BlockSource, chunkSize: number, size: number): Promise<{ fileOffset: number; chunks: number }> {

@@ -76,15 +76,18 @@ function call(fn: AsyncFunction, args: unknown[]): Promise<number> {
   return new Promise((resolve, reject) => fn.async(...args, ((err, rc) => (err ? reject(err) : resolve(rc))) as Callback));
 }
 
-/** One bzip2 stream holding `data`, with blocks of `level` x 100 kB. */
-export async function compressStream(data: Buffer, level: number): Promise<Buffer> {
+/** The most bytes a stream of `size` bytes compresses to: bzip2's documented bound, 1% more plus 600 bytes. */
+export function compressBound(size: number): number {
+  return Math.ceil(size * 1.01) + 600;
+}
+
+/** One bzip2 stream holding `data`, with blocks of `level` x 100 kB, written into `out` (compressBound bytes): its length. */
+export async function compressStream(data: Buffer, level: number, out: Buffer): Promise<number> {
   const bz = need();
-  // bzip2's documented bound: 1% more than the input, plus 600 bytes.
-  const dest = Buffer.allocUnsafe(Math.ceil(data.length * 1.01) + 600);
-  const length = new Uint32Array([dest.length]);
-  const rc = await call(bz.compress, [dest, length, data, data.length, level, 0, WORK_FACTOR]);
+  const length = new Uint32Array([out.length]);
+  const rc = await call(bz.compress, [out, length, data, data.length, level, 0, WORK_FACTOR]);
   if (rc !== BZ_OK) throw new Error(`libbz2 compression failed (${rc})`);
-  return dest.subarray(0, length[0]);
+  return length[0] as number;
 }
 
 export type DecodeFailure = "corrupt" | "truncated" | "too large";

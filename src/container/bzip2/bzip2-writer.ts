@@ -13,7 +13,7 @@ import type { BlockSource } from "../../io/block-source.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
 import { PieceSink, type PieceEncoder } from "../piece-sink.js";
 import { decodeCandidate } from "./index-build.js";
-import { compressBound, compressStream, libbz2Available } from "./libbz2.js";
+import { compressBound, compressStream, requireLibbz2 } from "./libbz2.js";
 import { decodePlatterTrailer, encodePlatterTrailer, TRAILER_BYTES } from "./platter-trailer.js";
 import { streamStarts } from "./stream-scan.js";
 
@@ -32,12 +32,6 @@ function bzip2Encoder(options: WriterOptions): PieceEncoder {
     encode: async (chunk, out) => ({ length: await compressStream(chunk, level, out) }),
     trailer: ({ imageSize, complete }) => (complete ? encodePlatterTrailer({ chunkSize, imageSize }) : undefined),
   };
-}
-
-function requireLibbz2(): void {
-  if (!libbz2Available()) {
-    throw new UsageError("writing .bz2 needs the system libbz2 (libbz2.so.1.0, Debian package libbz2-1.0), which cannot be loaded here");
-  }
 }
 
 export const bzip2Writer: ContainerWriter = {

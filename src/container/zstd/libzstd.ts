@@ -32,6 +32,7 @@ interface Api {
   dctxReset: NativeFunction;
   decompressDCtx: NativeFunction;
   decompressStream: NativeFunction;
+  findFrameCompressedSize: NativeFunction;
   createCCtx: NativeFunction;
   freeCCtx: NativeFunction;
   cctxSetParameter: NativeFunction;
@@ -51,6 +52,7 @@ const load = lazyLibrary({ sonames: ["libzstd.so.1"], what: "zstd", debianPackag
     dctxReset: lib.func("size_t ZSTD_DCtx_reset(void *dctx, int reset)"),
     decompressDCtx: lib.func("size_t ZSTD_decompressDCtx(void *dctx, void *dst, size_t dstCapacity, void *src, size_t srcSize)"),
     decompressStream: lib.func("size_t ZSTD_decompressStream(void *zds, void *output, void *input)"),
+    findFrameCompressedSize: lib.func("size_t ZSTD_findFrameCompressedSize(void *src, size_t srcSize)"),
     createCCtx: lib.func("void *ZSTD_createCCtx()"),
     freeCCtx: lib.func("size_t ZSTD_freeCCtx(void *cctx)"),
     cctxSetParameter: lib.func("size_t ZSTD_CCtx_setParameter(void *cctx, int param, int value)"),
@@ -96,6 +98,12 @@ export async function decompressFrame(input: Buffer, out: Buffer): Promise<numbe
       idleDCtx.push(dctx);
     } else a.freeDCtx(dctx);
   }
+}
+
+/** The length of the frame `input` starts with (it may go on past it), or a ZstdCallError when it holds no whole frame. */
+export function frameCompressedSize(input: Buffer): number {
+  const a = load();
+  return checked(a, a.findFrameCompressedSize(addressOf(input), input.length) as number | bigint);
 }
 
 /**

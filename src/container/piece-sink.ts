@@ -21,7 +21,8 @@
  * holds and reopen() goes on after them.
  */
 import { promises as fsp } from "node:fs";
-import { ioError, UsageError } from "../errors.js";
+import { DeviceError, ioError, UsageError } from "../errors.js";
+import { FileSource } from "../io/file-source.js";
 import { isAllZero } from "../io/zeros.js";
 import { BufferPool } from "../util/buffer-pool.js";
 import { InTurn } from "../util/in-turn.js";
@@ -96,6 +97,34 @@ export function writerThreads(options: WriterOptions): number {
   const threads = options.threads ?? defaultThreads();
   if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`--threads ${String(threads)}: give a whole number of at least 1`);
   return threads;
+}
+
+/**
+ * A writer's resume(): `find` reads the file an interrupted capture left
+ * and says where to go on; the file is reopened there. Without a file, a
+ * new one is started when `ifMissing` is "create" (else it is an error).
+ */
+export async function resumePieces(
+  path: string,
+  encoder: PieceEncoder,
+  options: WriterOptions,
+  find: (file: FileSource) => Promise<ResumePoint>,
+  ifMissing?: "create",
+): Promise<{ sink: ContainerSink; committed: number }> {
+  let file: FileSource;
+  try {
+    file = await FileSource.open(path);
+  } catch (err) {
+    if (ifMissing === "create" && err instanceof DeviceError && err.code === "ENOENT") return { sink: await PieceSink.create(path, encoder, options), committed: 0 };
+    throw err;
+  }
+  let point: ResumePoint;
+  try {
+    point = await find(file);
+  } finally {
+    await file.close();
+  }
+  return { sink: await PieceSink.reopen(path, encoder, options, point), committed: point.committed };
 }
 
 export class PieceSink implements ContainerSink {

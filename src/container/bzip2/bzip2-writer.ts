@@ -6,12 +6,11 @@
  * image sizes, so platter opens the file without decoding it. `bzip2 -d`,
  * `pbzip2 -d` and every other decoder read it as one image.
  */
-import { promises as fsp } from "node:fs";
-import { CorruptImageError, ioError, UsageError } from "../../errors.js";
-import { openSource } from "../../io/file-source.js";
+import { CorruptImageError, UsageError } from "../../errors.js";
+import type { FileSource } from "../../io/file-source.js";
 import type { BlockSource } from "../../io/block-source.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
-import { PieceSink, type PieceEncoder } from "../piece-sink.js";
+import { PieceSink, resumePieces, type PieceEncoder, type ResumePoint } from "../piece-sink.js";
 import { decodeCandidate } from "./index-build.js";
 import { compressBound, compressStream, requireLibbz2 } from "./libbz2.js";
 import { decodePlatterTrailer, encodePlatterTrailer, TRAILER_BYTES } from "./platter-trailer.js";
@@ -53,22 +52,11 @@ export const bzip2Writer: ContainerWriter = {
 async function resumeBzip2(path: string, options: WriterOptions): Promise<{ sink: ContainerSink; committed: number }> {
   requireLibbz2();
   const encoder = bzip2Encoder(options);
-  let size: number;
-  try {
-    size = (await fsp.stat(path)).size;
-  } catch (err) {
-    if ((err as { code?: string }).code !== "ENOENT") throw ioError(err, path);
-    return { sink: await PieceSink.create(path, encoder, options), committed: 0 };
-  }
-  const source = await openSource(path);
-  let cut: { fileOffset: number; chunks: number };
-  try {
-    cut = await resumePoint(source, encoder.pieceSize, size);
-  } finally {
-    await source.close();
-  }
-  const committed = cut.chunks * encoder.pieceSize;
-  return { sink: await PieceSink.reopen(path, encoder, options, { fileOffset: cut.fileOffset, committed }), committed };
+  const wholeChunks = async (file: FileSource): Promise<ResumePoint> => {
+    const cut = await resumePoint(file, encoder.pieceSize, file.size);
+    return { fileOffset: cut.fileOffset, committed: cut.chunks * encoder.pieceSize };
+  };
+  return resumePieces(path, encoder, options, wholeChunks, "create");
 }
 
 async function resumePoint(source: BlockSource, chunkSize: number, size: number): Promise<{ fileOffset: number; chunks: number }> {

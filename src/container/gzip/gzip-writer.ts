@@ -12,13 +12,12 @@
  * Each member is deflated by zlib's async gzip (on the thread pool, CRC-32
  * included); its 10-byte header is replaced by one that carries the sizes.
  */
-import { promises as fsp } from "node:fs";
 import { promisify } from "node:util";
 import { gzip as gzipCallback, gunzip as gunzipCallback } from "node:zlib";
-import { CorruptImageError, ioError, UsageError } from "../../errors.js";
-import { openSource } from "../../io/file-source.js";
+import { CorruptImageError, UsageError } from "../../errors.js";
+import type { FileSource } from "../../io/file-source.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
-import { PieceSink, type PieceEncoder } from "../piece-sink.js";
+import { PieceSink, resumePieces, type PieceEncoder, type ResumePoint } from "../piece-sink.js";
 import { encodeGzipHeader } from "./member-header.js";
 import { MAX_PLATTER_MEMBER, walkSizedMembers } from "./member-walk.js";
 import { platterEndField, platterMemberField } from "./member-sizes.js";
@@ -92,36 +91,25 @@ export const gzipWriter: ContainerWriter = {
  * has one, goes too: close() writes a new one.
  */
 async function resumeGzip(path: string, options: WriterOptions): Promise<{ sink: ContainerSink; committed: number }> {
-  const encoder = gzipEncoder(options);
-  let size: number;
-  try {
-    size = (await fsp.stat(path)).size;
-  } catch (err) {
-    if ((err as { code?: string }).code !== "ENOENT") throw ioError(err, path);
-    return { sink: await PieceSink.create(path, encoder, options), committed: 0 };
+  return resumePieces(path, gzipEncoder(options), options, wholeMembers, "create");
+}
+
+async function wholeMembers(file: FileSource): Promise<ResumePoint> {
+  if (file.size === 0) return { fileOffset: 0, committed: 0 };
+  const walked = await walkSizedMembers(file);
+  if (!walked || walked.layout !== "platter") {
+    throw new UsageError(`${file.name}: not a .gz platter wrote (its members do not give their sizes), so it cannot be resumed`);
   }
-  if (size === 0) return { sink: await PieceSink.reopen(path, encoder, options, { fileOffset: 0, committed: 0 }), committed: 0 };
-  const source = await openSource(path);
-  let dataEnd: number;
-  let committed: number;
-  try {
-    const walked = await walkSizedMembers(source);
-    if (!walked || walked.layout !== "platter") {
-      throw new UsageError(`${path}: not a .gz platter wrote (its members do not give their sizes), so it cannot be resumed`);
+  const { dataEnd } = walked;
+  const committed = walked.index.size;
+  // The last access point starts the last member (or a few small ones): inflating them checks their CRCs.
+  const last = walked.index.last?.compressed ?? 0;
+  if (committed > 0) {
+    try {
+      await gunzipAsync(await file.read(last, dataEnd - last));
+    } catch {
+      throw new CorruptImageError(`${file.name}: its last members (from offset ${last}) do not inflate; the file is damaged, not just cut short`);
     }
-    ({ dataEnd } = walked);
-    committed = walked.index.size;
-    // The last access point starts the last member (or a few small ones): inflating them checks their CRCs.
-    const last = walked.index.last?.compressed ?? 0;
-    if (committed > 0) {
-      try {
-        await gunzipAsync(await source.read(last, dataEnd - last));
-      } catch {
-        throw new CorruptImageError(`${path}: its last members (from offset ${last}) do not inflate; the file is damaged, not just cut short`);
-      }
-    }
-  } finally {
-    await source.close();
   }
-  return { sink: await PieceSink.reopen(path, encoder, options, { fileOffset: dataEnd, committed }), committed };
+  return { fileOffset: dataEnd, committed };
 }

@@ -9,7 +9,7 @@ import { UnsupportedError, UsageError } from "../../errors.js";
 import { FileSource } from "../../io/file-source.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
 import { FrameTable, type Frame } from "../frame-table.js";
-import { PieceSink, writerThreads, type EncodedPiece, type FileEnd, type PieceEncoder, type ResumePoint } from "../piece-sink.js";
+import { PieceSink, resumePieces, writerThreads, type EncodedPiece, type FileEnd, type PieceEncoder, type ResumePoint } from "../piece-sink.js";
 import { XzBlockCodec } from "./block-codec.js";
 import { decodeBlockHeader, encodeLzma2BlockHeader } from "./block-header.js";
 import { padded, readXzBlocks } from "./block-list.js";
@@ -108,14 +108,7 @@ export const xzWriter: ContainerWriter = {
 
   async resume(path: string, options: WriterOptions): Promise<{ sink: ContainerSink; committed: number }> {
     const { encoder, options: sinkOptions } = settings(options);
-    const file = await FileSource.open(path);
-    let point: ResumePoint;
-    try {
-      point = await wholeBlocks(file);
-    } finally {
-      await file.close();
-    }
-    return { sink: await PieceSink.reopen(path, encoder, sinkOptions, point), committed: point.committed };
+    return resumePieces(path, encoder, sinkOptions, wholeBlocks);
   },
 };
 

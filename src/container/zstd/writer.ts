@@ -9,7 +9,7 @@ import { UnsupportedError, UsageError } from "../../errors.js";
 import { FileSource } from "../../io/file-source.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
 import { FrameTable, type Frame } from "../frame-table.js";
-import { PieceSink, type EncodedPiece, type FileEnd, type PieceEncoder, type ResumePoint } from "../piece-sink.js";
+import { PieceSink, resumePieces, type EncodedPiece, type FileEnd, type PieceEncoder, type ResumePoint } from "../piece-sink.js";
 import { ZstdFrameCodec } from "./frame-codec.js";
 import { CHECKSUM_SIZE } from "./frame-header.js";
 import { HAS_CHECKSUM, readSeekTable, scanFrames } from "./frame-index.js";
@@ -71,15 +71,7 @@ export const zstdWriter: ContainerWriter = {
   },
 
   async resume(path: string, options: WriterOptions): Promise<{ sink: ContainerSink; committed: number }> {
-    const encoder = encoderFor(options);
-    const file = await FileSource.open(path);
-    let point: ResumePoint;
-    try {
-      point = await wholeFrames(file);
-    } finally {
-      await file.close();
-    }
-    return { sink: await PieceSink.reopen(path, encoder, options, point), committed: point.committed };
+    return resumePieces(path, encoderFor(options), options, wholeFrames);
   },
 };
 

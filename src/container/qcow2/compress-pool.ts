@@ -12,6 +12,7 @@
  * is garbage V8 frees late enough to cost a hundred megabytes.
  */
 import { Worker } from "node:worker_threads";
+import { Limiter } from "../../util/limiter.js";
 import { compressBound, compressFrame } from "../zstd/libzstd.js";
 import type { CompressionType } from "./header.js";
 
@@ -66,6 +67,8 @@ export class CompressPool {
   private readonly bound: number;
   private nextId = 0;
   private failure: Error | undefined;
+  /** zstd calls at once: one per thread, so libzstd's pooled contexts are reused, not made per call. */
+  private readonly zstdCalls: Limiter;
 
   constructor(
     private readonly codec: CompressionType,
@@ -77,6 +80,7 @@ export class CompressPool {
     slots: number,
   ) {
     this.bound = codec === "zstd" ? compressBound(clusterSize) : clusterSize;
+    this.zstdCalls = new Limiter(threads);
     const shared = Array.from({ length: slots }, () => ({
       input: new SharedArrayBuffer(batch * clusterSize),
       output: new SharedArrayBuffer(batch * this.bound),
@@ -135,7 +139,8 @@ export class CompressPool {
     return Promise.all(
       Array.from({ length: count }, async (_, k) => {
         const into = slot.output.subarray(k * bound, (k + 1) * bound);
-        const length = await compressFrame(slot.input.subarray(k * clusterSize, (k + 1) * clusterSize), into, { level: this.level, checksum: false });
+        const cluster = slot.input.subarray(k * clusterSize, (k + 1) * clusterSize);
+        const length = await this.zstdCalls.run(() => compressFrame(cluster, into, { level: this.level, checksum: false }));
         return length < clusterSize ? into.subarray(0, length) : null;
       }),
     );

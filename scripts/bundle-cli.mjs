@@ -37,7 +37,7 @@ await build({
   platform: "node",
   target: "node20",
   sourcemap: true,
-  external: ["koffi", "zstd-napi", "zstd-napi/*", "zstddec", "xz-decompress", "fuse-native"],
+  external: ["koffi", "zstddec", "xz-decompress", "fuse-native"],
   // Bundled CommonJS (commander) calls require() for node: modules; ES modules have none of their own.
   banner: { js: 'import { createRequire as __platterRequire } from "node:module"; const require = __platterRequire(import.meta.url);' },
   plugins: [inlineVersion],

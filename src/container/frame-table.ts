@@ -62,6 +62,12 @@ export class FrameTable {
     this.end += size;
   }
 
+  /** Where the last frame's bytes end in the container; `ifEmpty` when there is none. */
+  endOffset(ifEmpty: number): number {
+    const last = this.count - 1;
+    return last < 0 ? ifEmpty : (this.offsets[last] as number) + (this.compressedSizes[last] as number);
+  }
+
   /** Keep only the first `count` frames. */
   truncate(count: number): void {
     this.count = Math.min(count, this.count);

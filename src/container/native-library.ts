@@ -1,7 +1,8 @@
 /**
- * zstd and xz are decoded and encoded by the system's own libzstd and liblzma
- * (the libraries behind the zstd and xz commands, on every Linux that has a
- * package manager), called through koffi. They run at the tools' own speed
+ * zstd, xz and bzip2 are decoded and encoded by the system's own libzstd,
+ * liblzma and libbz2 (the libraries behind the zstd, xz and bzip2 commands,
+ * on every Linux that has a package manager), called through koffi; gzip
+ * indexing calls libz (gzip/libz.ts). They run at the tools' own speed
  * (JavaScript and WebAssembly decoders here were 2-15 times slower), need no
  * compiler at install, and koffi's async calls run them on a thread pool, so
  * frames decode and compress on every core while the event loop goes on.
@@ -30,18 +31,46 @@ export function koffi(): Koffi | null {
   return koffiModule;
 }
 
-/**
- * The shared library `soname`, or an UnsupportedError naming the package that
- * provides it (`what` says what needed it: "reading .zst images").
- */
-export function loadSystemLibrary(soname: string, what: string, debianPackage: string): LibraryHandle {
+/** A system library and what to say when it is missing. */
+export interface SystemLibrary {
+  /** File names to try in turn: "libbz2.so.1.0", "libbz2.so.1". */
+  sonames: readonly string[];
+  /** What needs it, for the message: "reading and writing .zst images". */
+  what: string;
+  /** The Debian/Ubuntu package that provides it. */
+  debianPackage: string;
+  /**
+   * Load it with RTLD_DEEPBIND, so its calls to its own functions stay inside
+   * it: node exports its bundled zlib (other struct layouts) under zlib's
+   * names, and without this libz.so.1's inflateInit2_ called node's
+   * inflateReset2, which wrote past libz's state and crashed the process.
+   */
+  deep?: boolean;
+}
+
+/** The library, or an UnsupportedError naming the package that provides it. */
+export function loadSystemLibrary(library: SystemLibrary): LibraryHandle {
   const k = koffi();
-  if (!k) throw new UnsupportedError(`${what} needs the koffi module, which did not load on this system`);
-  try {
-    return k.load(soname);
-  } catch {
-    throw new UnsupportedError(`${what} needs the system library ${soname} (Debian/Ubuntu package ${debianPackage}); it is not installed`);
+  if (!k) throw new UnsupportedError(`${library.what} needs the koffi module, which did not load on this system`);
+  for (const soname of library.sonames) {
+    try {
+      return k.load(soname, { deep: library.deep ?? false });
+    } catch {
+      // the next name
+    }
   }
+  throw new UnsupportedError(
+    `${library.what} needs the system library ${library.sonames[0]} (Debian/Ubuntu package ${library.debianPackage}); it is not installed`,
+  );
+}
+
+/**
+ * `bind(library)` (its functions), loaded on first use and kept; while the
+ * library is missing each call throws loadSystemLibrary's UnsupportedError.
+ */
+export function lazyLibrary<T>(library: SystemLibrary, bind: (handle: LibraryHandle) => T): () => T {
+  let bound: T | undefined;
+  return () => (bound ??= bind(loadSystemLibrary(library)));
 }
 
 /** The raw address of a Buffer's first byte (plus `offset`), for a pointer argument or a struct field. */

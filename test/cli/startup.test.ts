@@ -9,7 +9,7 @@ import { tempDir } from "../helpers/tmp.js";
 const EXAMPLE = fileURLToPath(new URL("../../examples/disk.img", import.meta.url));
 /** A command's own module: dist/cli/parts.js from tsc, dist/cli/chunks/parts-HASH.js from the bundle. */
 const COMMAND_MODULE = /\/cli\/(chunks\/)?(capture|dd|parts|mount|ls|cat|extract|hash|iso|info|convert)(-[A-Z0-9]+)?\.js$/;
-const NATIVE_OR_WASM = /\/node_modules\/(koffi|zstd-napi|zstddec|xz-decompress)\//;
+const NATIVE_OR_WASM = /\/node_modules\/(koffi|zstddec|xz-decompress|fuse-native)\//;
 
 /**
  * Every file the CLI loads for `args`: ES modules through a loader hook,

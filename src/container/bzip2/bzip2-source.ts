@@ -6,6 +6,7 @@
  */
 import { availableParallelism } from "node:os";
 import { CorruptImageError } from "../../errors.js";
+import { checkReadBeforeDamage, describeDamage } from "../damage.js";
 import type { BlockSource } from "../../io/block-source.js";
 import type { ContainerSource } from "../format.js";
 import { UnitReader } from "../unit-reader.js";
@@ -64,12 +65,7 @@ export class Bzip2Source implements ContainerSource {
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    const damage = this.index.damage;
-    if (damage && offset + length > this.size && offset >= 0 && length > 0) {
-      throw new CorruptImageError(
-        `${this.name}: bzip2 data is damaged at offset ${damage.compressedOffset} (${damage.message}); the image's bytes from ${this.size} on cannot be read`,
-      );
-    }
+    checkReadBeforeDamage(this.name, "bzip2", this.index.damage, this.size, offset, length);
     return this.reader.read(offset, length, into);
   }
 
@@ -81,7 +77,7 @@ export class Bzip2Source implements ContainerSource {
       streams: index.streams,
       units: index.count,
       indexedBy: this.origin,
-      ...(index.damage ? { damage: `offset ${index.damage.compressedOffset}: ${index.damage.message}` } : {}),
+      ...(index.damage ? { damage: describeDamage(index.damage) } : {}),
       ...(index.platter ? {} : { convert: "platter convert to .bz2 writes one stream per 900 kB and its sizes: opened with no decoding pass" }),
     };
   }

@@ -6,35 +6,31 @@
  * image sizes, so platter opens the file without decoding it. `bzip2 -d`,
  * `pbzip2 -d` and every other decoder read it as one image.
  */
-import { promises as fsp } from "node:fs";
-import { CorruptImageError, ioError, UsageError } from "../../errors.js";
-import { openSource } from "../../io/file-source.js";
+import { CorruptImageError, UsageError } from "../../errors.js";
+import type { FileSource } from "../../io/file-source.js";
 import type { BlockSource } from "../../io/block-source.js";
-import { ChunkedSink, type ChunkEncoder } from "../chunked-sink.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
+import { PieceSink, resumePieces, type PieceEncoder, type ResumePoint } from "../piece-sink.js";
 import { decodeCandidate } from "./index-build.js";
-import { compressStream, libbz2Available } from "./libbz2.js";
+import { compressBound, compressStream, requireLibbz2 } from "./libbz2.js";
 import { decodePlatterTrailer, encodePlatterTrailer, TRAILER_BYTES } from "./platter-trailer.js";
 import { streamStarts } from "./stream-scan.js";
 
 const DEFAULT_LEVEL = 9;
 
-function bzip2Encoder(options: WriterOptions): ChunkEncoder {
+function bzip2Encoder(options: WriterOptions): PieceEncoder {
   const level = options.level ?? DEFAULT_LEVEL;
   if (!Number.isInteger(level) || level < 1 || level > 9) throw new UsageError(`bzip2 level must be 1 to 9, not ${String(level)}`);
   const chunkSize = level * 100000;
   return {
     format: "bzip2",
-    chunkSize,
-    encode: (chunk) => compressStream(chunk, level),
-    end: (imageSize) => encodePlatterTrailer({ chunkSize, imageSize }),
+    pieceSize: chunkSize,
+    maxEncodedSize: compressBound(chunkSize),
+    indexed: false,
+    header: () => Buffer.alloc(0),
+    encode: async (chunk, out) => ({ length: await compressStream(chunk, level, out) }),
+    trailer: ({ imageSize, complete }) => (complete ? encodePlatterTrailer({ chunkSize, imageSize }) : undefined),
   };
-}
-
-function requireLibbz2(): void {
-  if (!libbz2Available()) {
-    throw new UsageError("writing .bz2 needs the system libbz2 (libbz2.so.1.0, Debian package libbz2-1.0), which cannot be loaded here");
-  }
 }
 
 export const bzip2Writer: ContainerWriter = {
@@ -42,7 +38,7 @@ export const bzip2Writer: ContainerWriter = {
   extensions: [".bz2"],
   async create(path: string, options: WriterOptions): Promise<ContainerSink> {
     requireLibbz2();
-    return ChunkedSink.create(path, bzip2Encoder(options), options);
+    return PieceSink.create(path, bzip2Encoder(options), options);
   },
   resume: resumeBzip2,
 };
@@ -56,22 +52,11 @@ export const bzip2Writer: ContainerWriter = {
 async function resumeBzip2(path: string, options: WriterOptions): Promise<{ sink: ContainerSink; committed: number }> {
   requireLibbz2();
   const encoder = bzip2Encoder(options);
-  let size: number;
-  try {
-    size = (await fsp.stat(path)).size;
-  } catch (err) {
-    if ((err as { code?: string }).code !== "ENOENT") throw ioError(err, path);
-    return { sink: await ChunkedSink.create(path, encoder, options), committed: 0 };
-  }
-  const source = await openSource(path);
-  let cut: { fileOffset: number; chunks: number };
-  try {
-    cut = await resumePoint(source, encoder.chunkSize, size);
-  } finally {
-    await source.close();
-  }
-  const committed = cut.chunks * encoder.chunkSize;
-  return { sink: await ChunkedSink.reopen(path, encoder, options, cut.fileOffset, committed), committed };
+  const wholeChunks = async (file: FileSource): Promise<ResumePoint> => {
+    const cut = await resumePoint(file, encoder.pieceSize, file.size);
+    return { fileOffset: cut.fileOffset, committed: cut.chunks * encoder.pieceSize };
+  };
+  return resumePieces(path, encoder, options, wholeChunks, "create");
 }
 
 async function resumePoint(source: BlockSource, chunkSize: number, size: number): Promise<{ fileOffset: number; chunks: number }> {

@@ -6,8 +6,8 @@
  * no process to spawn per block; the pure-JS decoders are 5x slower
  * (seek-bzip, deps.md) and no npm encoder is usable.
  */
-import { createRequire } from "node:module";
-import { CorruptImageError, UnsupportedError } from "../../errors.js";
+import { CorruptImageError } from "../../errors.js";
+import { callAsync, lazyLibrary } from "../native-library.js";
 
 const BZ_OK = 0;
 const BZ_MEM_ERROR = -3;
@@ -19,72 +19,31 @@ const BZ_OUTBUFF_FULL = -8;
 /** bzip2's default work factor (what `bzip2` and `pbzip2` use). */
 const WORK_FACTOR = 30;
 
-type Callback = (err: unknown, result: number) => void;
-interface AsyncFunction {
-  async(...args: unknown[]): void;
+const load = lazyLibrary({ sonames: ["libbz2.so.1.0", "libbz2.so.1"], what: "bzip2", debianPackage: "libbz2-1.0", deep: true }, (so) => ({
+  compress: so.func(
+    "int BZ2_bzBuffToBuffCompress(uint8_t *dest, _Inout_ unsigned int *destLen, uint8_t *source, unsigned int sourceLen, int blockSize100k, int verbosity, int workFactor)",
+  ),
+  decompress: so.func(
+    "int BZ2_bzBuffToBuffDecompress(uint8_t *dest, _Inout_ unsigned int *destLen, uint8_t *source, unsigned int sourceLen, int small, int verbosity)",
+  ),
+}));
+
+/** Throws when libbz2 cannot be loaded, with a message naming the package. */
+export function requireLibbz2(): void {
+  load();
 }
 
-interface Libbz2 {
-  compress: AsyncFunction;
-  decompress: AsyncFunction;
+/** The most bytes a stream of `size` bytes compresses to: bzip2's documented bound, 1% more plus 600 bytes. */
+export function compressBound(size: number): number {
+  return Math.ceil(size * 1.01) + 600;
 }
 
-let lib: Libbz2 | null | undefined;
-
-function load(): Libbz2 | null {
-  if (lib !== undefined) return lib;
-  lib = null;
-  if (process.platform !== "linux") return lib;
-  try {
-    const koffi = createRequire(import.meta.url)("koffi") as { load(path: string, options?: { deep?: boolean }): { func(signature: string): AsyncFunction } };
-    let so: ReturnType<typeof koffi.load> | undefined;
-    for (const name of ["libbz2.so.1.0", "libbz2.so.1"]) {
-      try {
-        // Deep binding, as for libz (gzip/libz.ts): the library's calls to itself stay inside it.
-        so = koffi.load(name, { deep: true });
-        break;
-      } catch {
-        // the next name
-      }
-    }
-    if (!so) return lib;
-    lib = {
-      compress: so.func(
-        "int BZ2_bzBuffToBuffCompress(uint8_t *dest, _Inout_ unsigned int *destLen, uint8_t *source, unsigned int sourceLen, int blockSize100k, int verbosity, int workFactor)",
-      ),
-      decompress: so.func(
-        "int BZ2_bzBuffToBuffDecompress(uint8_t *dest, _Inout_ unsigned int *destLen, uint8_t *source, unsigned int sourceLen, int small, int verbosity)",
-      ),
-    };
-  } catch {
-    lib = null;
-  }
-  return lib;
-}
-
-function need(): Libbz2 {
-  const l = load();
-  if (!l) throw new UnsupportedError("bzip2 needs the system libbz2 (libbz2.so.1.0, Debian package libbz2-1.0) and koffi, and one of them cannot be loaded here");
-  return l;
-}
-
-export function libbz2Available(): boolean {
-  return load() !== null;
-}
-
-function call(fn: AsyncFunction, args: unknown[]): Promise<number> {
-  return new Promise((resolve, reject) => fn.async(...args, ((err, rc) => (err ? reject(err) : resolve(rc))) as Callback));
-}
-
-/** One bzip2 stream holding `data`, with blocks of `level` x 100 kB. */
-export async function compressStream(data: Buffer, level: number): Promise<Buffer> {
-  const bz = need();
-  // bzip2's documented bound: 1% more than the input, plus 600 bytes.
-  const dest = Buffer.allocUnsafe(Math.ceil(data.length * 1.01) + 600);
-  const length = new Uint32Array([dest.length]);
-  const rc = await call(bz.compress, [dest, length, data, data.length, level, 0, WORK_FACTOR]);
+/** One bzip2 stream holding `data`, with blocks of `level` x 100 kB, written into `out` (compressBound bytes): its length. */
+export async function compressStream(data: Buffer, level: number, out: Buffer): Promise<number> {
+  const length = new Uint32Array([out.length]);
+  const rc = await callAsync<number>(load().compress, [out, length, data, data.length, level, 0, WORK_FACTOR], [out, data]);
   if (rc !== BZ_OK) throw new Error(`libbz2 compression failed (${rc})`);
-  return dest.subarray(0, length[0]);
+  return length[0] as number;
 }
 
 export type DecodeFailure = "corrupt" | "truncated" | "too large";
@@ -96,11 +55,11 @@ export type DecodeFailure = "corrupt" | "truncated" | "too large";
  * why not: callers that probe candidate blocks need the reason, not an error.
  */
 export async function decompressStream(stream: Buffer, maxSize: number, into?: Buffer): Promise<Buffer | DecodeFailure> {
-  const bz = need();
+  const decompress = load().decompress;
   const dest = into ?? Buffer.allocUnsafe(maxSize);
   if (dest.length < maxSize) throw new RangeError(`output buffer of ${dest.length} bytes is too small for ${maxSize}`);
   const length = new Uint32Array([maxSize]);
-  const rc = await call(bz.decompress, [dest, length, stream, stream.length, 0, 0]);
+  const rc = await callAsync<number>(decompress, [dest, length, stream, stream.length, 0, 0], [dest, stream]);
   switch (rc) {
     case BZ_OK: {
       const size = length[0] as number;

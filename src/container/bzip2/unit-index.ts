@@ -6,6 +6,7 @@
  * file of a million blocks costs ~26 MB.
  */
 import { CorruptImageError } from "../../errors.js";
+import { decodeDamage, encodeDamage, type Damage } from "../damage.js";
 
 export interface Bzip2Unit {
   /** Bit offsets in the file: the stream's first byte, or the block's magic. */
@@ -19,11 +20,6 @@ export interface Bzip2Unit {
   zeros?: boolean;
 }
 
-export interface Bzip2Damage {
-  compressedOffset: number;
-  message: string;
-}
-
 export class UnitIndex {
   private bitStart = new Float64Array(64);
   private bitEnd = new Float64Array(64);
@@ -34,7 +30,7 @@ export class UnitIndex {
   private zeros = new Uint8Array(64);
   count = 0;
   streams = 0;
-  damage: Bzip2Damage | undefined;
+  damage: Damage | undefined;
   /** The file ends with platter's trailer (sizes known without decoding). */
   platter = false;
   /** Decoded size of the largest unit that is not zeros (what a cache of decoded units must plan for). */
@@ -133,15 +129,7 @@ export function encodeUnitIndex(index: UnitIndex): Buffer {
     body[at + 24] = u.level;
     body[at + 25] = (u.whole ? 1 : 0) | (u.zeros ? 2 : 0);
   }
-  const parts = [head, body];
-  if (index.damage) {
-    const message = Buffer.from(index.damage.message);
-    const tail = Buffer.alloc(12);
-    tail.writeDoubleLE(index.damage.compressedOffset, 0);
-    tail.writeUInt32LE(message.length, 8);
-    parts.push(tail, message);
-  }
-  return Buffer.concat(parts);
+  return Buffer.concat(index.damage ? [head, body, encodeDamage(index.damage)] : [head, body]);
 }
 
 /** A cached index, checked against the file's size; one that does not fit is a CorruptImageError (rebuild it). */
@@ -172,9 +160,8 @@ export function decodeUnitIndex(buf: Buffer, fileSize: number): UnitIndex {
     index.add(unit);
   }
   if ((buf[16] as number) & 2) {
-    const at = 17 + count * UNIT_BYTES;
-    if (buf.length < at + 12) throw bad("truncated");
-    index.damage = { compressedOffset: buf.readDoubleLE(at), message: buf.toString("utf8", at + 12, at + 12 + buf.readUInt32LE(at + 8)) };
+    index.damage = decodeDamage(buf, 17 + count * UNIT_BYTES);
+    if (!index.damage) throw bad("truncated");
   }
   return index;
 }

@@ -1,8 +1,7 @@
 import { CorruptImageError } from "../../errors.js";
+import { decodeBlockHeader, FILTER_LZMA2, lzma2DictionarySize } from "../xz/block-header.js";
+import { decodeStreamHeader, STREAM_HEADER_SIZE } from "../xz/stream-header.js";
 import { corruptBlock, tooLarge } from "./corrupt.js";
-
-const STREAM_HEADER_SIZE = 12;
-const LZMA2_FILTER = 0x21;
 
 function corrupt(why: string): CorruptImageError {
   return new CorruptImageError(`corrupt xz block: ${why}`);
@@ -15,54 +14,23 @@ export interface XzBlockHeader {
   uncompressedSize: number | undefined;
 }
 
-/** A variable-length integer of the .xz format: 7 bits per byte, low first, at most 9 bytes. */
-function readVli(buf: Buffer, at: number, end: number): [value: number, next: number] {
-  let value = 0;
-  for (let i = 0; i < 9; i++) {
-    if (at + i >= end) throw corrupt("block header ends inside a number");
-    const byte = buf[at + i] as number;
-    value += (byte & 0x7f) * 2 ** (7 * i);
-    if (!(byte & 0x80)) return [value, at + i + 1];
-  }
-  throw corrupt("a number in the block header is longer than 9 bytes");
-}
-
 /**
- * The header of the first block of an .xz stream (xz file format 1.0.4,
- * 3.1), or undefined for a stream with no block. Only the first is read: the
+ * The header of the first block of an .xz stream (the structure decoders of
+ * xz/), or undefined for a stream with no block. Only the first is read: the
  * next one's position is known only once this one is decoded.
  */
 export function decodeFirstBlockHeader(stream: Buffer): XzBlockHeader | undefined {
-  if (stream.length < STREAM_HEADER_SIZE + 1 || !stream.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) {
-    throw corrupt("no .xz stream header");
-  }
-  const sizeByte = stream[STREAM_HEADER_SIZE] as number;
-  if (sizeByte === 0) return undefined; // the index follows at once: no block
-  const end = STREAM_HEADER_SIZE + (sizeByte + 1) * 4;
-  if (stream.length < end) throw corrupt("truncated block header");
-  const flags = stream[STREAM_HEADER_SIZE + 1] as number;
-  if (flags & 0x3c) throw corrupt("reserved block flags are set");
-  let at = STREAM_HEADER_SIZE + 2;
-  if (flags & 0x40) at = readVli(stream, at, end)[1]; // compressed size
-  let uncompressedSize: number | undefined;
-  if (flags & 0x80) [uncompressedSize, at] = readVli(stream, at, end);
-  const filters = (flags & 3) + 1;
-  for (let i = 0; i < filters; i++) {
-    let id: number;
-    let propertiesSize: number;
-    [id, at] = readVli(stream, at, end);
-    [propertiesSize, at] = readVli(stream, at, end);
-    if (at + propertiesSize > end) throw corrupt("filter properties run past the block header");
-    if (id === LZMA2_FILTER) {
-      if (i !== filters - 1 || propertiesSize !== 1) throw corrupt("misplaced LZMA2 filter");
-      const bits = (stream[at] as number) & 0x3f;
-      if (bits > 40) throw corrupt(`LZMA2 dictionary size code ${bits} is over 40`);
-      const dictionarySize = bits === 40 ? 0xffffffff : (2 | (bits & 1)) * 2 ** ((bits >> 1) + 11);
-      return { dictionarySize, uncompressedSize };
-    }
-    at += propertiesSize;
-  }
-  throw corrupt("the block's filter chain does not end in LZMA2");
+  const streamHeader = decodeStreamHeader(stream);
+  if (typeof streamHeader === "string") throw corrupt(streamHeader);
+  if (stream.length <= STREAM_HEADER_SIZE) throw corrupt("truncated block header");
+  if (stream[STREAM_HEADER_SIZE] === 0) return undefined; // the index follows at once: no block
+  const header = decodeBlockHeader(stream.subarray(STREAM_HEADER_SIZE));
+  if (typeof header === "string") throw corrupt(header);
+  const lzma2 = header.filters.findIndex((f) => f.id === FILTER_LZMA2);
+  if (lzma2 !== header.filters.length - 1) throw corrupt("the block's filter chain does not end in LZMA2");
+  const dictionarySize = lzma2DictionarySize((header.filters[lzma2] as { properties: Buffer }).properties);
+  if (dictionarySize === undefined) throw corrupt("its LZMA2 filter properties are not a dictionary size");
+  return { dictionarySize, uncompressedSize: header.uncompressedSize };
 }
 
 /**

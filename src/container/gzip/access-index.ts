@@ -22,6 +22,7 @@
  * span) when a limit is reached, so the index stays bounded on any image.
  */
 import { CorruptImageError } from "../../errors.js";
+import { decodeDamage, encodeDamage, type Damage } from "../damage.js";
 import { isAllZero, ZEROS } from "../../io/zeros.js";
 
 export const MEMBER = 0;
@@ -42,13 +43,6 @@ export interface AccessPoint {
    * output add points with it set and call sawData() when a byte is not zero.
    */
   zeros?: boolean;
-}
-
-/** Where the indexed stream stopped being readable, and why. */
-export interface Damage {
-  /** Byte offset in the compressed file. */
-  compressedOffset: number;
-  message: string;
 }
 
 /** Bounds that keep an index small whatever the image: windows are 32 KiB each. */
@@ -253,13 +247,7 @@ export function encodeAccessIndex(index: AccessIndex): Buffer {
     parts.push(entry);
     if (p.window) parts.push(p.window);
   }
-  if (index.damage) {
-    const message = Buffer.from(index.damage.message);
-    const tail = Buffer.alloc(12);
-    tail.writeDoubleLE(index.damage.compressedOffset, 0);
-    tail.writeUInt32LE(message.length, 8);
-    parts.push(tail, message);
-  }
+  if (index.damage) parts.push(encodeDamage(index.damage));
   return Buffer.concat(parts);
 }
 
@@ -301,9 +289,8 @@ export function decodeAccessIndex(buf: Buffer, compressedSize: number): AccessIn
   }
   if (count === 0) throw bad("no access points");
   if (flags & 4) {
-    if (at + 12 > buf.length) throw bad("truncated");
-    const length = buf.readUInt32LE(at + 8);
-    index.damage = { compressedOffset: buf.readDoubleLE(at), message: buf.toString("utf8", at + 12, at + 12 + length) };
+    index.damage = decodeDamage(buf, at);
+    if (!index.damage) throw bad("truncated");
   }
   index.size = size;
   return index;

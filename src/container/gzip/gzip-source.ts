@@ -9,7 +9,7 @@
  * read holds or inflates more than it needs.
  */
 import { availableParallelism } from "node:os";
-import { CorruptImageError } from "../../errors.js";
+import { checkReadBeforeDamage, describeDamage } from "../damage.js";
 import type { BlockSource } from "../../io/block-source.js";
 import type { ContainerSource } from "../format.js";
 import { UnitReader } from "../unit-reader.js";
@@ -126,12 +126,7 @@ export class GzipSource implements ContainerSource {
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    const damage = this.index.damage;
-    if (damage && offset + length > this.size && offset >= 0 && length > 0) {
-      throw new CorruptImageError(
-        `${this.name}: gzip data is damaged at offset ${damage.compressedOffset} (${damage.message}); the image's bytes from ${this.size} on cannot be read`,
-      );
-    }
+    checkReadBeforeDamage(this.name, "gzip", this.index.damage, this.size, offset, length);
     return this.reader.read(offset, length, into);
   }
 
@@ -150,7 +145,7 @@ export class GzipSource implements ContainerSource {
       accessPoints: index.count,
       indexedBy: this.origin,
       ...(this.layout === "platter" ? { complete: index.complete } : {}),
-      ...(index.damage ? { damage: `offset ${index.damage.compressedOffset}: ${index.damage.message}` } : {}),
+      ...(index.damage ? { damage: describeDamage(index.damage) } : {}),
       ...(this.layout === "platter"
         ? {}
         : { convert: "platter convert to .gz writes members that say their size: random access with no pass over the file" }),

@@ -12,13 +12,12 @@
  * Each member is deflated by zlib's async gzip (on the thread pool, CRC-32
  * included); its 10-byte header is replaced by one that carries the sizes.
  */
-import { promises as fsp } from "node:fs";
 import { promisify } from "node:util";
 import { gzip as gzipCallback, gunzip as gunzipCallback } from "node:zlib";
-import { CorruptImageError, ioError, UsageError } from "../../errors.js";
-import { openSource } from "../../io/file-source.js";
-import { ChunkedSink, type ChunkEncoder } from "../chunked-sink.js";
+import { CorruptImageError, UsageError } from "../../errors.js";
+import type { FileSource } from "../../io/file-source.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
+import { PieceSink, resumePieces, type PieceEncoder, type ResumePoint } from "../piece-sink.js";
 import { encodeGzipHeader } from "./member-header.js";
 import { MAX_PLATTER_MEMBER, walkSizedMembers } from "./member-walk.js";
 import { platterEndField, platterMemberField } from "./member-sizes.js";
@@ -36,8 +35,15 @@ const NODE_HEADER_BYTES = 10;
 const XFL_AT = 8;
 /** An empty final deflate block: BFINAL 1, fixed codes, end-of-block. */
 const EMPTY_DEFLATE = Buffer.from([0x03, 0x00]);
+/** CRC-32 and ISIZE. */
+const TRAILER_BYTES = 8;
 
-function gzipEncoder(options: WriterOptions): ChunkEncoder {
+/** zlib's deflateBound() for its default window and memory level: stored blocks and a little more. */
+function deflateBound(size: number): number {
+  return size + (size >> 12) + (size >> 14) + (size >> 25) + 7;
+}
+
+function gzipEncoder(options: WriterOptions): PieceEncoder {
   const level = options.level ?? DEFAULT_LEVEL;
   if (!Number.isInteger(level) || level < 1 || level > 9) throw new UsageError(`gzip level must be 1 to 9, not ${String(level)}`);
   const memberSize = (options.memberSize as number | undefined) ?? DEFAULT_MEMBER_SIZE;
@@ -47,15 +53,22 @@ function gzipEncoder(options: WriterOptions): ChunkEncoder {
   const headerBytes = encodeGzipHeader([platterMemberField(0, 0)]).length;
   return {
     format: "gzip",
-    chunkSize: memberSize,
-    async encode(chunk) {
+    pieceSize: memberSize,
+    maxEncodedSize: headerBytes + deflateBound(memberSize) + TRAILER_BYTES,
+    indexed: false,
+    header: () => Buffer.alloc(0),
+    async encode(chunk, out) {
       const plain = await gzipAsync(chunk, { level });
       const body = plain.subarray(NODE_HEADER_BYTES);
       const header = encodeGzipHeader([platterMemberField(headerBytes + body.length, chunk.length)], plain[XFL_AT]);
-      return Buffer.concat([header, body]);
+      if (header.length + body.length > out.length) throw new Error(`a gzip member of ${chunk.length} bytes deflated to more than its bound`);
+      header.copy(out);
+      body.copy(out, header.length);
+      return { length: header.length + body.length };
     },
-    end(imageSize) {
-      const bodyBytes = EMPTY_DEFLATE.length + 8;
+    trailer({ imageSize, complete }) {
+      if (!complete) return undefined;
+      const bodyBytes = EMPTY_DEFLATE.length + TRAILER_BYTES;
       const fields = (total: number) => [platterMemberField(total, 0), platterEndField(imageSize)];
       const header = encodeGzipHeader(fields(0));
       return Buffer.concat([encodeGzipHeader(fields(header.length + bodyBytes)), EMPTY_DEFLATE, encodeGzipTrailer({ crc32: 0, isize: 0 })]);
@@ -67,7 +80,7 @@ export const gzipWriter: ContainerWriter = {
   name: "gzip",
   extensions: [".gz"],
   async create(path: string, options: WriterOptions): Promise<ContainerSink> {
-    return ChunkedSink.create(path, gzipEncoder(options), options);
+    return PieceSink.create(path, gzipEncoder(options), options);
   },
   resume: resumeGzip,
 };
@@ -78,36 +91,25 @@ export const gzipWriter: ContainerWriter = {
  * has one, goes too: close() writes a new one.
  */
 async function resumeGzip(path: string, options: WriterOptions): Promise<{ sink: ContainerSink; committed: number }> {
-  const encoder = gzipEncoder(options);
-  let size: number;
-  try {
-    size = (await fsp.stat(path)).size;
-  } catch (err) {
-    if ((err as { code?: string }).code !== "ENOENT") throw ioError(err, path);
-    return { sink: await ChunkedSink.create(path, encoder, options), committed: 0 };
+  return resumePieces(path, gzipEncoder(options), options, wholeMembers, "create");
+}
+
+async function wholeMembers(file: FileSource): Promise<ResumePoint> {
+  if (file.size === 0) return { fileOffset: 0, committed: 0 };
+  const walked = await walkSizedMembers(file);
+  if (!walked || walked.layout !== "platter") {
+    throw new UsageError(`${file.name}: not a .gz platter wrote (its members do not give their sizes), so it cannot be resumed`);
   }
-  if (size === 0) return { sink: await ChunkedSink.reopen(path, encoder, options, 0, 0), committed: 0 };
-  const source = await openSource(path);
-  let dataEnd: number;
-  let committed: number;
-  try {
-    const walked = await walkSizedMembers(source);
-    if (!walked || walked.layout !== "platter") {
-      throw new UsageError(`${path}: not a .gz platter wrote (its members do not give their sizes), so it cannot be resumed`);
+  const { dataEnd } = walked;
+  const committed = walked.index.size;
+  // The last access point starts the last member (or a few small ones): inflating them checks their CRCs.
+  const last = walked.index.last?.compressed ?? 0;
+  if (committed > 0) {
+    try {
+      await gunzipAsync(await file.read(last, dataEnd - last));
+    } catch {
+      throw new CorruptImageError(`${file.name}: its last members (from offset ${last}) do not inflate; the file is damaged, not just cut short`);
     }
-    ({ dataEnd } = walked);
-    committed = walked.index.size;
-    // The last access point starts the last member (or a few small ones): inflating them checks their CRCs.
-    const last = walked.index.last?.compressed ?? 0;
-    if (committed > 0) {
-      try {
-        await gunzipAsync(await source.read(last, dataEnd - last));
-      } catch {
-        throw new CorruptImageError(`${path}: its last members (from offset ${last}) do not inflate; the file is damaged, not just cut short`);
-      }
-    }
-  } finally {
-    await source.close();
   }
-  return { sink: await ChunkedSink.reopen(path, encoder, options, dataEnd, committed), committed };
+  return { fileOffset: dataEnd, committed };
 }

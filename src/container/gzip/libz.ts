@@ -10,11 +10,7 @@
  * and output buffers it points into. Each inflate() runs on koffi's worker
  * threads: the event loop stays free while a large stream is indexed.
  *
- * The library is loaded with RTLD_DEEPBIND. Without it the process crashed:
- * node exports its own bundled zlib (a Chromium fork, other struct layouts)
- * under the same names, and libz.so.1's calls to its own functions
- * (inflateInit2_ -> inflateReset2...) went to node's copies, which wrote
- * past the state libz had allocated. DEEPBIND makes libz call itself.
+ * The library is loaded with RTLD_DEEPBIND (native-library.ts says why).
  *
  * Why not pako (pure JS, deps.md): the same pass ran at 79 MB/s there and
  * at ~330 MB/s through libz, on a 100 MB disk-like image.
@@ -22,8 +18,9 @@
  * Returns undefined where koffi or libz cannot load; the gzip reader then
  * reads sequentially (sequential-source.ts).
  */
-import { createRequire } from "node:module";
 import { promisify } from "node:util";
+import { UnsupportedError } from "../../errors.js";
+import { koffi, lazyLibrary } from "../native-library.js";
 
 export const Z_NO_FLUSH = 0;
 export const Z_BLOCK = 5;
@@ -41,56 +38,23 @@ const AVAIL_OUT = 32;
 const MSG = 48;
 const DATA_TYPE = 88;
 
-interface Koffi {
-  load(path: string, options?: { deep?: boolean }): { func(signature: string): KoffiFunction };
-  alloc(type: string, count: number): unknown;
-  free(pointer: unknown): void;
-  view(pointer: unknown, length: number): ArrayBuffer;
-  address(pointer: unknown): bigint;
-  decode(pointer: unknown, offset: number, type: string): unknown;
-}
-interface KoffiFunction {
-  (...args: unknown[]): unknown;
-  async(...args: unknown[]): void;
-}
+type Koffi = NonNullable<ReturnType<typeof koffi>>;
 
-interface Libz {
-  koffi: Koffi;
-  version: string;
-  inflateInit2: KoffiFunction;
-  inflate: (strm: unknown, flush: number) => Promise<number>;
-  inflateReset: KoffiFunction;
-  inflateEnd: KoffiFunction;
-}
-
-let libz: Libz | null | undefined;
-
-function load(): Libz | null {
-  if (libz !== undefined) return libz;
-  libz = null;
-  if (process.platform !== "linux" || process.arch === "ia32" || process.arch === "arm") return libz;
-  try {
-    const koffi = createRequire(import.meta.url)("koffi") as Koffi;
-    const lib = koffi.load("libz.so.1", { deep: true });
-    const zlibVersion = lib.func("const char *zlibVersion()");
-    const inflate = lib.func("int inflate(void *strm, int flush)");
-    libz = {
-      koffi,
-      version: zlibVersion() as string,
-      inflateInit2: lib.func("int inflateInit2_(void *strm, int windowBits, const char *version, int stream_size)"),
-      inflate: promisify(inflate.async) as (strm: unknown, flush: number) => Promise<number>,
-      inflateReset: lib.func("int inflateReset(void *strm)"),
-      inflateEnd: lib.func("int inflateEnd(void *strm)"),
-    };
-  } catch {
-    libz = null;
+const load = lazyLibrary({ sonames: ["libz.so.1"], what: "indexing .gz images", debianPackage: "zlib1g", deep: true }, (lib) => {
+  if (process.platform !== "linux" || process.arch === "ia32" || process.arch === "arm") {
+    throw new UnsupportedError("indexing .gz images needs a 64-bit Linux (z_stream is laid out as there)");
   }
-  return libz;
-}
-
-export function libzAvailable(): boolean {
-  return load() !== null;
-}
+  const inflate = lib.func("int inflate(void *strm, int flush)");
+  return {
+    koffi: koffi() as Koffi,
+    version: lib.func("const char *zlibVersion()")() as string,
+    inflateInit2: lib.func("int inflateInit2_(void *strm, int windowBits, const char *version, int stream_size)"),
+    inflate: promisify(inflate.async) as (strm: unknown, flush: number) => Promise<number>,
+    inflateReset: lib.func("int inflateReset(void *strm)"),
+    inflateEnd: lib.func("int inflateEnd(void *strm)"),
+  };
+});
+type Libz = ReturnType<typeof load>;
 
 /** Native memory of `length` bytes and a Buffer over it (no copy). */
 interface NativeBuffer {
@@ -123,8 +87,13 @@ export class GzipInflater {
 
   /** undefined when libz cannot be used here. */
   static open(inputSize: number, outputSize: number): GzipInflater | undefined {
-    const z = load();
-    if (!z) return undefined;
+    let z: Libz;
+    try {
+      z = load();
+    } catch (err) {
+      if (err instanceof UnsupportedError) return undefined;
+      throw err;
+    }
     const native = (length: number): NativeBuffer => {
       const pointer = z.koffi.alloc("uint8_t", length);
       return { pointer, address: z.koffi.address(pointer), buffer: Buffer.from(z.koffi.view(pointer, length)) };

@@ -1,7 +1,8 @@
 /**
- * Compressing clusters on every core: a small pool of worker threads, each
- * compressing a batch of clusters per message (zlib's raw deflate as qemu
- * configures it, or zstd through libzstd).
+ * Compressing clusters on every core, a batch at a time: zlib's raw deflate
+ * as qemu configures it in a small pool of worker threads (Node's zlib
+ * calls are synchronous there), zstd through the system libzstd
+ * (zstd/libzstd.ts), whose calls already run on koffi's thread pool.
  *
  * A message per batch, not per cluster: on a busy machine every hand-over
  * between threads waits for a time slice, and a 64 KiB cluster compresses
@@ -11,15 +12,15 @@
  * is garbage V8 frees late enough to cost a hundred megabytes.
  */
 import { Worker } from "node:worker_threads";
+import { Limiter } from "../../util/limiter.js";
+import { compressBound, compressFrame } from "../zstd/libzstd.js";
 import type { CompressionType } from "./header.js";
-import { zstd, zstdBindingPath } from "./zstd.js";
 
 // Plain CommonJS evaluated in the worker: it runs the same from dist/ and under tsx.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const zlib = require("node:zlib");
-const { codec, level, clusterSize, bound, slots } = workerData;
-let zstd, cctx;
+const { level, clusterSize, bound, slots } = workerData;
 parentPort.on("message", ({ id, slot, count }) => {
   try {
     const input = Buffer.from(slots[slot].input);
@@ -28,18 +29,10 @@ parentPort.on("message", ({ id, slot, count }) => {
     for (let i = 0; i < count; i++) {
       const cluster = input.subarray(i * clusterSize, (i + 1) * clusterSize);
       const into = output.subarray(i * bound, (i + 1) * bound);
-      let length;
-      if (codec === "zlib") {
-        // qemu's qcow2_compress: deflateInit2(level, Z_DEFLATED, -12, 9, Z_DEFAULT_STRATEGY).
-        const out = zlib.deflateRawSync(cluster, { level, windowBits: 12, memLevel: 9 });
-        length = out.length < clusterSize ? out.copy(into) : -1;
-      } else {
-        zstd ??= require(workerData.zstd);
-        cctx ??= new zstd.CCtx();
-        length = cctx.compress(into, cluster, level);
-      }
+      // qemu's qcow2_compress: deflateInit2(level, Z_DEFLATED, -12, 9, Z_DEFAULT_STRATEGY).
+      const out = zlib.deflateRawSync(cluster, { level, windowBits: 12, memLevel: 9 });
       // Stored compressed only when that saves something (qemu's rule).
-      lengths.push(length >= 0 && length < clusterSize ? length : -1);
+      lengths.push(out.length < clusterSize ? out.copy(into) : -1);
     }
     parentPort.postMessage({ id, lengths });
   } catch (err) {
@@ -70,28 +63,31 @@ export class CompressPool {
   private readonly running = new Map<number, Job>();
   private readonly free: Slot[];
   private readonly waiting: Array<(slot: Slot) => void> = [];
-  /** Room for one compressed cluster (zstd may expand a little before giving up). */
+  /** Room for one compressed cluster (zstd may expand a little before giving up; deflate output is kept only when smaller). */
   private readonly bound: number;
   private nextId = 0;
   private failure: Error | undefined;
+  /** zstd calls at once: one per thread, so libzstd's pooled contexts are reused, not made per call. */
+  private readonly zstdCalls: Limiter;
 
   constructor(
-    codec: CompressionType,
-    level: number,
+    private readonly codec: CompressionType,
+    private readonly level: number,
     threads: number,
     readonly clusterSize: number,
     /** Clusters per batch. */
     readonly batch: number,
     slots: number,
   ) {
-    this.bound = zstd().compressBound(clusterSize);
+    this.bound = codec === "zstd" ? compressBound(clusterSize) : clusterSize;
+    this.zstdCalls = new Limiter(threads);
     const shared = Array.from({ length: slots }, () => ({
       input: new SharedArrayBuffer(batch * clusterSize),
       output: new SharedArrayBuffer(batch * this.bound),
     }));
     this.free = shared.map((s, index) => ({ index, input: Buffer.from(s.input), output: Buffer.from(s.output) }));
-    const workerData = { codec, level, clusterSize, bound: this.bound, slots: shared, zstd: zstdBindingPath() };
-    for (let i = 0; i < threads; i++) {
+    const workerData = { level, clusterSize, bound: this.bound, slots: shared };
+    for (let i = 0; codec === "zlib" && i < threads; i++) {
       // A small young generation: deflateRawSync's per-call objects are freed soon, not 30 MB later per worker.
       const worker = new Worker(WORKER_SOURCE, { eval: true, workerData, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
       worker.on("message", (m: { id: number; lengths?: number[]; error?: string }) => {
@@ -126,6 +122,7 @@ export class CompressPool {
 
   /** The first `count` clusters of the slot compressed (views of its output), or null where that does not make them smaller. */
   compress(slot: Slot, count: number): Promise<Array<Buffer | null>> {
+    if (this.codec === "zstd") return this.compressZstd(slot, count);
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.queue.push({ id: this.nextId++, slot, count, resolve, reject });
@@ -135,6 +132,18 @@ export class CompressPool {
 
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+
+  private compressZstd(slot: Slot, count: number): Promise<Array<Buffer | null>> {
+    const { clusterSize, bound } = this;
+    return Promise.all(
+      Array.from({ length: count }, async (_, k) => {
+        const into = slot.output.subarray(k * bound, (k + 1) * bound);
+        const cluster = slot.input.subarray(k * clusterSize, (k + 1) * clusterSize);
+        const length = await this.zstdCalls.run(() => compressFrame(cluster, into, { level: this.level, checksum: false }));
+        return length < clusterSize ? into.subarray(0, length) : null;
+      }),
+    );
   }
 
   private pump(): void {

@@ -11,7 +11,7 @@ import { inflateRaw, constants as zlibConstants } from "node:zlib";
 import { promisify } from "node:util";
 import { CorruptImageError } from "../../errors.js";
 import type { CompressionType } from "./header.js";
-import { zstd } from "./zstd.js";
+import { decompressFrame, frameCompressedSize, ZSTD_ERROR, ZstdCallError } from "../zstd/libzstd.js";
 
 const inflateRawAsync = promisify(inflateRaw);
 
@@ -38,17 +38,18 @@ export async function decompressCluster(input: Buffer, compression: CompressionT
     out = Buffer.allocUnsafe(clusterSize);
     let frameLength: number;
     try {
-      frameLength = zstd().findFrameCompressedSize(input);
+      frameLength = frameCompressedSize(input);
     } catch (err) {
-      throw corrupt(where, `is not a whole zstd frame (${(err as Error).message})`);
+      if (!(err instanceof ZstdCallError)) throw err;
+      throw corrupt(where, `is not a whole zstd frame (${err.reason})`);
     }
     let length: number;
     try {
-      length = zstd().decompress(out, input.subarray(0, frameLength));
+      length = await decompressFrame(input.subarray(0, frameLength), out);
     } catch (err) {
-      const message = (err as Error).message;
-      if (/too small/i.test(message)) throw corrupt(where, `expands to more than one cluster (${clusterSize} bytes)`);
-      throw corrupt(where, `is not valid zstd data (${message})`);
+      if (!(err instanceof ZstdCallError)) throw err;
+      if (err.code === ZSTD_ERROR.dstSizeTooSmall) throw corrupt(where, `expands to more than one cluster (${clusterSize} bytes)`);
+      throw corrupt(where, `is not valid zstd data (${err.reason})`);
     }
     out = out.subarray(0, length);
   }

@@ -9,6 +9,7 @@
  */
 import { CorruptImageError, UnsupportedError } from "../../errors.js";
 import type { CompressedInput, Frame, FrameCodec, FrameStream } from "../framed-source.js";
+import { SteppedFrameStream, type DecodeStep } from "../stepped-frame-stream.js";
 import { encodeIndexField } from "./index-field.js";
 import { LZMA, LzmaCallError, LzmaDecodeStream } from "./liblzma.js";
 import { encodeStreamFooter } from "./stream-footer.js";
@@ -37,7 +38,7 @@ export class XzBlockCodec implements FrameCodec {
   }
 
   openStream(block: Frame, input: CompressedInput | Buffer[]): FrameStream {
-    return new XzBlockStream(this, block, input);
+    return new XzBlockStream(this, block, new BlockInput(block, input));
   }
 
   corrupt(block: Frame, why: string): CorruptImageError {
@@ -100,23 +101,16 @@ class BlockInput {
   }
 }
 
-const NO_INPUT = Buffer.alloc(0);
-
-class XzBlockStream implements FrameStream {
+class XzBlockStream extends SteppedFrameStream {
   private readonly decoder: LzmaDecodeStream;
-  private readonly input: BlockInput;
-  private chunk: Buffer | undefined;
-  private chunkPos = 0;
-  private inputDone = false;
-  private ended = false;
   private closed = false;
 
   constructor(
     private readonly codec: XzBlockCodec,
     private readonly block: Frame,
-    input: CompressedInput | Buffer[],
+    private readonly input: BlockInput,
   ) {
-    this.input = new BlockInput(block, input);
+    super(input);
     try {
       this.decoder = takeDecoder(codec.memoryLimit);
     } catch (err) {
@@ -124,31 +118,16 @@ class XzBlockStream implements FrameStream {
     }
   }
 
-  async read(out: Buffer): Promise<number> {
-    if (this.ended || out.length === 0) return 0;
-    let produced = 0;
-    while (produced === 0) {
-      if (!this.inputDone && (!this.chunk || this.chunkPos === this.chunk.length)) {
-        this.chunk = await this.input.next();
-        this.chunkPos = 0;
-        if (!this.chunk) this.inputDone = true;
-      }
-      const chunk = this.chunk ?? NO_INPUT;
-      let step;
-      try {
-        step = await this.decoder.step(chunk, this.chunkPos, out, produced, this.input.last);
-      } catch (err) {
-        throw this.codec.failure(this.block, err);
-      }
-      this.chunkPos += step.consumed;
-      produced += step.produced;
-      if (step.ended) {
-        this.ended = true;
-        break;
-      }
-      if (this.inputDone && step.consumed === 0 && step.produced === 0) throw this.codec.corrupt(this.block, "it is cut short");
+  protected async step(chunk: Buffer, chunkPos: number, out: Buffer, outPos: number): Promise<DecodeStep> {
+    try {
+      return await this.decoder.step(chunk, chunkPos, out, outPos, this.input.last);
+    } catch (err) {
+      throw this.codec.failure(this.block, err);
     }
-    return produced;
+  }
+
+  protected cutShort(): CorruptImageError {
+    return this.codec.corrupt(this.block, "it is cut short");
   }
 
   close(): void {

@@ -9,7 +9,7 @@
  * Structures are plain Buffers laid out as liblzma's headers define them on
  * 64-bit Linux (lzma_stream 136 bytes, lzma_options_lzma 112, lzma_filter 16).
  */
-import { addressOf, callAsync, loadSystemLibrary, sizeResult, type NativeFunction } from "../native-library.js";
+import { addressOf, callAsync, lazyLibrary, sizeResult, type NativeFunction } from "../native-library.js";
 
 /** lzma_ret values. */
 export const LZMA = {
@@ -62,12 +62,7 @@ interface Api {
   crc64: NativeFunction;
 }
 
-let api: Api | undefined;
-
-function load(): Api {
-  if (api) return api;
-  const lib = loadSystemLibrary("liblzma.so.5", "xz", "liblzma5");
-  api = {
+const load = lazyLibrary({ sonames: ["liblzma.so.5"], what: "xz", debianPackage: "liblzma5" }, (lib): Api => ({
     streamDecoder: lib.func("int lzma_stream_decoder(void *strm, uint64_t memlimit, uint32_t flags)"),
     rawEncoder: lib.func("int lzma_raw_encoder(void *strm, void *filters)"),
     rawEncoderMemusage: lib.func("uint64_t lzma_raw_encoder_memusage(void *filters)"),
@@ -77,9 +72,7 @@ function load(): Api {
     lzmaPreset: lib.func("uint8_t lzma_lzma_preset(void *options, uint32_t preset)"),
     blockBufferBound: lib.func("size_t lzma_block_buffer_bound(size_t uncompressed_size)"),
     crc64: lib.func("uint64_t lzma_crc64(void *buf, size_t size, uint64_t crc)"),
-  };
-  return api;
-}
+}));
 
 /** Throws when liblzma cannot be loaded, with a message naming the package. */
 export function requireLzma(): void {

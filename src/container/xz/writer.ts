@@ -9,8 +9,7 @@ import { UnsupportedError, UsageError } from "../../errors.js";
 import { FileSource } from "../../io/file-source.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
 import { FrameTable, type Frame } from "../frame-table.js";
-import { FramedSink, type FrameEncoder, type FramedSinkState } from "../framed-sink.js";
-import { defaultThreads } from "../native-library.js";
+import { PieceSink, resumePieces, writerThreads, type EncodedPiece, type FileEnd, type PieceEncoder, type ResumePoint } from "../piece-sink.js";
 import { XzBlockCodec } from "./block-codec.js";
 import { decodeBlockHeader, encodeLzma2BlockHeader } from "./block-header.js";
 import { padded, readXzBlocks } from "./block-list.js";
@@ -34,10 +33,11 @@ const ENCODER_MEMORY = 100 << 20;
 /** Room left before the LZMA2 data for the block header: 1+1 bytes, two 9-byte sizes, 3 bytes of filter, CRC32. */
 const MAX_HEADER = 28;
 
-class XzBlockEncoder implements FrameEncoder {
+class XzBlockEncoder implements PieceEncoder {
   readonly format = "xz";
-  readonly frameSize = BLOCK_SIZE;
+  readonly pieceSize = BLOCK_SIZE;
   readonly maxEncodedSize = blockBound(BLOCK_SIZE);
+  readonly indexed = true;
   /** One LZMA2 encoder per compression running at once, each keeping its memory from block to block. */
   private readonly idle: Lzma2Encoder[] = [];
 
@@ -52,7 +52,7 @@ class XzBlockEncoder implements FrameEncoder {
    * too), the LZMA2 data, padding to 4 bytes, and the CRC64 of `data`. The
    * data is compressed past the room a header can take, then moved up to it.
    */
-  async encode(data: Buffer, out: Buffer): Promise<{ length: number; detail: number }> {
+  async encode(data: Buffer, out: Buffer): Promise<EncodedPiece> {
     const encoder = this.idle.pop() ?? new Lzma2Encoder(this.preset, BLOCK_SIZE);
     let compressed: number;
     let check: Buffer;
@@ -75,7 +75,8 @@ class XzBlockEncoder implements FrameEncoder {
     for (const encoder of this.idle.splice(0)) encoder.close();
   }
 
-  trailer(frames: FrameTable): Buffer {
+  trailer({ pieces }: FileEnd): Buffer {
+    const frames = pieces as FrameTable;
     const records = function* () {
       for (const f of frames) yield { unpaddedSize: f.detail, uncompressedSize: f.size };
     };
@@ -84,16 +85,16 @@ class XzBlockEncoder implements FrameEncoder {
   }
 }
 
-function settings(options: WriterOptions): { encoder: XzBlockEncoder; threads: number } {
+/** The encoder, and the options with as many threads as encoders fit in ENCODER_MEMORY. */
+function settings(options: WriterOptions): { encoder: XzBlockEncoder; options: WriterOptions } {
   requireLzma();
   const level = options.level ?? DEFAULT_LEVEL;
   if (!Number.isInteger(level) || level < 0 || level > 9) throw new UsageError(`--level ${level}: xz levels go from 0 to 9`);
-  const threads = options.threads ?? defaultThreads();
-  if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`--threads ${threads}: give a whole number of at least 1`);
+  const threads = writerThreads(options);
   // Each thread's encoder keeps its tables: as many as ENCODER_MEMORY allows, so memory stays bounded on any machine.
   const probe = new Lzma2Encoder(level, BLOCK_SIZE);
   const affordable = Math.max(1, Math.floor(ENCODER_MEMORY / probe.memoryUsage));
-  return { encoder: new XzBlockEncoder(level), threads: Math.min(threads, affordable) };
+  return { encoder: new XzBlockEncoder(level), options: { ...options, threads: Math.min(threads, affordable) } };
 }
 
 export const xzWriter: ContainerWriter = {
@@ -101,21 +102,13 @@ export const xzWriter: ContainerWriter = {
   extensions: [".xz"],
 
   async create(path: string, options: WriterOptions): Promise<ContainerSink> {
-    const { encoder, threads } = settings(options);
-    return FramedSink.create(path, encoder, threads);
+    const { encoder, options: sinkOptions } = settings(options);
+    return PieceSink.create(path, encoder, sinkOptions);
   },
 
   async resume(path: string, options: WriterOptions): Promise<{ sink: ContainerSink; committed: number }> {
-    const { encoder, threads } = settings(options);
-    const file = await FileSource.open(path);
-    let state: FramedSinkState;
-    try {
-      state = await wholeBlocks(file);
-    } finally {
-      await file.close();
-    }
-    const sink = await FramedSink.reopen(path, encoder, threads, state);
-    return { sink, committed: state.frames.decodedSize };
+    const { encoder, options: sinkOptions } = settings(options);
+    return resumePieces(path, encoder, sinkOptions, wholeBlocks);
   },
 };
 
@@ -124,18 +117,18 @@ export const xzWriter: ContainerWriter = {
  * its index when it was finished, else block header by block header, the
  * last block checked by decoding it (a write cut short ends it).
  */
-async function wholeBlocks(file: FileSource): Promise<FramedSinkState> {
+async function wholeBlocks(file: FileSource): Promise<ResumePoint> {
   const notOurs = (why: string) =>
     new UnsupportedError(`${file.name}: cannot resume writing it: ${why}; only an .xz platter was writing can be resumed`);
   const blocks = new FrameTable(`${file.name}: xz blocks`);
-  if (file.size < STREAM_HEADER_SIZE) return { frames: blocks, fileOffset: 0 };
+  if (file.size < STREAM_HEADER_SIZE) return { fileOffset: 0, committed: 0, pieces: blocks };
   const check = decodeStreamHeader(await file.read(0, STREAM_HEADER_SIZE));
   if (typeof check === "string") throw notOurs(check);
   if (check !== CHECK) throw notOurs(`its blocks have ${check === 0 ? "no" : "another"} check`);
   const finished = await readXzBlocks(file).catch(() => undefined);
   if (finished) {
     if (finished.streams !== 1) throw notOurs(`it holds ${finished.streams} streams`);
-    return { frames: finished.blocks, fileOffset: endOf(finished.blocks) };
+    return resumeAfter(finished.blocks);
   }
   for (let pos = STREAM_HEADER_SIZE; pos < file.size; ) {
     const header = decodeBlockHeader(await file.read(pos, Math.min(1024, file.size - pos)));
@@ -149,14 +142,12 @@ async function wholeBlocks(file: FileSource): Promise<FramedSinkState> {
   }
   const last = blocks.length ? blocks.get(blocks.length - 1) : undefined;
   if (last && !(await decodes(file, last))) blocks.truncate(blocks.length - 1);
-  return { frames: blocks, fileOffset: endOf(blocks) };
+  return resumeAfter(blocks);
 }
 
-/** Where the last block ends in the file (just after the stream header when there is none). */
-function endOf(blocks: FrameTable): number {
-  if (blocks.length === 0) return STREAM_HEADER_SIZE;
-  const last = blocks.get(blocks.length - 1);
-  return last.offset + last.compressedSize;
+/** Go on after the last block (just after the stream header when there is none). */
+function resumeAfter(blocks: FrameTable): ResumePoint {
+  return { fileOffset: blocks.endOffset(STREAM_HEADER_SIZE), committed: blocks.decodedSize, pieces: blocks };
 }
 
 async function decodes(file: FileSource, block: Frame): Promise<boolean> {

@@ -4,6 +4,7 @@
  */
 import { CorruptImageError, UnsupportedError } from "../../errors.js";
 import type { CompressedInput, Frame, FrameCodec, FrameStream } from "../framed-source.js";
+import { SteppedFrameStream, type DecodeStep } from "../stepped-frame-stream.js";
 import { CHECKSUM_SIZE, decodeFrameHeader, isSkippableMagic } from "./frame-header.js";
 import { decompressFrame, ZSTD_ERROR, ZstdCallError, ZstdDecodeStream } from "./libzstd.js";
 
@@ -77,57 +78,42 @@ export class ZstdFrameCodec implements FrameCodec {
   }
 }
 
-const NO_INPUT = Buffer.alloc(0);
-
 /** One frame decoded piece by piece, reading its compressed bytes as it goes. */
-class ZstdFrameStream implements FrameStream {
+class ZstdFrameStream extends SteppedFrameStream {
   private readonly decoder = new ZstdDecodeStream(WINDOW_LOG_MAX);
-  private chunk: Buffer | undefined;
-  private chunkPos = 0;
-  private inputDone = false;
-  private ended = false;
   private started = false;
 
   constructor(
     private readonly codec: ZstdFrameCodec,
     private readonly frame: Frame,
     private readonly input: CompressedInput,
-  ) {}
+  ) {
+    super(input);
+  }
 
-  async read(out: Buffer): Promise<number> {
-    if (this.ended || out.length === 0) return 0;
-    let produced = 0;
-    while (produced === 0) {
-      if (!this.inputDone && (!this.chunk || this.chunkPos === this.chunk.length)) {
-        this.chunk = await this.input.next();
-        this.chunkPos = 0;
-        if (!this.chunk) this.inputDone = true;
-        else if (!this.started) {
-          this.started = true;
-          this.codec.checkHeader(this.frame, this.chunk);
-        }
-      }
-      const chunk = this.chunk ?? NO_INPUT;
-      let step;
-      try {
-        step = await this.decoder.step(chunk, this.chunkPos, out, produced);
-      } catch (err) {
-        throw zstdError(this.codec.name, this.frame.offset, err);
-      }
-      this.chunkPos += step.consumed;
-      produced += step.produced;
-      if (step.frameDone) {
-        this.ended = true;
-        if (this.chunkPos < chunk.length || (await this.input.next())) {
-          throw this.codec.corrupt(this.frame, `it ends at offset ${this.input.at - chunk.length + this.chunkPos}, before the ${this.frame.compressedSize} bytes the index gives it`);
-        }
-        break;
-      }
-      if (this.inputDone && step.consumed === 0 && step.produced === 0) {
-        throw this.codec.corrupt(this.frame, `it is cut short: its ${this.frame.compressedSize} bytes end inside it`);
-      }
+  protected override received(chunk: Buffer): void {
+    if (this.started) return;
+    this.started = true;
+    this.codec.checkHeader(this.frame, chunk);
+  }
+
+  protected async step(chunk: Buffer, chunkPos: number, out: Buffer, outPos: number): Promise<DecodeStep> {
+    try {
+      const { consumed, produced, frameDone } = await this.decoder.step(chunk, chunkPos, out, outPos);
+      return { consumed, produced, ended: frameDone };
+    } catch (err) {
+      throw zstdError(this.codec.name, this.frame.offset, err);
     }
-    return produced;
+  }
+
+  protected override async endedAt(chunk: Buffer, chunkPos: number): Promise<void> {
+    if (chunkPos < chunk.length || (await this.input.next())) {
+      throw this.codec.corrupt(this.frame, `it ends at offset ${this.input.at - chunk.length + chunkPos}, before the ${this.frame.compressedSize} bytes the index gives it`);
+    }
+  }
+
+  protected cutShort(): CorruptImageError {
+    return this.codec.corrupt(this.frame, `it is cut short: its ${this.frame.compressedSize} bytes end inside it`);
   }
 
   close(): void {

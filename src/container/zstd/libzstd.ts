@@ -3,7 +3,7 @@
  * frame as a stream (frames too large to hold), compress one frame. Contexts
  * are pooled, one per call in flight; every call runs on koffi's thread pool.
  */
-import { addressOf, callAsync, loadSystemLibrary, sizeResult, type NativeFunction } from "../native-library.js";
+import { addressOf, callAsync, lazyLibrary, sizeResult, type NativeFunction } from "../native-library.js";
 
 /** ZSTD_d_windowLogMax, ZSTD_c_compressionLevel, ZSTD_c_contentSizeFlag, ZSTD_c_checksumFlag (zstd.h). */
 const D_WINDOW_LOG_MAX = 100;
@@ -32,6 +32,7 @@ interface Api {
   dctxReset: NativeFunction;
   decompressDCtx: NativeFunction;
   decompressStream: NativeFunction;
+  findFrameCompressedSize: NativeFunction;
   createCCtx: NativeFunction;
   freeCCtx: NativeFunction;
   cctxSetParameter: NativeFunction;
@@ -44,18 +45,14 @@ interface Api {
   maxCLevel: NativeFunction;
 }
 
-let api: Api | undefined;
-
-function load(): Api {
-  if (api) return api;
-  const lib = loadSystemLibrary("libzstd.so.1", "zstd", "libzstd1");
-  api = {
+const load = lazyLibrary({ sonames: ["libzstd.so.1"], what: "zstd", debianPackage: "libzstd1" }, (lib): Api => ({
     createDCtx: lib.func("void *ZSTD_createDCtx()"),
     freeDCtx: lib.func("size_t ZSTD_freeDCtx(void *dctx)"),
     dctxSetParameter: lib.func("size_t ZSTD_DCtx_setParameter(void *dctx, int param, int value)"),
     dctxReset: lib.func("size_t ZSTD_DCtx_reset(void *dctx, int reset)"),
     decompressDCtx: lib.func("size_t ZSTD_decompressDCtx(void *dctx, void *dst, size_t dstCapacity, void *src, size_t srcSize)"),
     decompressStream: lib.func("size_t ZSTD_decompressStream(void *zds, void *output, void *input)"),
+    findFrameCompressedSize: lib.func("size_t ZSTD_findFrameCompressedSize(void *src, size_t srcSize)"),
     createCCtx: lib.func("void *ZSTD_createCCtx()"),
     freeCCtx: lib.func("size_t ZSTD_freeCCtx(void *cctx)"),
     cctxSetParameter: lib.func("size_t ZSTD_CCtx_setParameter(void *cctx, int param, int value)"),
@@ -66,9 +63,7 @@ function load(): Api {
     getErrorName: lib.func("const char *ZSTD_getErrorName(size_t code)"),
     minCLevel: lib.func("int ZSTD_minCLevel()"),
     maxCLevel: lib.func("int ZSTD_maxCLevel()"),
-  };
-  return api;
-}
+}));
 
 /** Throws when libzstd cannot be loaded, with a message naming the package. */
 export function requireZstd(): void {
@@ -103,6 +98,12 @@ export async function decompressFrame(input: Buffer, out: Buffer): Promise<numbe
       idleDCtx.push(dctx);
     } else a.freeDCtx(dctx);
   }
+}
+
+/** The length of the frame `input` starts with (it may go on past it), or a ZstdCallError when it holds no whole frame. */
+export function frameCompressedSize(input: Buffer): number {
+  const a = load();
+  return checked(a, a.findFrameCompressedSize(addressOf(input), input.length) as number | bigint);
 }
 
 /**

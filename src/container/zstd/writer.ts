@@ -9,8 +9,7 @@ import { UnsupportedError, UsageError } from "../../errors.js";
 import { FileSource } from "../../io/file-source.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
 import { FrameTable, type Frame } from "../frame-table.js";
-import { FramedSink, type FrameEncoder, type FramedSinkState } from "../framed-sink.js";
-import { defaultThreads } from "../native-library.js";
+import { PieceSink, resumePieces, type EncodedPiece, type FileEnd, type PieceEncoder, type ResumePoint } from "../piece-sink.js";
 import { ZstdFrameCodec } from "./frame-codec.js";
 import { CHECKSUM_SIZE } from "./frame-header.js";
 import { HAS_CHECKSUM, readSeekTable, scanFrames } from "./frame-index.js";
@@ -27,10 +26,11 @@ export const FRAME_SIZE = 1 << 20;
 /** zstd's own default. */
 const DEFAULT_LEVEL = 3;
 
-class ZstdFrameEncoder implements FrameEncoder {
+class ZstdFrameEncoder implements PieceEncoder {
   readonly format = "zstd";
-  readonly frameSize = FRAME_SIZE;
+  readonly pieceSize = FRAME_SIZE;
   readonly maxEncodedSize = compressBound(FRAME_SIZE);
+  readonly indexed = true;
 
   constructor(private readonly level: number) {}
 
@@ -38,12 +38,13 @@ class ZstdFrameEncoder implements FrameEncoder {
     return Buffer.alloc(0);
   }
 
-  async encode(data: Buffer, out: Buffer): Promise<{ length: number; detail: number }> {
+  async encode(data: Buffer, out: Buffer): Promise<EncodedPiece> {
     const length = await compressFrame(data, out, { level: this.level, checksum: true });
     return { length, detail: out.readUInt32LE(length - CHECKSUM_SIZE) };
   }
 
-  trailer(frames: FrameTable): Buffer {
+  trailer({ pieces }: FileEnd): Buffer {
+    const frames = pieces as FrameTable;
     const entries = function* () {
       for (const f of frames) yield { compressedSize: f.compressedSize, decompressedSize: f.size, checksum: f.detail };
     };
@@ -51,16 +52,14 @@ class ZstdFrameEncoder implements FrameEncoder {
   }
 }
 
-function settings(options: WriterOptions): { encoder: ZstdFrameEncoder; threads: number } {
+function encoderFor(options: WriterOptions): ZstdFrameEncoder {
   requireZstd();
   const [min, max] = levelRange();
   const level = options.level ?? DEFAULT_LEVEL;
   if (!Number.isInteger(level) || level < min || level > max || level === 0) {
     throw new UsageError(`--level ${level}: zstd levels go from 1 to ${max} (and down to ${min} for the fast ones)`);
   }
-  const threads = options.threads ?? defaultThreads();
-  if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`--threads ${threads}: give a whole number of at least 1`);
-  return { encoder: new ZstdFrameEncoder(level), threads };
+  return new ZstdFrameEncoder(level);
 }
 
 export const zstdWriter: ContainerWriter = {
@@ -68,21 +67,11 @@ export const zstdWriter: ContainerWriter = {
   extensions: [".zst"],
 
   async create(path: string, options: WriterOptions): Promise<ContainerSink> {
-    const { encoder, threads } = settings(options);
-    return FramedSink.create(path, encoder, threads);
+    return PieceSink.create(path, encoderFor(options), options);
   },
 
   async resume(path: string, options: WriterOptions): Promise<{ sink: ContainerSink; committed: number }> {
-    const { encoder, threads } = settings(options);
-    const file = await FileSource.open(path);
-    let state: FramedSinkState;
-    try {
-      state = await wholeFrames(file);
-    } finally {
-      await file.close();
-    }
-    const sink = await FramedSink.reopen(path, encoder, threads, state);
-    return { sink, committed: state.frames.decodedSize };
+    return resumePieces(path, encoderFor(options), options, wholeFrames);
   },
 };
 
@@ -91,13 +80,13 @@ export const zstdWriter: ContainerWriter = {
  * its seek table when it was finished, else from the frame headers, the
  * last frame checked by decoding it (a write cut short ends it).
  */
-async function wholeFrames(file: FileSource): Promise<FramedSinkState> {
+async function wholeFrames(file: FileSource): Promise<ResumePoint> {
   const notOurs = (why: string) =>
     new UnsupportedError(`${file.name}: cannot resume writing it: ${why}; only a .zst platter was writing can be resumed`);
   const table = await readSeekTable(file);
   if (table) {
     if (!table.checksums) throw notOurs("its seek table has no checksums");
-    return { frames: table.frames, fileOffset: endOf(table.frames) };
+    return resumeAfter(table.frames);
   }
   const { frames: scanned } = await scanFrames(file, {
     stopAtCut: true,
@@ -115,14 +104,12 @@ async function wholeFrames(file: FileSource): Promise<FramedSinkState> {
   }
   const last = frames.length ? frames.get(frames.length - 1) : undefined;
   if (last && !(await decodes(file, last))) frames.truncate(frames.length - 1);
-  return { frames, fileOffset: endOf(frames) };
+  return resumeAfter(frames);
 }
 
-/** Where the last frame ends in the file. */
-function endOf(frames: FrameTable): number {
-  if (frames.length === 0) return 0;
-  const last = frames.get(frames.length - 1);
-  return last.offset + last.compressedSize;
+/** Go on after the last frame. */
+function resumeAfter(frames: FrameTable): ResumePoint {
+  return { fileOffset: frames.endOffset(0), committed: frames.decodedSize, pieces: frames };
 }
 
 async function decodes(file: FileSource, frame: Frame): Promise<boolean> {

@@ -8,13 +8,14 @@ import { promises as fsp } from "node:fs";
 import type { BlockSink, BlockSource } from "../io/block-source.js";
 import { FileSink, isStreamOutput, openStreamSink, StreamSink } from "../io/file-sink.js";
 import { openSource } from "../io/file-source.js";
-import { isStream, StreamSource, type SequentialSource } from "../io/stream-source.js";
+import type { SequentialSource } from "../io/stream-source.js";
 import { ioError, UsageError } from "../errors.js";
 import { formatSize } from "../util/units.js";
 import type { CaptureOptions, CaptureProgress, CaptureResult } from "./capture.js";
 import { CaptureMap, phaseMessage } from "./capture-map.js";
 import { Copier, type Phase } from "./copier.js";
 import { hashFromDest } from "./dest-hash.js";
+import { openImageOrStream } from "./image-source.js";
 import { formatHashLines } from "./hasher.js";
 import { ImageWriter, InOrderHasher } from "./image-writer.js";
 import { createHasher, type StreamHasher } from "./parallel-hasher.js";
@@ -66,7 +67,10 @@ export class CaptureJob {
 
   /** Step 1: open SOURCE; check the sizes, the window and every path the capture will write. */
   static async open(options: CaptureOptions): Promise<CaptureJob> {
-    const source = typeof options.source === "string" ? await openCaptureSource(options.source, options.direct, options.signal) : options.source;
+    const source =
+      typeof options.source === "string"
+        ? await openImageOrStream(options.source, { direct: options.direct ?? "cold", raw: options.raw, signal: options.signal, onWarning: options.onWarning })
+        : options.source;
     const job = new CaptureJob(options, source);
     try {
       await job.check();
@@ -319,16 +323,6 @@ export class CaptureJob {
       ...extra,
     });
   }
-}
-
-/**
- * SOURCE by its path: a stream (read once, to its end) or a file or block
- * device. Block devices, and files the page cache mostly lacks, are read
- * with O_DIRECT (see OpenSourceOptions.direct).
- */
-async function openCaptureSource(path: string, direct: boolean | undefined, signal: AbortSignal | undefined): Promise<BlockSource | SequentialSource> {
-  if (await isStream(path)) return StreamSource.open(path, { signal });
-  return openSource(path, { direct: direct ?? "cold" });
 }
 
 function validateSizes(blockSize: number, sectorSize: number, retries: number): void {

@@ -26,9 +26,12 @@ export interface CaptureOptions {
   /**
    * A path (a file, a block device, or a stream: a pipe, a FIFO, a
    * character device, "-" for standard input), or an open source (tests;
-   * the caller closes it).
+   * the caller closes it). A compressed or virtual-disk image file is read
+   * as the disk it holds (openImage); a stream as it is.
    */
   source: string | BlockSource | SequentialSource;
+  /** Read a SOURCE file's bytes as they are, with no container layer. */
+  raw?: boolean;
   /** A file, a block device, a FIFO, or "-" for standard output. */
   dest: string;
   /** GNU ddrescue mapfile: resumed when it exists, kept up to date. */

@@ -9,6 +9,7 @@ import { interruptOnSignals } from "./signals.js";
 import { shellQuote } from "../util/shell.js";
 
 interface CaptureFlags {
+  raw?: boolean;
   map?: string;
   hash?: string;
   hashFile?: string;
@@ -34,9 +35,15 @@ sector by sector (--sector-size), and bad sectors retried --retries times.
 Every readable byte lands in DEST; unreadable sectors are zero-filled.
 Block devices are read with O_DIRECT, so one bad sector costs one sector.
 
+A SOURCE file that is a compressed or virtual-disk image (.zst .xz .gz
+.bz2 .qcow2, found by its magic bytes) is read as the disk it holds, as
+\`qemu-img convert -O raw\` gives it; --raw copies the file's own bytes.
+
 SOURCE may also be a stream: - (standard input), a pipe or FIFO, a
 character device. It is copied in one pass to its end (or --length); its
-size is known only then. A stream cannot be read again, so a read error
+size is known only then; it is copied as it is, compressed or not
+(decompress it on the way: zstd -dc disk.zst | platter capture - disk.img).
+A stream cannot be read again, so a read error
 ends the capture (the map says how far it got) and nothing resumes it.
 
 DEST is a file (created or truncated), a block device, a FIFO, or - for
@@ -72,6 +79,7 @@ export function registerCapture(program: Command): Command {
     .description("image a drive or file like GNU ddrescue: good areas first, then bad sectors one by one")
     .argument("<source>", "file, block device, or a stream (a pipe, - for stdin) to read")
     .argument("<dest>", "image file, block device, FIFO, or - for stdout")
+    .option("--raw", "copy a SOURCE file's bytes as they are, not the disk a compressed or virtual-disk image holds")
     .option("--map <file>", "GNU ddrescue mapfile: progress and bad sectors; resumes when it exists")
     .option("--hash <list>", "md5, sha1, sha256, sha512, comma-separated, computed while copying")
     .option("--hash-file <file>", "write the hashes for `sha256sum -c` (several: tagged lines, for `cksum -c`)")
@@ -102,6 +110,7 @@ export function registerCapture(program: Command): Command {
       try {
         result = await capture({
           source: sourcePath,
+          raw: opts.raw,
           dest: destPath,
           mapPath: opts.map,
           hashes,

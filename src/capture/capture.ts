@@ -32,8 +32,17 @@ export interface CaptureOptions {
   source: string | BlockSource | SequentialSource;
   /** Read a SOURCE file's bytes as they are, with no container layer. */
   raw?: boolean;
-  /** A file, a block device, a FIFO, or "-" for standard output. */
+  /**
+   * A file, a block device, a FIFO, or "-" for standard output; a name ending
+   * .zst .xz .gz .bz2 .qcow2 (or `to`) is written as that image (container-dest.ts).
+   */
   dest: string;
+  /** DEST's format by name or extension, as convert's --to ("raw" for none). */
+  to?: string;
+  /** Compression level and threads of a compressed DEST; its writer's own options (qcow2 `compress`). */
+  level?: number;
+  threads?: number;
+  writerOptions?: Record<string, unknown>;
   /** GNU ddrescue mapfile: resumed when it exists, kept up to date. */
   mapPath?: string;
   hashes?: HashAlgorithm[];

@@ -44,6 +44,8 @@ export class ChunkedSink implements ContainerSink {
   readonly format: ContainerName;
   /** Image bytes accepted so far (where the next write must start). */
   private position: number;
+  /** Image bytes in whole chunks written to the file (see ContainerSink.committed). */
+  committed: number;
   private chunk: Buffer | undefined;
   private filled = 0;
   private zeroPiece: Promise<Buffer> | undefined;
@@ -63,9 +65,13 @@ export class ChunkedSink implements ContainerSink {
   ) {
     this.format = encoder.format;
     this.position = position;
+    this.committed = position;
     const threads = options.threads ?? availableParallelism();
     if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`threads must be a whole number of at least 1, not ${threads}`);
-    this.window = new OrderedWindow(2 * threads, (piece) => this.writePiece(piece));
+    this.window = new OrderedWindow(2 * threads, async (piece) => {
+      await this.writePiece(piece);
+      this.committed = Math.min(this.committed + encoder.chunkSize, this.position); // the last chunk may be short
+    });
   }
 
   /** A new file at `path` (replacing one). */

@@ -101,4 +101,10 @@ export interface WriterOptions {
 
 export interface ContainerSink extends BlockSink {
   readonly format: ContainerName;
+  /**
+   * Sequential formats: the leading image bytes held by whole frames (members,
+   * blocks) in the file, durable after flush(); the frame still filling is
+   * not. A capture's mapfile never claims more than this.
+   */
+  readonly committed?: number;
 }

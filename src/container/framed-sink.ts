@@ -126,6 +126,11 @@ export class FramedSink implements ContainerSink {
     return sink;
   }
 
+  /** Image bytes in whole frames written to the file (see ContainerSink.committed). */
+  get committed(): number {
+    return this.frames.decodedSize;
+  }
+
   async write(offset: number, data: Buffer): Promise<void> {
     this.checkOrder(offset);
     for (let at = 0; at < data.length; ) {

@@ -28,6 +28,7 @@ export const commands: CommandModule[] = [
   { names: ["iso"], load: async () => [(await import("./iso.js")).registerIso] },
   { names: ["info"], load: async () => [(await import("./info.js")).registerInfo] },
   { names: ["convert"], load: async () => [(await import("./convert.js")).registerConvert] },
+  { names: ["check"], load: async () => [(await import("./check.js")).registerCheck] },
 ];
 
 /** The registrations for `argv`: just its command's when it names one, else all (help, typos). */

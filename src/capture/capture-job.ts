@@ -65,7 +65,7 @@ export class CaptureJob {
   /** DEST takes bytes in order only: standard output or a FIFO. */
   private destIsStream = false;
   /** DEST is a compressed or virtual-disk image (container-dest.ts); undefined: raw. */
-  private readonly writer: ContainerWriter | undefined;
+  private writer: ContainerWriter | undefined;
   /** Its sink, still asked what it committed once closed. */
   private containerSink: ContainerSink | undefined;
 
@@ -79,7 +79,6 @@ export class CaptureJob {
     this.start = options.skip ?? 0;
     const size = isSequential(source) ? UNKNOWN_END : source.size;
     this.end = options.length === undefined ? size : this.start + options.length;
-    this.writer = containerWriterFor(options.dest, options.to);
   }
 
   /** A compressed DEST: written in order, never patched (container-dest.ts). */
@@ -110,6 +109,7 @@ export class CaptureJob {
   private async check(): Promise<void> {
     const { options, source } = this;
     validateSizes(this.blockSize, this.sectorSize, this.retries);
+    this.writer = containerWriterFor(options.dest, options.to, options);
     if (!isSequential(source)) {
       if (this.start > source.size) throw new UsageError(`--skip ${this.start} is past the end of ${source.name} (${source.size} bytes)`);
       if (this.end > source.size) {

@@ -20,7 +20,7 @@
  */
 import { promises as fsp } from "node:fs";
 import type { ContainerSink, ContainerWriter } from "../container/format.js";
-import { chooseOutputFormat } from "../convert/output-format.js";
+import { checkWriterFlags, chooseOutputFormat } from "../convert/output-format.js";
 import { UsageError, ioError } from "../errors.js";
 import { openImage, ownedSource } from "../image/open-image.js";
 import type { BlockSource } from "../io/block-source.js";
@@ -35,10 +35,14 @@ export function writesInOrder(writer: ContainerWriter): boolean {
   return STREAM_FORMATS.has(writer.name);
 }
 
-/** The writer DEST's name (or --to) asks for; undefined for a raw image. */
-export function containerWriterFor(dest: string, to: string | undefined): ContainerWriter | undefined {
-  if (dest === "-" && to === undefined) return undefined;
-  const format = chooseOutputFormat(dest, to);
+/** The writer DEST's name (or --to) asks for; undefined for a raw image. Flags it would ignore are refused. */
+export function containerWriterFor(
+  dest: string,
+  to: string | undefined,
+  flags: { level?: number; threads?: number; writerOptions?: Record<string, unknown> },
+): ContainerWriter | undefined {
+  const format = dest === "-" && to === undefined ? ({ name: "raw" } as const) : chooseOutputFormat(dest, to);
+  checkWriterFlags(format, flags);
   return format.name === "raw" ? undefined : (format as ContainerWriter);
 }
 

@@ -33,7 +33,7 @@ function render(r: ImageCheckReport): string {
   if (r.layers.length === 0) return `${r.image}: a raw image: no container structure to check\n`;
   const lines: string[] = [];
   for (const c of r.checks) {
-    for (const p of c.problems) lines.push(`${p.severity === "leak" ? "Leak" : "ERROR"}: ${p.message}`);
+    for (const p of c.problems) lines.push(p.message); // qemu-img check's lines: "ERROR cluster 7 refcount=0 reference=1", "Leaked cluster 9 ..."
     if (c.problemsNotListed > 0) lines.push(`... and ${c.problemsNotListed} more problems in the ${c.format} layer`);
   }
   if (r.clean) lines.push(`No errors were found on ${r.image} (${r.layers.join(" over ")}).`);

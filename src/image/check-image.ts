@@ -96,7 +96,7 @@ async function checkUnopenable(path: string, refusal: Error, warnings: string[])
     const report = format.check ? await format.check(file) : refusedReport(format.name, refusal.message);
     if (report.clean) {
       // Sound tables, yet refused (qemu's corrupt flag, an unsupported feature): that is the finding.
-      report.problems.push({ severity: "corruption", message: refusal.message });
+      report.problems.push({ severity: "corruption", message: `ERROR ${refusal.message}` });
       report.corruptions++;
       report.clean = false;
     }
@@ -108,7 +108,7 @@ async function checkUnopenable(path: string, refusal: Error, warnings: string[])
 }
 
 function refusedReport(format: ContainerName, message: string): ContainerCheckReport {
-  return { format, clean: false, corruptions: 1, leaks: 0, problems: [{ severity: "corruption", message }], problemsNotListed: 0, damagedGuestRanges: [] };
+  return { format, clean: false, corruptions: 1, leaks: 0, problems: [{ severity: "corruption", message: `ERROR ${message}` }], problemsNotListed: 0, damagedGuestRanges: [] };
 }
 
 /**
@@ -131,7 +131,7 @@ async function decodeTest(source: ContainerSource, formats: string): Promise<Con
       report.corruptions++;
       const giveUp = ++failedInARow >= MAX_FAILED_IN_A_ROW;
       const guest: [number, number] = [pos, giveUp ? source.size - pos : n];
-      if (report.problems.length < MAX_LISTED) report.problems.push({ severity: "corruption", message: `${formats}: ${err.message}`, guest });
+      if (report.problems.length < MAX_LISTED) report.problems.push({ severity: "corruption", message: `ERROR ${formats}: ${err.message}`, guest });
       else report.problemsNotListed++;
       report.damagedGuestRanges.push(guest);
       if (giveUp) break;

@@ -117,7 +117,7 @@ describe("platter check", { skip: needs("qemu-img") }, () => {
     assert.notEqual((await run("zstd", ["-t", "-q", zst])).code, 0);
     const r = await platter(["check", zst]);
     assert.equal(r.code, 1);
-    assert.match(r.stdout, /^ERROR: zstd: .*offset \d+/m);
+    assert.match(r.stdout, /^ERROR zstd: .*offset \d+/m);
   });
 
   test("a raw image has nothing to check; a missing one is one line and exit 1", async () => {

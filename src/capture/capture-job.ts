@@ -163,8 +163,9 @@ export class CaptureJob {
     const { options } = this;
     const capture = this.captureMap as CaptureMap;
     if (this.writer) {
-      const size = this.end - this.start;
-      const opened = await openContainerDest(this.writer, options.dest, { ...options, resume: this.rescuedBefore > 0, size }, capture.map, this.start, this.end);
+      const { level, threads, writerOptions } = options;
+      const settings = { resume: this.rescuedBefore > 0, size: this.end - this.start, level, threads, writerOptions };
+      const opened = await openContainerDest(this.writer, options.dest, settings, capture.map, this.start, this.end);
       this.sink = this.containerSink = opened.sink;
       this.createdOrTruncated = opened.created;
     } else if (options.dest === "-") {

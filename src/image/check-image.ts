@@ -14,6 +14,7 @@ import { CONTAINER_FORMATS } from "../container/registry.js";
 import { PlatterError } from "../errors.js";
 import type { BlockSource } from "../io/block-source.js";
 import { FileSource } from "../io/file-source.js";
+import { mergeRanges } from "../util/ranges.js";
 import { openImage, type OpenedImage } from "./open-image.js";
 import { reportPartitions } from "./partition-report.js";
 
@@ -139,16 +140,6 @@ async function decodeTest(source: ContainerSource, formats: string): Promise<Con
   }
   report.damagedGuestRanges = mergeRanges(report.damagedGuestRanges);
   return report;
-}
-
-function mergeRanges(ranges: Array<[number, number]>): Array<[number, number]> {
-  const merged: Array<[number, number]> = [];
-  for (const [start, length] of [...ranges].sort((a, b) => a[0] - b[0])) {
-    const last = merged.at(-1);
-    if (last && start <= last[0] + last[1]) last[1] = Math.max(last[1], start + length - last[0]);
-    else merged.push([start, length]);
-  }
-  return merged;
 }
 
 /** Each damaged range with the partitions that hold part of it (the disk's table read through the damage: a warning if it cannot be). */

@@ -4,7 +4,6 @@
  * per thing found in it. Each section is a probe that fills in its part.
  */
 import { promises as fsp } from "node:fs";
-import { realpath } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { ContainerName } from "../container/format.js";
 import { ioError } from "../errors.js";
@@ -146,12 +145,12 @@ const MAX_CHAIN = 32;
 /** Each backing file in turn, opened alone (--no-backing) for its own details; a loop ends the list with a warning. */
 async function backingChain(path: string, layers: LayerInfo[], warnings: string[]): Promise<BackingInfo[]> {
   const chain: BackingInfo[] = [];
-  const seen = new Set([await realpath(path).catch(() => resolve(path))]);
+  const seen = new Set([await fsp.realpath(path).catch(() => resolve(path))]);
   let from = path;
   let name = backingFileOf(layers);
   while (name !== undefined && chain.length < MAX_CHAIN) {
     const target = isAbsolute(name) ? name : resolve(dirname(from), name);
-    const real = await realpath(target).catch(() => target);
+    const real = await fsp.realpath(target).catch(() => target);
     if (seen.has(real)) {
       warnings.push(`${from}: its backing file ${name} comes back to an image already in the chain`);
       break;

@@ -68,7 +68,7 @@ function makeImage(path: string): void {
 
 const have = (tool: string) => spawnSync("bash", ["-c", `command -v ${tool}`], { stdio: "ignore" }).status === 0;
 const size = (path: string) => statSync(path).size;
-const mibps = (seconds: number) => `${(SIZE / MiB / seconds).toFixed(0)} MiB/s`;
+const mibps = (seconds: number) => `${(SIZE / MiB / seconds).toFixed(SIZE / MiB / seconds < 10 ? 1 : 0)} MiB/s`;
 const rm = (path: string) => () => rmSync(path, { force: true });
 
 /** Peak resident memory of one run (GNU time), in MiB. */

@@ -5,6 +5,7 @@ import { openImageOrStream } from "../capture/image-source.js";
 import { StreamSource } from "../io/stream-source.js";
 import { describeTransfer, ProgressLine } from "./progress.js";
 import { printJson, warn } from "./output.js";
+import { parseCount } from "../util/units.js";
 
 const HELP = `
 A compressed or virtual-disk image (.zst .xz .gz .bz2 .qcow2, found by its
@@ -22,17 +23,23 @@ export function registerHash(program: Command): Command {
     .description("hash an image file, a block device or a stream (holes of sparse files are not read)")
     .argument("<image>", "file, block device, pipe, or - for standard input")
     .option("--hash <list>", "algorithms: md5, sha1, sha256, sha512, comma-separated", "sha256")
+    .option("--part <n>", "hash partition N only (Linux numbering, as platter parts lists it)")
     .option("--raw", "hash the file's bytes as they are, not the disk a compressed or virtual-disk image holds")
     .option("--json", "print {algorithm: hex} as JSON")
     .option("--progress", "show progress even when stderr is not a terminal")
     .option("-q, --quiet", "no progress")
     .addHelpText("after", HELP)
-    .action(async (image: string, opts: { hash: string; raw?: boolean; json?: boolean; progress?: boolean; quiet?: boolean }) => {
+    .action(async (image: string, opts: { hash: string; part?: string; raw?: boolean; json?: boolean; progress?: boolean; quiet?: boolean }) => {
       const algorithms = parseHashList(opts.hash);
       const progress = new ProgressLine(opts);
       const started = Date.now();
       const onProgress = (p: HashProgress) => progress.update(() => `hashing ${describeTransfer(p.done, p.total, started)}`);
-      const source = await openImageOrStream(image, { direct: "cold", raw: opts.raw, onWarning: warn });
+      const source = await openImageOrStream(image, {
+        direct: "cold",
+        raw: opts.raw,
+        part: opts.part === undefined ? undefined : parseCount(opts.part, "--part", 1),
+        onWarning: warn,
+      });
       let digests: Record<string, string>;
       try {
         digests = source instanceof StreamSource ? await hashStream(source, algorithms, onProgress) : await hashSource(source, algorithms, onProgress);

@@ -76,3 +76,17 @@ describe("hash and capture read through every image layer", () => {
     await sh(`cmp ${img}.zst ${dir}/copy.zst.img`);
   });
 });
+
+test("platter hash --part N hashes one partition, as dd of its sectors | sha256sum, also inside a .zst; a stream is refused", { skip: needs("zstd") }, async () => {
+  const dir = tempDir();
+  const expected = await sha(`dd if=examples/disk.img bs=512 skip=4096 count=4096 status=none`);
+  const raw = await platter(["hash", "examples/disk.img", "--part", "2"]);
+  assert.equal(raw.code, 0, raw.stderr);
+  assert.equal(raw.stdout, `${expected}  examples/disk.img\n`);
+  await sh(`zstd -q -c examples/disk.img > ${dir}/disk.img.zst`);
+  assert.equal((await platter(["hash", `${dir}/disk.img.zst`, "--part", "2"])).stdout, `${expected}  ${dir}/disk.img.zst\n`);
+  const missing = await platter(["hash", "examples/disk.img", "--part", "7"]);
+  assert.equal(missing.code, 2, missing.stderr);
+  const stream = await sh(`cat examples/disk.img | node ${CLI} hash - --part 2 2>&1; echo "exit $?"`);
+  assert.match(stream, /^platter: --part needs the partition table.*\nexit 2\n$/);
+});

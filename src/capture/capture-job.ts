@@ -8,16 +8,29 @@ import { promises as fsp } from "node:fs";
 import type { BlockSink, BlockSource } from "../io/block-source.js";
 import { FileSink, isStreamOutput, openStreamSink, StreamSink } from "../io/file-sink.js";
 import { openSource } from "../io/file-source.js";
-import { isStream, StreamSource, type SequentialSource } from "../io/stream-source.js";
+import type { SequentialSource } from "../io/stream-source.js";
 import { ioError, UsageError } from "../errors.js";
 import { formatSize } from "../util/units.js";
 import type { CaptureOptions, CaptureProgress, CaptureResult } from "./capture.js";
 import { CaptureMap, phaseMessage } from "./capture-map.js";
+import type { ContainerSink, ContainerWriter } from "../container/format.js";
+import {
+  checkContainerDest,
+  containerWriterFor,
+  mapWithin,
+  openContainerDest,
+  openContainerImage,
+  refuseUnpatchable,
+  SequentialDestTarget,
+  syncFile,
+  writesInOrder,
+} from "./container-dest.js";
 import { Copier, type Phase } from "./copier.js";
 import { hashFromDest } from "./dest-hash.js";
 import { CaptureDomain } from "./domain.js";
+import { openImageOrStream } from "./image-source.js";
 import { formatHashLines } from "./hasher.js";
-import { ImageWriter, InOrderHasher } from "./image-writer.js";
+import { ImageWriter, InOrderHasher, type ImageTarget } from "./image-writer.js";
 import { createHasher, readsAroundCache, type StreamHasher } from "./parallel-hasher.js";
 import { checkCaptureTargets, checkOutputPaths, type NamedOutput } from "../io/device-safety.js";
 import { StreamCopier, UNKNOWN_END } from "./stream-copier.js";
@@ -54,6 +67,10 @@ export class CaptureJob {
   private destIsStream = false;
   /** --used-only: the bytes the filesystems use, the only ones read. */
   private domain: CaptureDomain | undefined;
+  /** DEST is a compressed or virtual-disk image (container-dest.ts); undefined: raw. */
+  private writer: ContainerWriter | undefined;
+  /** Its sink, still asked what it committed once closed. */
+  private containerSink: ContainerSink | undefined;
 
   private constructor(
     private readonly options: CaptureOptions,
@@ -67,9 +84,17 @@ export class CaptureJob {
     this.end = options.length === undefined ? size : this.start + options.length;
   }
 
+  /** A compressed DEST: written in order, never patched (container-dest.ts). */
+  private get compressedDest(): boolean {
+    return this.writer !== undefined && writesInOrder(this.writer);
+  }
+
   /** Step 1: open SOURCE; check the sizes, the window and every path the capture will write. */
   static async open(options: CaptureOptions): Promise<CaptureJob> {
-    const source = typeof options.source === "string" ? await openCaptureSource(options.source, options.direct, options.signal) : options.source;
+    const source =
+      typeof options.source === "string"
+        ? await openImageOrStream(options.source, { direct: options.direct ?? "cold", raw: options.raw, signal: options.signal, onWarning: options.onWarning })
+        : options.source;
     const job = new CaptureJob(options, source);
     try {
       await job.check();
@@ -87,6 +112,7 @@ export class CaptureJob {
   private async check(): Promise<void> {
     const { options, source } = this;
     validateSizes(this.blockSize, this.sectorSize, this.retries);
+    this.writer = containerWriterFor(options.dest, options.to, options);
     if (!isSequential(source)) {
       if (this.start > source.size) throw new UsageError(`--skip ${this.start} is past the end of ${source.name} (${source.size} bytes)`);
       if (this.end > source.size) {
@@ -94,6 +120,7 @@ export class CaptureJob {
       }
     }
     this.destIsStream = options.dest === "-" || (await isStreamOutput(options.dest));
+    if (this.writer) await checkContainerDest(this.writer, options.dest, this.destIsStream);
     if (options.dest !== "-" && typeof options.source === "string") {
       for (const w of await checkCaptureTargets(options.source, options.dest)) options.onWarning?.(w);
     }
@@ -118,9 +145,12 @@ export class CaptureJob {
     if (this.domain) capture.restrictTo(this.domain);
     const rescuedBefore = this.rescuedBefore;
     const { destIsStream } = this;
-    if (destIsStream && (options.noTrim || options.noScrape)) {
-      throw new UsageError("--no-trim and --no-scrape need a DEST that can be completed later, not a stream");
+    if ((destIsStream || this.compressedDest) && (options.noTrim || options.noScrape)) {
+      throw new UsageError(
+        `--no-trim and --no-scrape need a DEST that can be completed later, not ${this.compressedDest ? `a ${this.writer?.name} stream (capture to raw or .qcow2)` : "a stream"}`,
+      );
     }
+    if (this.writer && this.compressedDest && rescuedBefore > 0) refuseUnpatchable(this.writer, options.dest, capture.map, this.start, this.end, this.retries);
     if (capture.resumed && isSequential(source)) {
       throw new UsageError(`cannot resume from ${source.name}: a stream cannot be read again from where ${this.mapPath} stopped`);
     }
@@ -137,7 +167,13 @@ export class CaptureJob {
   async openDest(): Promise<void> {
     const { options } = this;
     const capture = this.captureMap as CaptureMap;
-    if (options.dest === "-") {
+    if (this.writer) {
+      const { level, threads, writerOptions } = options;
+      const settings = { resume: this.rescuedBefore > 0, size: this.end - this.start, level, threads, writerOptions };
+      const opened = await openContainerDest(this.writer, options.dest, settings, capture.map, this.start, this.end);
+      this.sink = this.containerSink = opened.sink;
+      this.createdOrTruncated = opened.created;
+    } else if (options.dest === "-") {
       this.sink = new StreamSink(options.stdout ?? process.stdout);
     } else if (this.destIsStream) {
       this.sink = await openStreamSink(options.dest, options.signal);
@@ -156,9 +192,10 @@ export class CaptureJob {
     if (!options.hashes?.length) return;
     this.hasher = createHasher(options.hashes, this.end - this.start, readsAroundCache(this.source));
     this.inOrder = new InOrderHasher(this.hasher, this.start);
-    if (this.rescuedBefore > 0) {
+    // A container DEST is read back only once it is closed (its index written): at the end.
+    if (this.rescuedBefore > 0 && !this.writer) {
       const prefixEnd = capture.map.firstNot("+", this.start, this.end);
-      this.hashedFromDest += await hashFromDest(options.dest, this.start, capture.map, this.inOrder, prefixEnd, (n) =>
+      this.hashedFromDest += await hashFromDest(await this.openDestImage(), this.start, capture.map, this.inOrder, prefixEnd, (n) =>
         this.report("copying", 1, this.start, { hashing: n }),
       );
     }
@@ -169,7 +206,15 @@ export class CaptureJob {
     const { options, source } = this;
     const sink = this.sink as BlockSink;
     const map = (this.captureMap as CaptureMap).map;
-    const writer = new ImageWriter(sink, { origin: this.start, sparse: Boolean(options.sparse), zeroFilled: this.createdOrTruncated, hasher: this.inOrder });
+    // A virtual disk leaves all-zero clusters unallocated, as convert does.
+    const sparse = Boolean(options.sparse) || (this.writer !== undefined && !sink.sequential);
+    const imageWriter = new ImageWriter(sink, { origin: this.start, sparse, zeroFilled: this.createdOrTruncated, hasher: this.inOrder });
+    const writer: ImageTarget = this.compressedDest
+      ? new SequentialDestTarget(imageWriter, map, async () => {
+          await sink.flush();
+          await this.saveMap(this.copier ? phaseMessage(this.copier) : "Copying");
+        })
+      : imageWriter;
     const common = {
       signal: options.signal,
       maxReadRate: options.maxReadRate,
@@ -220,13 +265,19 @@ export class CaptureJob {
     // With a mapfile, "Finished" must not be saved before DEST is durable. Without
     // one, DEST is left to the page cache, as dd and cp leave it.
     if (this.mapPath) await sink.flush();
+    if (this.writer) {
+      await this.closeSink(); // the trailer, index or refcounts written: DEST reads as an image
+      if (this.mapPath && finished) await syncFile(options.dest);
+    }
     // From here on DEST is the image, whatever fails next (hashing, the hash file).
     this.destFinished = finished;
 
     let hashes: Record<string, string> = {};
     if (complete && this.hasher && this.inOrder) {
       if (this.inOrder.frontier < end) {
-        this.hashedFromDest += await hashFromDest(options.dest, start, map, this.inOrder, end, (n) => this.report("finished", 1, end, { hashing: n }));
+        this.hashedFromDest += await hashFromDest(await this.openDestImage(), start, map, this.inOrder, end, (n) =>
+          this.report("finished", 1, end, { hashing: n }),
+        );
       }
       hashes = await this.hasher.digest();
       this.hasher = undefined;
@@ -307,12 +358,27 @@ export class CaptureJob {
   }
 
   private async saveMap(message: string): Promise<void> {
-    await this.captureMap?.save(message, this.copier);
+    const captureMap = this.captureMap;
+    if (!captureMap) return;
+    // A compressed DEST holds for sure only its whole frames (all it was given, once closed).
+    const committed = this.compressedDest ? this.containerSink?.committed : undefined;
+    const held = committed === undefined ? undefined : mapWithin(captureMap.map, this.start + committed, this.end);
+    await captureMap.save(message, this.copier, held);
+  }
+
+  /** DEST as the image it holds, for hashing what could not be hashed in passing. */
+  private openDestImage(): Promise<BlockSource> {
+    return this.writer ? openContainerImage(this.options.dest) : openSource(this.options.dest);
+  }
+
+  private async closeSink(): Promise<void> {
+    const sink = this.sink;
+    this.sink = undefined;
+    await sink?.close();
   }
 
   private async removeDest(): Promise<void> {
-    await this.sink?.close();
-    this.sink = undefined;
+    await this.closeSink();
     await fsp.rm(this.options.dest, { force: true });
   }
 
@@ -330,16 +396,6 @@ export class CaptureJob {
       ...extra,
     });
   }
-}
-
-/**
- * SOURCE by its path: a stream (read once, to its end) or a file or block
- * device. Block devices, and files the page cache mostly lacks, are read
- * with O_DIRECT (see OpenSourceOptions.direct).
- */
-async function openCaptureSource(path: string, direct: boolean | undefined, signal: AbortSignal | undefined): Promise<BlockSource | SequentialSource> {
-  if (await isStream(path)) return StreamSource.open(path, { signal });
-  return openSource(path, { direct: direct ?? "cold" });
 }
 
 function validateSizes(blockSize: number, sectorSize: number, retries: number): void {

@@ -63,15 +63,18 @@ export class CaptureMap {
     return this.loaded !== undefined && this.loaded.blocks.some((b) => b.status !== "?");
   }
 
-  /** Save atomically with ddrescue's status line and message ("Copying non-tried blocks...", "Finished"). */
-  async save(message: string, state: RescueState | undefined): Promise<void> {
+  /**
+   * Save atomically with ddrescue's status line and message ("Copying non-tried blocks...", "Finished");
+   * `map`: what DEST holds for sure, when that is less than the rescue knows (a compressed DEST's frame still filling).
+   */
+  async save(message: string, state: RescueState | undefined, map: RescueMap = this.map): Promise<void> {
     if (!this.path) return;
     const file: Mapfile = {
       comments: [...this.heading, `Current time: ${mapTimestamp(new Date())}`, message],
       currentPos: state?.position ?? this.loaded?.currentPos ?? this.start,
       currentStatus: state ? PHASE_STATUS[state.phase] : (this.loaded?.currentStatus ?? "?"),
       currentPass: state?.pass ?? this.loaded?.currentPass ?? 1,
-      blocks: this.domain ? this.domain.blocks(this.map) : this.map.toBlocks(),
+      blocks: this.domain ? this.domain.blocks(map) : map.toBlocks(),
     };
     await saveMapfile(this.path, encodeMapfile(file));
   }

@@ -27,11 +27,23 @@ export interface CaptureOptions {
   /**
    * A path (a file, a block device, or a stream: a pipe, a FIFO, a
    * character device, "-" for standard input), or an open source (tests;
-   * the caller closes it).
+   * the caller closes it). A compressed or virtual-disk image file is read
+   * as the disk it holds (openImage); a stream as it is.
    */
   source: string | BlockSource | SequentialSource;
-  /** A file, a block device, a FIFO, or "-" for standard output. */
+  /** Read a SOURCE file's bytes as they are, with no container layer. */
+  raw?: boolean;
+  /**
+   * A file, a block device, a FIFO, or "-" for standard output; a name ending
+   * .zst .xz .gz .bz2 .qcow2 (or `to`) is written as that image (container-dest.ts).
+   */
   dest: string;
+  /** DEST's format by name or extension, as convert's --to ("raw" for none). */
+  to?: string;
+  /** Compression level and threads of a compressed DEST; its writer's own options (qcow2 `compress`). */
+  level?: number;
+  threads?: number;
+  writerOptions?: Record<string, unknown>;
   /** GNU ddrescue mapfile: resumed when it exists, kept up to date. */
   mapPath?: string;
   hashes?: HashAlgorithm[];

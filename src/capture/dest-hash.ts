@@ -5,7 +5,7 @@
  * final zero-filled image, never SOURCE: a failing drive is read as little
  * as possible.
  */
-import { openSource } from "../io/file-source.js";
+import type { BlockSource } from "../io/block-source.js";
 import type { InOrderHasher } from "./image-writer.js";
 import type { RescueMap } from "./rescue-map.js";
 
@@ -13,18 +13,19 @@ const HASH_CHUNK = 4 << 20;
 
 /**
  * Hash the finished image from the hasher's frontier up to `to` by reading
- * DEST back: rescued runs are read (holes of a sparse DEST and bytes past
- * its end are zeros without reading), bad runs are zeros. Returns bytes read.
+ * DEST back (`image`: the file, or the image a compressed or virtual-disk
+ * DEST holds; closed here): rescued runs are read (holes of a sparse DEST
+ * and bytes past its end are zeros without reading), bad runs are zeros.
+ * Returns bytes read.
  */
 export async function hashFromDest(
-  dest: string,
+  image: BlockSource,
   origin: number,
   map: RescueMap,
   hasher: InOrderHasher,
   to: number,
   onProgress: (hashed: number) => void,
 ): Promise<number> {
-  const image = await openSource(dest);
   const buf = Buffer.allocUnsafe(HASH_CHUNK);
   let read = 0;
   try {
@@ -39,7 +40,7 @@ export async function hashFromDest(
       // DEST offsets of this run that exist in the file.
       const a = hasher.frontier - origin;
       const b = Math.min(runEnd - origin, image.size);
-      const ranges: Array<[number, number]> = a >= b ? [] : await image.dataRanges(a, b - a);
+      const ranges: Array<[number, number]> = a >= b ? [] : image.dataRanges ? await image.dataRanges(a, b - a) : [[a, b - a]];
       for (const [s, len] of ranges) {
         await hasher.offerZeros(hasher.frontier, s + origin - hasher.frontier);
         for (let pos = s; pos < s + len; ) {

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { capture, type CaptureProgress, type CaptureResult, DEFAULT_MAP_INTERVAL_MS } from "../capture/capture.js";
 import type { UsedSummary } from "../capture/domain.js";
 import { formatHashLines, parseHashList } from "../capture/hasher.js";
+import { knownOutputNames } from "../convert/output-format.js";
 import { UsageError } from "../errors.js";
 import { formatDuration, formatSize, parseCount, parseSize } from "../util/units.js";
 import { printJson, warn } from "./output.js";
@@ -10,6 +11,11 @@ import { interruptOnSignals } from "./signals.js";
 import { shellQuote } from "../util/shell.js";
 
 interface CaptureFlags {
+  raw?: boolean;
+  to?: string;
+  level?: string;
+  threads?: string;
+  compress?: string | boolean;
   map?: string;
   hash?: string;
   hashFile?: string;
@@ -36,13 +42,24 @@ sector by sector (--sector-size), and bad sectors retried --retries times.
 Every readable byte lands in DEST; unreadable sectors are zero-filled.
 Block devices are read with O_DIRECT, so one bad sector costs one sector.
 
+A SOURCE file that is a compressed or virtual-disk image (.zst .xz .gz
+.bz2 .qcow2, found by its magic bytes) is read as the disk it holds, as
+\`qemu-img convert -O raw\` gives it; --raw copies the file's own bytes.
+
 SOURCE may also be a stream: - (standard input), a pipe or FIFO, a
 character device. It is copied in one pass to its end (or --length); its
-size is known only then. A stream cannot be read again, so a read error
+size is known only then; it is copied as it is, compressed or not
+(decompress it on the way: zstd -dc disk.zst | platter capture - disk.img).
+A stream cannot be read again, so a read error
 ends the capture (the map says how far it got) and nothing resumes it.
 
 DEST is a file (created or truncated), a block device, a FIFO, or - for
-standard output. To a stream, bytes must leave in order, so each failing
+standard output. A DEST named .zst .xz .gz .bz2 or .qcow2 (or --to) is
+written as that image while it is copied, as convert writes it. A .qcow2
+takes the passes as a raw file does. A compressed DEST takes bytes in order,
+as a pipe does (below), and resumes after a crash from its last whole frame;
+bad sectors written into it cannot be retried by a later run: to retry
+later, capture to raw or .qcow2 and convert at the end. To a stream, bytes must leave in order, so each failing
 block is trimmed, scraped and retried before it is written, and --map
 cannot resume.
 
@@ -80,6 +97,11 @@ export function registerCapture(program: Command): Command {
     .description("image a drive or file like GNU ddrescue: good areas first, then bad sectors one by one")
     .argument("<source>", "file, block device, or a stream (a pipe, - for stdin) to read")
     .argument("<dest>", "image file, block device, FIFO, or - for stdout")
+    .option("--raw", "copy a SOURCE file's bytes as they are, not the disk a compressed or virtual-disk image holds")
+    .option("--to <format>", `DEST's format: ${knownOutputNames().join(", ")} (default: from DEST's extension, else raw)`)
+    .option("--level <n>", "compression level of a compressed DEST, on the format's own scale")
+    .option("--threads <n>", "compression threads of a compressed DEST (default: every core)")
+    .option("--compress [type]", "qcow2 DEST: compressed clusters (zlib, or zstd)")
     .option("--map <file>", "GNU ddrescue mapfile: progress and bad sectors; resumes when it exists")
     .option("--hash <list>", "md5, sha1, sha256, sha512, comma-separated, computed while copying")
     .option("--hash-file <file>", "write the hashes for `sha256sum -c` (several: tagged lines, for `cksum -c`)")
@@ -111,7 +133,12 @@ export function registerCapture(program: Command): Command {
       try {
         result = await capture({
           source: sourcePath,
+          raw: opts.raw,
           dest: destPath,
+          to: opts.to,
+          level: opts.level === undefined ? undefined : parseCount(opts.level, "--level", 0),
+          threads: opts.threads === undefined ? undefined : parseCount(opts.threads, "--threads", 1),
+          writerOptions: opts.compress === undefined ? undefined : { compress: opts.compress === true ? "zlib" : opts.compress },
           mapPath: opts.map,
           hashes,
           hashFile: opts.hashFile,

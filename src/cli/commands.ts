@@ -94,6 +94,11 @@ export const commands: CommandModule[] = [
     load: async () => [(await import("./verify.js")).registerVerify],
     listing: [["verify [options] <image> <target>", "compare an image with a disk or another image, byte for byte (exit 1 when they differ)"]],
   },
+  {
+    names: ["check"],
+    load: async () => [(await import("./check.js")).registerCheck],
+    listing: [["check [options] <image>", "check a qcow2 or compressed image for corruption and leaks, as qemu-img check does"]],
+  },
 ];
 
 const listedTerms = new WeakMap<Command, string>();

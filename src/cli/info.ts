@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { imageInfo, type ImageInfo } from "../info/image-info.js";
+import { imageInfo, type ImageInfo, type LayerInfo } from "../info/image-info.js";
 import { formatSize } from "../util/units.js";
 import { formatTable, printJson, warn } from "./output.js";
 
@@ -19,13 +19,15 @@ function formatLine(info: ImageInfo): string {
   return info.layers.map((l) => `${l.format}${l.seekable ? "" : " (not seekable: platter convert makes a seekable copy)"}`).join(" over ");
 }
 
+const SIZE_KEYS = new Set(["virtualSize", "storedSize", "fileSize", "actualSize"]);
+
 /** A layer's own details (cluster size, backing file...), one "key: value" each. */
-function layerRows(info: ImageInfo): string[][] {
+function layerRows(layers: LayerInfo[]): string[][] {
   const rows: string[][] = [];
-  for (const layer of info.layers) {
+  for (const layer of layers) {
     for (const [key, value] of Object.entries(layer)) {
       if (key === "format" || key === "seekable" || value === null || value === undefined) continue;
-      const shown = key === "virtualSize" ? bytes(value as number) : typeof value === "object" ? JSON.stringify(value) : String(value);
+      const shown = SIZE_KEYS.has(key) ? bytes(value as number) : typeof value === "object" ? JSON.stringify(value) : String(value);
       rows.push([`  ${layer.format} ${key}:`, shown]);
     }
   }
@@ -37,8 +39,13 @@ function render(info: ImageInfo): string {
   const rows: string[][] = [
     ["image:", info.image],
     ["format:", formatLine(info)],
-    ...layerRows(info),
+    ...layerRows(info.layers),
+    ...info.backingChain.flatMap((b, i) => [
+      [`backing file ${i + 1}:`, `${b.path} (${b.format}, ${bytes(b.virtualSize)})`],
+      ...layerRows(b.layers).filter(([key]) => !/ (virtualSize|backingFile):$/.test(key)),
+    ]),
     ["virtual size:", bytes(info.virtualSize)],
+    ["seekable:", info.seekable ? "yes" : "no (platter convert makes a seekable copy)"],
     ["file size:", bytes(info.fileSize) + (info.allocatedSize !== null && info.allocatedSize < info.fileSize ? `, ${formatSize(info.allocatedSize)} allocated` : "")],
     ["partition table:", table],
     ["filesystem:", info.filesystem ? [info.filesystem, info.label && `label "${info.label}"`, info.uuid && `UUID ${info.uuid}`].filter(Boolean).join(", ") : "-"],

@@ -22,6 +22,28 @@ export interface ContainerFormat {
   detect(head: Buffer, source: BlockSource): boolean | Promise<boolean>;
   /** The decoded bytes as a source; a corrupt container is a CorruptImageError naming the format and offset. */
   open(source: BlockSource, context: ContainerContext): Promise<ContainerSource>;
+  /**
+   * Optional: `platter check` of the structure (tables, refcounts), as the
+   * format's own tool checks it. Runs on the source below the layer, so an
+   * image too damaged to open (or flagged corrupt) is still checked.
+   */
+  check?(source: BlockSource): Promise<ContainerCheckReport>;
+}
+
+/** What a structural check finds (`platter check`); qemu-img check's terms. */
+export interface ContainerCheckReport {
+  readonly format: ContainerName;
+  /** No corruption and no leak. */
+  clean: boolean;
+  /** Errors that put data at risk. */
+  corruptions: number;
+  /** Space used for nothing: no harm to data. */
+  leaks: number;
+  problems: Array<{ severity: "corruption" | "leak"; message: string; guest?: [number, number] }>;
+  /** Problems beyond those listed, counted only. */
+  problemsNotListed: number;
+  /** Bytes of the image this layer holds whose content a corruption puts in doubt: [offset, length], merged, in order. */
+  damagedGuestRanges: Array<[number, number]>;
 }
 
 /** Bytes detect() is shown: enough for every header the formats start with. */
@@ -65,6 +87,8 @@ export interface ContainerSource extends BlockSource {
   readonly seekable: boolean;
   /** What `info` shows about this layer (cluster size, compression, backing file...), JSON-ready. */
   describe(): Record<string, unknown>;
+  /** Optional: a check of the opened layer, for formats whose check needs it open (else ContainerFormat.check). */
+  check?(): Promise<ContainerCheckReport>;
 }
 
 /**
@@ -103,4 +127,10 @@ export interface WriterOptions {
 
 export interface ContainerSink extends BlockSink {
   readonly format: ContainerName;
+  /**
+   * Sequential formats: the leading image bytes held by whole frames (members,
+   * blocks) in the file, durable after flush(); the frame still filling is
+   * not. A capture's mapfile never claims more than this.
+   */
+  readonly committed?: number;
 }

@@ -147,6 +147,11 @@ export class PieceSink implements ContainerSink {
   private failed = false;
   private closed = false;
 
+  /** Image bytes in whole pieces written to the file (see ContainerSink.committed). */
+  get committed(): number {
+    return this.written;
+  }
+
   private constructor(
     readonly name: string,
     private readonly handle: fsp.FileHandle,

@@ -16,7 +16,7 @@ import type { BlockSink, BlockSource } from "../io/block-source.js";
 import { FileSink } from "../io/file-sink.js";
 import { isAllZero } from "../io/zeros.js";
 import { OrderedWindow } from "../util/ordered-window.js";
-import { chooseOutputFormat, type OutputFormat } from "./output-format.js";
+import { checkWriterFlags, chooseOutputFormat, type OutputFormat } from "./output-format.js";
 
 const CHUNK = 4 << 20;
 /** Reads in flight ahead of the writer. */
@@ -62,6 +62,7 @@ type Piece = { offset: number; data: Buffer } | { offset: number; zeros: number 
 export async function convertImage(options: ConvertOptions): Promise<ConvertResult> {
   const started = Date.now();
   const format = chooseOutputFormat(options.dest, options.to);
+  checkWriterFlags(format, options);
   await checkDest(options);
   for (const w of await checkCaptureTargets(options.source, options.dest)) options.onWarning?.(w);
   const image = await openImage(options.source, { purpose: "converting", noBacking: options.noBacking, direct: "cold", onWarning: options.onWarning });

@@ -30,3 +30,22 @@ export function chooseOutputFormat(dest: string, to?: string): OutputFormat {
   const byExtension = CONTAINER_WRITERS.find((w) => w.extensions.some((e) => lower.endsWith(e)));
   return byExtension ?? { name: "raw" };
 }
+
+/** Writer options that only some formats take, by the flag that sets them. */
+const FLAG_FORMATS: Record<string, { flag: string; formats: string[] }> = {
+  compress: { flag: "--compress", formats: ["qcow2"] },
+  vhdType: { flag: "--vhd-type", formats: ["vhd"] },
+};
+
+/** A flag the chosen format would silently ignore is a usage error: the user asked for something that will not happen. */
+export function checkWriterFlags(format: OutputFormat, options: { level?: number; threads?: number; writerOptions?: Record<string, unknown> }): void {
+  if (format.name === "raw" && (options.level !== undefined || options.threads !== undefined)) {
+    throw new UsageError(`--level and --threads are for compressed output; ${options.level !== undefined ? "--level" : "--threads"} does nothing for a raw image`);
+  }
+  for (const [key, value] of Object.entries(options.writerOptions ?? {})) {
+    const known = FLAG_FORMATS[key];
+    if (value !== undefined && known && !known.formats.includes(format.name)) {
+      throw new UsageError(`${known.flag} is for ${known.formats.join(", ")} output, not ${format.name}`);
+    }
+  }
+}

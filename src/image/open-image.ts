@@ -143,8 +143,8 @@ function contextFor(path: string, reals: readonly string[], file: FileSource | C
   });
 }
 
-/** A related image as one BlockSource whose close() closes its whole stack. */
-function ownedSource(opened: OpenedImage): BlockSource {
+/** An opened image as one BlockSource whose close() closes its whole stack (a related image, a capture SOURCE). */
+export function ownedSource(opened: OpenedImage): BlockSource {
   const top = opened.source;
   return {
     name: top.name,

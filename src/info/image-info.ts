@@ -4,9 +4,10 @@
  * per thing found in it. Each section is a probe that fills in its part.
  */
 import { promises as fsp } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
 import type { ContainerName } from "../container/format.js";
 import { ioError } from "../errors.js";
-import { openImage } from "../image/open-image.js";
+import { openImage, type OpenedImage } from "../image/open-image.js";
 import { readDiskTable } from "../image/disk-table.js";
 import { probeOrWarn } from "../image/probe.js";
 import type { BlockSource } from "../io/block-source.js";
@@ -17,6 +18,8 @@ export interface LayerInfo {
   format: ContainerName;
   /** Bytes this layer decodes to. */
   virtualSize: number;
+  /** Bytes it is stored in: the file's size for the outermost layer, else what the layer above decodes to. */
+  storedSize: number;
   seekable: boolean;
   /** The format's own details: cluster size, compression, backing file... */
   [detail: string]: unknown;
@@ -36,6 +39,11 @@ export interface ImageInfo {
   seekable: boolean;
   /** The stack openImage built, outermost first. */
   layers: LayerInfo[];
+  /**
+   * The backing files behind a virtual disk, nearest first, each with its
+   * own layers (as `qemu-img info --backing-chain` lists them); empty when none.
+   */
+  backingChain: BackingInfo[];
   sectorSize: number;
   /** The partition table of the decoded disk: "mbr", "gpt" or "none", and how many partitions it lists. */
   partitionTable: PartitionScheme;
@@ -47,6 +55,16 @@ export interface ImageInfo {
   uuid: string | null;
   iso9660?: Iso9660Info;
   warnings: string[];
+}
+
+export interface BackingInfo {
+  /** The path as the image names it, and as resolved from the folder of the image naming it. */
+  name: string;
+  path: string;
+  format: ContainerName | "raw";
+  virtualSize: number;
+  fileSize: number;
+  layers: LayerInfo[];
 }
 
 /** A probe looks at the decoded image and fills in its part of the report, or leaves it alone. */
@@ -97,7 +115,8 @@ export async function imageInfo(path: string, options: { noBacking?: boolean } =
       fileSize: isFile ? stats.reduce((sum, st) => sum + st.size, 0) : image.file.size,
       allocatedSize: isFile ? stats.reduce((sum, st) => sum + st.blocks * 512, 0) : null,
       seekable: image.layers.every((l) => l.seekable),
-      layers: image.layers.map((l) => ({ ...l.describe(), format: l.format, virtualSize: l.size, seekable: l.seekable })),
+      layers: describeLayers(image),
+      backingChain: [],
       sectorSize: source.sectorSize,
       partitionTable: "none",
       partitions: 0,
@@ -106,9 +125,55 @@ export async function imageInfo(path: string, options: { noBacking?: boolean } =
       uuid: null,
       warnings,
     };
+    info.backingChain = await backingChain(path, info.layers, warnings);
     for (const probe of probes) await probe(source, info);
     return info;
   } finally {
     await image.close();
   }
+}
+
+function describeLayers(image: OpenedImage): LayerInfo[] {
+  return image.layers.map((l, i) => ({
+    ...l.describe(),
+    format: l.format,
+    virtualSize: l.size,
+    storedSize: i === 0 ? image.file.size : image.layers[i - 1].size,
+    seekable: l.seekable,
+  }));
+}
+
+/** Deeper than any real chain: openImage refuses it too. */
+const MAX_CHAIN = 32;
+
+/** Each backing file in turn, opened alone (--no-backing) for its own details; a loop ends the list with a warning. */
+async function backingChain(path: string, layers: LayerInfo[], warnings: string[]): Promise<BackingInfo[]> {
+  const chain: BackingInfo[] = [];
+  const seen = new Set([await fsp.realpath(path).catch(() => resolve(path))]);
+  let from = path;
+  let name = backingFileOf(layers);
+  while (name !== undefined && chain.length < MAX_CHAIN) {
+    const target = isAbsolute(name) ? name : resolve(dirname(from), name);
+    const real = await fsp.realpath(target).catch(() => target);
+    if (seen.has(real)) {
+      warnings.push(`${from}: its backing file ${name} comes back to an image already in the chain`);
+      break;
+    }
+    seen.add(real);
+    const image = await openImage(target, { noBacking: true, indexCache: false });
+    try {
+      const own = describeLayers(image);
+      chain.push({ name, path: target, format: image.layers[0]?.format ?? "raw", virtualSize: image.source.size, fileSize: image.file.size, layers: own });
+      name = backingFileOf(own);
+      from = target;
+    } finally {
+      await image.close();
+    }
+  }
+  return chain;
+}
+
+function backingFileOf(layers: LayerInfo[]): string | undefined {
+  const named = layers.find((l) => typeof l.backingFile === "string");
+  return named?.backingFile as string | undefined;
 }

@@ -15,6 +15,7 @@ import { getRefcount } from "./refcount-block.js";
 import { type Problem, type ReferenceKind, type ReferenceSink, walkReferences } from "./references.js";
 import { countReferences, StoredRefcounts } from "./refcounts.js";
 import { readQcow2Metadata } from "./tables.js";
+import { mergeRanges } from "../../util/ranges.js";
 
 /** Problems listed one by one; beyond, only counted. */
 export const MAX_PROBLEMS = 1000;
@@ -59,13 +60,7 @@ class Findings {
   }
 
   damagedGuestRanges(): Array<[number, number]> {
-    const merged: Array<[number, number]> = [];
-    for (const [start, length] of this.guest.sort((a, b) => a[0] - b[0])) {
-      const last = merged[merged.length - 1];
-      if (last && start <= last[0] + last[1]) last[1] = Math.max(last[1], start + length - last[0]);
-      else merged.push([start, length]);
-    }
-    return merged;
+    return mergeRanges(this.guest);
   }
 }
 

@@ -1,3 +1,4 @@
+import type { XzReadableStream } from "xz-decompress";
 import { CorruptImageError } from "../../errors.js";
 import { decodeBlockHeader, FILTER_LZMA2, lzma2DictionarySize } from "../xz/block-header.js";
 import { decodeStreamHeader, STREAM_HEADER_SIZE } from "../xz/stream-header.js";
@@ -48,7 +49,10 @@ export async function decompressBlock(input: Buffer, maxSize: number, maxWindow 
     throw corrupt(`its dictionary of ${header.dictionarySize} bytes is larger than ${maxWindow}`);
   }
   // Imported on first use: the WebAssembly decoder costs start-up to commands that never see xz.
-  const { default: xz } = await import("xz-decompress");
+  // A CommonJS package flagged __esModule: Node puts its exports on `default`, tsx's loader on the namespace itself.
+  type XzApi = { XzReadableStream: typeof XzReadableStream };
+  const loaded = (await import("xz-decompress")) as unknown as Partial<XzApi> & { default?: XzApi };
+  const xz: XzApi = loaded.default?.XzReadableStream ? loaded.default : (loaded as XzApi);
   const chunks: Buffer[] = [];
   let size = 0;
   try {

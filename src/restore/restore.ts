@@ -267,6 +267,8 @@ async function copy(source: BlockSource, out: OpenTarget, cover: Array<[number, 
     }
   }
   await window.drain();
+  // A stop asked for while the last pieces were landing still stops: the user was told it would.
+  if (options.signal?.aborted) throw interrupted(out, options, done, total);
   return skipped;
 }
 

@@ -5,7 +5,7 @@
  */
 import { UsageError } from "../errors.js";
 import type { ContainerWriter } from "../container/format.js";
-import { CONTAINER_WRITERS } from "../container/registry.js";
+import { CONTAINER_WRITERS } from "../container/writers.js";
 
 /** The raw format, or a container writer. */
 export type OutputFormat = { name: "raw" } | ContainerWriter;

@@ -25,3 +25,9 @@ step iso "fat-files" -o "files.iso" -V EXAMPLE
 step info "files.iso"
 step ls "files.iso" -l -R
 step hash "files.iso" --hash sha256,md5
+# The disk compressed on every core (seekable zstd) and as a qcow2: every command still reads it.
+step convert "disk.img" "disk.img.zst" --quiet
+step ls "disk.img.zst" --part 2 /home
+step convert "disk.img.zst" "disk.qcow2" --quiet
+step info "disk.qcow2"
+step hash "disk.qcow2"

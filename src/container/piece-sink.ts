@@ -129,6 +129,8 @@ export async function resumePieces(
 
 export class PieceSink implements ContainerSink {
   readonly sequential = true;
+  /** Writes are copied into the piece being filled before write() resolves. */
+  readonly releasesWrites = true;
   readonly format: ContainerName;
   private readonly pieceSize: number;
   private readonly turns = new InTurn();

@@ -38,6 +38,8 @@ export interface BlockSink {
   /** True if write() must be called with increasing, contiguous offsets (a pipe). */
   readonly sequential: boolean;
   write(offset: number, data: Buffer): Promise<void>;
+  /** True when write() is done with `data` once it resolves, so the caller may fill that buffer again. */
+  readonly releasesWrites?: boolean;
   /**
    * Make [offset, offset+length) read as zeros, as cheaply as the sink can:
    * a hole in a sparse file, written zeros elsewhere.

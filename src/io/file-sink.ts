@@ -36,6 +36,7 @@ export interface OpenSinkOptions {
 /** A regular file or a block device, written at explicit offsets. */
 export class FileSink implements BlockSink {
   readonly sequential = false;
+  readonly releasesWrites = true;
 
   private directHandle: fsp.FileHandle | undefined;
   private directAlign = 512;

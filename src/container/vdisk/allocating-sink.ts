@@ -65,6 +65,18 @@ export abstract class AllocatingSink implements ContainerSink {
   /** Write the tables, headers and footers that make the file a complete image. */
   protected abstract finish(): Promise<void>;
 
+  /** A new image made valid at once (`prepare`, then its tables and footer); closed again if that fails. */
+  protected async start(prepare?: () => Promise<void>): Promise<this> {
+    try {
+      await prepare?.();
+      await this.finish();
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+    return this;
+  }
+
   write(offset: number, data: Buffer): Promise<void> {
     return this.guard(async () => {
       this.checkRange(offset, data.length);

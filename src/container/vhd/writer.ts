@@ -89,14 +89,7 @@ export class DynamicVhdSink extends AllocatingSink {
   }
 
   static async create(path: string, size: number): Promise<DynamicVhdSink> {
-    const sink = new DynamicVhdSink(await createImageFile(path), size);
-    try {
-      await sink.finish();
-    } catch (err) {
-      await sink.close();
-      throw err;
-    }
-    return sink;
+    return new DynamicVhdSink(await createImageFile(path), size).start();
   }
 
   /** A block's bitmap just before its data, the data 4 KiB-aligned. */
@@ -140,14 +133,7 @@ export class FixedVhdSink extends AllocatingSink {
   }
 
   static async create(path: string, size: number): Promise<FixedVhdSink> {
-    const sink = new FixedVhdSink(await createImageFile(path), size);
-    try {
-      await sink.finish();
-    } catch (err) {
-      await sink.close();
-      throw err;
-    }
-    return sink;
+    return new FixedVhdSink(await createImageFile(path), size).start();
   }
 
   protected place(): BlockPlace {

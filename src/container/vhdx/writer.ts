@@ -85,14 +85,7 @@ export class VhdxSink extends AllocatingSink {
     const size = virtualSizeOf(options);
     const blockSize = blockSizeOf(options, size);
     const sink = new VhdxSink(await createImageFile(path), size, blockSize);
-    try {
-      await sink.writeStructure();
-      await sink.finish();
-    } catch (err) {
-      await sink.close();
-      throw err;
-    }
-    return sink;
+    return sink.start(() => sink.writeStructure());
   }
 
   protected place(): BlockPlace {

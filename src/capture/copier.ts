@@ -46,7 +46,7 @@ export const PHASE_STATUS: Record<Phase, PhaseStatus> = {
   finished: "+",
 };
 
-export interface CopierOptions {
+export interface CopierOptions extends CopyPacing {
   /** Large-read size of the copying phase. */
   blockSize: number;
   /** Read size of trimming, scraping and retrying: the unit of loss. */
@@ -61,6 +61,10 @@ export interface CopierOptions {
   end: number;
   /** Resolve each failing block at once so bytes reach the target in order (a pipe). */
   inOrder?: boolean;
+}
+
+/** What every copy (random-access or stream) takes for stopping, pacing, checkpoints and progress. */
+export interface CopyPacing {
   /** Stop cleanly at the next read boundary. */
   signal?: AbortSignal;
   /** Bytes per second; reads wait to stay under it. */

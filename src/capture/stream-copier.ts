@@ -12,26 +12,19 @@ import { allocAlignedPool } from "../io/aligned.js";
 import { DeviceError } from "../errors.js";
 import type { SequentialSource } from "../io/stream-source.js";
 import { formatSize } from "../util/units.js";
-import { isReadError, throttle, type Phase } from "./copier.js";
+import { isReadError, throttle, type CopyPacing, type Phase } from "./copier.js";
 import type { ImageTarget } from "./image-writer.js";
 import type { RescueMap } from "./rescue-map.js";
 
 /** The end of a stream's map before the stream has ended (the largest exact offset). */
 export const UNKNOWN_END = Number.MAX_SAFE_INTEGER;
 
-export interface StreamCopierOptions {
+export interface StreamCopierOptions extends CopyPacing {
   /** Bytes per read and write. */
   blockSize: number;
   /** Source offsets [start, end): bytes before `start` are read and dropped; `end` undefined: to the end of the stream. */
   start: number;
   end?: number;
-  signal?: AbortSignal;
-  maxReadRate?: number;
-  /** Called every `checkpointMs` when the map matches what was written. */
-  checkpoint?: () => Promise<void>;
-  checkpointMs?: number;
-  onProgress?: () => void;
-  progressMs?: number;
 }
 
 export class StreamCopier {

@@ -9,8 +9,9 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { describe, test, type TestContext } from "node:test";
 import { kernelLacks, needs } from "../helpers/env.js";
+import { FIXTURES } from "../helpers/fixtures.js";
 import { CLI, platter, run, sh, untilReady } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 import { attach, sha256, withUndo } from "./loop-devices.js";
@@ -31,6 +32,14 @@ async function garbageDevice(dir: string, name: string, size: number): Promise<s
   const file = join(dir, name);
   await sh(`head -c ${size} /dev/zero | tr '\\0' '\\252' > ${file}`);
   return attach(file);
+}
+
+/** BACKING served read-only by badsectorfs with every read held 5 ms (torn down when the test ends). */
+async function slowDevice(t: TestContext, backing: string): Promise<string> {
+  const script = join(FIXTURES, "badsector-device.sh");
+  const dev = (await sh(`${script} up ${backing} -s 5`)).trim();
+  t.after(() => run("bash", [script, "down", dev]).then(() => undefined));
+  return dev;
 }
 
 /** Skip reason when device-mapper is not there to build a holder with; false when it is. */
@@ -235,10 +244,14 @@ describe("restore to a loop device", { skip: needs("root", "loop", "losetup", "s
     assert.match(clean.stderr, /verified: 16 MiB read back/);
   });
 
-  test("SIGTERM while writing: exit 143 and a line saying the device is partially written", async () => {
+  const slowDrive = { skip: needs("fuse", "gcc", "make", "pkg-config") };
+  test("SIGTERM while writing: exit 143 and a line saying the device is partially written", slowDrive, async (t) => {
     const dir = tempDir();
-    const img = join(dir, "random.img");
-    await sh(`head -c ${48 * MiB} /dev/urandom > ${img}`);
+    const backing = join(dir, "random.img");
+    await sh(`head -c ${48 * MiB} /dev/urandom > ${backing}`);
+    // The image comes from a slow drive (every read waits 5 ms): a fast target once took all 48 MiB in the
+    // 25 ms between the first progress line and the signal, and the restore ended complete.
+    const img = await slowDevice(t, backing);
     const dev = await garbageDevice(dir, "target.bin", 48 * MiB);
     const child = spawn(process.execPath, [CLI, "restore", img, dev, "--yes", "--progress"], { stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";

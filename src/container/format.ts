@@ -64,6 +64,13 @@ export interface ContainerContext {
   indexCache?: IndexCache;
   /** Read the top layer alone (qcow2 `--no-backing`). */
   noBacking?: boolean;
+  /**
+   * Open despite problems in the tables (a block past the end, blocks that
+   * overlap) as far as the structure allows: `platter check`, which reports
+   * them itself, reads the partition table through the damage. A format
+   * that cannot go on still refuses.
+   */
+  lenient?: boolean;
   onWarning?: (message: string) => void;
 }
 

@@ -49,7 +49,7 @@ export async function checkImage(path: string): Promise<ImageCheckReport> {
   const warnings: string[] = [];
   let image: OpenedImage;
   try {
-    image = await openImage(path, { purpose: "checking", noBacking: true, indexCache: false, onWarning: (m) => warnings.push(m) });
+    image = await openImage(path, { purpose: "checking", noBacking: true, indexCache: false, lenient: true, onWarning: (m) => warnings.push(m) });
   } catch (err) {
     if (!(err instanceof PlatterError)) throw err;
     return checkUnopenable(path, err, warnings);

@@ -34,6 +34,8 @@ export interface OpenImageOptions extends OpenSourceOptions {
   raw?: boolean;
   /** Read a virtual disk's top layer alone, without its backing file (qcow2 `--no-backing`). */
   noBacking?: boolean;
+  /** Open virtual disks despite table problems where they can (ContainerContext.lenient): `platter check`. */
+  lenient?: boolean;
   /** Keep indexes that took a full pass under $XDG_CACHE_HOME/platter (default: yes). */
   indexCache?: boolean;
   /** What the caller does with the image, for the message refusing standard input: "reading files". */
@@ -139,6 +141,7 @@ function contextFor(path: string, reals: readonly string[], file: FileSource | C
     },
     indexCache: options.indexCache === false ? undefined : new DiskIndexCache(reals, file, above.map((l) => l.format)),
     noBacking: options.noBacking,
+    lenient: options.lenient,
     onWarning: options.onWarning,
   });
 }

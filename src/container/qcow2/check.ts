@@ -15,10 +15,8 @@ import { getRefcount } from "./refcount-block.js";
 import { type Problem, type ReferenceKind, type ReferenceSink, walkReferences } from "./references.js";
 import { countReferences, StoredRefcounts } from "./refcounts.js";
 import { readQcow2Metadata } from "./tables.js";
-import { mergeRanges } from "../../util/ranges.js";
+import { CheckFindings } from "../check-findings.js";
 
-/** Problems listed one by one; beyond, only counted. */
-export const MAX_PROBLEMS = 1000;
 /** Corrupt clusters whose users are looked up (a second walk). */
 const MAX_EXPLAINED = 10_000;
 
@@ -44,31 +42,11 @@ export interface Qcow2CheckReport {
   damagedGuestRanges: Array<[number, number]>;
 }
 
-class Findings {
-  corruptions = 0;
-  leaks = 0;
-  readonly problems: Problem[] = [];
-  notListed = 0;
-  private readonly guest: Array<[number, number]> = [];
-
-  add(problem: Problem, count = 1): void {
-    if (problem.severity === "corruption") this.corruptions += count;
-    else this.leaks += count;
-    if (problem.guest && problem.severity === "corruption") this.guest.push(problem.guest);
-    if (this.problems.length < MAX_PROBLEMS) this.problems.push(problem);
-    else this.notListed++;
-  }
-
-  damagedGuestRanges(): Array<[number, number]> {
-    return mergeRanges(this.guest);
-  }
-}
-
 /** Check the qcow2 image `file` (its header must be readable; anything after is reported, not thrown). */
 export async function checkQcow2(file: BlockSource): Promise<Qcow2CheckReport> {
   const { layout } = await readQcow2Metadata(file);
   const { clusterSize } = layout;
-  const findings = new Findings();
+  const findings = new CheckFindings<Problem>();
   const stored = new StoredRefcounts(file, layout);
   const fileClusters = Math.ceil(file.size / clusterSize);
 
@@ -119,7 +97,7 @@ async function compareWindow(
   counts: Uint32Array,
   layout: Qcow2Layout,
   stored: StoredRefcounts,
-  findings: Findings,
+  findings: CheckFindings<Problem>,
   mismatched: Map<number, { stored: number; reference: number }>,
   used: (cluster: number) => void,
 ): Promise<void> {
@@ -146,7 +124,7 @@ async function compareWindow(
 }
 
 /** A refcount block must be used by nothing but the refcount table (qemu's check_refblocks). */
-async function refblockProblems(first: number, counts: Uint32Array, layout: Qcow2Layout, stored: StoredRefcounts, findings: Findings): Promise<void> {
+async function refblockProblems(first: number, counts: Uint32Array, layout: Qcow2Layout, stored: StoredRefcounts, findings: CheckFindings<Problem>): Promise<void> {
   for (let i = 0; i < layout.refcountTableEntries; i++) {
     const offset = await stored.blockOffset(i);
     if (offset === undefined) continue;
@@ -159,7 +137,7 @@ async function refblockProblems(first: number, counts: Uint32Array, layout: Qcow
 }
 
 /** Name what uses each cluster whose refcount is too low, and the guest bytes it holds. */
-async function explain(file: BlockSource, layout: Qcow2Layout, mismatched: Map<number, { stored: number; reference: number }>, findings: Findings): Promise<void> {
+async function explain(file: BlockSource, layout: Qcow2Layout, mismatched: Map<number, { stored: number; reference: number }>, findings: CheckFindings<Problem>): Promise<void> {
   const users = new Map<number, { kinds: string[]; guest?: [number, number] }>();
   const { clusterSize } = layout;
   const sink: ReferenceSink = {
@@ -189,7 +167,7 @@ async function explain(file: BlockSource, layout: Qcow2Layout, mismatched: Map<n
 }
 
 /** The copied flag (bit 63) of active L1 and L2 entries says "refcount exactly 1" (qemu's check_oflag_copied). */
-async function checkCopiedFlags(file: BlockSource, layout: Qcow2Layout, stored: StoredRefcounts, findings: Findings): Promise<void> {
+async function checkCopiedFlags(file: BlockSource, layout: Qcow2Layout, stored: StoredRefcounts, findings: CheckFindings<Problem>): Promise<void> {
   const { header, clusterSize } = layout;
   if (header.l1Size === 0) return;
   const l1 = await file.read(header.l1TableOffset, header.l1Size * 8);

@@ -7,6 +7,7 @@
  */
 import { CorruptImageError } from "../../errors.js";
 import type { ContainerFormat } from "../format.js";
+import { checkVhd } from "./check.js";
 import { decodeVhdFooter, FOOTER_BYTES, footerProblem, hasVhdCookie } from "./footer.js";
 import { DynamicVhdSource, FixedVhdSource, readVhdFooter } from "./source.js";
 
@@ -31,4 +32,5 @@ export const vhdFormat: ContainerFormat = {
     }
     return new FixedVhdSource(source, found);
   },
+  check: (source) => checkVhd(source),
 };

@@ -20,7 +20,8 @@ import { blockExtents, type BlockState } from "../vdisk/block-walk.js";
 import { type DiskExtent, MappedDisk } from "../vdisk/mapped-disk.js";
 import { PagedTable } from "../vdisk/paged-table.js";
 import { openFirstRelated } from "../vdisk/related.js";
-import { checkBlockPlace, MetadataRegions, OverlapCheck } from "../vdisk/table-checks.js";
+import { MAX_PROBLEMS } from "../check-findings.js";
+import { blockPlaceProblem, MetadataRegions, OverlapCheck, openerSink, type ProblemSink } from "../vdisk/table-checks.js";
 import { decodeDynamicHeader, DYNAMIC_HEADER_BYTES, type DynamicHeader } from "./dynamic-header.js";
 import { decodeVhdFooter, FOOTER_BYTES, footerProblem, formatUniqueId, hasVhdCookie, type VhdFooter } from "./footer.js";
 import { chsSectors } from "./geometry.js";
@@ -33,7 +34,7 @@ const MAX_BLOCKS = 1 << 22;
 const BITMAPS_KEPT = 256;
 
 /** The footer that counts, and where it was found. */
-interface FoundFooter {
+export interface FoundFooter {
   footer: VhdFooter;
   /** Byte offset of the footer used. */
   at: number;
@@ -98,44 +99,14 @@ export class DynamicVhdSource extends MappedDisk implements ContainerSource {
 
   static async open(file: BlockSource, found: FoundFooter, context: ContainerContext): Promise<DynamicVhdSource> {
     const { footer } = found;
-    const where = `${file.name}: VHD`;
-    if (footer.dataOffset === null) throw new CorruptImageError(`${where} footer of a ${footer.diskType} disk has no dynamic header offset`);
-    const metadata = new MetadataRegions();
-    if (found.endValid) metadata.add(file.size - FOOTER_BYTES, FOOTER_BYTES, "the footer");
-    if (hasVhdCookie(await file.read(0, Math.min(8, file.size)))) metadata.add(0, FOOTER_BYTES, "the footer copy");
-    metadata.checkApart(footer.dataOffset, DYNAMIC_HEADER_BYTES, "the dynamic disk header", where);
-    if (footer.dataOffset + DYNAMIC_HEADER_BYTES > file.size) {
-      throw new CorruptImageError(`${where} dynamic disk header at byte ${footer.dataOffset} is past the end of the file (${file.size} bytes)`);
-    }
-    const header = decodeDynamicHeader(await file.read(footer.dataOffset, DYNAMIC_HEADER_BYTES), `${where} dynamic disk header at byte ${footer.dataOffset}`);
-    metadata.add(footer.dataOffset, DYNAMIC_HEADER_BYTES, "the dynamic disk header");
-    const { blockSize } = header;
-    if (blockSize < 512 || blockSize > 1 << 30 || (blockSize & (blockSize - 1)) !== 0) {
-      throw new CorruptImageError(`${where} dynamic disk header: block size ${blockSize} is not a power of two from 512 bytes to 1 GiB`);
-    }
-    const blocks = Math.ceil(footer.currentSize / blockSize);
-    if (header.maxTableEntries < blocks) {
-      throw new CorruptImageError(
-        `${where} dynamic disk header: the BAT has ${header.maxTableEntries} entries, too few for ${footer.currentSize} bytes in ${blockSize}-byte blocks (${blocks})`,
-      );
-    }
-    if (blocks > MAX_BLOCKS) {
-      throw new UnsupportedError(`${where}: ${blocks} blocks of ${blockSize} bytes (${footer.currentSize} bytes): more than any real VHD has`);
-    }
-    const batBytes = Math.ceil((header.maxTableEntries * 4) / 512) * 512;
-    if (header.tableOffset + blocks * 4 > file.size) {
-      throw new CorruptImageError(`${where} BAT at byte ${header.tableOffset} (${blocks * 4} bytes) runs past the end of the file (${file.size} bytes)`);
-    }
-    metadata.checkApart(header.tableOffset, Math.min(batBytes, file.size - header.tableOffset), "the BAT", where);
-    metadata.add(header.tableOffset, batBytes, "the BAT");
-    const locatorData = await readLocators(file, header, metadata, where);
-    const bat = new PagedTable(file, header.tableOffset, blocks, 4);
-    await checkBat(file, bat, blockSize + sectorBitmapBytes(blockSize), metadata, where);
-
+    const sink = openerSink(context.lenient);
+    const layout = await readDynamicLayout(file, found, sink);
+    if (!layout) throw sink.fatal();
+    const { header, bat, locatorPaths } = layout;
     let parent: BlockSource | undefined;
     let parentFile: string | undefined;
     if (footer.diskType === "differencing" && !context.noBacking) {
-      ({ parent, name: parentFile } = await openParent(file, header, locatorData, context));
+      ({ parent, name: parentFile } = await openParent(file, header, locatorPaths, context));
       if (parent.size !== footer.currentSize) {
         context.onWarning?.(`${file.name}: the parent VHD ${parentFile} holds ${parent.size} bytes, the differencing disk ${footer.currentSize}`);
       }
@@ -185,36 +156,115 @@ export class DynamicVhdSource extends MappedDisk implements ContainerSource {
   }
 }
 
+/** What a dynamic or differencing VHD's tables say, once walked. */
+export interface DynamicLayout {
+  header: DynamicHeader;
+  bat: PagedTable;
+  /** The parent locators' paths, by platform. */
+  locatorPaths: Array<{ platformCode: string; path: string }>;
+}
+
+/**
+ * Read and walk a dynamic VHD's structure: the dynamic header, the BAT (in
+ * the file, apart from the footers and header), the parent locators and
+ * every block's place. Each problem goes to `sink` (the opener's throws the
+ * first); undefined when one leaves nothing further to walk.
+ */
+export async function readDynamicLayout(file: BlockSource, found: FoundFooter, sink: ProblemSink): Promise<DynamicLayout | undefined> {
+  const { footer } = found;
+  const where = `${file.name}: VHD`;
+  if (footer.dataOffset === null) return void sink(`${where} footer of a ${footer.diskType} disk has no dynamic header offset`);
+  const disk: [number, number] = [0, footer.currentSize];
+  const metadata = new MetadataRegions();
+  if (found.endValid) metadata.add(file.size - FOOTER_BYTES, FOOTER_BYTES, "the footer");
+  if (hasVhdCookie(await file.read(0, Math.min(8, file.size)))) metadata.add(0, FOOTER_BYTES, "the footer copy");
+  const headerApart = metadata.apartProblem(footer.dataOffset, DYNAMIC_HEADER_BYTES, "the dynamic disk header", where);
+  if (headerApart) sink(headerApart);
+  if (footer.dataOffset + DYNAMIC_HEADER_BYTES > file.size) {
+    return void sink(`${where} dynamic disk header at byte ${footer.dataOffset} is past the end of the file (${file.size} bytes)`, disk);
+  }
+  let header: DynamicHeader;
+  try {
+    header = decodeDynamicHeader(await file.read(footer.dataOffset, DYNAMIC_HEADER_BYTES), `${where} dynamic disk header at byte ${footer.dataOffset}`);
+  } catch (err) {
+    if (!(err instanceof CorruptImageError)) throw err;
+    return void sink(err.message, disk);
+  }
+  metadata.add(footer.dataOffset, DYNAMIC_HEADER_BYTES, "the dynamic disk header");
+  const { blockSize } = header;
+  if (blockSize < 512 || blockSize > 1 << 30 || (blockSize & (blockSize - 1)) !== 0) {
+    return void sink(`${where} dynamic disk header: block size ${blockSize} is not a power of two from 512 bytes to 1 GiB`, disk);
+  }
+  const blocks = Math.ceil(footer.currentSize / blockSize);
+  if (header.maxTableEntries < blocks) {
+    sink(`${where} dynamic disk header: the BAT has ${header.maxTableEntries} entries, too few for ${footer.currentSize} bytes in ${blockSize}-byte blocks (${blocks})`, [
+      header.maxTableEntries * blockSize,
+      footer.currentSize - header.maxTableEntries * blockSize,
+    ]);
+  }
+  if (blocks > MAX_BLOCKS) {
+    throw new UnsupportedError(`${where}: ${blocks} blocks of ${blockSize} bytes (${footer.currentSize} bytes): more than any real VHD has`);
+  }
+  // The entries there are to walk: a check goes on with a short or cut table.
+  let entries = Math.min(blocks, header.maxTableEntries);
+  if (header.tableOffset + entries * 4 > file.size) {
+    const inFile = Math.max(0, Math.min(entries, Math.floor((file.size - header.tableOffset) / 4)));
+    sink(`${where} BAT at byte ${header.tableOffset} (${blocks * 4} bytes) runs past the end of the file (${file.size} bytes)`, [inFile * blockSize, footer.currentSize - inFile * blockSize]);
+    entries = inFile;
+  }
+  const batBytes = Math.ceil((header.maxTableEntries * 4) / 512) * 512;
+  const batApart = metadata.apartProblem(header.tableOffset, Math.max(0, Math.min(batBytes, file.size - header.tableOffset)), "the BAT", where);
+  if (batApart) sink(batApart, disk);
+  metadata.add(header.tableOffset, batBytes, "the BAT");
+  const locatorPaths = await readLocators(file, header, metadata, where, sink);
+  const bat = new PagedTable(file, header.tableOffset, entries, 4);
+  await walkBat(file, bat, { blockSize, size: footer.currentSize }, metadata, where, sink);
+  return { header, bat, locatorPaths };
+}
+
 /** One bit per 512-byte sector of a block, padded to whole sectors. */
 export function sectorBitmapBytes(blockSize: number): number {
   return Math.ceil(blockSize / 512 / 8 / 512) * 512;
 }
 
-/** Every allocated block inside the file, clear of the metadata, apart from every other block. */
-async function checkBat(file: BlockSource, bat: PagedTable, span: number, metadata: MetadataRegions, where: string): Promise<void> {
+/**
+ * Every allocated block (its sector bitmap and data, `span` bytes) inside
+ * the file, clear of the metadata, apart from every other block; each
+ * problem sent to `sink` with the guest bytes of the blocks it concerns.
+ */
+export async function walkBat(file: BlockSource, bat: PagedTable, disk: { blockSize: number; size: number }, metadata: MetadataRegions, where: string, sink: ProblemSink): Promise<void> {
+  const span = disk.blockSize + sectorBitmapBytes(disk.blockSize);
   const describe = (index: number) => `${where} BAT entry ${index}`;
+  const guestOf = (index: number): [number, number] => [index * disk.blockSize, Math.max(0, Math.min(disk.blockSize, disk.size - index * disk.blockSize))];
   const overlaps = new OverlapCheck(span, file.size, describe);
   for await (const { page, first, count } of bat.scan()) {
     for (let i = 0; i < count; i++) {
       const sector = page.readUInt32BE(i * 4);
       if (sector === UNALLOCATED) continue;
-      checkBlockPlace(sector * 512, span, file.size, metadata, describe(first + i));
-      overlaps.add(sector * 512, first + i);
+      const problem = blockPlaceProblem(sector * 512, span, file.size, metadata, describe(first + i));
+      if (problem) sink(problem, guestOf(first + i));
+      else overlaps.add(sector * 512, first + i);
     }
   }
-  overlaps.check();
+  const { crowded, listed } = overlaps.problems(MAX_PROBLEMS);
+  if (crowded) sink(crowded);
+  for (const { first, second, message } of listed) {
+    sink(message, guestOf(second), guestOf(first));
+  }
 }
 
 /** The locators' data (checked to lie in the file, apart from the rest), by platform. */
-async function readLocators(file: BlockSource, header: DynamicHeader, metadata: MetadataRegions, where: string): Promise<Array<{ platformCode: string; path: string }>> {
+async function readLocators(file: BlockSource, header: DynamicHeader, metadata: MetadataRegions, where: string, sink: ProblemSink): Promise<Array<{ platformCode: string; path: string }>> {
   const paths: Array<{ platformCode: string; path: string }> = [];
   for (const locator of header.parentLocators) {
     if (locator.dataLength === 0) continue;
     const what = `the ${locator.platformCode.trim()} parent locator data`;
     if (locator.dataLength > 64 * 1024 || locator.dataOffset + locator.dataLength > file.size) {
-      throw new CorruptImageError(`${where}: ${what} at byte ${locator.dataOffset} (${locator.dataLength} bytes) is not inside the file (${file.size} bytes)`);
+      sink(`${where}: ${what} at byte ${locator.dataOffset} (${locator.dataLength} bytes) is not inside the file (${file.size} bytes)`);
+      continue;
     }
-    metadata.checkApart(locator.dataOffset, locator.dataLength, what, where);
+    const apart = metadata.apartProblem(locator.dataOffset, locator.dataLength, what, where);
+    if (apart) sink(apart);
     metadata.add(locator.dataOffset, Math.ceil(locator.dataLength / 512) * 512, what);
     const path = locatorPath(locator, await file.read(locator.dataOffset, locator.dataLength));
     if (path) paths.push({ platformCode: locator.platformCode, path });

@@ -52,7 +52,7 @@ export class BatLayout {
     readonly virtualSize: number,
     readonly blockSize: number,
     readonly logicalSectorSize: number,
-    hasParent: boolean,
+    readonly hasParent: boolean,
   ) {
     this.chunkRatio = (SECTORS_PER_BITMAP_BLOCK * logicalSectorSize) / blockSize;
     this.payloadBlocks = Math.ceil(virtualSize / blockSize);

@@ -1,5 +1,6 @@
 /** VHDX as a container layer: found by its file type identifier "vhdxfile" at offset 0. */
 import type { ContainerFormat } from "../format.js";
+import { checkVhdx } from "./check.js";
 import { hasVhdxSignature } from "./file-identifier.js";
 import { VhdxSource } from "./source.js";
 
@@ -7,4 +8,5 @@ export const vhdxFormat: ContainerFormat = {
   name: "vhdx",
   detect: (head) => hasVhdxSignature(head),
   open: (source, context) => VhdxSource.open(source, context),
+  check: (source) => checkVhdx(source),
 };

@@ -17,7 +17,8 @@ import { blockExtents, type BlockState } from "../vdisk/block-walk.js";
 import { type DiskExtent, MappedDisk } from "../vdisk/mapped-disk.js";
 import { PagedTable } from "../vdisk/paged-table.js";
 import { lastPathComponent, openFirstRelated } from "../vdisk/related.js";
-import { checkBlockPlace, MetadataRegions, OverlapCheck } from "../vdisk/table-checks.js";
+import { MAX_PROBLEMS } from "../check-findings.js";
+import { blockPlaceProblem, MetadataRegions, openerSink, OverlapCheck, type ProblemSink } from "../vdisk/table-checks.js";
 import { BatLayout, BitmapState, decodeBatEntry, MiB, PayloadState } from "./bat.js";
 import { decodeCreator } from "./file-identifier.js";
 import { METADATA_ITEM, REGION } from "./guids.js";
@@ -36,7 +37,7 @@ const KNOWN_ITEMS = new Set<string>(Object.values(METADATA_ITEM));
 /** Payload states of a block with nothing in the file. */
 const ABSENT_STATES = new Set<number>([PayloadState.notPresent, PayloadState.undefined, PayloadState.zero, PayloadState.unmapped, PayloadState.unmappedV095]);
 
-interface Metadata {
+export interface Metadata {
   params: FileParameters;
   virtualSize: number;
   logicalSectorSize: number;
@@ -93,27 +94,10 @@ export class VhdxSource extends MappedDisk implements ContainerSource {
         context.onWarning?.(`${file.name}: the VHDX header asks for a log replay, but the log holds no valid entry; reading the file as it is`);
       }
     }
-    const regions = await readRegions(view, where, context);
-    const metadataRegions = new MetadataRegions().add(0, HEADER_SECTION, "the header section");
-    if (header.logLength > 0) {
-      metadataRegions.checkApart(header.logOffset, header.logLength, "the log", where);
-      metadataRegions.add(header.logOffset, header.logLength, "the log");
-    }
-    for (const [what, region] of [["the BAT", regions.bat], ["the metadata region", regions.metadata]] as const) {
-      if (region.fileOffset % MiB !== 0 || region.fileOffset + region.length > view.size) {
-        throw new CorruptImageError(`${where}: ${what} at byte ${region.fileOffset} (${region.length} bytes) is not a MiB-aligned part of the file (${view.size} bytes)`);
-      }
-      metadataRegions.checkApart(region.fileOffset, region.length, what, where);
-      metadataRegions.add(region.fileOffset, region.length, what);
-    }
-    const metadata = await readMetadata(view, regions.metadata, where);
-    const layout = new BatLayout(metadata.virtualSize, metadata.params.blockSize, metadata.logicalSectorSize, metadata.params.hasParent);
-    if (layout.entries > MAX_BAT_ENTRIES) throw new UnsupportedError(`${where}: a BAT of ${layout.entries} entries: more than any real VHDX has`);
-    if (layout.entries * 8 > regions.bat.length) {
-      throw new CorruptImageError(`${where}: the BAT region holds ${regions.bat.length / 8} entries, the disk needs ${layout.entries}`);
-    }
-    const bat = new PagedTable(view, regions.bat.fileOffset, layout.entries, 8);
-    await checkBat(view, bat, layout, metadata.params.hasParent, metadataRegions, where);
+    const sink = openerSink(context.lenient);
+    const tables = await readVhdxTables(view, header, where, sink, context.onWarning);
+    if (!tables) throw sink.fatal();
+    const { metadata, layout, bat } = tables;
     let parent: BlockSource | undefined;
     let parentFile: string | undefined;
     if (metadata.params.hasParent && !context.noBacking) {
@@ -154,6 +138,8 @@ export class VhdxSource extends MappedDisk implements ContainerSource {
       case PayloadState.fullyPresent:
         return { kind: "data", file: this.view, host: offset };
       case PayloadState.partiallyPresent:
+        // Only opened leniently (platter check) can a disk with no parent have one.
+        if (!this.metadata.params.hasParent) throw new CorruptImageError(`${this.name}: VHDX payload block ${block} is partially present, but the disk has no parent`);
         return this.sectorBitmap(block).then((bitmap) => ({
           kind: "sectors",
           file: this.view,
@@ -191,8 +177,55 @@ export class VhdxSource extends MappedDisk implements ContainerSource {
   }
 }
 
+/** What a VHDX's region table, metadata and BAT say, once walked. */
+export interface VhdxTables {
+  metadata: Metadata;
+  layout: BatLayout;
+  bat: PagedTable;
+}
+
+/**
+ * Read and walk the structure after the header: the region table, where
+ * the log, BAT and metadata regions lie (MiB-aligned, in the file, apart),
+ * the metadata items, and every BAT entry. Each problem goes to `sink` (the
+ * opener's throws the first); undefined when one leaves nothing further to walk.
+ */
+export async function readVhdxTables(view: BlockSource, header: VhdxHeader, where: string, sink: ProblemSink, onWarning?: (message: string) => void): Promise<VhdxTables | undefined> {
+  let regions: { bat: RegionEntry; metadata: RegionEntry };
+  let metadata: Metadata;
+  const metadataRegions = new MetadataRegions().add(0, HEADER_SECTION, "the header section");
+  if (header.logLength > 0) {
+    const apart = metadataRegions.apartProblem(header.logOffset, header.logLength, "the log", where);
+    if (apart) sink(apart);
+    metadataRegions.add(header.logOffset, header.logLength, "the log");
+  }
+  try {
+    regions = await readRegions(view, where, onWarning);
+    for (const [what, region] of [["the BAT", regions.bat], ["the metadata region", regions.metadata]] as const) {
+      if (region.fileOffset % MiB !== 0 || region.fileOffset + region.length > view.size) {
+        return void sink(`${where}: ${what} at byte ${region.fileOffset} (${region.length} bytes) is not a MiB-aligned part of the file (${view.size} bytes)`);
+      }
+      const apart = metadataRegions.apartProblem(region.fileOffset, region.length, what, where);
+      if (apart) sink(apart);
+      metadataRegions.add(region.fileOffset, region.length, what);
+    }
+    metadata = await readMetadata(view, regions.metadata, where);
+  } catch (err) {
+    if (!(err instanceof CorruptImageError)) throw err;
+    return void sink(err.message);
+  }
+  const layout = new BatLayout(metadata.virtualSize, metadata.params.blockSize, metadata.logicalSectorSize, metadata.params.hasParent);
+  if (layout.entries > MAX_BAT_ENTRIES) throw new UnsupportedError(`${where}: a BAT of ${layout.entries} entries: more than any real VHDX has`);
+  if (layout.entries * 8 > regions.bat.length) {
+    return void sink(`${where}: the BAT region holds ${regions.bat.length / 8} entries, the disk needs ${layout.entries}`, [0, metadata.virtualSize]);
+  }
+  const bat = new PagedTable(view, regions.bat.fileOffset, layout.entries, 8);
+  await walkBat(view, bat, layout, metadataRegions, where, sink);
+  return { metadata, layout, bat };
+}
+
 /** The valid header with the higher sequence number; a damaged one is reported. */
-async function currentHeader(file: BlockSource, where: string, onWarning?: (message: string) => void): Promise<VhdxHeader> {
+export async function currentHeader(file: BlockSource, where: string, onWarning?: (message: string) => void): Promise<VhdxHeader> {
   const found: Array<{ header: VhdxHeader; at: number; bytes: Buffer }> = [];
   const problems: string[] = [];
   for (const at of HEADER_OFFSETS) {
@@ -208,7 +241,7 @@ async function currentHeader(file: BlockSource, where: string, onWarning?: (mess
 }
 
 /** The BAT and metadata regions from the first valid region table. */
-async function readRegions(view: BlockSource, where: string, context: ContainerContext): Promise<{ bat: RegionEntry; metadata: RegionEntry }> {
+async function readRegions(view: BlockSource, where: string, onWarning?: (message: string) => void): Promise<{ bat: RegionEntry; metadata: RegionEntry }> {
   const problems: string[] = [];
   for (const at of REGION_TABLE_OFFSETS) {
     const bytes = await view.read(at, REGION_TABLE_BYTES);
@@ -217,7 +250,7 @@ async function readRegions(view: BlockSource, where: string, context: ContainerC
       problems.push(`region table at byte ${at}: ${problem}`);
       continue;
     }
-    if (problems.length > 0) context.onWarning?.(`${view.name}: VHDX ${problems[0]}; using the copy at byte ${at}`);
+    if (problems.length > 0) onWarning?.(`${view.name}: VHDX ${problems[0]}; using the copy at byte ${at}`);
     const entries = decodeRegionTable(bytes);
     const unknown = entries.find((e) => e.required && e.guid !== REGION.bat && e.guid !== REGION.metadata);
     if (unknown) throw new UnsupportedError(`${where}: a required region ${unknown.guid} platter does not know`);
@@ -267,48 +300,55 @@ async function readMetadata(view: BlockSource, region: RegionEntry, where: strin
   return { params, virtualSize, logicalSectorSize, physicalSectorSize, diskId: page83 ? decodeGuid(page83, 0) : ZERO_GUID, parentLocator };
 }
 
-/** Every present block inside the file, clear of the metadata and of every other block; states valid for the disk's type. */
-async function checkBat(view: BlockSource, bat: PagedTable, layout: BatLayout, hasParent: boolean, metadata: MetadataRegions, where: string): Promise<void> {
+/**
+ * Every present block inside the file, clear of the metadata and of every
+ * other block (sector bitmap blocks included); states valid for the disk's
+ * type. Each problem goes to `sink` with the guest bytes it puts in doubt.
+ */
+async function walkBat(view: BlockSource, bat: PagedTable, layout: BatLayout, metadata: MetadataRegions, where: string, sink: ProblemSink): Promise<void> {
   const describe = (index: number) => `${where} BAT entry ${index}`;
-  const payloads = new OverlapCheck(layout.blockSize, view.size, describe);
-  const bitmaps: Array<{ index: number; offset: number }> = [];
+  const guestOf = (index: number): [number, number] => {
+    // A sector bitmap's problem puts its whole chunk in doubt.
+    const [first, blocks] = layout.isBitmapEntry(index) ? [Math.floor(index / (layout.chunkRatio + 1)) * layout.chunkRatio, layout.chunkRatio] : [layout.blockOfEntry(index), 1];
+    const start = first * layout.blockSize;
+    return [start, Math.max(0, Math.min(blocks * layout.blockSize, layout.virtualSize - start))];
+  };
+  // Payload blocks and sector bitmap blocks, all apart from each other.
+  const blocks = new OverlapCheck(layout.blockSize, view.size, describe);
   for await (const { page, first, count } of bat.scan()) {
     for (let i = 0; i < count; i++) {
       const index = first + i;
       const { state, offset } = decodeBatEntry(page, i * 8);
       if (layout.isBitmapEntry(index)) {
         if (state === BitmapState.notPresent) continue;
-        if (state !== BitmapState.present) throw new CorruptImageError(`${describe(index)} (a sector bitmap) has unknown state ${state}`);
-        checkBlockPlace(offset, MiB, view.size, metadata, `${describe(index)} (sector bitmap)`);
-        bitmaps.push({ index, offset });
+        if (state !== BitmapState.present) {
+          sink(`${describe(index)} (a sector bitmap) has unknown state ${state}`, guestOf(index));
+          continue;
+        }
+        const problem = blockPlaceProblem(offset, MiB, view.size, metadata, `${describe(index)} (sector bitmap)`);
+        if (problem) sink(problem, guestOf(index));
+        else blocks.add(offset, index, MiB);
         continue;
       }
       const block = layout.blockOfEntry(index);
       const what = `${describe(index)} (guest offset ${block * layout.blockSize})`;
       if (state === PayloadState.fullyPresent || state === PayloadState.partiallyPresent) {
-        if (state === PayloadState.partiallyPresent && !hasParent) throw new CorruptImageError(`${what} is partially present, which only a differencing disk can be`);
-        checkBlockPlace(offset, Math.min(layout.blockSize, layout.virtualSize - block * layout.blockSize), view.size, metadata, what);
-        payloads.add(offset, index);
+        if (state === PayloadState.partiallyPresent && !layout.hasParent) {
+          sink(`${what} is partially present, which only a differencing disk can be`, guestOf(index));
+          continue;
+        }
+        const length = Math.min(layout.blockSize, layout.virtualSize - block * layout.blockSize);
+        const problem = blockPlaceProblem(offset, length, view.size, metadata, what);
+        if (problem) sink(problem, guestOf(index));
+        else blocks.add(offset, index, length);
       } else if (!ABSENT_STATES.has(state)) {
-        throw new CorruptImageError(`${what} has unknown state ${state}`);
+        sink(`${what} has unknown state ${state}`, guestOf(index));
       }
     }
   }
-  payloads.check();
-  const apart = new MetadataRegions();
-  for (const { index, offset } of bitmaps) {
-    apart.checkApart(offset, MiB, `the sector bitmap of BAT entry ${index}`, where);
-    apart.add(offset, MiB, `the sector bitmap of BAT entry ${index}`);
-  }
-  for await (const { page, first, count } of bat.scan()) {
-    for (let i = 0; i < count; i++) {
-      if (layout.isBitmapEntry(first + i) || bitmaps.length === 0) continue;
-      const { state, offset } = decodeBatEntry(page, i * 8);
-      if (state !== PayloadState.fullyPresent && state !== PayloadState.partiallyPresent) continue;
-      const inside = apart.overlap(offset, layout.blockSize);
-      if (inside) throw new CorruptImageError(`${describe(first + i)} points at byte ${offset}, inside ${inside}`);
-    }
-  }
+  const { crowded, listed } = blocks.problems(MAX_PROBLEMS);
+  if (crowded) sink(crowded);
+  for (const { first, second, message } of listed) sink(message, guestOf(second), guestOf(first));
 }
 
 /**

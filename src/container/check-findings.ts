@@ -55,3 +55,8 @@ export class CheckFindings<P extends CheckProblem = CheckProblem> {
     };
   }
 }
+
+/** A table walk's sink (ProblemSink) that files each problem as a corruption, worded as qemu-img check words errors. */
+export function errorSink(findings: CheckFindings): (message: string, guest?: [number, number], alsoInDoubt?: [number, number]) => void {
+  return (message, guest, alsoInDoubt) => findings.corruption(`ERROR ${message}`, guest, alsoInDoubt);
+}

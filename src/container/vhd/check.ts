@@ -11,14 +11,14 @@
  */
 import { CorruptImageError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
-import { CheckFindings } from "../check-findings.js";
+import { CheckFindings, errorSink } from "../check-findings.js";
 import type { ContainerCheckReport } from "../format.js";
 import { FOOTER_BYTES, footerProblem, hasVhdCookie } from "./footer.js";
 import { readDynamicLayout, readVhdFooter } from "./source.js";
 
 export async function checkVhd(file: BlockSource): Promise<ContainerCheckReport> {
   const findings = new CheckFindings();
-  const error = (message: string, guest?: [number, number], alsoInDoubt?: [number, number]) => findings.corruption(`ERROR ${message}`, guest, alsoInDoubt);
+  const error = errorSink(findings);
   const where = `${file.name}: VHD`;
   if (file.size < FOOTER_BYTES) {
     error(`${where}: too small for a VHD (${file.size} bytes)`);

@@ -13,7 +13,7 @@
  */
 import { CorruptImageError, UnsupportedError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
-import { CheckFindings } from "../check-findings.js";
+import { CheckFindings, errorSink } from "../check-findings.js";
 import type { ContainerCheckReport } from "../format.js";
 import { MiB } from "./bat.js";
 import { HEADER_BYTES, HEADER_OFFSETS, hasLog, headerProblem } from "./header.js";
@@ -24,7 +24,7 @@ import { currentHeader, readVhdxTables } from "./source.js";
 
 export async function checkVhdx(file: BlockSource): Promise<ContainerCheckReport> {
   const findings = new CheckFindings();
-  const error = (message: string, guest?: [number, number], alsoInDoubt?: [number, number]) => findings.corruption(`ERROR ${message}`, guest, alsoInDoubt);
+  const error = errorSink(findings);
   const where = `${file.name}: VHDX`;
   if (file.size < MiB) {
     error(`${where}: ${file.size} bytes, less than the 1 MiB header section`);

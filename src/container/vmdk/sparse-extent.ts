@@ -18,7 +18,8 @@ import { LruCache } from "../../util/lru.js";
 import { decompressBlock } from "../codec/zlib-block.js";
 import type { BlockState } from "../vdisk/block-walk.js";
 import { PagedTable } from "../vdisk/paged-table.js";
-import { MetadataRegions } from "../vdisk/table-checks.js";
+import { MAX_PROBLEMS } from "../check-findings.js";
+import { blockPlaceProblem, MetadataRegions, OverlapCheck, type ProblemSink } from "../vdisk/table-checks.js";
 import { decodeGrainMarker, decodeMetadataMarker, GRAIN_MARKER_BYTES, MarkerType } from "./marker.js";
 import { COMPRESSION_DEFLATE, decodeSparseHeader, Flags, SECTOR, type SparseHeader } from "./sparse-header.js";
 
@@ -51,6 +52,8 @@ export class SparseExtent {
     /** Byte offsets of every grain table, sorted: no grain may point into one. */
     private readonly tableStarts: Float64Array,
     private readonly where: string,
+    /** Opened for `platter check`: tables are not checked as they are read. */
+    private readonly lenient: boolean,
   ) {
     this.grainBytes = header.grainSize * SECTOR;
     this.compressed = header.compressAlgorithm === COMPRESSION_DEFLATE;
@@ -67,7 +70,7 @@ export class SparseExtent {
     return this.header.gtesPerGt * 4;
   }
 
-  static async open(file: BlockSource, where: string): Promise<SparseExtent> {
+  static async open(file: BlockSource, where: string, lenient = false): Promise<SparseExtent> {
     if (file.size < SECTOR) throw new CorruptImageError(`${where}: too small for a sparse extent (${file.size} bytes)`);
     let header = decodeSparseHeader(await file.read(0, SECTOR), `${where} header`);
     const metadata = new MetadataRegions().add(0, SECTOR, "the header");
@@ -94,7 +97,7 @@ export class SparseExtent {
     }
     if (gdAt + gdEntries * 4 > file.size) throw new CorruptImageError(`${where}: the grain directory at byte ${gdAt} runs past the end of the file`);
     const tableStarts = await checkGrainDirectory(file, new PagedTable(file, gdAt, gdEntries, 4), header.gtesPerGt * 4, metadata, where);
-    return new SparseExtent(file, header, gdAt, gdEntries, metadata, tableStarts, where);
+    return new SparseExtent(file, header, gdAt, gdEntries, metadata, tableStarts, where, lenient);
   }
 
   /** Grain `grain` of the extent (grain-size units). */
@@ -144,6 +147,19 @@ export class SparseExtent {
   }
 
   private checkTable(table: Buffer, gdIndex: number): void {
+    // Opened leniently (platter check, which walks every table itself), a bad entry fails only the read that reaches it.
+    if (this.lenient) return;
+    this.walkTable(table, gdIndex, (message) => {
+      throw new CorruptImageError(message);
+    });
+  }
+
+  /**
+   * Each entry of grain table `gdIndex` inside the file, clear of the
+   * metadata and the grain tables; `place` hears of each grain in the file
+   * that passed (its grain number and byte offset).
+   */
+  private walkTable(table: Buffer, gdIndex: number, sink: ProblemSink, place?: (grain: number, start: number) => void): void {
     const { gtesPerGt } = this.header;
     for (let i = 0; i < gtesPerGt; i++) {
       const entry = table.readUInt32LE(i * 4);
@@ -151,15 +167,97 @@ export class SparseExtent {
       const grain = gdIndex * gtesPerGt + i;
       const start = entry * SECTOR;
       // The file needs the bytes a read takes: the marker of a compressed grain, else the grain's part of the disk.
-      const length = this.compressed ? GRAIN_MARKER_BYTES : Math.min(this.grainBytes, this.capacityBytes - grain * this.grainBytes);
-      const where = `${this.where}: grain table entry for grain ${grain} (extent offset ${grain * this.grainBytes})`;
+      const length = this.compressed ? GRAIN_MARKER_BYTES : this.grainLength(grain);
       if (length <= 0) continue;
-      if (start + length > this.file.size) {
-        throw new CorruptImageError(`${where} points at byte ${start}, past the end of the file (${this.file.size} bytes); the image may be truncated`);
-      }
-      const inside = this.metadata.overlap(start, length) ?? (this.insideTable(start, length) ? "a grain table" : undefined);
-      if (inside) throw new CorruptImageError(`${where} points at byte ${start}, inside ${inside}`);
+      const where = `${this.where}: grain table entry for grain ${grain} (extent offset ${grain * this.grainBytes})`;
+      const inTable = this.insideTable(start, length) ? `${where} points at byte ${start}, inside a grain table` : undefined;
+      const problem = blockPlaceProblem(start, length, this.file.size, this.metadata, where) ?? inTable;
+      if (problem) sink(problem, this.guestOf(grain));
+      else place?.(grain, start);
     }
+  }
+
+  /** Bytes of disk grain `grain` holds: a grain, less past the capacity. */
+  private grainLength(grain: number): number {
+    return Math.min(this.grainBytes, this.capacityBytes - grain * this.grainBytes);
+  }
+
+  private guestOf(grain: number): [number, number] {
+    return [grain * this.grainBytes, Math.max(0, this.grainLength(grain))];
+  }
+
+  /**
+   * `platter check` of the extent (opened: its header, footer and grain
+   * directory sound): every grain table walked as a read walks it, every
+   * problem sent to `sink` with the extent bytes it puts in doubt; no two
+   * grains sharing bytes; a compressed grain's marker naming its own
+   * sector and fitting in the file; the redundant grain directory and its
+   * tables the same as the primary's. `base`: where the extent starts in
+   * the disk. qemu-img check finds only grains
+   * past the end of the file ("cluster offset for sector N points after EOF").
+   */
+  async check(report: ProblemSink, base = 0): Promise<void> {
+    // Guest bytes of the disk, not of the extent: it starts `base` bytes in.
+    const shift = (range?: [number, number]): [number, number] | undefined => range && [range[0] + base, range[1]];
+    const sink: ProblemSink = (message, guest, alsoInDoubt) => report(message, shift(guest), shift(alsoInDoubt));
+    const { gtesPerGt } = this.header;
+    const grains = new OverlapCheck(this.compressed ? SECTOR : this.grainBytes, this.file.size, (grain) => `${this.where} grain table entry for grain ${grain}`);
+    const redundant = this.header.flags & Flags.redundantGrainTable && this.header.rgdOffset !== 0 ? new PagedTable(this.file, this.header.rgdOffset * SECTOR, this.gdEntries, 4) : undefined;
+    for (let gdIndex = 0; gdIndex < this.gdEntries; gdIndex++) {
+      const tableAt = (await this.gd.entry(gdIndex, (page, at) => page.readUInt32LE(at))) * SECTOR;
+      const span: [number, number] = [gdIndex * gtesPerGt * this.grainBytes, Math.min(gtesPerGt * this.grainBytes, this.capacityBytes - gdIndex * gtesPerGt * this.grainBytes)];
+      const table = tableAt === 0 ? undefined : await this.file.read(tableAt, this.tableBytes);
+      if (redundant) await this.checkRedundant(gdIndex, table, (await redundant.entry(gdIndex, (page, at) => page.readUInt32LE(at))) * SECTOR, span, sink);
+      if (!table) continue;
+      const placed: Array<[number, number]> = [];
+      this.walkTable(table, gdIndex, sink, (grain, start) => placed.push([grain, start]));
+      for (const [grain, start] of placed) {
+        if (!this.compressed) {
+          grains.add(start, grain, this.grainLength(grain));
+          continue;
+        }
+        const length = await this.checkMarker(grain, start, sink);
+        if (length !== undefined) grains.add(start, grain, length);
+      }
+    }
+    const { crowded, listed } = grains.problems(MAX_PROBLEMS);
+    if (crowded) sink(crowded);
+    for (const { first, second, message } of listed) sink(message, this.guestOf(second), this.guestOf(first));
+  }
+
+  /** A compressed grain's marker at `start`: its own first sector, its bytes inside the file. Its length in the file, if sound. */
+  private async checkMarker(grain: number, start: number, sink: ProblemSink): Promise<number | undefined> {
+    if (!(this.header.flags & Flags.markers)) return GRAIN_MARKER_BYTES;
+    const where = `${this.where}: compressed grain at byte ${start} (extent offset ${grain * this.grainBytes})`;
+    const marker = decodeGrainMarker(await this.file.read(start, GRAIN_MARKER_BYTES), where);
+    const problem =
+      marker.lba !== grain * this.header.grainSize
+        ? `${where}: its marker says sector ${marker.lba}, not ${grain * this.header.grainSize}`
+        : marker.size === 0 || marker.size > 2 * this.grainBytes
+          ? `${where}: ${marker.size} compressed bytes for a ${this.grainBytes}-byte grain`
+          : start + GRAIN_MARKER_BYTES + marker.size > this.file.size
+            ? `${where}: its ${marker.size} bytes run past the end of the file (${this.file.size} bytes)`
+            : undefined;
+    if (problem) return void sink(problem, this.guestOf(grain));
+    return GRAIN_MARKER_BYTES + marker.size;
+  }
+
+  /** The redundant grain directory's entry `gdIndex` names a table the same as the primary's `table`; the grains they disagree on are in doubt. */
+  private async checkRedundant(gdIndex: number, table: Buffer | undefined, copyAt: number, span: [number, number], sink: ProblemSink): Promise<void> {
+    const where = `${this.where}: redundant grain directory entry ${gdIndex}`;
+    if (!table || copyAt === 0) {
+      if (!table !== (copyAt === 0)) sink(`${where} ${copyAt === 0 ? "names no grain table, the grain directory does" : `points at byte ${copyAt}, the grain directory at no table`}`, span);
+      return;
+    }
+    if (copyAt + this.tableBytes > this.file.size) return void sink(`${where} points at byte ${copyAt}, past the end of the file (${this.file.size} bytes)`, span);
+    const copy = await this.file.read(copyAt, this.tableBytes);
+    const differing: number[] = [];
+    for (let i = 0; i < this.header.gtesPerGt; i++) if (copy.readUInt32LE(i * 4) !== table.readUInt32LE(i * 4)) differing.push(gdIndex * this.header.gtesPerGt + i);
+    if (differing.length === 0) return;
+    const [first, last] = [differing[0], differing[differing.length - 1]];
+    const from = this.guestOf(first)[0];
+    const to = this.guestOf(last)[0] + this.guestOf(last)[1];
+    sink(`${where}: its grain table at byte ${copyAt} disagrees with the primary on ${differing.length} grain(s), from grain ${first}`, [from, to - from]);
   }
 
   private insideTable(start: number, length: number): boolean {

@@ -122,7 +122,14 @@ export class VhdxSource extends MappedDisk implements ContainerSource {
       // A log still to apply: what `qemu-img info` refuses to open read-only.
       logReplayNeeded: hasLog(header),
       ...(this.replay ? { logReplayed: this.replay } : {}),
-      ...(metadata.parentLocator ? { parentLocator: Object.fromEntries(metadata.parentLocator.entries), parentFile: this.parentFile ?? null } : {}),
+      ...(metadata.parentLocator
+        ? {
+            parentLocator: Object.fromEntries(metadata.parentLocator.entries),
+            parentFile: this.parentFile ?? null,
+            // What info follows for the backing chain: the parent found, else (opened alone) the name it would be looked for first.
+            backingFile: this.parentFile ?? parentCandidates(metadata.parentLocator)[0] ?? null,
+          }
+        : {}),
     };
   }
 
@@ -351,18 +358,21 @@ async function walkBat(view: BlockSource, bat: PagedTable, layout: BatLayout, me
   for (const { first, second, message } of listed) sink(message, guestOf(second), guestOf(first));
 }
 
+/** Names to look for the parent by, best first: its relative path, then the file name its paths end with. */
+function parentCandidates(locator: ParentLocator): string[] {
+  const relative = locator.entries.get("relative_path");
+  const absolute = [locator.entries.get("absolute_win32_path"), locator.entries.get("volume_path")];
+  const names = [relative?.replace(/\\/g, "/").replace(/^(\.\/)+/, ""), ...[relative, ...absolute].map((p) => (p ? lastPathComponent(p) : undefined))];
+  return [...new Set(names.filter((n): n is string => !!n))];
+}
+
 /**
  * The parent a differencing VHDX names: its relative path first, then the
  * file name its absolute paths end with, each relative to the child's
  * folder. Its data write GUID should be the child's parent_linkage.
  */
 async function openParent(locator: ParentLocator, context: ContainerContext, where: string): Promise<{ parent: BlockSource; name: string }> {
-  const relative = locator.entries.get("relative_path");
-  const absolute = [locator.entries.get("absolute_win32_path"), locator.entries.get("volume_path")];
-  const names = [relative?.replace(/\\/g, "/").replace(/^(\.\/)+/, ""), ...[relative, ...absolute].map((p) => (p ? lastPathComponent(p) : undefined))].filter(
-    (n): n is string => !!n,
-  );
-  const candidates = [...new Set(names)];
+  const candidates = parentCandidates(locator);
   if (candidates.length === 0) throw new CorruptImageError(`${where}: the parent locator names no path`);
   const raw = await openFirstRelated(context, candidates, { raw: true });
   if (!raw) throw new DeviceError(`${where}: cannot find the parent VHDX (tried ${candidates.map((c) => `'${c}'`).join(", ")} next to it)`, "ENOENT");

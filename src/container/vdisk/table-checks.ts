@@ -79,11 +79,13 @@ export interface Overlap {
  * Blocks that must not overlap each other (of one size, or each its own).
  * Starts are collected during the pass over the table and checked once,
  * sorted. More bytes of blocks than the file holds is itself the proof, so
- * memory stays bounded by the file's size over the smallest block; past
- * that (or MAX_TRACKED) the rest are not tracked.
+ * memory stays bounded by the file's size over the smallest block (or
+ * ALWAYS_TRACKED blocks, whichever is more); past that (or MAX_TRACKED)
+ * the rest are not tracked.
  */
 export class OverlapCheck {
   private static readonly MAX_TRACKED = 4 << 20;
+  private static readonly ALWAYS_TRACKED = 1 << 16;
   private starts = new Float64Array(1024);
   private owners = new Float64Array(1024);
   /** Per-block lengths, once a block of another length is added (compressed VMDK grains). */
@@ -102,7 +104,8 @@ export class OverlapCheck {
 
   add(start: number, index: number, length = this.blockBytes): void {
     if (this.crowded !== undefined || this.count >= OverlapCheck.MAX_TRACKED) return;
-    if (this.bytes + length > this.fileSize) {
+    // Past the proof, a small table is still tracked whole, so a check can count each overlap.
+    if (this.bytes + length > this.fileSize && this.count >= OverlapCheck.ALWAYS_TRACKED) {
       this.crowded = `${this.describe(index)}: more blocks are in use (${this.count + 1}, ${this.bytes + length} bytes) than the file (${this.fileSize} bytes) can hold apart; blocks overlap`;
       return;
     }

@@ -5,9 +5,18 @@ import { printJson, warn } from "./output.js";
 
 const HELP = `
 qcow2: the refcounts and tables, counted as \`qemu-img check\` counts them
-(leaked clusters waste space; corruptions put data at risk). Compressed
-layers (.zst .xz .gz .bz2): decoded to the end, every checksum verified, as
-\`zstd -t\` / \`xz -t\` test them. A raw image has nothing to check.
+(leaked clusters waste space; corruptions put data at risk).
+VHDX: both headers and region tables, a log left to replay, the metadata,
+and every BAT entry (past the end of the file or inside the headers, log or
+metadata: what qemu-img check finds; an invalid state; blocks sharing bytes).
+VMDK (monolithicSparse, streamOptimized, split): every grain table entry
+(past the end of the file, as qemu-img check finds; inside the metadata or a
+table; grains sharing bytes), compressed grains' markers, the redundant
+grain directory against the primary, extent files that are missing.
+VHD (qemu-img has no check for it): both footers, the dynamic header and
+every BAT entry, as the specification has them.
+Compressed layers (.zst .xz .gz .bz2): decoded to the end, every checksum
+verified, as \`zstd -t\` / \`xz -t\` test them. A raw image has nothing to check.
 Each range of the disk a corruption puts in doubt is named with the
 partition that holds it. Nothing is repaired.
 
@@ -16,7 +25,7 @@ Exit status: 0 clean, 1 problems found (or the image cannot be read).`;
 export function registerCheck(program: Command): Command {
   return program
     .command("check")
-    .description("check a qcow2 or compressed image for corruption and leaks, as qemu-img check does")
+    .description("check a qcow2, VHDX, VMDK, VHD or compressed image for corruption and leaks, as qemu-img check does")
     .argument("<image>", "image file")
     .option("--json", "print the report as JSON")
     .addHelpText("after", HELP)

@@ -97,7 +97,7 @@ export const commands: CommandModule[] = [
   {
     names: ["check"],
     load: async () => [(await import("./check.js")).registerCheck],
-    listing: [["check [options] <image>", "check a qcow2 or compressed image for corruption and leaks, as qemu-img check does"]],
+    listing: [["check [options] <image>", "check a qcow2, VHDX, VMDK, VHD or compressed image for corruption and leaks, as qemu-img check does"]],
   },
 ];
 

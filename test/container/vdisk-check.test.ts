@@ -13,12 +13,14 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { decodeDynamicHeader } from "../../src/container/vhd/dynamic-header.js";
-import { decodeVhdFooter, FOOTER_BYTES } from "../../src/container/vhd/footer.js";
+import { decodeVhdFooter, encodeVhdFooter, FOOTER_BYTES } from "../../src/container/vhd/footer.js";
+import { vhdFormat } from "../../src/container/vhd/format.js";
 import { decodeBatEntry, encodeBatEntry, PayloadState } from "../../src/container/vhdx/bat.js";
 import { REGION } from "../../src/container/vhdx/guids.js";
 import { HEADER_OFFSETS } from "../../src/container/vhdx/header.js";
 import { decodeRegionTable, REGION_TABLE_OFFSETS } from "../../src/container/vhdx/region-table.js";
 import { decodeSparseHeader } from "../../src/container/vmdk/sparse-header.js";
+import { FileSource } from "../../src/io/file-source.js";
 import { needs } from "../helpers/env.js";
 import { platter, run } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -116,9 +118,27 @@ describe("platter check on virtual disks qemu-img made", { skip: needs("qemu-img
       assert.equal(footer.code, 1);
       assert.match(footer.text, /VHD footer at byte \d+: checksum 0x[0-9a-f]{8} should be 0x[0-9a-f]{8} \(its copy at byte 0 stands in\)/);
       assert.deepEqual(footer.report.damaged, []);
+      const hash = await platter(["hash", join(work, "footer.vhd"), "--hash", "sha256"]);
+      assert.equal(hash.stdout.split(" ")[0], readFileSync(join(dir, "vpc/dynamic.vhd.sha256"), "utf8").trim(), "still read, through the copy");
       const header = await platterCheck(damaged("vpc/dynamic.vhd", "header.vhd", (image) => (image[FOOTER_BYTES + 36] ^= 0x01)));
       assert.equal(header.code, 1);
       assert.match(header.text, /dynamic disk header checksum/);
+    });
+
+    test("a fixed VHD whose footer claims more than the file holds: a corruption, the missing bytes in doubt (the CLI, like qemu-img, calls such a file raw)", async () => {
+      const path = damaged("vpc/fixed.vhd", "short-fixed.vhd", (image) => {
+        const footer = decodeVhdFooter(image.subarray(image.length - FOOTER_BYTES), "footer");
+        encodeVhdFooter({ ...footer, currentSize: footer.currentSize + MiB }).copy(image, image.length - FOOTER_BYTES);
+      });
+      const file = await FileSource.open(path);
+      try {
+        const report = await vhdFormat.check?.(file);
+        assert.equal(report?.corruptions, 1);
+        assert.match(report?.problems[0]?.message ?? "", /VHD: fixed disk of \d+ bytes, but the file holds \d+ before its footer/);
+        assert.deepEqual(report?.damagedGuestRanges, [[file.size - FOOTER_BYTES, MiB]]);
+      } finally {
+        await file.close();
+      }
     });
 
     test("hostile: every BAT entry pointing at one block is bounded work, each overlap counted", async () => {

@@ -8,7 +8,7 @@ import { mergeRanges } from "../util/ranges.js";
 import type { ContainerCheckReport, ContainerName } from "./format.js";
 
 /** Problems listed one by one; beyond, only counted. */
-export const MAX_PROBLEMS = 1000;
+const MAX_PROBLEMS = 1000;
 
 export interface CheckProblem {
   severity: "corruption" | "leak";

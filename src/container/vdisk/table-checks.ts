@@ -124,47 +124,40 @@ export class OverlapCheck {
 
   /** The opener's check: the first problem thrown. */
   check(): void {
-    const first = this.problems(1);
-    if (first.crowded) throw new CorruptImageError(first.crowded);
-    if (first.listed[0]) throw new CorruptImageError(first.listed[0].message);
+    const crowded = this.eachOverlap(({ message }) => {
+      throw new CorruptImageError(message);
+    });
+    if (crowded) throw new CorruptImageError(crowded);
   }
 
-  /** Every block that starts inside another (counted; the first `limit` named), and whether tracking stopped. */
-  problems(limit: number): { count: number; listed: Overlap[]; crowded?: string } {
-    const result: { count: number; listed: Overlap[]; crowded?: string } = { count: 0, listed: [], ...(this.crowded ? { crowded: this.crowded } : {}) };
+  /** `each` hears of every block that starts inside another; returns why tracking stopped, if it did. */
+  eachOverlap(each: (overlap: Overlap) => void): string | undefined {
     const starts = this.starts.subarray(0, this.count);
     if (!this.lengths) {
       // Most tables are sound: sorting the starts alone says so, fast.
       const sorted = starts.slice().sort();
       let any = false;
       for (let i = 1; i < sorted.length && !any; i++) any = sorted[i] < sorted[i - 1] + this.blockBytes;
-      if (!any) return result;
+      if (!any) return this.crowded;
     }
     const order = new Uint32Array(this.count).map((_, i) => i);
     order.sort((a, b) => starts[a] - starts[b] || this.owners[a] - this.owners[b]);
+    // The block reaching furthest so far: a start before its end is inside it.
     let reach = -1;
     let reachEnd = -Infinity;
     for (const i of order) {
       const start = starts[i];
-      const end = start + (this.lengths ? this.lengths[i] : this.blockBytes);
       if (start < reachEnd) {
-        result.count++;
-        if (result.listed.length < limit) {
-          const first = this.owners[reach];
-          const second = this.owners[i];
-          result.listed.push({
-            first,
-            second,
-            message: `${this.describe(second)} points at byte ${start}, inside the block of ${this.describe(first).replace(/^.*?: /, "")} (at byte ${starts[reach]})`,
-          });
-        }
+        const [first, second] = [this.owners[reach], this.owners[i]];
+        each({ first, second, message: `${this.describe(second)} points at byte ${start}, inside the block of ${this.describe(first).replace(/^.*?: /, "")} (at byte ${starts[reach]})` });
       }
+      const end = start + (this.lengths ? this.lengths[i] : this.blockBytes);
       if (end > reachEnd) {
         reach = i;
         reachEnd = end;
       }
     }
-    return result;
+    return this.crowded;
   }
 }
 

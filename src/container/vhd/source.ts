@@ -20,7 +20,6 @@ import { blockExtents, type BlockState } from "../vdisk/block-walk.js";
 import { type DiskExtent, MappedDisk } from "../vdisk/mapped-disk.js";
 import { PagedTable } from "../vdisk/paged-table.js";
 import { openFirstRelated } from "../vdisk/related.js";
-import { MAX_PROBLEMS } from "../check-findings.js";
 import { blockPlaceProblem, MetadataRegions, OverlapCheck, openerSink, type ProblemSink } from "../vdisk/table-checks.js";
 import { decodeDynamicHeader, DYNAMIC_HEADER_BYTES, type DynamicHeader } from "./dynamic-header.js";
 import { decodeVhdFooter, FOOTER_BYTES, footerProblem, formatUniqueId, hasVhdCookie, type VhdFooter } from "./footer.js";
@@ -228,11 +227,11 @@ export function sectorBitmapBytes(blockSize: number): number {
 }
 
 /**
- * Every allocated block (its sector bitmap and data, `span` bytes) inside
- * the file, clear of the metadata, apart from every other block; each
- * problem sent to `sink` with the guest bytes of the blocks it concerns.
+ * Every allocated block (its sector bitmap, then its data) inside the
+ * file, clear of the metadata, apart from every other block; each problem
+ * sent to `sink` with the guest bytes of the blocks it concerns.
  */
-export async function walkBat(file: BlockSource, bat: PagedTable, disk: { blockSize: number; size: number }, metadata: MetadataRegions, where: string, sink: ProblemSink): Promise<void> {
+async function walkBat(file: BlockSource, bat: PagedTable, disk: { blockSize: number; size: number }, metadata: MetadataRegions, where: string, sink: ProblemSink): Promise<void> {
   const span = disk.blockSize + sectorBitmapBytes(disk.blockSize);
   const describe = (index: number) => `${where} BAT entry ${index}`;
   const guestOf = (index: number): [number, number] => [index * disk.blockSize, Math.max(0, Math.min(disk.blockSize, disk.size - index * disk.blockSize))];
@@ -246,11 +245,8 @@ export async function walkBat(file: BlockSource, bat: PagedTable, disk: { blockS
       else overlaps.add(sector * 512, first + i);
     }
   }
-  const { crowded, listed } = overlaps.problems(MAX_PROBLEMS);
+  const crowded = overlaps.eachOverlap(({ first, second, message }) => sink(message, guestOf(second), guestOf(first)));
   if (crowded) sink(crowded);
-  for (const { first, second, message } of listed) {
-    sink(message, guestOf(second), guestOf(first));
-  }
 }
 
 /** The locators' data (checked to lie in the file, apart from the rest), by platform. */

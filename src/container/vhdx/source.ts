@@ -17,7 +17,6 @@ import { blockExtents, type BlockState } from "../vdisk/block-walk.js";
 import { type DiskExtent, MappedDisk } from "../vdisk/mapped-disk.js";
 import { PagedTable } from "../vdisk/paged-table.js";
 import { lastPathComponent, openFirstRelated } from "../vdisk/related.js";
-import { MAX_PROBLEMS } from "../check-findings.js";
 import { blockPlaceProblem, MetadataRegions, openerSink, OverlapCheck, type ProblemSink } from "../vdisk/table-checks.js";
 import { BatLayout, BitmapState, decodeBatEntry, MiB, PayloadState } from "./bat.js";
 import { decodeCreator } from "./file-identifier.js";
@@ -353,9 +352,8 @@ async function walkBat(view: BlockSource, bat: PagedTable, layout: BatLayout, me
       }
     }
   }
-  const { crowded, listed } = blocks.problems(MAX_PROBLEMS);
+  const crowded = blocks.eachOverlap(({ first, second, message }) => sink(message, guestOf(second), guestOf(first)));
   if (crowded) sink(crowded);
-  for (const { first, second, message } of listed) sink(message, guestOf(second), guestOf(first));
 }
 
 /** Names to look for the parent by, best first: its relative path, then the file name its paths end with. */

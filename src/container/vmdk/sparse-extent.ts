@@ -18,7 +18,6 @@ import { LruCache } from "../../util/lru.js";
 import { decompressBlock } from "../codec/zlib-block.js";
 import type { BlockState } from "../vdisk/block-walk.js";
 import { PagedTable } from "../vdisk/paged-table.js";
-import { MAX_PROBLEMS } from "../check-findings.js";
 import { blockPlaceProblem, MetadataRegions, OverlapCheck, type ProblemSink } from "../vdisk/table-checks.js";
 import { decodeGrainMarker, decodeMetadataMarker, GRAIN_MARKER_BYTES, MarkerType } from "./marker.js";
 import { COMPRESSION_DEFLATE, decodeSparseHeader, Flags, SECTOR, type SparseHeader } from "./sparse-header.js";
@@ -220,9 +219,8 @@ export class SparseExtent {
         if (length !== undefined) grains.add(start, grain, length);
       }
     }
-    const { crowded, listed } = grains.problems(MAX_PROBLEMS);
+    const crowded = grains.eachOverlap(({ first, second, message }) => sink(message, this.guestOf(second), this.guestOf(first)));
     if (crowded) sink(crowded);
-    for (const { first, second, message } of listed) sink(message, this.guestOf(second), this.guestOf(first));
   }
 
   /** A compressed grain's marker at `start`: its own first sector, its bytes inside the file. Its length in the file, if sound. */

@@ -325,6 +325,17 @@ describe("platter check on virtual disks qemu-img made", { skip: needs("qemu-img
       assert.match(text, /compressed grain at byte \d+ \(extent offset 1114112\): its marker says sector 2048, not 2176/);
     });
 
+    test("hostile: every entry of a grain table naming one grain is bounded work, each overlap counted", async () => {
+      const path = damaged("vmdk/sparse.vmdk", "one-grain.vmdk", (image) => {
+        const first = image.readUInt32LE(tables(image).gt);
+        for (let i = 0; i < 512; i++) setEntry(image, i, first);
+      });
+      const { code, report } = await platterCheck(path);
+      assert.equal(code, 1);
+      assert.equal(report.corruptions, 511);
+      assert.deepEqual(report.damaged.map((d) => [d.offset, d.length]), [[0, 512 * 65536]]);
+    });
+
     test("a flat extent file missing: qemu-img cannot open it; platter exits 1 naming the extent", async () => {
       const alone = join(work, "flat-alone");
       mkdirSync(alone, { recursive: true });

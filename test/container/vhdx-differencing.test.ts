@@ -144,6 +144,25 @@ describe("differencing VHDX", { skip: needs("qemu-img", "qemu-io", "gcc") }, () 
     assert.equal(check.code, 0, check.stdout + check.stderr);
   });
 
+  test("check: a partially present block whose chunk has no sector bitmap is a corruption, the block in doubt", async () => {
+    const image = readFileSync(child);
+    const bat = decodeRegionTable(image.subarray(REGION_TABLE_OFFSETS[0])).find((r) => r.guid === REGION.bat);
+    assert.ok(bat);
+    const layout = new BatLayout(SIZE, MiB, 512, true);
+    encodeBatEntry({ state: 0, offset: 0 }, image, bat.fileOffset + layout.bitmapEntry(0) * 8);
+    const path = join(work, "no-bitmap.vhdx");
+    writeFileSync(path, image);
+    const r = await platter(["check", "--json", path]);
+    assert.equal(r.code, 1);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.corruptions, 1);
+    assert.match(report.checks[0].problems[0].message, /BAT entry 18 is partially present, but the sector bitmap of its chunk \(BAT entry 4096\) is not/);
+    assert.deepEqual(
+      report.damaged.map((d: { offset: number; length: number }) => [d.offset, d.length]),
+      [[PARTIAL * MiB, MiB]],
+    );
+  });
+
   test("a parent not found: one line naming the paths tried, exit 1", async () => {
     const orphanDir = tempDir();
     const orphan = join(orphanDir, "orphan.vhdx");

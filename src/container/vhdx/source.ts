@@ -321,12 +321,19 @@ async function walkBat(view: BlockSource, bat: PagedTable, layout: BatLayout, me
   };
   // Payload blocks and sector bitmap blocks, all apart from each other.
   const blocks = new OverlapCheck(layout.blockSize, view.size, describe);
+  /** Partially present blocks of the chunk walked: its sector bitmap (the entry after them) must be present. */
+  let partial: number[] = [];
   for await (const { page, first, count } of bat.scan()) {
     for (let i = 0; i < count; i++) {
       const index = first + i;
       const { state, offset } = decodeBatEntry(page, i * 8);
       if (layout.isBitmapEntry(index)) {
-        if (state === BitmapState.notPresent) continue;
+        const needed = partial;
+        partial = [];
+        if (state === BitmapState.notPresent) {
+          for (const p of needed) sink(`${describe(p)} is partially present, but the sector bitmap of its chunk (BAT entry ${index}) is not`, guestOf(p));
+          continue;
+        }
         if (state !== BitmapState.present) {
           sink(`${describe(index)} (a sector bitmap) has unknown state ${state}`, guestOf(index));
           continue;
@@ -347,6 +354,7 @@ async function walkBat(view: BlockSource, bat: PagedTable, layout: BatLayout, me
         const problem = blockPlaceProblem(offset, length, view.size, metadata, what);
         if (problem) sink(problem, guestOf(index));
         else blocks.add(offset, index, length);
+        if (state === PayloadState.partiallyPresent) partial.push(index);
       } else if (!ABSENT_STATES.has(state)) {
         sink(`${what} has unknown state ${state}`, guestOf(index));
       }

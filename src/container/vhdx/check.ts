@@ -5,8 +5,8 @@
  * it refuses to read without `-r all`) and what the specification (MS-VHDX)
  * requires beyond it: both headers and both region tables sound (one
  * damaged is a problem the image survives: the other stands in), two valid
- * headers with one sequence number the same header, the metadata items
- * present and sane, every BAT state valid for the disk's type, and no two
+ * headers that share a sequence number identical (else qemu cannot tell
+ * which is current), the metadata items present and sane, every BAT state valid for the disk's type, and no two
  * blocks sharing bytes. The tables are walked as the opener walks them,
  * every problem listed instead of the first thrown. A log is checked and
  * replayed in memory, as the opener does, and the tables checked as replayed.
@@ -39,7 +39,6 @@ export async function checkVhdx(file: BlockSource): Promise<ContainerCheckReport
   }
   if (headers.length === 0) return findings.report("vhdx");
   if (headers.length === 2 && headers[0].readBigUInt64LE(8) === headers[1].readBigUInt64LE(8) && !headers[0].equals(headers[1])) {
-    // qemu refuses such a file: which header is current cannot be told.
     error(`${where}: both headers have sequence number ${headers[0].readBigUInt64LE(8)} but differ`);
   }
   const header = await currentHeader(file, where);

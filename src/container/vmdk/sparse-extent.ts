@@ -192,8 +192,8 @@ export class SparseExtent {
    * grains sharing bytes; a compressed grain's marker naming its own
    * sector and fitting in the file; the redundant grain directory and its
    * tables the same as the primary's. `base`: where the extent starts in
-   * the disk. qemu-img check finds only grains
-   * past the end of the file ("cluster offset for sector N points after EOF").
+   * the disk. qemu-img check finds only grains past the end of the file
+   * ("cluster offset for sector N points after EOF").
    */
   async check(report: ProblemSink, base = 0): Promise<void> {
     // Guest bytes of the disk, not of the extent: it starts `base` bytes in.

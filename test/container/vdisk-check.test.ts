@@ -16,7 +16,8 @@ import { decodeDynamicHeader } from "../../src/container/vhd/dynamic-header.js";
 import { decodeVhdFooter, encodeVhdFooter, FOOTER_BYTES } from "../../src/container/vhd/footer.js";
 import { vhdFormat } from "../../src/container/vhd/format.js";
 import { decodeBatEntry, encodeBatEntry, PayloadState } from "../../src/container/vhdx/bat.js";
-import { REGION } from "../../src/container/vhdx/guids.js";
+import { METADATA_ITEM, REGION } from "../../src/container/vhdx/guids.js";
+import { decodeMetadataTable, METADATA_TABLE_BYTES } from "../../src/container/vhdx/metadata.js";
 import { HEADER_OFFSETS } from "../../src/container/vhdx/header.js";
 import { decodeRegionTable, REGION_TABLE_OFFSETS } from "../../src/container/vhdx/region-table.js";
 import { decodeSparseHeader } from "../../src/container/vmdk/sparse-header.js";
@@ -232,6 +233,25 @@ describe("platter check on virtual disks qemu-img made", { skip: needs("qemu-img
       assert.equal(code, 1);
       assert.equal(report.corruptions, 1);
       assert.match(text, /the log holds 1 change\(s\) its writer did not finish applying \(qemu-img check -r all replays them\)/);
+    });
+
+    test("hostile: a virtual size of 1 TiB, then 64 TiB, in a 17 MiB file: the short BAT is a corruption (qemu-img refuses the file), the huge one a clean refusal", async () => {
+      const withSize = (as: string, size: number) =>
+        damaged("vhdx/block1m.vhdx", as, (image) => {
+          const md = decodeRegionTable(image.subarray(REGION_TABLE_OFFSETS[0])).find((r) => r.guid === REGION.metadata);
+          assert.ok(md);
+          const items = decodeMetadataTable(image.subarray(md.fileOffset, md.fileOffset + METADATA_TABLE_BYTES), md.length, "metadata");
+          const item = items.find((i) => i.itemId === METADATA_ITEM.virtualDiskSize);
+          image.writeBigUInt64LE(BigInt(size), md.fileOffset + (item?.offset ?? 0));
+        });
+      const short = withSize("short-bat.vhdx", 1024 ** 4);
+      assert.notEqual((await qemuCheck(short, "vhdx")).code, 0);
+      const { code, text } = await platterCheck(short);
+      assert.equal(code, 1);
+      assert.match(text, /the BAT region holds 131072 entries, the disk needs 1048831/);
+      const huge = await platter(["check", withSize("huge.vhdx", 64 * 1024 ** 4)]);
+      assert.equal(huge.code, 1);
+      assert.equal(huge.stderr, `platter: ${join(work, "huge.vhdx")}: VHDX: a BAT of 67125247 entries: more than any real VHDX has\n`);
     });
 
     test("hostile: a partially present block in a disk with no parent, an unknown state: named, not read", async () => {

@@ -75,6 +75,8 @@ export interface Superblock {
   firstMetaBg: number;
   /** Blocks kept after the group descriptors for online resizing (in every group with a superblock backup). */
   reservedGdtBlocks: number;
+  /** s_journal_inum: the inode of an internal journal (8), or 0. */
+  journalInode: number;
   /** sparse_super2: the only two groups (besides 0) that hold backups. */
   backupBgs: [number, number];
 }
@@ -151,6 +153,7 @@ export function decodeSuperblock(b: Buffer): Superblock {
     clusterRatio,
     firstMetaBg: b.readUInt32LE(260),
     reservedGdtBlocks: b.readUInt16LE(206),
+    journalInode: b.readUInt32LE(224),
     backupBgs: [b.readUInt32LE(588), b.readUInt32LE(592)],
   };
 }

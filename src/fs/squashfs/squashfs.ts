@@ -12,7 +12,7 @@ import { newDecodeDev } from "../device-number.js";
 import { checkFileRange } from "../file-io.js";
 import { ListingCache } from "../listing-cache.js";
 import { decodeName, nameBytes } from "../names.js";
-import type { FileSystem, FileType, FsDirEntry, FsNode, FsStat } from "../types.js";
+import type { FileExtent, FileSystem, FileType, FsDirEntry, FsNode, FsRegion, FsStat } from "../types.js";
 import { checkCompressorOptions, decompressorFor } from "./compressor.js";
 import { type DirectoryEntry, directoryEntries } from "./directory.js";
 import { decodeBlockSize, decodeFragmentEntry, FRAGMENT_ENTRY_SIZE, type FragmentEntry } from "./fragment.js";
@@ -365,6 +365,35 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
     const tail = fileSize - blocks.length * bs;
     if (tail > 0) add(blocks.length * bs, tail);
     return ranges;
+  }
+
+  /**
+   * A file's data blocks and the fragment holding its tail, as stored
+   * (compressed): each holds a block of the file, and a damaged byte loses
+   * it all. Directories and symlinks live in the metadata tables (regions()).
+   */
+  async *extents(node: SquashfsNode): AsyncGenerator<FileExtent> {
+    const inode = node.inode;
+    if (inode.kind !== "file") return;
+    const { blocks, starts } = await this.layout(node);
+    const bs = this.superblock.blockSize;
+    for (let i = 0; i < blocks.length; i++) {
+      const { size } = decodeBlockSize(blocks[i] as number);
+      if (size > 0) yield { fileOffset: i * bs, length: Math.min(bs, inode.fileSize - i * bs), fsOffset: starts[i] as number, fsLength: size };
+    }
+    const tail = inode.fileSize - blocks.length * bs;
+    if (tail > 0 && inode.fragment !== NO_FRAGMENT) {
+      const entry = await this.fragment(inode.fragment);
+      yield { fileOffset: blocks.length * bs, length: tail, fsOffset: entry.start, fsLength: decodeBlockSize(entry.sizeWord).size };
+    }
+  }
+
+  /** The superblock, the inode table, and what follows the data: directories, then the fragment, export, id and xattr tables. */
+  async *regions(): AsyncGenerator<FsRegion> {
+    const sb = this.superblock;
+    yield { what: "superblock", fsOffset: 0, length: SUPERBLOCK_SIZE };
+    yield { what: "inode table", fsOffset: sb.inodeTableStart, length: this.inodeTableEnd - sb.inodeTableStart };
+    yield { what: "directory table and lookup tables", fsOffset: sb.directoryTableStart, length: sb.bytesUsed - sb.directoryTableStart };
   }
 
   async close(): Promise<void> {}

@@ -36,12 +36,14 @@ import {
 } from "./inode.js";
 import {
   COMPAT_HAS_JOURNAL,
+  COMPAT_RESIZE_INODE,
   decodeSuperblock,
   extFlavour,
   groupCount,
   INCOMPAT_FILETYPE,
   INCOMPAT_READABLE,
   INCOMPAT_RECOVER,
+  RESIZE_INODE,
   type Superblock,
   SUPERBLOCK_OFFSET,
   SUPERBLOCK_SIZE,
@@ -298,10 +300,14 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
    * fast symlink and a device keep everything in the inode.
    */
   async *extents(node: ExtNode): AsyncGenerator<FileExtent> {
-    const sb = this.superblock;
-    const bs = sb.blockSize;
+    yield { fileOffset: 0, length: node.inode.size, fsOffset: await this.inodeOffset(node.ino), fsLength: this.superblock.inodeSize, map: true };
+    yield* this.blockPieces(node);
+  }
+
+  /** The blocks of a file's map and its written blocks. */
+  private async *blockPieces(node: ExtNode): AsyncGenerator<FileExtent> {
+    const bs = this.superblock.blockSize;
     const size = node.inode.size;
-    yield { fileOffset: 0, length: size, fsOffset: await this.inodeOffset(node.ino), fsLength: sb.inodeSize, map: true };
     const type = node.stat.type;
     if ((type !== "file" && type !== "dir" && type !== "symlink") || this.isFastSymlink(node) || node.inode.flags & FLAG_INLINE_DATA) return;
     const { runs, mapBlocks } = await this.fileMap(node);
@@ -315,7 +321,7 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     }
   }
 
-  /** The primary superblock and group descriptors, each group's bitmaps and inode table, and the journal. */
+  /** The primary superblock and group descriptors, each group's bitmaps and inode table, the reserved GDT blocks, and the journal. */
   async *regions(): AsyncGenerator<FsRegion> {
     const sb = this.superblock;
     const bs = sb.blockSize;
@@ -332,11 +338,12 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
       yield { what: `inode bitmap of group ${g}`, fsOffset: gd.inodeBitmap * bs, length: bs };
       yield { what: `inode table of group ${g}`, fsOffset: gd.inodeTable * bs, length: inodeTableBytes };
     }
-    if (sb.featureCompat & COMPAT_HAS_JOURNAL && sb.journalInode !== 0) {
-      const journal = await this.node(sb.journalInode);
-      for await (const piece of this.extents(journal)) {
-        if (!piece.map) yield { what: "journal", fsOffset: piece.fsOffset, length: piece.fsLength };
-      }
+    const hidden: Array<[number, string]> = [];
+    if (sb.featureCompat & COMPAT_RESIZE_INODE) hidden.push([RESIZE_INODE, "reserved GDT blocks (resize inode)"]);
+    if (sb.featureCompat & COMPAT_HAS_JOURNAL && sb.journalInode !== 0) hidden.push([sb.journalInode, "journal"]);
+    // Inodes no directory names: their blocks, and the blocks of their maps, are the filesystem's own.
+    for (const [ino, what] of hidden) {
+      for await (const piece of this.blockPieces(await this.node(ino))) yield { what, fsOffset: piece.fsOffset, length: piece.fsLength };
     }
   }
 

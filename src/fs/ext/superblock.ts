@@ -9,6 +9,9 @@ export const SUPERBLOCK_SIZE = 1024;
 export const EXT_MAGIC = 0xef53;
 
 export const COMPAT_HAS_JOURNAL = 0x4;
+export const COMPAT_RESIZE_INODE = 0x10;
+/** The inode whose block map holds the reserved GDT blocks (and their backups) when COMPAT_RESIZE_INODE is set. */
+export const RESIZE_INODE = 7;
 
 export const INCOMPAT_COMPRESSION = 0x1;
 export const INCOMPAT_FILETYPE = 0x2;

@@ -181,7 +181,7 @@ async function ownersOf(disk: BlockSource, ranges: Array<[number, number]>, warn
   if (ranges.length === 0) return damaged;
   let holders: Holder[] = [];
   try {
-    holders = await holdersOf(disk);
+    holders = await holdersOf(disk, warnings);
   } catch (err) {
     if (!(err instanceof PlatterError)) throw err;
     warnings.push(`the partition table could not be read to name what the damage hits: ${err.message}`);
@@ -210,10 +210,15 @@ async function ownersOf(disk: BlockSource, ranges: Array<[number, number]>, warn
   return damaged;
 }
 
-/** The partitions of the disk (not extended containers), or the whole disk when it has none and holds a filesystem. */
-async function holdersOf(disk: BlockSource): Promise<Holder[]> {
+/**
+ * The partitions of the disk (not extended containers), or the whole disk
+ * when it has none and holds a filesystem; the table's and probes' warnings
+ * (a partition whose filesystem the damage hides) go to `warnings`.
+ */
+async function holdersOf(disk: BlockSource, warnings: string[]): Promise<Holder[]> {
   const table = await readDiskTable(disk);
   const report = await reportPartitions(disk);
+  warnings.push(...report.warnings);
   const partitions = table.partitions.filter((p) => !p.container);
   if (partitions.length === 0) {
     return report.filesystem ? [{ number: null, offset: 0, length: disk.size, filesystem: report.filesystem, label: report.label, source: () => disk }] : [];

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { pattern } from "../helpers/data.js";
 import { needs } from "../helpers/env.js";
-import { zeroRefcountOf } from "../helpers/qcow2-damage.js";
+import { l2EntryOf, zeroRefcountOf } from "../helpers/qcow2-damage.js";
 import { platter, sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 
@@ -58,12 +58,18 @@ const dataHits = (owner: Owner) =>
 describe("platter check names the files in a damaged cluster, as the real tools place them", { skip: needs("qemu-img") }, () => {
   const dir = tempDir();
 
-  /** `raw` as a qcow2 with the guest cluster holding `guest` damaged; platter check's JSON report and text. */
-  async function checkDamaged(raw: string, guest: number) {
+  /** An L2 entry past the end of the file: the guest cluster cannot be read at all. */
+  async function pointPastEnd(image: Buffer, guest: number): Promise<void> {
+    const { at } = await l2EntryOf(image, guest);
+    image.writeBigUInt64BE((1n << 63n) | BigInt(image.length + CLUSTER * 100), at);
+  }
+
+  /** `raw` as a qcow2 with the guest cluster holding `guest` damaged (its refcount zeroed); platter check's JSON report and text. */
+  async function checkDamaged(raw: string, guest: number, damage: (image: Buffer, guest: number) => Promise<void> = zeroRefcountOf) {
     const qcow2 = `${raw}.qcow2`;
     await sh(`qemu-img convert -q -f raw -O qcow2 ${raw} ${qcow2}`);
     const image = readFileSync(qcow2);
-    await zeroRefcountOf(image, guest);
+    await damage(image, guest);
     writeFileSync(qcow2, image);
     const json = await platter(["check", qcow2, "--json"]);
     assert.equal(json.code, 1, json.stderr);
@@ -116,6 +122,41 @@ describe("platter check names the files in a damaged cluster, as the real tools 
       const big = expected.find((h) => h.path === "/big.bin");
       if (big) assert.match(text, new RegExp(`^  /big\\.bin \\(bytes ${big.offset}-${big.offset + big.length - 1} of the file\\)$`, "m"));
     }
+  });
+
+  test("ext4: a directory that cannot be read is named, a warning says its files are not, and the rest of the tree is walked; a filesystem that cannot be walked or probed is still listed, with a warning", { skip: needs("mkfs.ext4", "debugfs", "sfdisk") }, async () => {
+    const tree = join(dir, "unreadable-tree");
+    await sh(`mkdir -p ${tree}/a ${tree}/lost/inner`);
+    writeFileSync(join(tree, "a", "before.bin"), pattern(200_000, 1));
+    for (let i = 0; i < 5; i++) writeFileSync(join(tree, "lost", `gone${i}`), pattern(100, 30 + i));
+    writeFileSync(join(tree, "zz-after.bin"), pattern(200_000, 2));
+    const fsImage = join(dir, "unreadable.fs");
+    const disk = join(dir, "unreadable-disk.img");
+    await sh(`mkfs.ext4 -q -F -b 4096 -d ${tree} ${fsImage} 16M`);
+    await sh(`truncate -s 18M ${disk} && echo '2048,32768,L' | sfdisk -q ${disk} && dd if=${fsImage} of=${disk} bs=1M seek=1 conv=notrunc status=none`);
+    const blockOf = async (path: string) => Number((await sh(`debugfs -R 'blocks ${path}' ${fsImage} 2>/dev/null`)).trim().split(/\s+/)[0]);
+    const lost = await blockOf("/lost");
+    const clusterOf = (block: number) => Math.floor((MiB + block * 4096) / CLUSTER);
+    for (const other of ["/", "/a", "/a/before.bin", "/zz-after.bin"]) assert.notEqual(clusterOf(await blockOf(other)), clusterOf(lost), `${other} is elsewhere`);
+
+    const { report } = await checkDamaged(disk, MiB + lost * 4096, pointPastEnd);
+    const owner = report.damaged[0].partitions[0] as Owner;
+    assert.ok(owner.files?.some((f) => f.path === "/lost" && !f.map), "the directory's own block is named");
+    assert.ok(!owner.files?.some((f) => f.path.startsWith("/lost/")), "nothing below it could be listed");
+    assert.ok(report.warnings.some((w: string) => /^partition 1 \(ext4\): \/lost could not be read \(.*\): the files below it are not named$/.test(w)), report.warnings.join("\n"));
+
+    // The inode table holding the root's inode: the filesystem opens but cannot be walked.
+    const inodeTable = Number(/Group\s+0: .*inode table at (\d+)/.exec(await sh(`debugfs -R stats ${fsImage} 2>/dev/null`))?.[1]);
+    const unwalkable = (await checkDamaged(disk, MiB + inodeTable * 4096, pointPastEnd)).report;
+    const partition = unwalkable.damaged[0].partitions[0] as Owner;
+    assert.deepEqual([partition.number, partition.filesystem, partition.files], [1, "ext4", null]);
+    assert.ok(unwalkable.warnings.some((w: string) => /^partition 1 \(ext4\) could not be walked, so the files the damage hits there are not named: /.test(w)), unwalkable.warnings.join("\n"));
+
+    // The superblock: not even the filesystem can be told; the partition is still listed.
+    const blind = (await checkDamaged(disk, MiB, pointPastEnd)).report;
+    const unknown = blind.damaged[0].partitions[0] as Owner;
+    assert.deepEqual([unknown.number, unknown.filesystem, unknown.files], [1, null, null]);
+    assert.ok(blind.warnings.some((w: string) => /^partition 1 of .*: filesystem unknown \(.*past the end of the file/.test(w)), blind.warnings.join("\n"));
   });
 
   test("FAT16 on the whole disk: the files whose clusters mshowfat places in the damaged cluster", { skip: needs("mkfs.vfat", "mcopy", "mshowfat", "fsck.fat") }, async () => {

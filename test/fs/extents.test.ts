@@ -3,22 +3,25 @@
  * tools do: debugfs stat/imap/stats (ext extent trees, block maps with
  * indirect blocks, sparse and preallocated files), mshowfat and fsck.fat
  * (FAT cluster chains), xorriso report_lba (ISO 9660 sections, a
- * multi-extent file), and for exFAT, whose tools print no cluster chains,
- * the bytes found at the pieces hash as the exfat-fuse mount read the file.
+ * multi-extent file); for exFAT, whose tools print no cluster chains, the
+ * bytes found at the pieces hash as the exfat-fuse mount read the file, and
+ * for squashfs, written uncompressed by mksquashfs, they are the source's.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { openExfat } from "../../src/fs/exfat/index.js";
 import { openExt } from "../../src/fs/ext/index.js";
 import { openFat } from "../../src/fs/fat/index.js";
 import { openIso9660 } from "../../src/fs/iso9660/index.js";
+import { openSquashfs } from "../../src/fs/squashfs/index.js";
 import type { FileExtent, FileSystem, FsNode, FsRegion } from "../../src/fs/types.js";
 import { walk } from "../../src/fs/walk.js";
 import type { BlockSource } from "../../src/io/block-source.js";
 import { openSource } from "../../src/io/file-source.js";
+import { pattern } from "../helpers/data.js";
 import { needs } from "../helpers/env.js";
 import { fixture } from "../helpers/fixtures.js";
 import { platter, sh } from "../helpers/run.js";
@@ -229,6 +232,30 @@ describe("extents() and regions() agree with the real tools", () => {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    });
+  });
+
+  describe("squashfs, against what mksquashfs stored", { skip: needs("mksquashfs") }, () => {
+    test("uncompressed data blocks hold the source's blocks, a sparse block has no piece, and the tail is in its fragment", async () => {
+      const dir = tempDir();
+      const data = pattern(5 * 4096 + 1000, 17);
+      data.fill(0, 2 * 4096, 3 * 4096); // a sparse block
+      await sh(`mkdir ${dir}/src`);
+      writeFileSync(join(dir, "src", "file.bin"), data);
+      writeFileSync(join(dir, "src", "tiny.txt"), "tail only\n");
+      const image = join(dir, "fs.sqfs");
+      await sh(`mksquashfs ${dir}/src ${image} -b 4096 -noI -noD -noF -noX -no-xattrs -quiet -noappend`);
+      const raw = readFileSync(image);
+      await withFs(image, openSquashfs, async (fs) => {
+        const pieces = await piecesOf(fs, await nodeAt(fs, "/file.bin"));
+        assert.deepEqual(pieces.map((p) => p.fileOffset), [0, 4096, 3 * 4096, 4 * 4096, 5 * 4096]);
+        for (const p of pieces.slice(0, -1)) assert.ok(raw.subarray(p.fsOffset, p.fsOffset + p.fsLength).equals(data.subarray(p.fileOffset, p.fileOffset + p.length)));
+        const tail = pieces.at(-1) as FileExtent;
+        assert.equal(tail.length, 1000);
+        assert.ok(raw.subarray(tail.fsOffset, tail.fsOffset + tail.fsLength).includes(data.subarray(5 * 4096)), "the tail is in the fragment block");
+        const [tiny] = await piecesOf(fs, await nodeAt(fs, "/tiny.txt"));
+        assert.ok(raw.subarray(tiny?.fsOffset, (tiny?.fsOffset ?? 0) + (tiny?.fsLength ?? 0)).includes("tail only\n"));
+      });
     });
   });
 });

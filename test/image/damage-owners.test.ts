@@ -1,0 +1,73 @@
+/**
+ * ownersInFilesystem: each damaged range gets the files debugfs places in
+ * it, and only those; hard links are named by every path with one read of
+ * the file's map; the list stops at its cap and counts the rest.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { before, describe, test } from "node:test";
+import { type ExtFileSystem, type ExtNode, openExt } from "../../src/fs/ext/index.js";
+import type { FileExtent } from "../../src/fs/types.js";
+import { ownersInFilesystem } from "../../src/image/damage-owners.js";
+import { openSource } from "../../src/io/file-source.js";
+import { needs } from "../helpers/env.js";
+import { fixture } from "../helpers/fixtures.js";
+import { sh } from "../helpers/run.js";
+
+describe("ownersInFilesystem on ext4.img", { skip: needs("debugfs", "mkfs.ext4", "e2fsck") }, () => {
+  let img = "";
+  before(async () => {
+    img = join(await fixture("make-ext-images.sh", "ext"), "ext4.img");
+  });
+
+  async function withExt<T>(fn: (fs: ExtFileSystem) => Promise<T>): Promise<T> {
+    const source = await openSource(img);
+    try {
+      return await fn(await openExt(source));
+    } finally {
+      await source.close();
+    }
+  }
+
+  const firstBlock = async (path: string) => Number((await sh(`debugfs -R 'blocks ${path}' ${img} 2>/dev/null`)).trim().split(/\s+/)[0]);
+
+  test("two ranges, each the first block of a file: each names its file, as debugfs blocks places them; a hard-linked file by all three of its paths, its map read once", async () => {
+    await withExt(async (fs) => {
+      const bs = fs.superblock.blockSize;
+      const hostname = (await firstBlock("/etc/hostname")) * bs;
+      const hardA = (await firstBlock("/links/hard-a")) * bs;
+      const ranges: Array<[number, number]> = [hostname, hardA].sort((a, b) => a - b).map((at) => [at, bs]);
+      const mapsRead = new Map<number, number>();
+      const extents = fs.extents.bind(fs);
+      fs.extents = (node: ExtNode): AsyncGenerator<FileExtent> => {
+        mapsRead.set(node.ino, (mapsRead.get(node.ino) ?? 0) + 1);
+        return extents(node);
+      };
+      const warnings: string[] = [];
+      const owners = await ownersInFilesystem(fs, ranges, (w) => warnings.push(w));
+      const namedAt = (at: number) => owners[ranges.findIndex(([start]) => start === at)]?.files.map((f) => `${f.path} ${f.offset}+${f.length}${f.map ? " map" : ""}`).sort();
+      assert.deepEqual(namedAt(hostname), ["/etc/hostname 0+8"]);
+      assert.deepEqual(namedAt(hardA), ["/home/alice/hard-c 0+7", "/links/hard-a 0+7", "/links/hard-b 0+7"]);
+      const hardIno = Number(/Inode: (\d+)/.exec(await sh(`debugfs -R 'stat /links/hard-a' ${img} 2>/dev/null`))?.[1]);
+      assert.equal(mapsRead.get(hardIno), 1, "one read of the map for three names");
+      assert.ok([...mapsRead.values()].every((n) => n === 1), "every inode's map read once");
+      assert.deepEqual(warnings, []);
+    });
+  });
+
+  test("the whole filesystem as one range: the first `limit` hits listed, the rest counted", async () => {
+    await withExt(async (fs) => {
+      const all = [[0, fs.superblock.blocksCount * fs.superblock.blockSize]] as Array<[number, number]>;
+      const [everything] = await ownersInFilesystem(fs, all, () => {}, 100_000);
+      const [capped] = await ownersInFilesystem(fs, all, () => {}, 7);
+      assert.ok(everything && capped);
+      assert.ok(everything.files.length > 3000, "every file of the tree, the 3000-entry folder's too");
+      assert.equal(everything.filesNotListed, 0);
+      assert.deepEqual(capped.files, everything.files.slice(0, 7));
+      assert.equal(capped.filesNotListed, everything.files.length - 7);
+      assert.equal(capped.metadata.length, 7);
+      assert.equal(capped.metadataNotListed, everything.metadata.length - 7);
+      assert.ok(everything.metadata.some((m) => m.what === "journal"));
+    });
+  });
+});

@@ -47,15 +47,27 @@ function describeHolder(p: DamagedPartition): string {
   return p.number === null ? `the whole disk${fs}` : `partition ${p.number}${fs}`;
 }
 
-/** "bytes 65536-131071" of a file or structure; "" for none. */
+/** "bytes 65536-131071" of a file or structure. */
 function byteSpan(offset: number, length: number): string {
   return length === 1 ? `byte ${offset}` : `bytes ${offset}-${offset + length - 1}`;
 }
 
-function describeFile(f: FileHit): string {
-  const path = escapeName(f.path);
-  if (!f.map) return `${path} (${byteSpan(f.offset, f.length)} of the file)`;
-  return f.length > 0 ? `${path} (its inode or block map, through which ${byteSpan(f.offset, f.length)} of the file are found)` : `${path} (its inode)`;
+/** One line per file: the bytes of it the range holds, and whether its inode or block map is there too. */
+function describeFiles(files: FileHit[]): string[] {
+  const lines: string[] = [];
+  for (let i = 0; i < files.length; ) {
+    const path = files[i]?.path as string;
+    const data: string[] = [];
+    const map: string[] = [];
+    for (; i < files.length && files[i]?.path === path; i++) {
+      const f = files[i] as FileHit;
+      if (!f.map) data.push(byteSpan(f.offset, f.length));
+      else map.push(f.length > 0 ? `its inode or block map, for ${byteSpan(f.offset, f.length)}` : "its inode");
+    }
+    const parts = [...(data.length ? [`${data.join(", ")} of the file`] : []), ...map];
+    lines.push(`${escapeName(path)} (${parts.join("; ")})`);
+  }
+  return lines;
 }
 
 /** The indented lines under "in doubt: ...": what the range hits in each partition. */
@@ -67,7 +79,7 @@ function ownerLines(partitions: DamagedPartition[]): string[] {
     if (listed.length > 1) lines.push(`  in ${describeHolder(p)}:`);
     for (const m of p.metadata) lines.push(`${indent}${p.filesystem} metadata: ${m.what} (${byteSpan(m.offset, m.length)} of it)`);
     if (p.metadataNotListed > 0) lines.push(`${indent}... and ${p.metadataNotListed} more ${p.filesystem} structures`);
-    for (const f of p.files ?? []) lines.push(`${indent}${describeFile(f)}`);
+    for (const line of describeFiles(p.files ?? [])) lines.push(`${indent}${line}`);
     if (p.filesNotListed > 0) lines.push(`${indent}... and ${p.filesNotListed} more files`);
     if (p.files?.length === 0 && p.metadata.length === 0) lines.push(`${indent}no file or ${p.filesystem} structure: free space, as far as platter can tell`);
   }

@@ -20,6 +20,8 @@ const MiB = 1 << 20;
 
 interface Hit {
   path: string;
+  /** Base64 of the path's bytes, when they are not UTF-8. */
+  pathBytes?: string;
   offset: number;
   length: number;
   map?: boolean;
@@ -157,6 +159,27 @@ describe("platter check names the files in a damaged cluster, as the real tools 
     const unknown = blind.damaged[0].partitions[0] as Owner;
     assert.deepEqual([unknown.number, unknown.filesystem, unknown.files], [1, null, null]);
     assert.ok(blind.warnings.some((w: string) => /^partition 1 of .*: filesystem unknown \(.*past the end of the file/.test(w)), blind.warnings.join("\n"));
+  });
+
+  test("ext4 on the whole disk, a name that is not UTF-8: printable in JSON with its exact bytes in pathBytes, escaped as ls -b does in the text", { skip: needs("mkfs.ext4", "debugfs") }, async () => {
+    const tree = join(dir, "raw-name-tree");
+    await sh(`mkdir -p ${tree}`);
+    const name = Buffer.from("bad\xff.bin", "latin1");
+    writeFileSync(Buffer.concat([Buffer.from(`${tree}/`), name]), pattern(200_000, 4));
+    const disk = join(dir, "raw-name.img");
+    await sh(`mkfs.ext4 -q -F -b 4096 -d ${tree} ${disk} 8M`);
+    const inode = Number((await sh(`debugfs -R 'ls -l /' ${disk} 2>/dev/null`)).split("\n").find((l) => l.includes("bad"))?.trim().split(/\s+/)[0]);
+    const blocks = (await sh(`debugfs -R 'blocks <${inode}>' ${disk} 2>/dev/null`)).trim().split(/\s+/).map(Number);
+    const { report, cluster, text } = await checkDamaged(disk, (blocks[20] as number) * 4096);
+    const owner = report.damaged[0].partitions[0] as Owner;
+    assert.equal(owner.number, null, "the whole disk: no partition table");
+    const hit = owner.files?.find((f) => f.pathBytes !== undefined) ?? assert.fail(JSON.stringify(owner.files));
+    assert.equal(hit.path, "/bad\ufffd.bin");
+    assert.equal(Buffer.from(hit.pathBytes as string, "base64").toString("latin1"), "/bad\xff.bin");
+    const layout = new Map([[hit.path, blocks.map((b, i) => [i * 4096, b * 4096, 4096] as [number, number, number])]]);
+    const [expected] = expectedHits(layout, cluster, cluster + CLUSTER);
+    assert.deepEqual([hit.offset, hit.length], [expected?.offset, Math.min((expected?.offset ?? 0) + (expected?.length ?? 0), 200_000) - (expected?.offset ?? 0)]);
+    assert.match(text, /^ {2}\/bad\\377\.bin \(bytes \d+-\d+ of the file\)$/m);
   });
 
   test("FAT16 on the whole disk: the files whose clusters mshowfat places in the damaged cluster", { skip: needs("mkfs.vfat", "mcopy", "mshowfat", "fsck.fat") }, async () => {

@@ -329,7 +329,8 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     const perBlock = bs / sb.descSize;
     for (let first = 0; first < this.groupTotal; first += perBlock) {
       const n = Math.min(perBlock, this.groupTotal - first);
-      yield { what: `group descriptors of groups ${first}-${first + n - 1}`, fsOffset: descriptorOffset(sb, first), length: n * sb.descSize };
+      const groups = n === 1 ? `group ${first}` : `groups ${first}-${first + n - 1}`;
+      yield { what: `group descriptors of ${groups}`, fsOffset: descriptorOffset(sb, first), length: n * sb.descSize };
     }
     const inodeTableBytes = sb.inodesPerGroup * sb.inodeSize;
     for (let g = 0; g < this.groupTotal; g++) {
@@ -341,9 +342,19 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     const hidden: Array<[number, string]> = [];
     if (sb.featureCompat & COMPAT_RESIZE_INODE) hidden.push([RESIZE_INODE, "reserved GDT blocks (resize inode)"]);
     if (sb.featureCompat & COMPAT_HAS_JOURNAL && sb.journalInode !== 0) hidden.push([sb.journalInode, "journal"]);
-    // Inodes no directory names: their blocks, and the blocks of their maps, are the filesystem's own.
+    // Inodes no directory names: their blocks, and the blocks of their maps, are the filesystem's own;
+    // a run of them (the resize inode's indirect blocks are the reserved GDT blocks, one after another) is one region.
     for (const [ino, what] of hidden) {
-      for await (const piece of this.blockPieces(await this.node(ino))) yield { what, fsOffset: piece.fsOffset, length: piece.fsLength };
+      let run: FsRegion | undefined;
+      for await (const piece of this.blockPieces(await this.node(ino))) {
+        if (run && run.fsOffset + run.length === piece.fsOffset) {
+          run.length += piece.fsLength;
+          continue;
+        }
+        if (run) yield run;
+        run = { what, fsOffset: piece.fsOffset, length: piece.fsLength };
+      }
+      if (run) yield run;
     }
   }
 

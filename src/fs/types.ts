@@ -72,9 +72,11 @@ export interface FileExtent {
   /** The bytes of the file the piece holds, or, for a `map` piece, the bytes only it leads to. */
   fileOffset: number;
   length: number;
-  /** Where the piece is in the filesystem's source, and what it takes there (less than `length` when compressed). */
+  /** Where the piece is in the filesystem's source, and what it takes there. */
   fsOffset: number;
   fsLength: number;
+  /** Stored compressed (a squashfs block or fragment, a zisofs file): a damaged byte loses all the bytes it holds. */
+  compressed?: boolean;
   /** The file's own metadata (its inode, a block of its block map), not its bytes: damage there loses the bytes it leads to. */
   map?: boolean;
 }

@@ -111,8 +111,8 @@ async function hitsOf(pieces: AsyncIterable<FileExtent>, ranges: ReadonlyArray<r
     forEachOverlap(ranges, piece.fsOffset, piece.fsLength, (i, from, to) => {
       let hit = byRange.get(i);
       if (!hit) byRange.set(i, (hit = { data: [], map: [] }));
-      // A stored byte is a byte of the file only when the piece is stored as is; else the whole piece is lost with it.
-      const asIs = !piece.map && piece.fsLength === piece.length;
+      // A stored byte is a byte of the file only when the piece is the file's bytes as they are; else all it leads to is lost with it.
+      const asIs = !piece.map && !piece.compressed;
       const bytes: [number, number] = asIs ? [piece.fileOffset + (from - piece.fsOffset), to - from] : [piece.fileOffset, piece.length];
       (piece.map ? hit.map : hit.data).push(bytes);
     });

@@ -3,7 +3,9 @@
  * those: disks made by mkfs.ext4, mkfs.vfat + mcopy and xorriso, converted by
  * `qemu-img convert`, one guest cluster's refcount zeroed (qemu-img check's
  * corruption), and the owners of that cluster's bytes asked of the real
- * tools: debugfs icheck/ncheck and blocks, mshowfat, xorriso report_lba.
+ * tools: debugfs icheck/ncheck and blocks, mshowfat, xorriso report_lba,
+ * and for squashfs (whose tools say nowhere where a file is) the bytes
+ * mksquashfs stored uncompressed, found in the image.
  */
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -242,5 +244,22 @@ describe("platter check names the files in a damaged cluster, as the real tools 
     const expected = expectedHits(layout, cluster, cluster + CLUSTER);
     assert.ok(expected.some((h) => h.path === "/big.bin"));
     assert.deepEqual(dataHits(owner), expected);
+  });
+
+  test("squashfs on the whole disk, data stored uncompressed (mksquashfs -noD): the file whose bytes mksquashfs put in the damaged cluster, the bytes of it there", { skip: needs("mksquashfs") }, async () => {
+    const tree = join(dir, "sqfs-tree");
+    await sh(`mkdir -p ${tree}/etc`);
+    const big = pattern(400_000, 21);
+    writeFileSync(join(tree, "big.bin"), big);
+    for (let i = 0; i < 10; i++) writeFileSync(join(tree, "etc", `conf${i}`), pattern(900, 60 + i));
+    const image = join(dir, "fs.sqfs");
+    await sh(`mksquashfs ${tree} ${image} -noD -quiet -noappend`);
+    // Where mksquashfs put big.bin: its bytes, stored as they are, found in the image.
+    const at = readFileSync(image).indexOf(big.subarray(0, 4096));
+    assert.ok(at > 0);
+    const { report, cluster } = await checkDamaged(image, at + 150_000);
+    const owner = report.damaged[0].partitions[0] as Owner;
+    assert.deepEqual([owner.number, owner.filesystem], [null, "squashfs"]);
+    assert.deepEqual(dataHits(owner), [{ path: "/big.bin", offset: cluster - at, length: CLUSTER }]);
   });
 });

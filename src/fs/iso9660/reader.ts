@@ -181,7 +181,7 @@ export class Iso9660FileSystem implements FileSystem<IsoNode> {
       let fileOffset = sectionStart;
       for (const [fsOffset, length] of sectionRanges(section, 0, section.length)) {
         yield node.zisofs
-          ? { fileOffset: 0, length: node.stat.size, fsOffset, fsLength: length }
+          ? { fileOffset: 0, length: node.stat.size, fsOffset, fsLength: length, compressed: true }
           : { fileOffset, length, fsOffset, fsLength: length };
         fileOffset += length;
       }

@@ -368,9 +368,9 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
   }
 
   /**
-   * A file's data blocks and the fragment holding its tail, as stored
-   * (compressed): each holds a block of the file, and a damaged byte loses
-   * it all. Directories and symlinks live in the metadata tables (regions()).
+   * A file's data blocks and the fragment block holding its tail, as stored
+   * (a compressed block is lost whole with any of its bytes). Directories
+   * and symlinks live in the metadata tables (regions()).
    */
   async *extents(node: SquashfsNode): AsyncGenerator<FileExtent> {
     const inode = node.inode;
@@ -378,13 +378,15 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
     const { blocks, starts } = await this.layout(node);
     const bs = this.superblock.blockSize;
     for (let i = 0; i < blocks.length; i++) {
-      const { size } = decodeBlockSize(blocks[i] as number);
-      if (size > 0) yield { fileOffset: i * bs, length: Math.min(bs, inode.fileSize - i * bs), fsOffset: starts[i] as number, fsLength: size };
+      const { compressed, size } = decodeBlockSize(blocks[i] as number);
+      if (size > 0) yield { fileOffset: i * bs, length: Math.min(bs, inode.fileSize - i * bs), fsOffset: starts[i] as number, fsLength: size, compressed };
     }
     const tail = inode.fileSize - blocks.length * bs;
     if (tail > 0 && inode.fragment !== NO_FRAGMENT) {
       const entry = await this.fragment(inode.fragment);
-      yield { fileOffset: blocks.length * bs, length: tail, fsOffset: entry.start, fsLength: decodeBlockSize(entry.sizeWord).size };
+      const { size } = decodeBlockSize(entry.sizeWord);
+      // The tail is some of the bytes of a fragment block shared by many files: compressed or not, where in it is known only once it is read.
+      yield { fileOffset: blocks.length * bs, length: tail, fsOffset: entry.start, fsLength: size, compressed: true };
     }
   }
 

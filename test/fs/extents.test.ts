@@ -119,23 +119,32 @@ describe("extents() and regions() agree with the real tools", () => {
       });
     }
 
-    test("ext4.img: each group's bitmaps and inode table where debugfs stats puts them", async () => {
-      const img = join(dir, "ext4.img");
-      const stats = await sh(`debugfs -R stats ${img} 2>/dev/null`);
-      await withFs(img, openExt, async (fs) => {
-        const bs = fs.superblock.blockSize;
-        const regions = await regionsOf(fs);
-        const at = (what: string) => regions.find((r) => r.what === what) ?? assert.fail(`no ${what}`);
-        for (const [, g, blockBitmap, inodeBitmap, first, last] of stats.matchAll(/Group\s+(\d+): block bitmap at (\d+), inode bitmap at (\d+), inode table at (\d+)-(\d+)/g)) {
-          assert.equal(at(`block bitmap of group ${g}`).fsOffset, Number(blockBitmap) * bs);
-          assert.equal(at(`inode bitmap of group ${g}`).fsOffset, Number(inodeBitmap) * bs);
-          assert.deepEqual([at(`inode table of group ${g}`).fsOffset, at(`inode table of group ${g}`).length], [Number(first) * bs, (Number(last) - Number(first) + 1) * bs]);
-        }
-        const journal = debugfsLayout(await sh(`debugfs -R 'stat <8>' ${img} 2>/dev/null`));
-        const journalBlocks = regions.filter((r) => r.what === "journal").reduce((n, r) => n + r.length / bs, 0);
-        assert.equal(journalBlocks, journal.data.reduce((n, r) => n + r[2], 0) + journal.map.length);
+    for (const image of ["ext4.img", "ext4-1k.img", "ext4-64k.img", "ext4-metabg.img", "ext3-1k.img", "ext2.img"]) {
+      test(`${image}: each group's bitmaps and inode table where debugfs stats puts them; the journal's and resize inode's blocks as debugfs stat lists them`, async () => {
+        const img = join(dir, image);
+        const stats = await sh(`debugfs -R stats ${img} 2>/dev/null`);
+        await withFs(img, openExt, async (fs) => {
+          const bs = fs.superblock.blockSize;
+          const regions = await regionsOf(fs);
+          const at = (what: string) => regions.find((r) => r.what === what) ?? assert.fail(`no ${what}`);
+          let groups = 0;
+          for (const [, g, blockBitmap, inodeBitmap, first, last] of stats.matchAll(/Group\s+(\d+): block bitmap at (\d+), inode bitmap at (\d+), inode table at (\d+)(?:-(\d+))?/g)) {
+            assert.equal(at(`block bitmap of group ${g}`).fsOffset, Number(blockBitmap) * bs);
+            assert.equal(at(`inode bitmap of group ${g}`).fsOffset, Number(inodeBitmap) * bs);
+            const table = at(`inode table of group ${g}`);
+            assert.equal(table.fsOffset, Number(first) * bs);
+            if (last !== undefined) assert.equal(table.length, (Number(last) - Number(first) + 1) * bs);
+            groups++;
+          }
+          assert.ok(groups > 0);
+          for (const [ino, what] of [[8, "journal"], [7, "reserved GDT blocks (resize inode)"]] as const) {
+            const theirs = debugfsLayout(await sh(`debugfs -R 'stat <${ino}>' ${img} 2>/dev/null`));
+            const blocks = regions.filter((r) => r.what === what).reduce((n, r) => n + r.length / bs, 0);
+            assert.equal(blocks, theirs.data.reduce((n, r) => n + r[2], 0) + theirs.map.length, `${what}: as many blocks as debugfs lists`);
+          }
+        });
       });
-    });
+    }
   });
 
   describe("FAT12/16/32, against mshowfat and fsck.fat", { skip: needs("mkfs.vfat", "mcopy", "mshowfat", "fsck.fat") }, () => {

@@ -34,7 +34,11 @@ export interface DamagedPartition {
   number: number | null;
   filesystem: string | null;
   label: string | null;
-  /** The files the range hits, in path order; null when platter does not read this filesystem or it would not open (a warning says why). */
+  /**
+   * The files (and folders) the range hits, in tree order, the first
+   * OWNERS_LISTED of them; null when platter does not read this filesystem,
+   * or the damage keeps it from opening or being walked (a warning says why).
+   */
   files: FileHit[] | null;
   filesNotListed: number;
   /** The filesystem's own structures it hits ("inode table of group 3"). */

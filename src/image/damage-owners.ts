@@ -15,7 +15,7 @@ import { walk } from "../fs/walk.js";
 import { LruCache } from "../util/lru.js";
 import { mergeRanges } from "../util/ranges.js";
 
-/** Names listed per damaged range; the rest are counted. */
+/** Files (and structures) listed per damaged range; the rest are counted. */
 export const OWNERS_LISTED = 100;
 /** Hard-linked files whose hits are kept, so each of their names costs no second read of the file's map. */
 const LINKED_FILES_KEPT = 4096;
@@ -70,6 +70,7 @@ export async function ownersInFilesystem(
   }
   if (!extents) return owners;
   const linked = new LruCache<string | number, Array<[number, FileHit]>>(LINKED_FILES_KEPT);
+  const filesListed = ranges.map(() => 0);
   let unmapped = 0;
   let firstUnmapped = "";
   const visit = async (node: FsNode, path: string) => {
@@ -85,10 +86,18 @@ export async function ownersInFilesystem(
       }
       if (id !== null) linked.set(id, hits);
     }
+    // Per range, a file is listed with all its hits (data and map), or counted once.
+    let previous = -1;
+    let listing = false;
     for (const [i, hit] of hits) {
       const hitOwners = owners[i] as RangeOwners;
-      if (hitOwners.files.length < limit) hitOwners.files.push({ ...hit, path });
-      else hitOwners.filesNotListed++;
+      if (i !== previous) {
+        previous = i;
+        listing = (filesListed[i] as number) < limit;
+        if (listing) filesListed[i]++;
+        else hitOwners.filesNotListed++;
+      }
+      if (listing) hitOwners.files.push({ ...hit, path });
     }
   };
   const root = await fs.root();

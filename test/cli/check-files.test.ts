@@ -37,13 +37,20 @@ interface Owner {
   metadata: Array<{ what: string; offset: number; length: number }>;
 }
 
-/** [path, byte range of the file] for each file whose stored bytes meet [start, end), from pieces [fileOffset, diskOffset, length]. */
-function expectedHits(files: Map<string, Array<[number, number, number]>>, start: number, end: number): Hit[] {
+/** Where a file's bytes are, as a real tool says: its size and its pieces [file offset, disk offset, length] (whole blocks or clusters). */
+interface Layout {
+  size: number;
+  pieces: Array<[number, number, number]>;
+}
+
+/** [path, byte range of the file] for each file whose stored bytes meet [start, end), the last block's slack past the file's size left out. */
+function expectedHits(files: Map<string, Layout>, start: number, end: number): Hit[] {
   const hits: Hit[] = [];
-  for (const [path, pieces] of files) {
+  for (const [path, { size, pieces }] of files) {
     let from = Infinity;
     let to = -Infinity;
-    for (const [fileOffset, at, length] of pieces) {
+    for (const [fileOffset, at, whole] of pieces) {
+      const length = Math.min(whole, size - fileOffset);
       const a = Math.max(at, start);
       const b = Math.min(at + length, end);
       if (a >= b) continue;
@@ -114,14 +121,12 @@ describe("platter check names the files in a damaged cluster, as the real tools 
       const paths = ncheck.split("\n").slice(1).map((l) => l.split("\t")[1]).filter(Boolean).map((p) => p.replace(/^\/\//, "/"));
       assert.ok(paths.includes(path), `debugfs places ${path} there`);
       // The bytes of each file hit, from debugfs's block lists (4 KiB blocks, no holes in these files).
-      const layout = new Map<string, Array<[number, number, number]>>();
-      for (const p of paths) layout.set(p, (await blocksOf(p)).map((b, i) => [i * 4096, b * 4096, 4096] as [number, number, number]));
-      const sizes = new Map(paths.map((p) => [p, 0]));
-      for (const p of paths) sizes.set(p, Number(/Size: (\d+)/.exec(await sh(`debugfs -R 'stat ${p}' ${fsImage} 2>/dev/null`))?.[1]));
-      const expected = expectedHits(layout, cluster - MiB, cluster - MiB + CLUSTER).map((h) => ({
-        ...h,
-        length: Math.min(h.offset + h.length, sizes.get(h.path) as number) - h.offset,
-      }));
+      const layout = new Map<string, Layout>();
+      for (const p of paths) {
+        const size = Number(/Size: (\d+)/.exec(await sh(`debugfs -R 'stat ${p}' ${fsImage} 2>/dev/null`))?.[1]);
+        layout.set(p, { size, pieces: (await blocksOf(p)).map((b, i) => [i * 4096, b * 4096, 4096]) });
+      }
+      const expected = expectedHits(layout, cluster - MiB, cluster - MiB + CLUSTER);
       assert.deepEqual(dataHits(owner), expected);
       const big = expected.find((h) => h.path === "/big.bin");
       if (big) assert.match(text, new RegExp(`^  /big\\.bin \\(bytes ${big.offset}-${big.offset + big.length - 1} of the file\\)$`, "m"));
@@ -178,27 +183,27 @@ describe("platter check names the files in a damaged cluster, as the real tools 
     const hit = owner.files?.find((f) => f.pathBytes !== undefined) ?? assert.fail(JSON.stringify(owner.files));
     assert.equal(hit.path, "/bad\ufffd.bin");
     assert.equal(Buffer.from(hit.pathBytes as string, "base64").toString("latin1"), "/bad\xff.bin");
-    const layout = new Map([[hit.path, blocks.map((b, i) => [i * 4096, b * 4096, 4096] as [number, number, number])]]);
+    const layout = new Map<string, Layout>([[hit.path, { size: 200_000, pieces: blocks.map((b, i) => [i * 4096, b * 4096, 4096]) }]]);
     const [expected] = expectedHits(layout, cluster, cluster + CLUSTER);
-    assert.deepEqual([hit.offset, hit.length], [expected?.offset, Math.min((expected?.offset ?? 0) + (expected?.length ?? 0), 200_000) - (expected?.offset ?? 0)]);
+    assert.deepEqual([hit.offset, hit.length], [expected?.offset, expected?.length]);
     assert.match(text, /^ {2}\/bad\\377\.bin \(bytes \d+-\d+ of the file\)$/m);
   });
 
   test("FAT16 on the whole disk: the files whose clusters mshowfat places in the damaged cluster", { skip: needs("mkfs.vfat", "mcopy", "mshowfat", "fsck.fat") }, async () => {
     const disk = join(dir, "fat.img");
     await sh(`mkfs.vfat -C -F 16 -s 1 -n FATDISK ${disk} 16384 >/dev/null`);
-    const names: string[] = [];
+    const files = new Map<string, number>();
     const put = async (name: string, bytes: Buffer) => {
       writeFileSync(join(dir, "fat-src"), bytes);
       await sh(`mcopy -i ${disk} ${join(dir, "fat-src")} ::/${name}`, { env: { MTOOLS_SKIP_CHECK: "1" } });
-      names.push(name);
+      files.set(name, bytes.length);
     };
     for (let i = 0; i < 10; i++) await put(`a${i}.txt`, pattern(1500, 10 + i));
     await put("big.bin", pattern(200_000, 5));
     for (let i = 0; i < 30; i++) await put(`b${i}.txt`, pattern(700, 50 + i));
     const dataStart = Number(/Data area starts at byte (\d+)/.exec(await sh(`fsck.fat -n -v ${disk}`))?.[1]);
-    const layout = new Map<string, Array<[number, number, number]>>();
-    for (const name of names) {
+    const layout = new Map<string, Layout>();
+    for (const [name, size] of files) {
       const chain = await sh(`mshowfat -i ${disk} ::/${name}`, { env: { MTOOLS_SKIP_CHECK: "1" } });
       const pieces: Array<[number, number, number]> = [];
       let fileOffset = 0;
@@ -207,18 +212,17 @@ describe("platter check names the files in a damaged cluster, as the real tools 
         pieces.push([fileOffset, dataStart + (Number(a) - 2) * 512, count * 512]);
         fileOffset += count * 512;
       }
-      layout.set(`/${name}`, pieces);
+      layout.set(`/${name}`, { size, pieces });
     }
     // The cluster where big.bin ends and the b*.txt files begin.
-    const [lastOffset, lastAt, lastLength] = (layout.get("/big.bin") as Array<[number, number, number]>).at(-1) as [number, number, number];
+    const [lastOffset, lastAt, lastLength] = layout.get("/big.bin")?.pieces.at(-1) ?? assert.fail("no big.bin");
     const bigEnd = lastAt + (200_000 - lastOffset);
     assert.ok(bigEnd <= lastAt + lastLength);
     const { report, cluster } = await checkDamaged(disk, bigEnd - 1);
     const owner = report.damaged[0].partitions[0] as Owner;
     assert.equal(owner.number, null, "the whole disk: no partition table");
     assert.equal(owner.filesystem, "vfat");
-    const sizes = (h: Hit) => (h.path === "/big.bin" ? 200_000 : h.path.startsWith("/a") ? 1500 : 700);
-    const expected = expectedHits(layout, cluster, cluster + CLUSTER).map((h) => ({ ...h, length: Math.min(h.offset + h.length, sizes(h)) - h.offset }));
+    const expected = expectedHits(layout, cluster, cluster + CLUSTER);
     assert.ok(expected.length > 2, "the cluster holds big.bin's end and several small files");
     assert.deepEqual(dataHits(owner), expected);
   });
@@ -231,13 +235,11 @@ describe("platter check names the files in a damaged cluster, as the real tools 
     const iso = join(dir, "disc.iso");
     await sh(`xorriso -as mkisofs -quiet -R -J -V DISC -o ${iso} ${tree} 2>/dev/null`);
     const report = await sh(`xorriso -indev ${iso} -find / -type f -exec report_lba -- 2>/dev/null`);
-    const layout = new Map<string, Array<[number, number, number]>>();
-    const sizes = new Map<string, number>();
+    const layout = new Map<string, Layout>();
     for (const [, lba, , size, path] of report.matchAll(/^File data lba:\s*\d+\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*'(.*)'$/gm)) {
-      layout.set(path as string, [[0, Number(lba) * 2048, Number(size)]]);
-      sizes.set(path as string, Number(size));
+      layout.set(path as string, { size: Number(size), pieces: [[0, Number(lba) * 2048, Number(size)]] });
     }
-    const [, bigAt] = (layout.get("/big.bin") as Array<[number, number, number]>)[0] as [number, number, number];
+    const [, bigAt] = layout.get("/big.bin")?.pieces[0] ?? assert.fail("no big.bin");
     const { report: checked, cluster } = await checkDamaged(iso, bigAt + 300_000 - 1);
     const owner = checked.damaged[0].partitions[0] as Owner;
     assert.equal(owner.filesystem, "iso9660");

@@ -46,7 +46,7 @@ export { decodeMbr, encodeMbr, decodeEbr, encodeEbr } from "./partition/mbr.js";
 export { decodeGptEntry, decodeGptHeader, encodeGptEntries, encodeGptEntry, encodeGptHeader } from "./partition/gpt.js";
 
 // Filesystems
-export type { FileSystem, FileType, FsDirEntry, FsNode, FsStat } from "./fs/types.js";
+export type { FileExtent, FileSystem, FileType, FsDirEntry, FsNode, FsRegion, FsStat } from "./fs/types.js";
 export { probeFilesystem, type ProbeResult } from "./fs/probe.js";
 export { canRead, openFilesystem } from "./fs/open.js";
 export { resolvePath } from "./fs/path.js";

@@ -35,6 +35,19 @@ export function guardFileSystem<N extends FsNode>(fs: FileSystem<N>, where: stri
       throw asCorrupt(err, at(what));
     }
   };
+  /** A stream of `fs`, each step's failure passed through asCorrupt(). */
+  async function* stream<T>(what: string, items: AsyncIterable<T>): AsyncGenerator<T> {
+    const iterator = items[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        const next = await call(what, () => iterator.next());
+        if (next.done) return;
+        yield next.value;
+      }
+    } finally {
+      await iterator.return?.();
+    }
+  }
   const guardedFs: FileSystem<N> = {
     type: fs.type,
     get label() {
@@ -44,18 +57,7 @@ export function guardFileSystem<N extends FsNode>(fs: FileSystem<N>, where: stri
       return fs.warnings;
     },
     root: () => call("root directory", () => fs.root()),
-    async *list(dir: N): AsyncIterable<FsDirEntry<N>> {
-      const iterator = fs.list(dir)[Symbol.asyncIterator]();
-      try {
-        for (;;) {
-          const next = await call("directory", () => iterator.next());
-          if (next.done) return;
-          yield next.value;
-        }
-      } finally {
-        await iterator.return?.();
-      }
-    },
+    list: (dir: N): AsyncIterable<FsDirEntry<N>> => stream("directory", fs.list(dir)),
     lookup: (dir, name) => call("directory lookup", () => fs.lookup(dir, name)),
     readlink: (node) => call("symbolic link", () => fs.readlink(node)),
     read: (node, offset, length, into) => call("file data", () => fs.read(node, offset, length, into)),
@@ -68,6 +70,14 @@ export function guardFileSystem<N extends FsNode>(fs: FileSystem<N>, where: stri
   if (fs.dataRanges) {
     const dataRanges = fs.dataRanges.bind(fs);
     guardedFs.dataRanges = (node) => call("file map", () => dataRanges(node));
+  }
+  if (fs.extents) {
+    const extents = fs.extents.bind(fs);
+    guardedFs.extents = (node) => stream("file map", extents(node));
+  }
+  if (fs.regions) {
+    const regions = fs.regions.bind(fs);
+    guardedFs.regions = () => stream("metadata", regions());
   }
   return guardedFs;
 }

@@ -64,6 +64,31 @@ export interface FsDirEntry<N extends FsNode = FsNode> {
   node: N;
 }
 
+/**
+ * Where some of a file is stored, in the filesystem's source: what names the
+ * files a damaged range of a disk hits.
+ */
+export interface FileExtent {
+  /** The bytes of the file the piece holds, or, for a `map` piece, the bytes only it leads to. */
+  fileOffset: number;
+  length: number;
+  /** Where the piece is in the filesystem's source, and what it takes there. */
+  fsOffset: number;
+  fsLength: number;
+  /** Stored compressed (a squashfs block or fragment, a zisofs file): a damaged byte loses all the bytes it holds. */
+  compressed?: boolean;
+  /** The file's own metadata (its inode, a block of its block map), not its bytes: damage there loses the bytes it leads to. */
+  map?: boolean;
+}
+
+/** A structure the filesystem itself needs (a superblock, a FAT, an inode table), where it is in the filesystem's source. */
+export interface FsRegion {
+  /** "inode table of group 3", "FAT 1". */
+  what: string;
+  fsOffset: number;
+  length: number;
+}
+
 export interface FileSystem<N extends FsNode = FsNode> {
   /** blkid's name: iso9660, vfat, ext4... */
   readonly type: string;
@@ -95,5 +120,13 @@ export interface FileSystem<N extends FsNode = FsNode> {
   copyTo?(node: N, offset: number, length: number, fd: number): Promise<boolean>;
   /** Optional: the byte ranges of the file that hold data (for sparse extraction). */
   dataRanges?(node: N): Promise<Array<[number, number]>>;
+  /**
+   * Optional: where a file, directory or symlink is stored, piece by piece, in
+   * no particular order; holes and never-written (preallocated) space have no
+   * piece. A stream: a fragmented file may have millions.
+   */
+  extents?(node: N): AsyncIterable<FileExtent>;
+  /** Optional: the filesystem's own structures that are no file's (superblock, allocation tables, inode tables). */
+  regions?(): AsyncIterable<FsRegion>;
   close(): Promise<void>;
 }

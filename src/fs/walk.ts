@@ -9,7 +9,7 @@
  * stay under a budget; a directory that would pass it is given in the order
  * it is stored (as `ls -U` does), with a warning, and memory stays bounded.
  */
-import { CorruptImageError } from "../errors.js";
+import { CorruptImageError, PlatterError } from "../errors.js";
 import { escapeName } from "./names.js";
 import type { FileSystem, FsDirEntry, FsNode } from "./types.js";
 
@@ -99,29 +99,57 @@ export async function* sortedList<N extends FsNode>(
   }
 }
 
+export interface WalkOptions extends ListOptions {
+  /**
+   * Told of a directory that cannot be read (damaged, past the end of a
+   * truncated image): the walk then goes on without what is below it. Without
+   * it, the error ends the walk.
+   */
+  onUnreadable?: (path: string, error: PlatterError) => void;
+}
+
 /** Every entry below `start` (not `start` itself), parents before children. */
 export async function* walk<N extends FsNode>(
   fs: FileSystem<N>,
   start: N,
   startPath: string,
-  options: ListOptions = {},
+  options: WalkOptions = {},
 ): AsyncGenerator<WalkEntry<N>> {
   const visited = new Set<number | string>();
   const budget = new SortBudget();
   if (start.stat.id !== null) visited.add(start.stat.id);
   async function* below(dir: N, path: string, parts: string[]): AsyncGenerator<WalkEntry<N>> {
     if (parts.length > MAX_DEPTH) throw new CorruptImageError(`${escapeName(path)}: directory tree deeper than ${MAX_DEPTH} levels`);
-    for await (const { name, node } of sortedList(fs, dir, path, options, budget)) {
-      const entry: WalkEntry<N> = { path: joinPath(path, name), name, node, parts: [...parts, name] };
-      yield entry;
-      if (node.stat.type === "dir") {
+    const entries = sortedList(fs, dir, path, options, budget);
+    try {
+      for (;;) {
+        let next: IteratorResult<FsDirEntry<N>>;
+        try {
+          next = await entries.next();
+        } catch (err) {
+          if (!options.onUnreadable || !(err instanceof PlatterError)) throw err;
+          options.onUnreadable(path, err);
+          return;
+        }
+        if (next.done) return;
+        const { name, node } = next.value;
+        const entry: WalkEntry<N> = { path: joinPath(path, name), name, node, parts: [...parts, name] };
+        yield entry;
+        if (node.stat.type !== "dir") continue;
         const id = node.stat.id;
         if (id !== null) {
-          if (visited.has(id)) throw new CorruptImageError(`${escapeName(entry.path)}: directory cycle (this directory is reached twice)`);
+          if (visited.has(id)) {
+            const cycle = new CorruptImageError(`${escapeName(entry.path)}: directory cycle (this directory is reached twice)`);
+            if (!options.onUnreadable) throw cycle;
+            options.onUnreadable(entry.path, cycle);
+            continue;
+          }
           visited.add(id);
         }
         yield* below(node, entry.path, entry.parts);
       }
+    } finally {
+      await entries.return(undefined);
     }
   }
   yield* below(start, startPath, []);

@@ -11,11 +11,16 @@
 import type { ContainerCheckReport, ContainerFormat, ContainerName, ContainerSource } from "../container/format.js";
 import { HEAD_BYTES } from "../container/format.js";
 import { CONTAINER_FORMATS } from "../container/registry.js";
-import { PlatterError } from "../errors.js";
+import { PlatterError, UnsupportedError } from "../errors.js";
+import { openFilesystem } from "../fs/open.js";
+import type { FileSystem, FsNode } from "../fs/types.js";
 import type { BlockSource } from "../io/block-source.js";
 import { FileSource } from "../io/file-source.js";
 import { mergeRanges } from "../util/ranges.js";
+import { type FileHit, ownersInFilesystem, type RangeOwners, type RegionHit } from "./damage-owners.js";
+import { readDiskTable } from "./disk-table.js";
 import { openImage, type OpenedImage } from "./open-image.js";
+import { partitionView } from "./partition-choice.js";
 import { reportPartitions } from "./partition-report.js";
 
 /** Decoding test reads this much at a time. */
@@ -24,11 +29,28 @@ const TEST_CHUNK = 4 << 20;
 const MAX_FAILED_IN_A_ROW = 4;
 const MAX_LISTED = 100;
 
+/** A partition (or, `number` null, the whole disk when it has no table) that holds some of a damaged range. */
+export interface DamagedPartition {
+  number: number | null;
+  filesystem: string | null;
+  label: string | null;
+  /**
+   * The files (and folders) the range hits, in tree order, the first
+   * OWNERS_LISTED of them; null when platter does not read this filesystem,
+   * or the damage keeps it from opening or being walked (a warning says why).
+   */
+  files: FileHit[] | null;
+  filesNotListed: number;
+  /** The filesystem's own structures it hits ("inode table of group 3"). */
+  metadata: RegionHit[];
+  metadataNotListed: number;
+}
+
 export interface DamagedRange {
   offset: number;
   length: number;
-  /** The partitions of the disk that hold some of it (their number, filesystem and label), when the disk opens. */
-  partitions: Array<{ number: number; filesystem: string | null; label: string | null }>;
+  /** The partitions of the disk that hold some of it, when the disk opens. */
+  partitions: DamagedPartition[];
 }
 
 export interface ImageCheckReport {
@@ -142,24 +164,103 @@ async function decodeTest(source: ContainerSource, formats: string): Promise<Con
   return report;
 }
 
-/** Each damaged range with the partitions that hold part of it (the disk's table read through the damage: a warning if it cannot be). */
+/** Where a filesystem may be: a partition, or the whole disk. */
+interface Holder {
+  number: number | null;
+  offset: number;
+  length: number;
+  filesystem: string | null;
+  label: string | null;
+  source: () => BlockSource;
+}
+
+/**
+ * Each damaged range (sorted, merged) with the partitions that hold part of
+ * it, and in each the files and structures it hits, when platter reads that
+ * filesystem (the disk's table and filesystems read through the damage: a
+ * warning when they cannot be).
+ */
 async function ownersOf(disk: BlockSource, ranges: Array<[number, number]>, warnings: string[]): Promise<DamagedRange[]> {
-  if (ranges.length === 0) return [];
-  let partitions: Awaited<ReturnType<typeof reportPartitions>>["partitions"] = [];
+  const damaged: DamagedRange[] = ranges.map(([offset, length]) => ({ offset, length, partitions: [] }));
+  if (ranges.length === 0) return damaged;
+  let holders: Holder[] = [];
   try {
-    const report = await reportPartitions(disk);
-    partitions = report.partitions.filter((p) => !p.container);
+    holders = await holdersOf(disk, warnings);
   } catch (err) {
     if (!(err instanceof PlatterError)) throw err;
     warnings.push(`the partition table could not be read to name what the damage hits: ${err.message}`);
   }
-  return ranges.map(([offset, length]) => ({
-    offset,
-    length,
-    partitions: partitions
-      .filter((p) => p.offset < offset + length && offset < p.offset + p.length)
-      .map((p) => ({ number: p.number, filesystem: p.filesystem, label: p.label })),
-  }));
+  for (const holder of holders) {
+    const hit = ranges.flatMap(([offset, length], i) => {
+      const from = Math.max(offset, holder.offset);
+      const to = Math.min(offset + length, holder.offset + holder.length);
+      return from < to ? [{ i, inside: [from - holder.offset, to - from] as [number, number] }] : [];
+    });
+    if (hit.length === 0) continue;
+    const owners = holder.filesystem ? await ownersInHolder(holder, hit.map((h) => h.inside), warnings) : null;
+    for (const [k, { i }] of hit.entries()) {
+      const found = owners?.[k];
+      (damaged[i] as DamagedRange).partitions.push({
+        number: holder.number,
+        filesystem: holder.filesystem,
+        label: holder.label,
+        files: found?.files ?? null,
+        filesNotListed: found?.filesNotListed ?? 0,
+        metadata: found?.metadata ?? [],
+        metadataNotListed: found?.metadataNotListed ?? 0,
+      });
+    }
+  }
+  return damaged;
+}
+
+/**
+ * The partitions of the disk (not extended containers), or the whole disk
+ * when it has none and holds a filesystem; the table's and probes' warnings
+ * (a partition whose filesystem the damage hides) go to `warnings`.
+ */
+async function holdersOf(disk: BlockSource, warnings: string[]): Promise<Holder[]> {
+  const table = await readDiskTable(disk);
+  const report = await reportPartitions(disk);
+  warnings.push(...report.warnings);
+  const partitions = table.partitions.filter((p) => !p.container);
+  if (partitions.length === 0) {
+    return report.filesystem ? [{ number: null, offset: 0, length: disk.size, filesystem: report.filesystem, label: report.label, source: () => disk }] : [];
+  }
+  return partitions.map((p) => {
+    const probed = report.partitions.find((r) => r.number === p.number);
+    return {
+      number: p.number,
+      offset: p.offset,
+      length: p.length,
+      filesystem: probed?.filesystem ?? null,
+      label: probed?.label ?? null,
+      source: () => partitionView(disk, table, p).source,
+    };
+  });
+}
+
+/** What the ranges (offsets inside the holder) hit in its filesystem; null, with a warning when it fails, when platter cannot tell. */
+async function ownersInHolder(holder: Holder, ranges: Array<[number, number]>, warnings: string[]): Promise<RangeOwners[] | null> {
+  const where = holder.number === null ? `the ${holder.filesystem} filesystem of the disk` : `partition ${holder.number} (${holder.filesystem})`;
+  let fs: FileSystem<FsNode>;
+  try {
+    fs = await openFilesystem(holder.source());
+  } catch (err) {
+    if (err instanceof UnsupportedError) return null; // not one platter reads files from: only the partition is named
+    if (!(err instanceof PlatterError)) throw err;
+    warnings.push(`${where} does not open, so the files the damage hits there are not named: ${err.message}`);
+    return null;
+  }
+  try {
+    return await ownersInFilesystem(fs, ranges, (message) => warnings.push(`${where}: ${message}`));
+  } catch (err) {
+    if (!(err instanceof PlatterError)) throw err;
+    warnings.push(`${where} could not be walked, so the files the damage hits there are not named: ${err.message}`);
+    return null;
+  } finally {
+    await fs.close();
+  }
 }
 
 function summarize(path: string, layers: ContainerName[], checks: ContainerCheckReport[], damaged: DamagedRange[], warnings: string[]): ImageCheckReport {

@@ -8,28 +8,12 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
-import { decodeL1Entry, decodeL2Entry } from "../../src/container/qcow2/entries.js";
-import { readQcow2Metadata } from "../../src/container/qcow2/tables.js";
-import { MemorySource } from "../../src/io/memory-source.js";
 import { needs } from "../helpers/env.js";
+import { l2EntryOf, refcountAt } from "../helpers/qcow2-damage.js";
 import { platter, run, sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const CLUSTER = 65536;
-
-/** File offset of the L2 entry mapping guest offset `guest` (a normal, allocated cluster), and the host cluster it names. */
-async function l2EntryOf(image: Buffer, guest: number): Promise<{ at: number; host: number }> {
-  const { layout } = await readQcow2Metadata(new MemorySource(image));
-  const cluster = guest / layout.clusterSize;
-  const { l2Offset } = decodeL1Entry(image.subarray(layout.header.l1TableOffset), Math.floor(cluster / layout.l2Entries));
-  const index = cluster % layout.l2Entries;
-  const entry = decodeL2Entry(image.subarray(l2Offset, l2Offset + layout.clusterSize), index, layout);
-  assert.equal(entry.kind, "normal");
-  return { at: l2Offset + index * layout.l2EntryBytes, host: entry.hostOffset };
-}
-
-/** Where the 16-bit refcount of host cluster `cluster` is (the first refcount block covers a small image). */
-const refcountAt = (image: Buffer, cluster: number) => Number(image.readBigUInt64BE(Number(image.readBigUInt64BE(48)))) + cluster * 2;
 
 async function qemuCheck(path: string) {
   const r = await run("qemu-img", ["check", "--output=json", path]);
@@ -83,7 +67,12 @@ describe("platter check", { skip: needs("qemu-img") }, () => {
     assert.equal(r.code, 1);
     assert.deepEqual({ corruptions: report.corruptions, leaks: report.leaks }, qemu);
     assert.ok(report.corruptions > 0);
-    assert.deepEqual(report.damaged, [{ offset: IN_ROOTFS, length: CLUSTER, partitions: [{ number: 2, filesystem: "ext4", label: "rootfs" }] }]);
+    const named = report.damaged.map((d: { offset: number; length: number; partitions: Array<{ number: number; filesystem: string; label: string }> }) => ({
+      offset: d.offset,
+      length: d.length,
+      partitions: d.partitions.map(({ number, filesystem, label }) => ({ number, filesystem, label })),
+    }));
+    assert.deepEqual(named, [{ offset: IN_ROOTFS, length: CLUSTER, partitions: [{ number: 2, filesystem: "ext4", label: "rootfs" }] }]);
     const text = await platter(["check", join(dir, "refcount.qcow2")]);
     assert.match(text.stdout, /^in doubt: 64 KiB at disk offset 2097152 \(65536 bytes\), in partition 2 \(ext4 "rootfs"\)$/m);
   });

@@ -10,7 +10,7 @@ import type { BlockSource } from "../../io/block-source.js";
 import { checkFileRange } from "../file-io.js";
 import { ListingCache } from "../listing-cache.js";
 import { escapeName } from "../names.js";
-import type { FileSystem, FsDirEntry, FsNode, FsStat } from "../types.js";
+import type { FileExtent, FileSystem, FsDirEntry, FsNode, FsRegion, FsStat } from "../types.js";
 import { BOOT_REGION_SECTORS, type BootSector, checkBootChecksum, decodeBootSector, VOLUME_FLAG_ACTIVE_FAT } from "./boot-sector.js";
 import { Attribute, decodeFileEntrySet, decodeVolumeLabel, ENTRY_SIZE, EntryType, type FileEntrySet } from "./dir-entry.js";
 import { type ClusterRun, FatReader } from "./fat.js";
@@ -247,6 +247,32 @@ export class ExfatFileSystem implements FileSystem<ExfatNode> {
   async dataRanges(node: ExfatNode): Promise<Array<[number, number]>> {
     const valid = node.stat.type === "file" ? (node.entry?.validDataLength ?? 0) : 0;
     return valid > 0 ? [[0, valid]] : [];
+  }
+
+  /**
+   * A file's or directory's clusters. A file's end past ValidDataLength is
+   * left out: it reads as zeros whatever its clusters hold.
+   */
+  async *extents(node: ExfatNode): AsyncGenerator<FileExtent> {
+    const runs = node.entry ? await this.runsOf(node) : (node.runs ?? []);
+    const size = node.stat.type === "file" ? Math.min(node.stat.size, node.entry?.validDataLength ?? 0) : node.stat.size;
+    const cs = this.clusterSize;
+    for (const run of runs) {
+      const fileOffset = run.fileCluster * cs;
+      const length = Math.min(run.count * cs, size - fileOffset);
+      if (length <= 0) return;
+      yield { fileOffset, length, fsOffset: this.heapStart + (run.cluster - 2) * cs, fsLength: length };
+    }
+  }
+
+  /** The main and backup boot regions and each FAT. */
+  async *regions(): AsyncGenerator<FsRegion> {
+    const { bytesPerSector: bps, fatOffset, fatLength, fatCount } = this.boot;
+    yield { what: "boot region", fsOffset: 0, length: BOOT_REGION_SECTORS * bps };
+    yield { what: "backup boot region", fsOffset: BOOT_REGION_SECTORS * bps, length: BOOT_REGION_SECTORS * bps };
+    for (let i = 0; i < fatCount; i++) {
+      yield { what: fatCount > 1 ? `FAT ${i + 1} of ${fatCount}` : "FAT", fsOffset: (fatOffset + i * fatLength) * bps, length: fatLength * bps };
+    }
   }
 
   async close(): Promise<void> {}

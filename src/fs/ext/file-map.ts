@@ -22,6 +22,19 @@ export interface BlockRun {
   unwritten: boolean;
 }
 
+/** A block of the map itself (an extent tree node, an indirect block) and the logical blocks found only through it. */
+export interface MapBlock {
+  block: number;
+  logical: number;
+  length: number;
+}
+
+/** Where a file's blocks are, and the blocks that say so. */
+export interface FileMap {
+  runs: BlockRun[];
+  mapBlocks: MapBlock[];
+}
+
 export interface MapContext {
   cache: BlockCache;
   blockSize: number;
@@ -39,17 +52,17 @@ class RunBuilder {
 
   constructor(private readonly ctx: MapContext) {}
 
-  /** The runs, once no physical block is in two of them, or in one and among `metaBlocks` (the tree's own blocks). */
-  finish(metaBlocks: Set<number>): BlockRun[] {
+  /** The map, once no physical block is in two runs, or in one and among `mapBlocks` (the tree's own blocks). */
+  finish(mapBlocks: MapBlock[]): FileMap {
     const ranges: Array<readonly [number, number]> = this.runs.map((r) => [r.physical, r.length] as const);
-    for (const block of metaBlocks) ranges.push([block, 1]);
+    for (const { block } of mapBlocks) ranges.push([block, 1]);
     ranges.sort((a, b) => a[0] - b[0]);
     for (let i = 1; i < ranges.length; i++) {
       const [start, length] = ranges[i - 1] as readonly [number, number];
       const next = (ranges[i] as readonly [number, number])[0];
       if (next < start + length) throw this.duplicate(next);
     }
-    return this.runs;
+    return { runs: this.runs, mapBlocks };
   }
 
   private duplicate(block: number): CorruptImageError {
@@ -88,10 +101,11 @@ function checkMetaBlock(ctx: MapContext, block: number, seen: Set<number>, what:
   seen.add(block);
 }
 
-/** Runs of a file whose i_block holds an extent tree root. */
-export async function mapExtents(root: Buffer, ctx: MapContext): Promise<BlockRun[]> {
+/** The map of a file whose i_block holds an extent tree root. */
+export async function mapExtents(root: Buffer, ctx: MapContext): Promise<FileMap> {
   const builder = new RunBuilder(ctx);
   const seen = new Set<number>();
+  const mapBlocks: MapBlock[] = [];
   const walk = async (node: Buffer, expectDepth: number | undefined, where: string): Promise<void> => {
     const decoded = decodeExtentNode(node, `${ctx.where} ${where}`);
     if (expectDepth !== undefined && decoded.depth !== expectDepth) {
@@ -106,26 +120,30 @@ export async function mapExtents(root: Buffer, ctx: MapContext): Promise<BlockRu
       }
       return;
     }
-    for (const index of decoded.indexes) {
+    for (const [i, index] of decoded.indexes.entries()) {
       if (index.logical >= ctx.logicalLimit) break;
       checkMetaBlock(ctx, index.child, seen, "extent tree");
+      const spanEnd = Math.min(decoded.indexes[i + 1]?.logical ?? ctx.logicalLimit, ctx.logicalLimit);
+      mapBlocks.push({ block: index.child, logical: index.logical, length: Math.max(0, spanEnd - index.logical) });
       const child = await ctx.cache.get(index.child);
       await walk(child, decoded.depth - 1, `block ${index.child}`);
     }
   };
   await walk(root, undefined, "root");
-  return builder.finish(seen);
+  return builder.finish(mapBlocks);
 }
 
-/** Runs of a file with a classic block map: i_block is 15 little-endian block numbers. */
-export async function mapBlockMap(iBlock: Buffer, ctx: MapContext): Promise<BlockRun[]> {
+/** The map of a file with a classic block map: i_block is 15 little-endian block numbers. */
+export async function mapBlockMap(iBlock: Buffer, ctx: MapContext): Promise<FileMap> {
   const builder = new RunBuilder(ctx);
   const seen = new Set<number>();
+  const mapBlocks: MapBlock[] = [];
   const perBlock = ctx.blockSize / 4;
   const walk = async (block: number, level: number, firstLogical: number): Promise<void> => {
     checkMetaBlock(ctx, block, seen, "indirect");
-    const pointers = await ctx.cache.get(block);
     const span = perBlock ** (level - 1);
+    mapBlocks.push({ block, logical: firstLogical, length: Math.min(span * perBlock, ctx.logicalLimit - firstLogical) });
+    const pointers = await ctx.cache.get(block);
     for (let i = 0; i < perBlock; i++) {
       const logical = firstLogical + i * span;
       if (logical >= ctx.logicalLimit) return;
@@ -145,7 +163,7 @@ export async function mapBlockMap(iBlock: Buffer, ctx: MapContext): Promise<Bloc
     if (ptr !== 0) await walk(ptr, level, first);
     first += perBlock ** level;
   }
-  return builder.finish(seen);
+  return builder.finish(mapBlocks);
 }
 
 /** Index of the last run starting at or before `logical`, or -1. */

@@ -13,9 +13,18 @@ import { newDecodeDev, oldDecodeDev } from "../device-number.js";
 import { checkFileRange, type CopyPiece, copyPieces } from "../file-io.js";
 import { ListingCache } from "../listing-cache.js";
 import { decodeName } from "../names.js";
-import { fileTypeFromMode, type FileSystem, type FileType, type FsDirEntry, type FsNode, type FsStat } from "../types.js";
+import {
+  type FileExtent,
+  fileTypeFromMode,
+  type FileSystem,
+  type FileType,
+  type FsDirEntry,
+  type FsNode,
+  type FsRegion,
+  type FsStat,
+} from "../types.js";
 import { decodeDirEntries, type ExtDirEntry } from "./dir-entry.js";
-import { type BlockRun, findRun, mapBlockMap, mapExtents } from "./file-map.js";
+import { type BlockRun, type FileMap, findRun, mapBlockMap, mapExtents } from "./file-map.js";
 import { decodeGroupDescriptor, descriptorOffset, type GroupDescriptor } from "./group-descriptor.js";
 import {
   decodeInode,
@@ -26,12 +35,15 @@ import {
   type Inode,
 } from "./inode.js";
 import {
+  COMPAT_HAS_JOURNAL,
+  COMPAT_RESIZE_INODE,
   decodeSuperblock,
   extFlavour,
   groupCount,
   INCOMPAT_FILETYPE,
   INCOMPAT_READABLE,
   INCOMPAT_RECOVER,
+  RESIZE_INODE,
   type Superblock,
   SUPERBLOCK_OFFSET,
   SUPERBLOCK_SIZE,
@@ -48,8 +60,8 @@ const MAX_DIR_BYTES = 1 << 30;
 export interface ExtNode extends FsNode {
   readonly ino: number;
   readonly inode: Inode;
-  /** The block runs, computed on first use. */
-  runs?: BlockRun[];
+  /** The block runs and the blocks that map them, computed on first use. */
+  map?: FileMap;
 }
 
 /** The kernel refuses an inode whose mode names no file type ("bogus i_mode"); so do we. */
@@ -124,11 +136,7 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     if (!Number.isInteger(ino) || ino < 1 || ino > sb.inodesCount) {
       throw new CorruptImageError(`ext: inode number ${ino} is out of range (1..${sb.inodesCount})`);
     }
-    const g = Math.floor((ino - 1) / sb.inodesPerGroup);
-    if (g >= this.groupTotal) throw new CorruptImageError(`ext: inode ${ino} is in group ${g}, past the last group`);
-    const index = (ino - 1) % sb.inodesPerGroup;
-    const gd = await this.group(g);
-    const raw = await this.cache.read(gd.inodeTable * sb.blockSize + index * sb.inodeSize, sb.inodeSize);
+    const raw = await this.cache.read(await this.inodeOffset(ino), sb.inodeSize);
     const inode = decodeInode(raw, ino);
     // Extents address 2^32 logical blocks, and no block map reaches further: a bigger size is corruption.
     if (inode.size > 2 ** 32 * sb.blockSize) {
@@ -152,12 +160,25 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
     return this.nodes.set(ino, { ino, inode, stat });
   }
 
+  /** Where inode `ino` is stored: in its group's inode table. */
+  private async inodeOffset(ino: number): Promise<number> {
+    const sb = this.superblock;
+    const g = Math.floor((ino - 1) / sb.inodesPerGroup);
+    if (g >= this.groupTotal) throw new CorruptImageError(`ext: inode ${ino} is in group ${g}, past the last group`);
+    const gd = await this.group(g);
+    return gd.inodeTable * sb.blockSize + ((ino - 1) % sb.inodesPerGroup) * sb.inodeSize;
+  }
+
   root(): Promise<ExtNode> {
     return this.node(ROOT_INODE);
   }
 
   private async runs(node: ExtNode): Promise<BlockRun[]> {
-    if (node.runs) return node.runs;
+    return (await this.fileMap(node)).runs;
+  }
+
+  private async fileMap(node: ExtNode): Promise<FileMap> {
+    if (node.map) return node.map;
     const sb = this.superblock;
     const ctx = {
       cache: this.cache,
@@ -166,8 +187,8 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
       logicalLimit: Math.ceil(node.inode.size / sb.blockSize),
       where: this.where(node.ino),
     };
-    node.runs = node.inode.flags & FLAG_EXTENTS ? await mapExtents(node.inode.block, ctx) : await mapBlockMap(node.inode.block, ctx);
-    return node.runs;
+    node.map = node.inode.flags & FLAG_EXTENTS ? await mapExtents(node.inode.block, ctx) : await mapBlockMap(node.inode.block, ctx);
+    return node.map;
   }
 
   /** Inline data: the 60 bytes of i_block, continued in the system.data xattr. */
@@ -271,6 +292,70 @@ export class ExtFileSystem implements FileSystem<ExtNode> {
       else ranges.push([start, end - start]);
     }
     return ranges;
+  }
+
+  /**
+   * The inode itself (all of the file depends on it), the blocks of its map
+   * (the bytes found through each), and its written blocks. Inline data, a
+   * fast symlink and a device keep everything in the inode.
+   */
+  async *extents(node: ExtNode): AsyncGenerator<FileExtent> {
+    yield { fileOffset: 0, length: node.inode.size, fsOffset: await this.inodeOffset(node.ino), fsLength: this.superblock.inodeSize, map: true };
+    yield* this.blockPieces(node);
+  }
+
+  /** The blocks of a file's map and its written blocks. */
+  private async *blockPieces(node: ExtNode): AsyncGenerator<FileExtent> {
+    const bs = this.superblock.blockSize;
+    const size = node.inode.size;
+    const type = node.stat.type;
+    if ((type !== "file" && type !== "dir" && type !== "symlink") || this.isFastSymlink(node) || node.inode.flags & FLAG_INLINE_DATA) return;
+    const { runs, mapBlocks } = await this.fileMap(node);
+    const fileBytes = (logical: number, blocks: number) => Math.max(0, Math.min(blocks * bs, size - logical * bs));
+    for (const m of mapBlocks) yield { fileOffset: m.logical * bs, length: fileBytes(m.logical, m.length), fsOffset: m.block * bs, fsLength: bs, map: true };
+    for (const run of runs) {
+      // An unwritten extent's blocks hold nothing of the file: it reads as zeros whatever they hold.
+      if (run.unwritten) continue;
+      const length = fileBytes(run.logical, run.length);
+      if (length > 0) yield { fileOffset: run.logical * bs, length, fsOffset: run.physical * bs, fsLength: length };
+    }
+  }
+
+  /** The primary superblock and group descriptors, each group's bitmaps and inode table, the reserved GDT blocks, and the journal. */
+  async *regions(): AsyncGenerator<FsRegion> {
+    const sb = this.superblock;
+    const bs = sb.blockSize;
+    yield { what: "superblock", fsOffset: SUPERBLOCK_OFFSET, length: SUPERBLOCK_SIZE };
+    const perBlock = bs / sb.descSize;
+    for (let first = 0; first < this.groupTotal; first += perBlock) {
+      const n = Math.min(perBlock, this.groupTotal - first);
+      const groups = n === 1 ? `group ${first}` : `groups ${first}-${first + n - 1}`;
+      yield { what: `group descriptors of ${groups}`, fsOffset: descriptorOffset(sb, first), length: n * sb.descSize };
+    }
+    const inodeTableBytes = sb.inodesPerGroup * sb.inodeSize;
+    for (let g = 0; g < this.groupTotal; g++) {
+      const gd = await this.group(g);
+      yield { what: `block bitmap of group ${g}`, fsOffset: gd.blockBitmap * bs, length: bs };
+      yield { what: `inode bitmap of group ${g}`, fsOffset: gd.inodeBitmap * bs, length: bs };
+      yield { what: `inode table of group ${g}`, fsOffset: gd.inodeTable * bs, length: inodeTableBytes };
+    }
+    const hidden: Array<[number, string]> = [];
+    if (sb.featureCompat & COMPAT_RESIZE_INODE) hidden.push([RESIZE_INODE, "reserved GDT blocks (resize inode)"]);
+    if (sb.featureCompat & COMPAT_HAS_JOURNAL && sb.journalInode !== 0) hidden.push([sb.journalInode, "journal"]);
+    // Inodes no directory names: their blocks, and the blocks of their maps, are the filesystem's own;
+    // a run of them (the resize inode's indirect blocks are the reserved GDT blocks, one after another) is one region.
+    for (const [ino, what] of hidden) {
+      let run: FsRegion | undefined;
+      for await (const piece of this.blockPieces(await this.node(ino))) {
+        if (run && run.fsOffset + run.length === piece.fsOffset) {
+          run.length += piece.fsLength;
+          continue;
+        }
+        if (run) yield run;
+        run = { what, fsOffset: piece.fsOffset, length: piece.fsLength };
+      }
+      if (run) yield run;
+    }
   }
 
   async readlink(node: ExtNode): Promise<string> {

@@ -9,6 +9,9 @@ export const SUPERBLOCK_SIZE = 1024;
 export const EXT_MAGIC = 0xef53;
 
 export const COMPAT_HAS_JOURNAL = 0x4;
+export const COMPAT_RESIZE_INODE = 0x10;
+/** The inode whose block map holds the reserved GDT blocks (and their backups) when COMPAT_RESIZE_INODE is set. */
+export const RESIZE_INODE = 7;
 
 export const INCOMPAT_COMPRESSION = 0x1;
 export const INCOMPAT_FILETYPE = 0x2;
@@ -75,6 +78,8 @@ export interface Superblock {
   firstMetaBg: number;
   /** Blocks kept after the group descriptors for online resizing (in every group with a superblock backup). */
   reservedGdtBlocks: number;
+  /** s_journal_inum: the inode of an internal journal (8), or 0. */
+  journalInode: number;
   /** sparse_super2: the only two groups (besides 0) that hold backups. */
   backupBgs: [number, number];
 }
@@ -151,6 +156,7 @@ export function decodeSuperblock(b: Buffer): Superblock {
     clusterRatio,
     firstMetaBg: b.readUInt32LE(260),
     reservedGdtBlocks: b.readUInt16LE(206),
+    journalInode: b.readUInt32LE(224),
     backupBgs: [b.readUInt32LE(588), b.readUInt32LE(592)],
   };
 }

@@ -10,7 +10,7 @@ import type { BlockSource } from "../../io/block-source.js";
 import { targetBuffer } from "../../io/bounds.js";
 import { checkFileRange, type CopyPiece, copyPieces } from "../file-io.js";
 import { findIgnoringCase } from "../lookup.js";
-import type { FileSystem, FsDirEntry, FsNode, FsStat } from "../types.js";
+import type { FileExtent, FileSystem, FsDirEntry, FsNode, FsRegion, FsStat } from "../types.js";
 import { type BootSector, decodeBootSector } from "./boot-sector.js";
 import { ATTR_DIRECTORY, ATTR_READ_ONLY, dosTimeToUnix, type ShortEntry } from "./dir-entry.js";
 import { decodeDirectory } from "./directory.js";
@@ -99,12 +99,16 @@ export class FatFileSystem implements FileSystem<FatNode> {
     throw new CorruptImageError(`FAT: ${what}: the cluster chain ends before byte ${end}`);
   }
 
+  private directoryRuns(dir: FatNode): Promise<ClusterRun[]> {
+    return this.runs(dir, Math.ceil(MAX_DIR_BYTES / this.boot.clusterSize));
+  }
+
   private async directoryBytes(dir: FatNode): Promise<Buffer> {
     if (dir.isRoot && this.boot.fatBits !== 32) {
       return this.source.read(this.boot.rootDirOffset, this.boot.rootDirBytes);
     }
     if (dir.cluster === 0) return Buffer.alloc(0); // an empty directory without a cluster (corrupt but harmless)
-    const runs = await this.runs(dir, Math.ceil(MAX_DIR_BYTES / this.boot.clusterSize));
+    const runs = await this.directoryRuns(dir);
     const bytes = runs.reduce((n, r) => n + r.count, 0) * this.boot.clusterSize;
     const out = Buffer.allocUnsafe(bytes);
     await this.readRuns(runs, 0, out, dir.path);
@@ -163,6 +167,35 @@ export class FatFileSystem implements FileSystem<FatNode> {
     }
     if (pos < end) return false; // a short chain: let read() report it
     return copyPieces(source, pieces, fd, `FAT: ${node.path}`);
+  }
+
+  /** A file's or directory's clusters; the FAT12/16 root is its fixed region. */
+  async *extents(node: FatNode): AsyncGenerator<FileExtent> {
+    const { boot } = this;
+    if (node.isRoot && boot.fatBits !== 32) {
+      yield { fileOffset: 0, length: boot.rootDirBytes, fsOffset: boot.rootDirOffset, fsLength: boot.rootDirBytes };
+      return;
+    }
+    if (node.cluster === 0) return;
+    const isDir = node.stat.type === "dir";
+    const size = isDir ? Infinity : node.stat.size;
+    const runs = isDir ? await this.directoryRuns(node) : await this.runs(node, Math.ceil(size / boot.clusterSize));
+    let fileOffset = 0;
+    for (const run of runs) {
+      const length = Math.min(run.count * boot.clusterSize, size - fileOffset);
+      if (length <= 0) return;
+      yield { fileOffset, length, fsOffset: boot.dataOffset + (run.first - 2) * boot.clusterSize, fsLength: length };
+      fileOffset += length;
+    }
+  }
+
+  /** The boot sector and reserved sectors, and each copy of the FAT. */
+  async *regions(): AsyncGenerator<FsRegion> {
+    const { bytesPerSector, reservedSectors, numFats, fatSize } = this.boot;
+    yield { what: "boot sector and reserved sectors", fsOffset: 0, length: reservedSectors * bytesPerSector };
+    for (let i = 0; i < numFats; i++) {
+      yield { what: `FAT ${i + 1} of ${numFats}`, fsOffset: (reservedSectors + i * fatSize) * bytesPerSector, length: fatSize * bytesPerSector };
+    }
   }
 
   async close(): Promise<void> {}

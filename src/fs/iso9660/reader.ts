@@ -11,8 +11,17 @@ import { targetBuffer } from "../../io/bounds.js";
 import { CorruptImageError, UnsupportedError, UsageError } from "../../errors.js";
 import { LruCache } from "../../util/lru.js";
 import { decodeName, escapeName } from "../names.js";
-import { fileTypeFromMode, type FileSystem, type FileType, type FsDirEntry, type FsNode, type FsStat } from "../types.js";
-import { SECTOR_SIZE } from "./constants.js";
+import {
+  type FileExtent,
+  fileTypeFromMode,
+  type FileSystem,
+  type FileType,
+  type FsDirEntry,
+  type FsNode,
+  type FsRegion,
+  type FsStat,
+} from "../types.js";
+import { FIRST_DESCRIPTOR_SECTOR, SECTOR_SIZE } from "./constants.js";
 import { decodeDirectoryRecord, FLAG_DIRECTORY, FLAG_MULTI_EXTENT, type DirectoryRecord } from "./directory-record.js";
 import { checkSection, fileSection, sectionRanges, type FileSection } from "./file-section.js";
 import { decodeUcs2 } from "./joliet.js";
@@ -157,6 +166,35 @@ export class Iso9660FileSystem implements FileSystem<IsoNode> {
       fileOffset += section.length;
     }
     return ranges;
+  }
+
+  /**
+   * Each section of a file or directory (each file unit, when interleaved).
+   * A zisofs file's stored bytes inflate through its block pointers, so each
+   * piece is given as holding the whole file.
+   */
+  async *extents(node: IsoNode): AsyncGenerator<FileExtent> {
+    if (node.stat.type !== "file" && node.stat.type !== "dir") return;
+    let sectionStart = 0;
+    for (const section of node.sections) {
+      checkSection(section, node.where);
+      let fileOffset = sectionStart;
+      for (const [fsOffset, length] of sectionRanges(section, 0, section.length)) {
+        yield node.zisofs
+          ? { fileOffset: 0, length: node.stat.size, fsOffset, fsLength: length, compressed: true }
+          : { fileOffset, length, fsOffset, fsLength: length };
+        fileOffset += length;
+      }
+      sectionStart += section.length;
+    }
+  }
+
+  /** The primary volume descriptor and its path tables (the tree itself is reached through the directories). */
+  async *regions(): AsyncGenerator<FsRegion> {
+    const { primary } = this.volume;
+    yield { what: "primary volume descriptor", fsOffset: FIRST_DESCRIPTOR_SECTOR * SECTOR_SIZE, length: SECTOR_SIZE };
+    yield { what: "path table (type L)", fsOffset: primary.typeLPathTable * SECTOR_SIZE, length: primary.pathTableSize };
+    yield { what: "path table (type M)", fsOffset: primary.typeMPathTable * SECTOR_SIZE, length: primary.pathTableSize };
   }
 
   async close(): Promise<void> {

@@ -12,7 +12,7 @@ import { newDecodeDev } from "../device-number.js";
 import { checkFileRange } from "../file-io.js";
 import { ListingCache } from "../listing-cache.js";
 import { decodeName, nameBytes } from "../names.js";
-import type { FileSystem, FileType, FsDirEntry, FsNode, FsStat } from "../types.js";
+import type { FileExtent, FileSystem, FileType, FsDirEntry, FsNode, FsRegion, FsStat } from "../types.js";
 import { checkCompressorOptions, decompressorFor } from "./compressor.js";
 import { type DirectoryEntry, directoryEntries } from "./directory.js";
 import { decodeBlockSize, decodeFragmentEntry, FRAGMENT_ENTRY_SIZE, type FragmentEntry } from "./fragment.js";
@@ -365,6 +365,37 @@ export class SquashfsFileSystem implements FileSystem<SquashfsNode> {
     const tail = fileSize - blocks.length * bs;
     if (tail > 0) add(blocks.length * bs, tail);
     return ranges;
+  }
+
+  /**
+   * A file's data blocks and the fragment block holding its tail, as stored
+   * (a compressed block is lost whole with any of its bytes). Directories
+   * and symlinks live in the metadata tables (regions()).
+   */
+  async *extents(node: SquashfsNode): AsyncGenerator<FileExtent> {
+    const inode = node.inode;
+    if (inode.kind !== "file") return;
+    const { blocks, starts } = await this.layout(node);
+    const bs = this.superblock.blockSize;
+    for (let i = 0; i < blocks.length; i++) {
+      const { compressed, size } = decodeBlockSize(blocks[i] as number);
+      if (size > 0) yield { fileOffset: i * bs, length: Math.min(bs, inode.fileSize - i * bs), fsOffset: starts[i] as number, fsLength: size, compressed };
+    }
+    const tail = inode.fileSize - blocks.length * bs;
+    if (tail > 0 && inode.fragment !== NO_FRAGMENT) {
+      const entry = await this.fragment(inode.fragment);
+      const { size } = decodeBlockSize(entry.sizeWord);
+      // The tail is some of the bytes of a fragment block shared by many files: compressed or not, where in it is known only once it is read.
+      yield { fileOffset: blocks.length * bs, length: tail, fsOffset: entry.start, fsLength: size, compressed: true };
+    }
+  }
+
+  /** The superblock, the inode table, and what follows the data: directories, then the fragment, export, id and xattr tables. */
+  async *regions(): AsyncGenerator<FsRegion> {
+    const sb = this.superblock;
+    yield { what: "superblock", fsOffset: 0, length: SUPERBLOCK_SIZE };
+    yield { what: "inode table", fsOffset: sb.inodeTableStart, length: this.inodeTableEnd - sb.inodeTableStart };
+    yield { what: "directory table and lookup tables", fsOffset: sb.directoryTableStart, length: sb.bytesUsed - sb.directoryTableStart };
   }
 
   async close(): Promise<void> {}

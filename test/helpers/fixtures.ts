@@ -4,7 +4,7 @@
  * and rebuilt when their script changes. Several test processes may ask for
  * the same fixture at once, so building takes a lock.
  */
-import { mkdirSync, rmdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { run } from "./run.js";
@@ -46,13 +46,18 @@ export async function fixture(script: string, output: string, args: string[] = [
   mkdirSync(FIXTURE_OUT, { recursive: true });
   const scriptPath = join(FIXTURES, script);
   const outPath = join(FIXTURE_OUT, output);
-  return withLock(output.replace(/[^\w.-]/g, "_"), async () => {
-    const built = mtime(outPath);
+  const name = output.replace(/[^\w.-]/g, "_");
+  // A stamp says when the build finished: the output's own mtime can be old on purpose
+  // (make-tree.sh dates its folder 2023), which once rebuilt the tree for every test.
+  const stamp = join(FIXTURE_OUT, `.${name}.built`);
+  return withLock(name, async () => {
+    const built = existsSync(outPath) ? mtime(stamp) : undefined;
     const scriptTime = mtime(scriptPath);
     if (scriptTime === undefined) throw new Error(`no fixture script ${scriptPath}`);
     if (built !== undefined && built >= scriptTime) return outPath;
     const r = await run("bash", [scriptPath, outPath, ...args], { timeoutMs: 600_000 });
     if (r.code !== 0) throw new Error(`fixture ${script} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+    writeFileSync(stamp, "");
     return outPath;
   });
 }

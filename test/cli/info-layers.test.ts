@@ -58,6 +58,19 @@ test("info --json on a qcow2 chain (zstd clusters, 128 KiB clusters, marked dirt
   assert.match(text, /^ {2}qcow2 compressionType: +zstd$/m);
 });
 
+test("info --json on a VMDK delta over a VMDK base names the chain as qemu-img info --backing-chain does", { skip: needs("qemu-img") }, async () => {
+  const dir = tempDir();
+  await sh(
+    `cp examples/disk.img ${dir}/disk.img && cd ${dir} && qemu-img convert -q -f raw -O vmdk disk.img base.vmdk` +
+      ` && qemu-img create -q -f vmdk -b base.vmdk -F vmdk top.vmdk && qemu-io -f vmdk -c 'write -P 0x5a 1M 64k' top.vmdk >/dev/null`,
+  );
+  const top = join(dir, "top.vmdk");
+  const qemu = JSON.parse(await sh(`qemu-img info --output=json --backing-chain -U ${top}`)) as QemuInfo[];
+  const info = JSON.parse((await platter(["info", top, "--json"])).stdout);
+  assert.equal(info.layers[0].backingFile, qemu[0]["backing-filename"]);
+  assert.deepEqual(info.backingChain.map((b: { path: string; format: string }) => [b.path, b.format]), qemu.slice(1).map((q) => [q.filename, q.format]));
+});
+
 test("info on a single-block .xz of 20 MiB: not seekable, says platter convert makes it seekable; the converted copy is; sizes as xz -l --robot gives them", { skip: needs("xz") }, async () => {
   const dir = tempDir();
   const xz = join(dir, "disk.img.xz");

@@ -91,6 +91,8 @@ export class DynamicVhdSource extends MappedDisk implements ContainerSource {
     private readonly bat: PagedTable,
     parent: BlockSource | undefined,
     private readonly parentFile: string | undefined,
+    /** The parent info's backing chain follows: the one found, or (not opened) the first name it would be looked for by. */
+    private readonly backingFile: string | undefined,
   ) {
     super(file.name, found.footer.currentSize, 512, parent);
     this.bitmapBytes = sectorBitmapBytes(header.blockSize);
@@ -110,7 +112,8 @@ export class DynamicVhdSource extends MappedDisk implements ContainerSource {
         context.onWarning?.(`${file.name}: the parent VHD ${parentFile} holds ${parent.size} bytes, the differencing disk ${footer.currentSize}`);
       }
     }
-    return new DynamicVhdSource(file, found, header, bat, parent, parentFile);
+    const backingFile = footer.diskType === "differencing" ? (parentFile ?? parentCandidates(locatorPaths, header.parentName)[0]) : undefined;
+    return new DynamicVhdSource(file, found, header, bat, parent, parentFile, backingFile);
   }
 
   describe(): Record<string, unknown> {
@@ -120,7 +123,7 @@ export class DynamicVhdSource extends MappedDisk implements ContainerSource {
       subformat: found.footer.diskType,
       blockSize: header.blockSize,
       ...(found.footer.diskType === "differencing"
-        ? { parentName: header.parentName, parentUniqueId: formatUniqueId(header.parentUniqueId), parentFile: this.parentFile ?? null }
+        ? { parentName: header.parentName, parentUniqueId: formatUniqueId(header.parentUniqueId), parentFile: this.parentFile ?? null, backingFile: this.backingFile ?? null }
         : {}),
     };
   }

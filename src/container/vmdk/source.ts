@@ -91,7 +91,7 @@ export class VmdkSource extends MappedDisk implements ContainerSource {
         ...(e.kind === "sparse" ? e.sparse.describe() : {}),
         ...(e.kind === "flat" && e.offset !== 0 ? { offset: e.offset } : {}),
       })),
-      ...(descriptor.parentFileNameHint !== undefined ? { parentFileNameHint: descriptor.parentFileNameHint, parentFile: this.parentFile ?? null } : {}),
+      ...(descriptor.parentFileNameHint !== undefined ? { parentFileNameHint: descriptor.parentFileNameHint, parentFile: this.parentFile ?? null, backingFile: this.parentFile ?? descriptor.parentFileNameHint } : {}),
     };
   }
 

@@ -196,7 +196,7 @@ describe("hostile .xz files", { skip: needs("xz") }, () => {
     await assert.rejects(openAndRead(copy), rejectsWith(UnsupportedError, /hostile\.xz: xz block at offset 12 needs 30\d\d MiB to decode; platter allows 80 MiB per block: decompress it with xz -d/));
   });
 
-  test("200 copies with random bit flips: each reads as the original or fails with a PlatterError, never anything else", async () => {
+  test("40 copies with random bit flips: each reads as the original or fails with a PlatterError, never anything else", async () => {
     const small = mixedImage().subarray(0, 9 * MiB + 777);
     const path = join(dir, "small-mixed.xz");
     const sink = await xzWriter.create(path, { level: 0 });
@@ -205,7 +205,7 @@ describe("hostile .xz files", { skip: needs("xz") }, () => {
     const whole = readFileSync(path);
     const random = prng(7);
     let failed = 0;
-    for (let copy = 0; copy < 200; copy++) {
+    for (let copy = 0; copy < 40; copy++) {
       const damaged = Buffer.from(whole);
       for (let f = 0; f < 1 + (copy % 3); f++) damaged[Math.floor(random() * damaged.length)] ^= 1 << Math.floor(random() * 8);
       try {
@@ -216,7 +216,7 @@ describe("hostile .xz files", { skip: needs("xz") }, () => {
         failed++;
       }
     }
-    assert.ok(failed > 100, `${failed} of 200 damaged copies were refused`);
+    assert.ok(failed > 20, `${failed} of 40 damaged copies were refused`);
   });
 
   describe("bombs, read in a child process whose peak memory is measured", () => {

@@ -206,12 +206,12 @@ describe("hostile .zst files", { skip: needs("zstd") }, () => {
     await assert.rejects(openAndRead(file), rejectsWith(CorruptImageError, new RegExp(`corrupt zstd file: no frame at offset ${file.length - 8} \\(magic 0x62726167\\)`)));
   });
 
-  test("200 copies with random bit flips: each reads as the original or fails with a PlatterError, never anything else", async () => {
+  test("80 copies with random bit flips: each reads as the original or fails with a PlatterError, never anything else", async () => {
     const small = mixedImage().subarray(0, 5 * MiB + 777);
     const { file } = await seekable(dir, small);
     const random = prng(42);
     let failed = 0;
-    for (let copy = 0; copy < 200; copy++) {
+    for (let copy = 0; copy < 80; copy++) {
       const damaged = Buffer.from(file);
       for (let f = 0; f < 1 + (copy % 3); f++) damaged[Math.floor(random() * damaged.length)] ^= 1 << Math.floor(random() * 8);
       try {
@@ -222,7 +222,7 @@ describe("hostile .zst files", { skip: needs("zstd") }, () => {
         failed++;
       }
     }
-    assert.ok(failed > 100, `${failed} of 200 damaged copies were refused`);
+    assert.ok(failed > 40, `${failed} of 80 damaged copies were refused`);
   });
 
   describe("bombs, read in a child process whose peak memory is measured", () => {

@@ -1,5 +1,5 @@
 /**
- * 1,000 bit-flipped (and sometimes truncated) copies of each small ext and
+ * FUZZ_COPIES bit-flipped (and sometimes truncated) copies of each small ext and
  * FAT fixture, read in process (test/helpers/fs-fuzz.ts): each copy reads
  * fine or ends in a PlatterError, within a read budget.
  */
@@ -13,9 +13,9 @@ import type { FileSystem, FsDirEntry, FsNode } from "../../src/fs/types.js";
 import type { BlockSource } from "../../src/io/block-source.js";
 import { needs } from "../helpers/env.js";
 import { fixture } from "../helpers/fixtures.js";
-import { fuzzImage, tryImage } from "../helpers/fs-fuzz.js";
+import { FUZZ_COPIES, fuzzImage, tryImage } from "../helpers/fs-fuzz.js";
 
-const COPIES = Number(process.env.PLATTER_FUZZ_COPIES ?? 1000);
+const COPIES = FUZZ_COPIES;
 
 const FIXTURES: Array<[script: string, out: string, image: string]> = [
   ["make-ext-images.sh", "ext", "small-ext4.img"],

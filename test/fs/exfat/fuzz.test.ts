@@ -5,7 +5,7 @@ import { before, describe, test } from "node:test";
 import { decodeBootSector, openExfat } from "../../../src/fs/exfat/index.js";
 import { needs } from "../../helpers/env.js";
 import { fixture } from "../../helpers/fixtures.js";
-import { fuzzImage, tryImage } from "../../helpers/fs-fuzz.js";
+import { FUZZ_COPIES, fuzzImage, tryImage } from "../../helpers/fs-fuzz.js";
 
 describe("exFAT reader under bit flips", { skip: needs("root", "loop", "fuse", "mkfs.exfat", "mount.exfat-fuse") }, () => {
   let dir = "";
@@ -14,7 +14,7 @@ describe("exFAT reader under bit flips", { skip: needs("root", "loop", "fuse", "
   });
 
   for (const name of ["c4k", "c512", "s4k"]) {
-    test(`${name}: 1,000 bit-flipped copies read fine or end in a PlatterError, within their read budget`, async (t) => {
+    test(`${name}: ${FUZZ_COPIES} bit-flipped copies read fine or end in a PlatterError, within their read budget`, async (t) => {
       const image = readFileSync(join(dir, `${name}.img`));
       const boot = decodeBootSector(image);
       assert.equal((await tryImage(image, openExfat, `${name}.img as made`)).outcome, "read");
@@ -23,7 +23,7 @@ describe("exFAT reader under bit flips", { skip: needs("root", "loop", "fuse", "
       // Half the flips hit the boot regions, the FAT entries in use, and the start of the
       // cluster heap (bitmap, up-case table, root and first directories).
       const result = await fuzzImage(image, openExfat, {
-        copies: 1000,
+        copies: FUZZ_COPIES,
         hot: [
           [0, 24 * bps],
           [boot.fatOffset * bps, boot.fatOffset * bps + 64 * 1024],

@@ -5,7 +5,7 @@ import { before, describe, test } from "node:test";
 import { decodeSuperblock, openSquashfs } from "../../../src/fs/squashfs/index.js";
 import { needs } from "../../helpers/env.js";
 import { fixture } from "../../helpers/fixtures.js";
-import { fuzzImage, tryImage } from "../../helpers/fs-fuzz.js";
+import { FUZZ_COPIES, fuzzImage, tryImage } from "../../helpers/fs-fuzz.js";
 
 describe("squashfs reader under bit flips", { skip: needs("root", "mksquashfs", "setfattr") }, () => {
   let dir = "";
@@ -14,13 +14,13 @@ describe("squashfs reader under bit flips", { skip: needs("root", "mksquashfs", 
   });
 
   for (const name of ["gzip", "xz", "zstd", "lz4", "nocomp"]) {
-    test(`${name}: 1,000 bit-flipped copies read fine or end in a PlatterError, within their read budget`, async (t) => {
+    test(`${name}: ${FUZZ_COPIES} bit-flipped copies read fine or end in a PlatterError, within their read budget`, async (t) => {
       const image = readFileSync(join(dir, `${name}.sqfs`));
       const sb = decodeSuperblock(image);
       assert.equal((await tryImage(image, openSquashfs, `${name}.sqfs as made`)).outcome, "read");
       // Half the flips hit the superblock and the metadata tables, where one bit changes the most.
       const result = await fuzzImage(image, openSquashfs, {
-        copies: 1000,
+        copies: FUZZ_COPIES,
         hot: [
           [0, 96],
           [sb.inodeTableStart, sb.bytesUsed],

@@ -10,7 +10,7 @@ import { tempDir } from "../helpers/tmp.js";
 
 const SIZE = 5 * 2 ** 30 + 12345;
 
-test("a 5 GiB sparse file becomes a multi-extent entry: bsdtar lists its exact size and the extracted stream's sha256 matches; our reader joins the sections", { skip: needs("bsdtar", "openssl") }, async () => {
+test("a 5 GiB sparse file becomes a multi-extent entry: bsdtar lists its exact size and extracts it byte for byte (cmp); our reader joins the sections", { skip: needs("bsdtar", "cmp") }, async () => {
   const dir = tempDir();
   const src = join(dir, "src");
   const iso = join(dir, "big.iso");
@@ -27,11 +27,8 @@ test("a 5 GiB sparse file becomes a multi-extent entry: bsdtar lists its exact s
 
     const listing = await sh(`bsdtar -tvf ${iso}`);
     assert.match(listing, new RegExp(` ${SIZE} .* five\\.bin\\n`));
-    const [extracted, expected] = await Promise.all([
-      sh(`bsdtar -xOf ${iso} five.bin | openssl dgst -sha256 -r`, { timeoutMs: 300_000 }),
-      sh(`openssl dgst -sha256 -r < ${src}/five.bin`, { timeoutMs: 300_000 }),
-    ]);
-    assert.equal(extracted.split(" ")[0], expected.split(" ")[0]);
+    // cmp, not two SHA-256 passes over 5 GiB; bsdtar reads 1 MiB at a time (-b 2048): most of the time is the pipe.
+    await sh(`bsdtar -b 2048 -xOf ${iso} five.bin | cmp - ${src}/five.bin`, { timeoutMs: 300_000 });
 
     // Our reader joins the two sections too, and finds the data among the holes.
     const source = await openSource(iso);

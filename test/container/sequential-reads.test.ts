@@ -8,6 +8,7 @@
  * at its offset.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
@@ -171,6 +172,25 @@ describe("compressed images read front to back with reads in flight", { skip: ne
           assert.match(r.error.message, new RegExp(`^damaged\\.gz: gzip data at offset ${at} \\(image offset ${8 * member}\\): `));
         } else assert.ok(r.bytes?.equals(gzipOut.subarray(r.offset, r.offset + r.bytes.length)), `the read at ${r.offset}`);
       }
+    } finally {
+      await source.close();
+    }
+  });
+
+  test(".gz of 300 spans read in one call (more inflates than koffi lets wait at once, 256): the bytes gzip -dc gives", async () => {
+    const line = Buffer.from("2026-11-30T12:00:00 host3 kernel: sector 12345 read ok\n");
+    const big = Buffer.alloc(300 * (256 << 10));
+    for (let at = 0; at < big.length; at += line.length) line.copy(big, at);
+    const path = join(dir, "many-members.gz");
+    const sink = await gzipWriter.create(path, { size: big.length, level: 1 });
+    await writeAll(sink, big);
+    await sink.setSize(big.length);
+    await sink.close();
+    const theirs = (await run("bash", ["-c", `gzip -dc '${path}' | sha256sum`])).stdout.split(" ")[0];
+    const source = await gzipFormat.open(new MemorySource(readFileSync(path), 512, "many-members.gz"), noRelated);
+    try {
+      assert.ok(Number(source.describe().accessPoints) > 256, "more spans than koffi's queue");
+      assert.equal(createHash("sha256").update(await source.read(0, source.size)).digest("hex"), theirs);
     } finally {
       await source.close();
     }

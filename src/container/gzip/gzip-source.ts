@@ -16,7 +16,8 @@ import { UnitReader } from "../unit-reader.js";
 import { InTurn } from "../../util/in-turn.js";
 import type { AccessIndex } from "./access-index.js";
 import { BufferPool } from "../../util/buffer-pool.js";
-import { decodeSpan, decodeSpanInto, LARGE_SPAN, PIECE, SpanCursor } from "./span-decoder.js";
+import { Limiter } from "../../util/limiter.js";
+import { decodeSpan, decodeSpanInto, decodesInto, LARGE_SPAN, PIECE, SpanCursor } from "./span-decoder.js";
 
 /** Large spans being read at once, each with its own cursor. */
 const MAX_CURSORS = 4;
@@ -50,6 +51,12 @@ export class GzipSource implements ContainerSource {
   private readonly cursors: CursorSlot[] = [];
   /** Compressed spans on their way to being inflated into a reader's buffer. */
   private readonly inputs = new BufferPool(INPUT_POOL_BYTES);
+  /**
+   * Spans inflating into readers' buffers at once: a read of the whole image
+   * must not hold all of its compressed bytes, nor queue more native calls
+   * than koffi takes (256).
+   */
+  private readonly inflaters = new Limiter(2 * availableParallelism());
 
   constructor(
     private readonly source: BlockSource,
@@ -74,7 +81,8 @@ export class GzipSource implements ContainerSource {
       decode: (p: number) => this.decodePiece(p),
       decodeInto: (p: number, out: Buffer) => {
         const span = this.spanOfPiece[p] as number;
-        return this.piecesOf(span) === 1 ? decodeSpanInto(this.source, index, span, out, this.inputs) : undefined;
+        if (this.piecesOf(span) > 1 || !decodesInto(index, span)) return undefined;
+        return this.inflaters.run(() => decodeSpanInto(this.source, index, span, out, this.inputs));
       },
       isZeros: (p: number) => index.spanIsZeros(this.spanOfPiece[p] as number),
     };

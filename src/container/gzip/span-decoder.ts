@@ -77,28 +77,29 @@ function options(whole: boolean, output: number, chunk: number) {
 }
 
 /**
- * Span i inflated straight into `out` (exactly its length) by libz, when
- * it is whole members (a platter or BGZF file, a multi-member gzip) and
- * libz is present; undefined otherwise (decodeSpan does it then). The
- * span's compressed bytes pass through memory from `pool`.
+ * Can span i be inflated straight into a reader's buffer by libz
+ * (decodeSpanInto)? When it is whole members (a platter or BGZF file, a
+ * multi-member gzip) and libz is present; else decodeSpan does it.
  */
-export function decodeSpanInto(source: BlockSource, index: AccessIndex, i: number, out: Buffer, pool: BufferPool): Promise<void> | undefined {
+export function decodesInto(index: AccessIndex, i: number): boolean {
+  return index.point(i).kind === MEMBER && index.spanEndsAtMember(i) && !isDamagedTail(index, i) && libzPresent();
+}
+
+/** Span i (one decodesInto() accepts) inflated into `out`, exactly its length; its compressed bytes pass through memory from `pool`. */
+export async function decodeSpanInto(source: BlockSource, index: AccessIndex, i: number, out: Buffer, pool: BufferPool): Promise<void> {
   const point = index.point(i);
-  if (point.kind !== MEMBER || !index.spanEndsAtMember(i) || isDamagedTail(index, i) || !libzPresent()) return undefined;
-  return (async () => {
-    const length = index.spanCompressedEnd(i) - point.compressed;
-    const input = pool.take(length);
-    let result;
-    try {
-      result = await inflateGzipMembers(await source.read(point.compressed, length, input), out);
-    } finally {
-      pool.give(input);
-    }
-    if (result.ok) return;
-    const where = spanWhere(source, index, i);
-    if ("more" in result) throw new CorruptImageError(`${where}: the members inflate to more than the ${out.length} bytes their sizes say`);
-    throw new CorruptImageError(`${where}: ${result.message ?? `inflates to ${result.produced} bytes, ${out.length} expected`}`);
-  })();
+  const length = index.spanCompressedEnd(i) - point.compressed;
+  const input = pool.take(length);
+  let result;
+  try {
+    result = await inflateGzipMembers(await source.read(point.compressed, length, input), out);
+  } finally {
+    pool.give(input);
+  }
+  if (result.ok) return;
+  const where = spanWhere(source, index, i);
+  if ("more" in result) throw new CorruptImageError(`${where}: the members inflate to more than the ${out.length} bytes their sizes say`);
+  throw new CorruptImageError(`${where}: ${result.message ?? `inflates to ${result.produced} bytes, ${out.length} expected`}`);
 }
 
 function spanWhere(source: BlockSource, index: AccessIndex, i: number): string {

@@ -51,11 +51,7 @@ export class GzipSource implements ContainerSource {
   private readonly cursors: CursorSlot[] = [];
   /** Compressed spans on their way to being inflated into a reader's buffer. */
   private readonly inputs = new BufferPool(INPUT_POOL_BYTES);
-  /**
-   * Spans inflating into readers' buffers at once: a read of the whole image
-   * must not hold all of its compressed bytes, nor queue more native calls
-   * than koffi takes (256).
-   */
+  /** Spans inflating into readers' buffers at once: a read of the whole image must not hold all of its compressed bytes. */
   private readonly inflaters = new Limiter(2 * availableParallelism());
 
   constructor(

@@ -3,8 +3,9 @@
  * cannot do:
  * - inflate with Z_BLOCK and report `data_type`, which says when inflate
  *   stands at a deflate block boundary and how many bits of the last byte it
- *   used. That is what a zran-style index needs (index-pass.ts). All
- *   decoding after that is Node's zlib (span-decoder.ts).
+ *   used. That is what a zran-style index needs (index-pass.ts). Spans
+ *   that start inside a member are decoded by Node's zlib after that
+ *   (span-decoder.ts).
  * - deflate a member straight into the writer's buffer with a deflater kept
  *   from member to member (deflateReset): Node's zlib.gzip() sets up a new
  *   stream per call (fresh window memory, output gathered in 16 KiB chunks
@@ -26,7 +27,6 @@
  * Returns undefined where koffi or libz cannot load; the gzip reader then
  * reads sequentially (sequential-source.ts).
  */
-import { promisify } from "node:util";
 import { UnsupportedError } from "../../errors.js";
 import { addressOf, callAsync, koffi, lazyLibrary, type NativeFunction } from "../native-library.js";
 
@@ -54,19 +54,17 @@ const DATA_TYPE = 88;
 
 type Koffi = NonNullable<ReturnType<typeof koffi>>;
 
-const load = lazyLibrary({ sonames: ["libz.so.1"], what: "indexing .gz images", debianPackage: "zlib1g", deep: true }, (lib) => {
+const load = lazyLibrary({ sonames: ["libz.so.1"], what: "reading and writing .gz images with libz", debianPackage: "zlib1g", deep: true }, (lib) => {
   if (process.platform !== "linux" || process.arch === "ia32" || process.arch === "arm") {
-    throw new UnsupportedError("indexing .gz images needs a 64-bit Linux (z_stream is laid out as there)");
+    throw new UnsupportedError("libz is used on 64-bit Linux only (z_stream is laid out as there)");
   }
-  const inflate = lib.func("int inflate(void *strm, int flush)");
   return {
     koffi: koffi() as Koffi,
     version: lib.func("const char *zlibVersion()")() as string,
     inflateInit2: lib.func("int inflateInit2_(void *strm, int windowBits, const char *version, int stream_size)"),
-    inflate: promisify(inflate.async) as (strm: unknown, flush: number) => Promise<number>,
+    inflate: lib.func("int inflate(void *strm, int flush)") as NativeFunction,
     inflateReset: lib.func("int inflateReset(void *strm)"),
     inflateEnd: lib.func("int inflateEnd(void *strm)"),
-    inflateCall: inflate as NativeFunction,
     deflateInit2: lib.func("int deflateInit2_(void *strm, int level, int method, int windowBits, int memLevel, int strategy, const char *version, int stream_size)"),
     deflate: lib.func("int deflate(void *strm, int flush)") as NativeFunction,
     deflateReset: lib.func("int deflateReset(void *strm)"),
@@ -156,7 +154,8 @@ export class GzipInflater {
   }
 
   inflate(flush: number): Promise<number> {
-    return this.z.inflate(this.strm.pointer, flush);
+    // Every buffer it points into is koffi's memory, held by this inflater.
+    return callAsync<number>(this.z.inflate, [this.strm.pointer, flush], []);
   }
 
   /** Ready for the next gzip member. */
@@ -272,7 +271,7 @@ export async function inflateGzipMembers(input: Buffer, out: Buffer): Promise<Me
   try {
     for (;;) {
       setBuffers(inflater, input, consumed, out, produced);
-      const rc = await callAsync<number>(z.inflateCall, [inflater.strm, Z_NO_FLUSH], [input, out]);
+      const rc = await callAsync<number>(z.inflate, [inflater.strm, Z_NO_FLUSH], [input, out]);
       consumed = input.length - inflater.view.getUint32(AVAIL_IN, true);
       produced = out.length - inflater.view.getUint32(AVAIL_OUT, true);
       if (rc === Z_STREAM_END) {

@@ -16,6 +16,12 @@
  *  4. platter's peak memory (GNU time's max RSS) writing and reading each, one
  *     extra run; goal < 200 MiB.
  * Ratios above 1 mean platter is faster.
+ *
+ * convert ends with an fdatasync of DEST before it renames it into place
+ * (after a crash, DEST is complete or absent), so every reference command
+ * ends with `sync -d` of its output too: both are timed until the bytes are
+ * on the disk. zstd -d and xz -d write zero runs as holes (their default for
+ * a file); platter's rows for them read with --sparse, which does the same.
  */
 import { spawnSync } from "node:child_process";
 import { randomFillSync } from "node:crypto";
@@ -100,9 +106,13 @@ interface Row {
   ext: string;
   /** Reference writers: label and shell command writing `out`. */
   writers: Array<{ label: string; shell: (input: string, out: string) => string; goal: number }>;
-  reader: { label: string; shell: (input: string, out: string) => string };
+  /** The reference reader; `sparse`: it writes zero runs as holes, so platter reads with --sparse. */
+  reader: { label: string; shell: (input: string, out: string) => string; sparse?: boolean };
   tools: string[];
 }
+
+/** The reference command, then its output's data on the disk, as convert's fdatasync does. */
+const synced = (command: string, out: string) => `${command} && sync -d '${out}'`;
 
 const ROWS: Row[] = [
   {
@@ -117,13 +127,13 @@ const ROWS: Row[] = [
   {
     ext: "zst",
     writers: [{ label: "zstd -3 -T0", shell: (i, o) => `zstd -q -f -3 -T0 '${i}' -o '${o}'`, goal: 1.0 }],
-    reader: { label: "zstd -d", shell: (i, o) => `zstd -q -d -f '${i}' -o '${o}'` },
+    reader: { label: "zstd -d", shell: (i, o) => `zstd -q -d -f '${i}' -o '${o}'`, sparse: true },
     tools: ["zstd"],
   },
   {
     ext: "xz",
     writers: [{ label: "xz -6 -T0", shell: (i, o) => `xz -6 -T0 -c '${i}' > '${o}'`, goal: 1.0 }],
-    reader: { label: "xz -d -T0", shell: (i, o) => `xz -d -T0 -c '${i}' > '${o}'` },
+    reader: { label: "xz -d -T0", shell: (i, o) => `xz -d -T0 -c '${i}' > '${o}'`, sparse: true },
     tools: ["xz"],
   },
   {
@@ -151,13 +161,14 @@ export default async function bench(): Promise<void> {
     const write: Command = { label: `platter convert (.${row.ext})`, argv: [process.execPath, CLI, "convert", image, ours, "--force"], setup: rm(ours) };
     for (const w of row.writers) {
       const theirs = join(OUT, `reference.${row.ext}`);
-      const c = compareInTurns(write, { label: w.label, argv: [], shell: w.shell(image, theirs), setup: rm(theirs) }, { runs: RUNS });
+      const c = compareInTurns(write, { label: `${w.label} + sync -d`, argv: [], shell: synced(w.shell(image, theirs), theirs), setup: rm(theirs) }, { runs: RUNS });
       const sizes = `size ${(size(ours) / MiB).toFixed(1)} vs ${(size(theirs) / MiB).toFixed(1)} MiB (${((size(ours) / size(theirs) - 1) * 100).toFixed(1)}%)`;
       report(`write .${row.ext}`, c, `${mibps(c.a.median)} vs ${mibps(c.b.median)}, goal >= ${w.goal}x: ${c.ratio >= w.goal ? "met" : "NOT met"}; ${sizes}`);
       rmSync(theirs, { force: true });
     }
-    const read: Command = { label: `platter convert (.${row.ext} to raw)`, argv: [process.execPath, CLI, "convert", ours, back, "--force"], setup: rm(back) };
-    const r = compareInTurns(read, { label: row.reader.label, argv: [], shell: row.reader.shell(ours, back), setup: rm(back) }, { runs: RUNS });
+    const sparse = row.reader.sparse ? ["--sparse"] : [];
+    const read: Command = { label: `platter convert ${sparse.join(" ")} (.${row.ext} to raw)`, argv: [process.execPath, CLI, "convert", ours, back, "--force", ...sparse], setup: rm(back) };
+    const r = compareInTurns(read, { label: `${row.reader.label} + sync -d`, argv: [], shell: synced(row.reader.shell(ours, back), back), setup: rm(back) }, { runs: RUNS });
     report(`read .${row.ext} (platter's file)`, r, `${mibps(r.a.median)} vs ${mibps(r.b.median)}, goal >= 1.0x: ${r.ratio >= 1 ? "met" : "NOT met"}`);
     const perSecond = await randomReads(ours);
     console.log(`random 4 KiB reads .${row.ext}: ${perSecond.toFixed(0)}/s (${RANDOM_READS} one after another, openImage in this process; goal >= 1000: ${perSecond >= 1000 ? "met" : "NOT met"})`);

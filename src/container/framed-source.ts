@@ -4,8 +4,12 @@
  * only the frames it touches.
  *
  * - Frames up to WHOLE_FRAME_MAX are decoded whole, on the native thread
- *   pool, several at once, and kept in an LRU; a sequential reader gets the
- *   next frames decoded ahead of it, so a whole-image read uses every core.
+ *   pool, several at once. A frame a read covers whole is decoded straight
+ *   into the caller's buffer (no copy through the cache: a reader going
+ *   through the image in large reads keeps every core busy by itself); the
+ *   others are kept in an LRU, and a sequential reader whose reads cover
+ *   fewer frames than there are decoders gets the next frames decoded ahead
+ *   of it into that LRU, so a whole-image read uses every core either way.
  * - Larger frames (a single-frame file, an xz -T0 block of 24 MiB) cannot be
  *   held: they are decoded as a stream, PAGE bytes at a time, each page kept
  *   in an LRU. Reading forward continues the stream; reading before its
@@ -180,17 +184,24 @@ export class FramedSource implements ContainerSource {
     const sequential = offset === this.nextSequential;
     this.nextSequential = offset + length;
     const work: Array<Promise<void>> = [];
+    let direct = 0;
     let index = this.frameAt(offset);
     let pos = offset;
     while (pos < offset + length) {
       const from = pos - this.frames.start(index);
       const n = Math.min(this.frames.size(index) - from, offset + length - pos);
-      if (n > 0) work.push(this.copyFrom(index, from, n, out, pos - offset, sequential));
+      if (n > 0 && n === this.frames.size(index) && this.decodesInto(index)) {
+        work.push(this.decodeInto(index, out.subarray(pos - offset, pos - offset + n)));
+        direct++;
+      } else if (n > 0) work.push(this.copyFrom(index, from, n, out, pos - offset, sequential));
       pos += n;
       index++;
     }
-    if (sequential) this.decodeAhead(index);
-    await Promise.all(work);
+    // A read covering as many frames as there are decoders keeps them busy itself; frames decoded ahead
+    // would reach the next read through the cache, a copy each.
+    if (sequential && direct < this.aheadCount) this.decodeAhead(index);
+    // Nothing may still be writing into `out` when the read settles, even when it fails: the first failure in order.
+    for (const done of await Promise.allSettled(work)) if (done.status === "rejected") throw done.reason;
     return out;
   }
 
@@ -253,6 +264,26 @@ export class FramedSource implements ContainerSource {
     }
   }
 
+  /** Is frame `index`, read whole, decoded straight into the reader's memory: neither cached nor under way? */
+  private decodesInto(index: number): boolean {
+    return this.isWhole(index) && !this.wholeFrames.has(index) && !this.decoding.has(index);
+  }
+
+  /** Decode all of frame `index` into `target` (exactly its size), one decoder among `threads`. */
+  private decodeInto(index: number, target: Buffer): Promise<void> {
+    return this.limiter.run(() => this.decodeFrame(this.frames.get(index), target));
+  }
+
+  private async decodeFrame(frame: Frame, target: Buffer): Promise<void> {
+    const input = this.pool.take(frame.compressedSize);
+    try {
+      await this.below.read(frame.offset, frame.compressedSize, input);
+      await this.codec.decodeWhole(frame, input, target);
+    } finally {
+      this.pool.give(input);
+    }
+  }
+
   private whole(index: number): Promise<Buffer> {
     const cached = this.wholeFrames.get(index);
     if (cached) return Promise.resolve(cached);
@@ -260,16 +291,12 @@ export class FramedSource implements ContainerSource {
     if (!pending) {
       const frame = this.frames.get(index);
       pending = this.limiter.run(async () => {
-        const input = this.pool.take(frame.compressedSize);
         const out = this.pool.take(frame.size);
         try {
-          await this.below.read(frame.offset, frame.compressedSize, input);
-          await this.codec.decodeWhole(frame, input, out);
+          await this.decodeFrame(frame, out);
         } catch (err) {
           this.pool.give(out);
           throw err;
-        } finally {
-          this.pool.give(input);
         }
         return out;
       });

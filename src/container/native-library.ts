@@ -13,6 +13,7 @@
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { UnsupportedError } from "../errors.js";
+import { Limiter } from "../util/limiter.js";
 
 type Koffi = typeof import("koffi");
 export type LibraryHandle = ReturnType<Koffi["load"]>;
@@ -79,18 +80,29 @@ export function addressOf(buf: Buffer, offset = 0): bigint {
 }
 
 /**
+ * Native calls handed to koffi at once; the others wait here in call order.
+ * koffi throws once 256 calls are running or queued (max_async_calls), and
+ * keeps memory for 8 (resident_async_pools), beyond which each call
+ * allocates its own; libuv's pool runs 4 at a time anyway.
+ */
+const nativeCalls = new Limiter(8);
+
+/**
  * Run `fn(...args)` on koffi's thread pool; resolves with its result. The
  * arguments carry raw addresses, so the Buffers behind them are passed as
  * `keep`, which the pending callback holds until the call has returned.
  */
 export function callAsync<T>(fn: NativeFunction, args: unknown[], keep: readonly Buffer[]): Promise<T> {
-  return new Promise((resolve, reject) => {
-    fn.async(...args, (err: unknown, result: T) => {
-      void keep; // captured here, so the Buffers live until the call has returned
-      if (err) reject(err);
-      else resolve(result);
-    });
-  });
+  return nativeCalls.run(
+    () =>
+      new Promise<T>((resolve, reject) => {
+        fn.async(...args, (err: unknown, result: T) => {
+          void keep; // captured here, so the Buffers live until the call has returned
+          if (err) reject(err);
+          else resolve(result);
+        });
+      }),
+  );
 }
 
 /** size_t results come back as a number, or a bigint past 2^53 (an error code); this is the number, or -1. */

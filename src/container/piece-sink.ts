@@ -7,10 +7,12 @@
  * Writes come in order (a sequential sink, like a pipe) and may overlap:
  * each is accepted at call time and handled in turn. Every full piece is
  * compressed while the next one fills, `threads` at once (Limiter), and the
- * pieces reach the file in order (OrderedWindow). A piece of zeros is
- * compressed once per length and its bytes reused: zero runs cost a
- * comparison, not the compressor. Memory: threads + 1 pieces in flight, their
- * input and output buffers taken from a pool.
+ * pieces reach the file in order (OrderedWindow). A write's whole pieces are
+ * compressed from the caller's memory (write() resolves once they are);
+ * only the bytes around them are copied into a piece being filled. A piece
+ * of zeros is compressed once per length and its bytes reused: zero runs
+ * cost a comparison, not the compressor. Memory: threads + 1 pieces in
+ * flight, their input and output buffers taken from a pool.
  *
  * flush() makes every full piece durable; the piece being filled stays in
  * memory until it is full or the sink closes (a short piece in the middle
@@ -129,7 +131,7 @@ export async function resumePieces(
 
 export class PieceSink implements ContainerSink {
   readonly sequential = true;
-  /** Writes are copied into the piece being filled before write() resolves. */
+  /** A write's bytes are compressed, or copied into the piece being filled, before write() resolves. */
   readonly releasesWrites = true;
   readonly format: ContainerName;
   private readonly pieceSize: number;
@@ -247,7 +249,7 @@ export class PieceSink implements ContainerSink {
     try {
       await this.turns.idle();
       if (this.failed) return;
-      if (this.staged > 0) await this.submit();
+      if (this.staged > 0) await this.submitStaged();
       await this.drain();
       const complete = this.written === (this.declaredSize ?? this.options.size);
       const trailer = this.encoder.trailer({ imageSize: this.written, complete, pieces: this.pieces });
@@ -269,12 +271,23 @@ export class PieceSink implements ContainerSink {
   }
 
   private async take(data: Buffer): Promise<void> {
-    for (let at = 0; at < data.length; ) {
-      const staging = (this.staging ??= this.pool.take(this.pieceSize));
-      const n = data.copy(staging, this.staged, at, Math.min(data.length, at + this.pieceSize - this.staged));
-      this.staged += n;
-      at += n;
-      if (this.staged === this.pieceSize) await this.submit();
+    const borrowed: Array<Promise<unknown>> = [];
+    try {
+      for (let at = 0; at < data.length; ) {
+        if (this.staged === 0 && data.length - at >= this.pieceSize) {
+          borrowed.push((await this.submit(data.subarray(at, at + this.pieceSize), false)).piece);
+          at += this.pieceSize;
+          continue;
+        }
+        const staging = (this.staging ??= this.pool.take(this.pieceSize));
+        const n = data.copy(staging, this.staged, at, Math.min(data.length, at + this.pieceSize - this.staged));
+        this.staged += n;
+        at += n;
+        if (this.staged === this.pieceSize) await this.submitStaged();
+      }
+    } finally {
+      // The caller's memory is its own again once no compressor reads it (a failure surfaces at the next push or drain).
+      await Promise.allSettled(borrowed);
     }
   }
 
@@ -292,30 +305,45 @@ export class PieceSink implements ContainerSink {
       staging.fill(0, this.staged, this.staged + n);
       this.staged += n;
       left -= n;
-      if (this.staged === this.pieceSize) await this.submit();
+      if (this.staged === this.pieceSize) await this.submitStaged();
     }
   }
 
   /** Hand the staged bytes to a compressor; the next write fills a fresh buffer. */
-  private async submit(): Promise<void> {
+  private async submitStaged(): Promise<void> {
     const data = (this.staging as Buffer).subarray(0, this.staged);
     this.staging = undefined;
     this.staged = 0;
-    await this.push(async () => {
+    await this.submit(data, true);
+  }
+
+  /**
+   * Hand `data` to a compressor, once the window has room: the piece's
+   * promise (wrapped, or awaiting would wait for it), settled once nothing
+   * reads `data` any more. Pooled data goes back to the pool then; a
+   * caller's whole piece is compressed from the caller's memory (no copy),
+   * which write() holds until then.
+   */
+  private async submit(data: Buffer, pooled: boolean): Promise<{ piece: Promise<Piece> }> {
+    let piece: Promise<Piece> | undefined;
+    await this.push(() => (piece = this.compress(data, pooled)));
+    return { piece: piece as Promise<Piece> };
+  }
+
+  private async compress(data: Buffer, pooled: boolean): Promise<Piece> {
+    try {
+      if (isAllZero(data)) return await this.zeroPiece(data.length);
+      const out = this.pool.take(this.encoder.maxEncodedSize);
       try {
-        if (isAllZero(data)) return await this.zeroPiece(data.length);
-        const out = this.pool.take(this.encoder.maxEncodedSize);
-        try {
-          const { length, detail } = await this.encoders.run(() => this.encoder.encode(data, out));
-          return { bytes: out.subarray(0, length), detail: detail ?? Number.NaN, size: data.length, pooled: true };
-        } catch (err) {
-          this.pool.give(out);
-          throw err;
-        }
-      } finally {
-        this.pool.give(data);
+        const { length, detail } = await this.encoders.run(() => this.encoder.encode(data, out));
+        return { bytes: out.subarray(0, length), detail: detail ?? Number.NaN, size: data.length, pooled: true };
+      } catch (err) {
+        this.pool.give(out);
+        throw err;
       }
-    });
+    } finally {
+      if (pooled) this.pool.give(data);
+    }
   }
 
   private zeroPiece(length: number): Promise<Piece> {

@@ -1,9 +1,11 @@
 /**
  * Reads of a compressed image that decodes in independent units (gzip spans
  * and members, bzip2 blocks and streams): each read decodes the units it
- * touches, all at once (the decoders run off the main thread), keeps the
- * last ones in an LRU cache, and when reads go forward it decodes the next
- * units ahead, so a sequential reader keeps every core busy.
+ * touches, all at once (the decoders run off the main thread): those it
+ * covers whole straight into its buffer where the format can, the others
+ * into an LRU cache of the last ones; when reads go forward in pieces
+ * smaller than readAhead units it decodes the next units ahead, so a
+ * sequential reader keeps every core busy.
  *
  * Memory: the cache holds at most `cacheBytes` of decoded units (sized from
  * the largest unit, two at least), read-ahead included, plus the units of
@@ -20,6 +22,11 @@ export interface DecodedUnits {
   find(offset: number): number;
   /** Exactly start(i+1) - start(i) bytes, or a CorruptImageError. */
   decode(i: number): Promise<Buffer>;
+  /**
+   * Decode unit i straight into `out` (exactly its length), for a read that
+   * covers it whole; undefined where this unit cannot be (decode() then).
+   */
+  decodeInto?(i: number, out: Buffer): Promise<void> | undefined;
   /** Unit i is known to decode to zeros (the index saw it): read without decoding, and a hole for dataRanges. */
   isZeros?(i: number): boolean;
 }
@@ -57,20 +64,42 @@ export class UnitReader {
     const first = this.units.find(offset);
     const last = this.units.find(offset + length - 1);
     const pending: Array<Promise<Buffer> | undefined> = [];
-    for (let i = first; i <= last; i++) pending.push(this.zeros(i) ? undefined : this.unit(i));
-    if (first === this.lastUnit || first === this.lastUnit + 1) {
+    const direct: Array<Promise<void>> = [];
+    for (let i = first; i <= last; i++) {
+      const into = this.zeros(i) ? undefined : this.decodeInto(i, offset, out);
+      if (into) direct.push(into);
+      pending.push(this.zeros(i) || into ? undefined : this.unit(i));
+    }
+    // A read covering as many units as there are decoders keeps them busy itself; units decoded ahead
+    // would reach the next read through the cache, a copy each.
+    if ((first === this.lastUnit || first === this.lastUnit + 1) && direct.length < this.readAhead) {
       for (let i = last + 1; i <= last + this.readAhead && i < this.units.count; i++) if (!this.zeros(i)) this.unit(i);
     }
     this.lastUnit = last;
-    for (let i = first; i <= last; i++) {
-      const unitStart = this.units.start(i);
-      const from = Math.max(offset, unitStart);
-      const to = Math.min(offset + length, this.units.start(i + 1));
-      const data = await pending[i - first];
-      if (data) data.copy(out, from - offset, from - unitStart, to - unitStart);
-      else out.fill(0, from - offset, to - offset);
+    // Nothing may still be writing into `out` when the read settles, even when it fails.
+    const directDone = Promise.allSettled(direct);
+    try {
+      for (let i = first; i <= last; i++) {
+        const unitStart = this.units.start(i);
+        const from = Math.max(offset, unitStart);
+        const to = Math.min(offset + length, this.units.start(i + 1));
+        const data = await pending[i - first];
+        if (data) data.copy(out, from - offset, from - unitStart, to - unitStart);
+        else if (this.zeros(i)) out.fill(0, from - offset, to - offset);
+      }
+    } finally {
+      await directDone;
     }
+    for (const d of await directDone) if (d.status === "rejected") throw d.reason;
     return out;
+  }
+
+  /** Unit i decoding straight into its place in `out` (the read at `offset`), when the read covers it whole and it is not cached. */
+  private decodeInto(i: number, offset: number, out: Buffer): Promise<void> | undefined {
+    const start = this.units.start(i);
+    const end = this.units.start(i + 1);
+    if (!this.units.decodeInto || start < offset || end > offset + out.length || this.cache.has(i)) return undefined;
+    return this.units.decodeInto(i, out.subarray(start - offset, end - offset));
   }
 
   /** The ranges of [offset, offset+length) outside units known to be zeros, merged. */

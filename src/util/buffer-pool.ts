@@ -6,6 +6,8 @@
  * frame's worth of memory per call take their buffers here and give them
  * back when the frame leaves their cache.
  */
+import { allocAligned } from "../io/aligned.js";
+
 const MIN_CLASS = 64 << 10;
 
 export class BufferPool {
@@ -14,8 +16,15 @@ export class BufferPool {
   private readonly waiting = new WeakSet<ArrayBufferLike>();
   private idleBytes = 0;
 
-  /** At most `maxIdleBytes` wait here unused; more given back are left to the garbage collector. */
-  constructor(private readonly maxIdleBytes: number) {}
+  /**
+   * At most `maxIdleBytes` wait here unused; more given back are left to the
+   * garbage collector. `aligned`: page-aligned memory (io/aligned.ts), which
+   * an O_DIRECT write takes as it is.
+   */
+  constructor(
+    private readonly maxIdleBytes: number,
+    private readonly options: { aligned?: boolean } = {},
+  ) {}
 
   /** `length` bytes of uninitialised memory. */
   take(length: number): Buffer {
@@ -26,7 +35,7 @@ export class BufferPool {
       this.idleBytes -= size;
       return Buffer.from(store, 0, length);
     }
-    const fresh = Buffer.allocUnsafeSlow(size);
+    const fresh = this.options.aligned ? allocAligned(size) : Buffer.allocUnsafeSlow(size);
     this.ours.add(fresh.buffer);
     return fresh.subarray(0, length);
   }

@@ -57,6 +57,24 @@ describe("platter's .zst output", { skip: needs("zstd") }, () => {
     assert.match(list.stdout, new RegExp(`^\\s+${frames + 1}\\s+1\\s`, "m"), `${frames} frames and the seek table (a skip):\n${list.stdout}`);
   });
 
+  test("whole frames compressed from the writer's own memory: a buffer reused as soon as write() resolves still reaches the file as written (zstd -d)", async () => {
+    const reused = join(dir, "reused.zst");
+    const sink = await zstdWriter.create(reused, { threads: 2 });
+    const chunk = Buffer.allocUnsafe(4 * MiB);
+    // Frame-aligned 4 MiB writes (whole frames) and one that starts mid-frame, from one buffer overwritten after each write.
+    const sizes = [4 * MiB, 4 * MiB, MiB / 2, 4 * MiB, 4 * MiB];
+    let at = 0;
+    for (const size of sizes) {
+      data.copy(chunk, 0, at, at + size);
+      await sink.write(at, chunk.subarray(0, size));
+      chunk.fill(0xee);
+      at += size;
+    }
+    await sink.close();
+    const decoded = await run("bash", ["-c", `zstd -dc '${reused}' | sha256sum`]);
+    assert.equal(decoded.stdout.split(" ")[0], sha256(data.subarray(0, at)));
+  });
+
   test("it ends with a seek table: checksum flag set, one entry per frame, sizes adding up, each checksum the frame's own", () => {
     const file = readFileSync(path);
     const table = parseSeekTable(file);

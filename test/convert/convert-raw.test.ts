@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { platter } from "../helpers/run.js";
+import { platter, run } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const EXAMPLE = "examples/disk.img";
@@ -18,6 +18,19 @@ test("convert raw to raw --sparse: identical bytes, zero runs left as holes (as 
   assert.ok(st.blocks * 512 < st.size / 4, `sparse: ${st.blocks * 512} bytes allocated of ${st.size}`);
   const json = JSON.parse(r.stdout);
   assert.deepEqual([json.from, json.to, json.size], [["raw"], "raw", 4194304]);
+});
+
+test("convert to raw writes DEST with O_DIRECT: fincore finds none of its pages in the page cache, and cmp finds the source's bytes", async (t) => {
+  const dir = tempDir();
+  const probe = await run("dd", ["if=/dev/zero", `of=${join(dir, "probe")}`, "bs=4096", "count=1", "oflag=direct"]);
+  if (probe.code !== 0) return t.skip(`the file system of ${dir} refuses O_DIRECT (dd oflag=direct: ${probe.stderr.trim()})`);
+  const dest = join(dir, "copy.img");
+  const r = await platter(["convert", EXAMPLE, dest]);
+  assert.equal(r.code, 0, r.stderr);
+  const cached = await run("fincore", ["--bytes", "--noheadings", "--output", "RES", dest]);
+  assert.equal(cached.code, 0, cached.stderr);
+  assert.equal(Number(cached.stdout.trim()), 0, "no page of DEST in the page cache");
+  assert.equal((await run("cmp", [EXAMPLE, dest])).code, 0);
 });
 
 test("convert refuses an existing DEST without --force, DEST = SOURCE, a folder, and an unknown --to; nothing is left behind", async () => {

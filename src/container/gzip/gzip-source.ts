@@ -15,7 +15,9 @@ import type { ContainerSource } from "../format.js";
 import { UnitReader } from "../unit-reader.js";
 import { InTurn } from "../../util/in-turn.js";
 import type { AccessIndex } from "./access-index.js";
-import { decodeSpan, LARGE_SPAN, PIECE, SpanCursor } from "./span-decoder.js";
+import { BufferPool } from "../../util/buffer-pool.js";
+import { Limiter } from "../../util/limiter.js";
+import { decodeSpan, decodeSpanInto, decodesInto, LARGE_SPAN, PIECE, SpanCursor } from "./span-decoder.js";
 
 /** Large spans being read at once, each with its own cursor. */
 const MAX_CURSORS = 4;
@@ -29,6 +31,8 @@ interface CursorSlot {
 
 /** Decoded spans kept (read-ahead included). */
 const CACHE_BYTES = 16 << 20;
+/** Memory kept for the compressed bytes of spans inflated straight into a reader's buffer. */
+const INPUT_POOL_BYTES = 8 << 20;
 
 /** How the index came to be, for describe(). */
 export type GzipLayout = "platter" | "bgzf" | "stream";
@@ -45,6 +49,10 @@ export class GzipSource implements ContainerSource {
   private readonly firstPiece: Uint32Array;
   private readonly spanOfPiece: Uint32Array;
   private readonly cursors: CursorSlot[] = [];
+  /** Compressed spans on their way to being inflated into a reader's buffer. */
+  private readonly inputs = new BufferPool(INPUT_POOL_BYTES);
+  /** Spans inflating into readers' buffers at once: a read of the whole image must not hold all of its compressed bytes. */
+  private readonly inflaters = new Limiter(2 * availableParallelism());
 
   constructor(
     private readonly source: BlockSource,
@@ -67,6 +75,11 @@ export class GzipSource implements ContainerSource {
         return (this.firstPiece[span] as number) + Math.floor((offset - index.decodedOf(span)) / this.pieceLength(span));
       },
       decode: (p: number) => this.decodePiece(p),
+      decodeInto: (p: number, out: Buffer) => {
+        const span = this.spanOfPiece[p] as number;
+        if (this.piecesOf(span) > 1 || !decodesInto(index, span)) return undefined;
+        return this.inflaters.run(() => decodeSpanInto(this.source, index, span, out, this.inputs));
+      },
       isZeros: (p: number) => index.spanIsZeros(this.spanOfPiece[p] as number),
     };
     this.reader = new UnitReader(units, this.name, this.size, {
@@ -155,5 +168,6 @@ export class GzipSource implements ContainerSource {
   /** The source below belongs to whoever opened it. */
   async close(): Promise<void> {
     for (const slot of this.cursors.splice(0)) slot.cursor?.close();
+    this.inputs.clear();
   }
 }

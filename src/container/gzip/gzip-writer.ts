@@ -9,8 +9,10 @@
  * the 32 KiB window costs little once a member is well past it), and a random
  * 4 KiB read decodes a quarter of what a 1 MiB member costs.
  *
- * Each member is deflated by zlib's async gzip (on the thread pool, CRC-32
- * included); its 10-byte header is replaced by one that carries the sizes.
+ * Each member is deflated by the system libz on the thread pool, CRC-32
+ * included (libz.ts; Node's zlib where libz cannot load), straight into the
+ * piece's buffer a few bytes in, so that the header that carries the sizes
+ * takes the place of zlib's plain 10-byte one without moving the body.
  */
 import { promisify } from "node:util";
 import { gzip as gzipCallback, gunzip as gunzipCallback } from "node:zlib";
@@ -18,6 +20,7 @@ import { CorruptImageError, UsageError } from "../../errors.js";
 import type { FileSource } from "../../io/file-source.js";
 import type { ContainerSink, ContainerWriter, WriterOptions } from "../format.js";
 import { PieceSink, resumePieces, type PieceEncoder, type ResumePoint } from "../piece-sink.js";
+import { deflateGzipMember } from "./libz.js";
 import { encodeGzipHeader } from "./member-header.js";
 import { MAX_PLATTER_MEMBER, walkSizedMembers } from "./member-walk.js";
 import { platterEndField, platterMemberField } from "./member-sizes.js";
@@ -30,8 +33,8 @@ export const DEFAULT_MEMBER_SIZE = 256 << 10;
 const MIN_MEMBER_SIZE = 64 << 10;
 const MAX_MEMBER_SIZE = 16 << 20;
 const DEFAULT_LEVEL = 6;
-/** Node's gzip output starts with the plain 10-byte header (no flags). */
-const NODE_HEADER_BYTES = 10;
+/** zlib's gzip output starts with the plain 10-byte header (no flags). */
+const PLAIN_HEADER_BYTES = 10;
 const XFL_AT = 8;
 /** An empty final deflate block: BFINAL 1, fixed codes, end-of-block. */
 const EMPTY_DEFLATE = Buffer.from([0x03, 0x00]);
@@ -58,13 +61,11 @@ function gzipEncoder(options: WriterOptions): PieceEncoder {
     indexed: false,
     header: () => Buffer.alloc(0),
     async encode(chunk, out) {
-      const plain = await gzipAsync(chunk, { level });
-      const body = plain.subarray(NODE_HEADER_BYTES);
-      const header = encodeGzipHeader([platterMemberField(headerBytes + body.length, chunk.length)], plain[XFL_AT]);
-      if (header.length + body.length > out.length) throw new Error(`a gzip member of ${chunk.length} bytes deflated to more than its bound`);
-      header.copy(out);
-      body.copy(out, header.length);
-      return { length: header.length + body.length };
+      // zlib's member is put where its body is in place; its plain header, just before, is then overwritten by ours.
+      const plain = await gzipMemberInto(chunk, out.subarray(headerBytes - PLAIN_HEADER_BYTES), level);
+      const bodyLength = plain.length - PLAIN_HEADER_BYTES;
+      encodeGzipHeader([platterMemberField(headerBytes + bodyLength, chunk.length)], plain[XFL_AT]).copy(out);
+      return { length: headerBytes + bodyLength };
     },
     trailer({ imageSize, complete }) {
       if (!complete) return undefined;
@@ -74,6 +75,16 @@ function gzipEncoder(options: WriterOptions): PieceEncoder {
       return Buffer.concat([encodeGzipHeader(fields(header.length + bodyBytes)), EMPTY_DEFLATE, encodeGzipTrailer({ crc32: 0, isize: 0 })]);
     },
   };
+}
+
+/** `chunk` as one plain gzip member at the start of `into`: deflated there by libz, else by Node's zlib and copied. */
+async function gzipMemberInto(chunk: Buffer, into: Buffer, level: number): Promise<Buffer> {
+  const length = await deflateGzipMember(chunk, into, level);
+  if (length !== undefined) return into.subarray(0, length);
+  const member = await gzipAsync(chunk, { level, chunkSize: into.length });
+  if (member.length > into.length) throw new Error(`a gzip member of ${chunk.length} bytes deflated to more than its bound`);
+  member.copy(into);
+  return into.subarray(0, member.length);
 }
 
 export const gzipWriter: ContainerWriter = {

@@ -1,6 +1,8 @@
 /**
  * Decode one span of an AccessIndex with Node's zlib (its inflate runs on
- * libuv's thread pool, so spans decode on every core at once).
+ * libuv's thread pool, so spans decode on every core at once), or, for a
+ * span of whole members a read covers, with libz straight into the reader's
+ * buffer (decodeSpanInto).
  *
  * - From a member point: gunzip the compressed bytes up to the next point.
  *   Ending at a member boundary, every member in the span is CRC-checked.
@@ -15,8 +17,10 @@
 import { constants, createGunzip, createInflateRaw, type Gunzip, type InflateRaw } from "node:zlib";
 import { CorruptImageError } from "../../errors.js";
 import type { BlockSource } from "../../io/block-source.js";
+import type { BufferPool } from "../../util/buffer-pool.js";
 import { type AccessIndex, MEMBER } from "./access-index.js";
 import { deflatePreface } from "./deflate-preface.js";
+import { inflateGzipMembers, libzPresent } from "./libz.js";
 
 /**
  * zlib hands output on in chunks of this many bytes at most: one chunk for a
@@ -50,9 +54,8 @@ async function openSpan(source: BlockSource, index: AccessIndex, i: number, chun
   const point = index.point(i);
   const length = index.spanEnd(i) - point.decoded;
   const end = index.spanCompressedEnd(i);
-  const where = `${source.name}: gzip data at offset ${point.compressed} (image offset ${point.decoded})`;
-  // The last span of a file damaged mid-member may hit the damage after its last good byte.
-  const damagedTail = i === index.count - 1 && index.damage !== undefined && !index.endsAtMemberEnd;
+  const where = spanWhere(source, index, i);
+  const damagedTail = isDamagedTail(index, i);
   if (point.kind === MEMBER) {
     const whole = index.spanEndsAtMember(i);
     const input = await source.read(point.compressed, end - point.compressed);
@@ -71,6 +74,42 @@ function options(whole: boolean, output: number, chunk: number) {
   // One byte over, so output past the expected length shows in the first chunk.
   const chunkSize = Math.min(Math.max(output + 1, constants.Z_MIN_CHUNK), chunk);
   return { chunkSize, finishFlush: whole ? constants.Z_FINISH : constants.Z_SYNC_FLUSH };
+}
+
+/**
+ * Can span i be inflated straight into a reader's buffer by libz
+ * (decodeSpanInto)? When it is whole members (a platter or BGZF file, a
+ * multi-member gzip) and libz is present; else decodeSpan does it.
+ */
+export function decodesInto(index: AccessIndex, i: number): boolean {
+  return index.point(i).kind === MEMBER && index.spanEndsAtMember(i) && !isDamagedTail(index, i) && libzPresent();
+}
+
+/** Span i (one decodesInto() accepts) inflated into `out`, exactly its length; its compressed bytes pass through memory from `pool`. */
+export async function decodeSpanInto(source: BlockSource, index: AccessIndex, i: number, out: Buffer, pool: BufferPool): Promise<void> {
+  const point = index.point(i);
+  const length = index.spanCompressedEnd(i) - point.compressed;
+  const input = pool.take(length);
+  let result;
+  try {
+    result = await inflateGzipMembers(await source.read(point.compressed, length, input), out);
+  } finally {
+    pool.give(input);
+  }
+  if (result.ok) return;
+  const where = spanWhere(source, index, i);
+  if ("more" in result) throw new CorruptImageError(`${where}: the members inflate to more than the ${out.length} bytes their sizes say`);
+  throw new CorruptImageError(`${where}: ${result.message ?? `inflates to ${result.produced} bytes, ${out.length} expected`}`);
+}
+
+function spanWhere(source: BlockSource, index: AccessIndex, i: number): string {
+  const point = index.point(i);
+  return `${source.name}: gzip data at offset ${point.compressed} (image offset ${point.decoded})`;
+}
+
+/** The last span of a file damaged mid-member may hit the damage after its last good byte. */
+function isDamagedTail(index: AccessIndex, i: number): boolean {
+  return i === index.count - 1 && index.damage !== undefined && !index.endsAtMemberEnd;
 }
 
 /** All of span i (LARGE_SPAN bytes at most, usually one zlib chunk returned as it is). */

@@ -5,7 +5,7 @@
  * final zero-filled image, never SOURCE: a failing drive is read as little
  * as possible.
  */
-import type { BlockSource } from "../io/block-source.js";
+import { type BlockSource, dataRangesOf } from "../io/block-source.js";
 import type { InOrderHasher } from "./image-writer.js";
 import type { RescueMap } from "./rescue-map.js";
 
@@ -40,7 +40,7 @@ export async function hashFromDest(
       // DEST offsets of this run that exist in the file.
       const a = hasher.frontier - origin;
       const b = Math.min(runEnd - origin, image.size);
-      const ranges: Array<[number, number]> = a >= b ? [] : image.dataRanges ? await image.dataRanges(a, b - a) : [[a, b - a]];
+      const ranges: Array<[number, number]> = a >= b ? [] : await dataRangesOf(image, a, b - a);
       for (const [s, len] of ranges) {
         await hasher.offerZeros(hasher.frontier, s + origin - hasher.frontier);
         for (let pos = s; pos < s + len; ) {

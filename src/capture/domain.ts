@@ -17,7 +17,7 @@
  * to a full image. While the run goes, the copier's own map marks them
  * finished so that no pass comes back to them.
  */
-import type { BlockSource } from "../io/block-source.js";
+import { type BlockSource, dataRangesOf } from "../io/block-source.js";
 import { UsageError } from "../errors.js";
 import { diskUsage, type PartitionUsage } from "../used/disk-usage.js";
 import type { RangeList } from "../used/range-list.js";
@@ -65,7 +65,7 @@ export class CaptureDomain {
       copyTo: source.copyTo ? (offset, length, fd, fdOffset) => (source.copyTo as NonNullable<BlockSource["copyTo"]>)(offset, length, fd, fdOffset) : undefined,
       close: () => source.close(),
       async dataRanges(offset, length) {
-        const data = source.dataRanges ? await source.dataRanges(offset, length) : [[offset, length] as [number, number]];
+        const data = await dataRangesOf(source, offset, length);
         const out: Array<[number, number]> = [];
         for (const [start, len] of data) {
           for (const [a, b] of ranges.within(start, start + len)) out.push([a, b - a]);

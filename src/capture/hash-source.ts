@@ -1,4 +1,4 @@
-import type { BlockSource } from "../io/block-source.js";
+import { type BlockSource, dataRangesOf } from "../io/block-source.js";
 import { allocAlignedPool } from "../io/aligned.js";
 import { readFull, type SequentialSource } from "../io/stream-source.js";
 import type { HashAlgorithm } from "./hasher.js";
@@ -27,7 +27,7 @@ export async function hashSource(
 ): Promise<Record<string, string>> {
   const hasher = createHasher(algorithms, source.size, readsAroundCache(source));
   try {
-    const ranges = source.dataRanges ? await source.dataRanges(0, source.size) : [[0, source.size] as [number, number]];
+    const ranges = await dataRangesOf(source, 0, source.size);
     const pool = allocAlignedPool(READ_AHEAD + 1, Math.min(CHUNK, Math.max(1, source.size)));
     const hashed: Array<Promise<void> | void> = pool.map(() => undefined);
     const chunks = chunksOf(ranges);

@@ -50,3 +50,8 @@ export interface BlockSink {
   flush(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** `source.dataRanges`, or the whole range for a source that cannot tell its holes. */
+export async function dataRangesOf(source: BlockSource, offset: number, length: number): Promise<Array<[number, number]>> {
+  return source.dataRanges ? source.dataRanges(offset, length) : [[offset, length]];
+}

@@ -5,7 +5,7 @@
  * means one was cut short, replaced or is missing its end: refused, naming it.
  */
 import { CorruptImageError } from "../errors.js";
-import type { BlockSource } from "./block-source.js";
+import { type BlockSource, dataRangesOf } from "./block-source.js";
 import { checkRange, targetBuffer } from "./bounds.js";
 
 export class ConcatSource implements BlockSource {
@@ -65,7 +65,7 @@ export class ConcatSource implements BlockSource {
     let base = offset;
     for (const [piece, within, n] of this.spans(offset, length)) {
       const shift = base - within;
-      for (const [start, len] of piece.dataRanges ? await piece.dataRanges(within, n) : [[within, n] as [number, number]]) {
+      for (const [start, len] of await dataRangesOf(piece, within, n)) {
         const last = ranges.at(-1);
         if (last && last[0] + last[1] === start + shift) last[1] += len;
         else ranges.push([start + shift, len]);

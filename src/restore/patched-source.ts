@@ -4,7 +4,7 @@
  * beyond it. Patches count as data, so they are written even where the
  * image has a hole.
  */
-import type { BlockSource } from "../io/block-source.js";
+import { type BlockSource, dataRangesOf } from "../io/block-source.js";
 import { checkRange, targetBuffer } from "../io/bounds.js";
 import type { Patch } from "./gpt-relocation.js";
 
@@ -41,7 +41,7 @@ export class PatchedSource implements BlockSource {
     const innerEnd = Math.min(end, this.inner.size);
     const ranges: Array<[number, number]> = [];
     if (offset < innerEnd) {
-      ranges.push(...(this.inner.dataRanges ? await this.inner.dataRanges(offset, innerEnd - offset) : [[offset, innerEnd - offset] as [number, number]]));
+      ranges.push(...(await dataRangesOf(this.inner, offset, innerEnd - offset)));
     }
     for (const p of this.patches) {
       const start = Math.max(offset, p.offset);

@@ -24,7 +24,7 @@ import { promises as fsp } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { InterruptedError, ioError, UsageError } from "../errors.js";
 import { openImage, type OpenedImage } from "../image/open-image.js";
-import type { BlockSource } from "../io/block-source.js";
+import { type BlockSource, dataRangesOf } from "../io/block-source.js";
 import { checkCaptureTargets, checkOutputPaths } from "../io/device-safety.js";
 import { FileSink } from "../io/file-sink.js";
 import { FileSource } from "../io/file-source.js";
@@ -211,7 +211,7 @@ function gptPatches(layout: ImageLayout, out: OpenTarget, options: RestoreOption
 
 /** The pieces of [start, start+length): data ranges in chunks, the gaps between them as zeros. */
 async function* pieces(source: BlockSource, start: number, length: number): AsyncGenerator<{ offset: number; length: number; data: boolean }> {
-  const ranges = source.dataRanges ? await source.dataRanges(start, length) : [[start, length] as [number, number]];
+  const ranges = await dataRangesOf(source, start, length);
   let pos = start;
   for (const [from, n] of ranges) {
     if (from > pos) yield { offset: pos, length: from - pos, data: false };

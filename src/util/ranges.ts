@@ -8,3 +8,10 @@ export function mergeRanges(ranges: ReadonlyArray<readonly [number, number]>): A
   }
   return merged;
 }
+
+/** Append [start, start+length) to ranges built in order, joined to the last one where they touch; empty ones are dropped. */
+export function appendRange(ranges: Array<[number, number]>, start: number, length: number): void {
+  const last = ranges.at(-1);
+  if (last && last[0] + last[1] === start) last[1] += length;
+  else if (length > 0) ranges.push([start, length]);
+}

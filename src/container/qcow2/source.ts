@@ -5,9 +5,10 @@
  * merged where the host bytes are contiguous, then read side by side.
  */
 import { CorruptImageError, UnsupportedError } from "../../errors.js";
-import type { BlockSource } from "../../io/block-source.js";
+import { type BlockSource, dataRangesOf } from "../../io/block-source.js";
 import { checkRange, targetBuffer } from "../../io/bounds.js";
 import { LruCache } from "../../util/lru.js";
+import { appendRange } from "../../util/ranges.js";
 import type { ContainerContext, ContainerSource } from "../format.js";
 import { decompressCluster } from "./compressed-cluster.js";
 import { decodeL2Entry, type L2Entry, subclusterState } from "./entries.js";
@@ -139,17 +140,13 @@ export class Qcow2Source implements ContainerSource {
   async dataRanges(offset: number, length: number): Promise<Array<[number, number]>> {
     checkRange(this.name, this.size, offset, length);
     const ranges: Array<[number, number]> = [];
-    const add = (start: number, len: number) => {
-      const last = ranges[ranges.length - 1];
-      if (last && last[0] + last[1] === start) last[1] += len;
-      else if (len > 0) ranges.push([start, len]);
-    };
+    const add = (start: number, len: number) => appendRange(ranges, start, len);
     for await (const extent of this.extents(offset, length)) {
       if (extent.kind === "host" || extent.kind === "compressed") add(extent.guest, extent.length);
       else if (extent.kind === "backing" && this.backing) {
         const inside = Math.max(0, Math.min(extent.length, this.backing.size - extent.guest));
         if (inside === 0) continue;
-        const backingRanges = this.backing.dataRanges ? await this.backing.dataRanges(extent.guest, inside) : [[extent.guest, inside] as [number, number]];
+        const backingRanges = await dataRangesOf(this.backing, extent.guest, inside);
         for (const [start, len] of backingRanges) add(start, len);
       }
     }

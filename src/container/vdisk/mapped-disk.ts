@@ -5,8 +5,9 @@
  * says where (extents()); reading, merging neighbouring reads and telling
  * data from holes (dataRanges) are done once, here.
  */
-import type { BlockSource } from "../../io/block-source.js";
+import { type BlockSource, dataRangesOf } from "../../io/block-source.js";
 import { checkRange, targetBuffer } from "../../io/bounds.js";
+import { appendRange } from "../../util/ranges.js";
 
 /** Where a run of guest bytes comes from. */
 export type DiskExtent =
@@ -56,21 +57,17 @@ export abstract class MappedDisk implements BlockSource {
   async dataRanges(offset: number, length: number): Promise<Array<[number, number]>> {
     checkRange(this.name, this.size, offset, length);
     const ranges: Array<[number, number]> = [];
-    const add = (start: number, len: number) => {
-      const last = ranges[ranges.length - 1];
-      if (last && last[0] + last[1] === start) last[1] += len;
-      else if (len > 0) ranges.push([start, len]);
-    };
+    const add = (start: number, len: number) => appendRange(ranges, start, len);
     for await (const extent of mergeExtents(this.extents(offset, length))) {
       if (extent.kind === "decoded") add(extent.guest, extent.length);
       else if (extent.kind === "data") {
         // Holes of the file under a block (a static VDI, a fixed VHDX, a flat extent) are zeros too.
-        const hostRanges = extent.file.dataRanges ? await extent.file.dataRanges(extent.host, extent.length) : [[extent.host, extent.length] as [number, number]];
+        const hostRanges = await dataRangesOf(extent.file, extent.host, extent.length);
         for (const [start, len] of hostRanges) add(extent.guest + (start - extent.host), len);
       } else if (extent.kind === "parent" && this.parent) {
         const inside = Math.max(0, Math.min(extent.length, this.parent.size - extent.guest));
         if (inside === 0) continue;
-        const parentRanges = this.parent.dataRanges ? await this.parent.dataRanges(extent.guest, inside) : [[extent.guest, inside] as [number, number]];
+        const parentRanges = await dataRangesOf(this.parent, extent.guest, inside);
         for (const [start, len] of parentRanges) add(start, len);
       }
     }

@@ -10,9 +10,11 @@
  *                             leave the zero runs as holes, qemu-img by default)
  *
  * Commands run in turns (A B A B...), warm cache, outputs removed before
- * each run (untimed). Ratio = qemu-img's median / platter's: above 1,
- * platter is faster. On a machine shared with other work the wall-clock
- * ratio swings with the load; the CPU seconds (user + system, GNU time, one
+ * each run (untimed). qemu-img's output is flushed with `sync -d` inside its
+ * timing, as platter's convert fdatasyncs DEST before renaming it into
+ * place. Ratio = qemu-img's median / platter's: above 1, platter is faster.
+ * On a machine shared with other work the wall-clock ratio swings with the
+ * load; the CPU seconds (user + system, GNU time, one
  * more run of each) are printed beside it as the steadier measure.
  */
 import { spawnSync } from "node:child_process";
@@ -21,7 +23,7 @@ import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { makeDiskLikeImage } from "./lib/disk-like-image.js";
-import { type Command, compareInTurns, cpuSeconds, report } from "./lib/whole-process.js";
+import { type Command, compareInTurns, cpuSeconds, report, thenSynced } from "./lib/whole-process.js";
 
 const OUT = fileURLToPath(new URL("out/vdisk-qcow2/", import.meta.url));
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
@@ -61,7 +63,7 @@ export default async function bench(): Promise<void> {
   compare(
     "raw -> qcow2",
     { label: "platter convert", argv: platter(raw, a, "--to", "qcow2"), setup: cleanA },
-    { label: "qemu-img convert -O qcow2", argv: ["qemu-img", "convert", "-O", "qcow2", raw, b], setup: cleanB },
+    thenSynced({ label: "qemu-img convert -O qcow2", argv: ["qemu-img", "convert", "-O", "qcow2", raw, b], setup: cleanB }, b),
     5,
     sizes,
   );
@@ -69,7 +71,7 @@ export default async function bench(): Promise<void> {
     compare(
       `raw -> ${type} qcow2`,
       { label: `platter convert --compress ${type}`, argv: platter(raw, a, "--to", "qcow2", "--compress", type), setup: cleanA },
-      { label: `qemu-img convert -c${type === "zstd" ? " -o compression_type=zstd" : ""}`, argv: ["qemu-img", "convert", "-c", "-O", "qcow2", ...(type === "zstd" ? ["-o", "compression_type=zstd"] : []), raw, b], setup: cleanB },
+      thenSynced({ label: `qemu-img convert -c${type === "zstd" ? " -o compression_type=zstd" : ""}`, argv: ["qemu-img", "convert", "-c", "-O", "qcow2", ...(type === "zstd" ? ["-o", "compression_type=zstd"] : []), raw, b], setup: cleanB }, b),
       3,
       sizes,
     );
@@ -81,7 +83,7 @@ export default async function bench(): Promise<void> {
     compare(
       `${label} qcow2 -> raw`,
       { label: "platter convert --sparse", argv: platter(image, a, "--to", "raw", "--sparse"), setup: cleanA },
-      { label: "qemu-img convert -O raw", argv: ["qemu-img", "convert", "-O", "raw", image, b], setup: cleanB },
+      thenSynced({ label: "qemu-img convert -O raw", argv: ["qemu-img", "convert", "-O", "raw", image, b], setup: cleanB }, b),
       5,
     );
   }

@@ -10,9 +10,11 @@
  *   X -> raw      platter convert --sparse     vs  qemu-img convert -O raw, from qemu-img's image of each format
  *
  * Commands run in turns (A B A B...), warm cache, outputs removed before
- * each run (untimed). Ratio = qemu-img's median / platter's: above 1,
- * platter is faster. On a machine shared with other work the wall-clock
- * ratio swings with the load; CPU seconds (user + system, GNU time, one
+ * each run (untimed). qemu-img's output is flushed with `sync -d` inside its
+ * timing, as platter's convert fdatasyncs DEST before renaming it into
+ * place. Ratio = qemu-img's median / platter's: above 1, platter is faster.
+ * On a machine shared with other work the wall-clock ratio swings with the
+ * load; CPU seconds (user + system, GNU time, one
  * more run of each) are printed beside it as the steadier measure.
  */
 import { spawnSync } from "node:child_process";
@@ -21,7 +23,7 @@ import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { makeDiskLikeImage } from "./lib/disk-like-image.js";
-import { type Command, compareInTurns, cpuSeconds, report } from "./lib/whole-process.js";
+import { type Command, compareInTurns, cpuSeconds, report, thenSynced } from "./lib/whole-process.js";
 
 const OUT = fileURLToPath(new URL("out/vdisk-vpc/", import.meta.url));
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
@@ -65,7 +67,7 @@ export default async function bench(): Promise<void> {
     compare(
       `raw -> ${to}`,
       { label: `platter convert --to ${to}`, argv: platter(raw, a, "--to", to), setup: cleanA },
-      { label: `qemu-img convert ${qemu.join(" ")}`, argv: ["qemu-img", "convert", "-f", "raw", ...qemu, raw, b], setup: cleanB },
+      thenSynced({ label: `qemu-img convert ${qemu.join(" ")}`, argv: ["qemu-img", "convert", "-f", "raw", ...qemu, raw, b], setup: cleanB }, b),
       sizes,
     );
   }
@@ -76,7 +78,7 @@ export default async function bench(): Promise<void> {
     compare(
       `${to} -> raw`,
       { label: "platter convert --sparse", argv: platter(image, a, "--to", "raw", "--sparse"), setup: cleanA },
-      { label: `qemu-img convert -f ${f} -O raw`, argv: ["qemu-img", "convert", "-f", f, "-O", "raw", image, b], setup: cleanB },
+      thenSynced({ label: `qemu-img convert -f ${f} -O raw`, argv: ["qemu-img", "convert", "-f", f, "-O", "raw", image, b], setup: cleanB }, b),
     );
   }
   cleanA();

@@ -21,6 +21,15 @@ export interface Command {
   shell?: string;
 }
 
+/**
+ * `command`, then its output's data flushed to the disk (`sync -d`), timed as
+ * one: platter's convert fdatasyncs DEST before renaming it into place, so a
+ * reference that leaves its output in the page cache has done less work.
+ */
+export function thenSynced(command: Command, out: string): Command {
+  return { ...command, label: `${command.label} + sync -d`, argv: ["sh", "-c", `"$0" "$@" && sync -d '${out}'`, ...command.argv] };
+}
+
 export interface Timing {
   label: string;
   median: number;

@@ -17,14 +17,11 @@ import { FileSink } from "../io/file-sink.js";
 import { isAllZero } from "../io/zeros.js";
 import { BufferPool } from "../util/buffer-pool.js";
 import { OrderedWindow } from "../util/ordered-window.js";
+import { alignRanges } from "../util/ranges.js";
 import { checkWriterFlags, chooseOutputFormat, type OutputFormat } from "./output-format.js";
 
 const CHUNK = 4 << 20;
-/**
- * Data ranges are widened to this alignment before they are copied: a VHD's
- * sector bitmaps give ranges in 512-byte sectors, and its 1,700 unaligned
- * direct writes to a raw DEST took 16 s where aligned ones take 2.
- */
+/** Data ranges are widened to whole 4 KiB blocks for the direct writes of a raw DEST (util/ranges.ts alignRanges). */
 const RANGE_ALIGN = 4096;
 /** Reads in flight ahead of the writer. */
 const READ_AHEAD = 4;
@@ -138,19 +135,6 @@ async function createSink(format: OutputFormat, path: string, size: number, opti
   });
 }
 
-/** `ranges` (in order) widened to RANGE_ALIGN within [0, size), joined where they then touch. */
-function widened(ranges: Array<[number, number]>, size: number): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  for (const [start, length] of ranges) {
-    const from = Math.floor(start / RANGE_ALIGN) * RANGE_ALIGN;
-    const to = Math.min(size, Math.ceil((start + length) / RANGE_ALIGN) * RANGE_ALIGN);
-    const last = out.at(-1);
-    if (last && from <= last[0] + last[1]) last[1] = Math.max(last[1], to - last[0]);
-    else out.push([from, to - from]);
-  }
-  return out;
-}
-
 /** The pieces of `source` in order: its data ranges in chunks, the gaps between them as zeros. */
 function* pieces(ranges: Array<[number, number]>, size: number): Generator<{ offset: number; length: number; data: boolean }> {
   let pos = 0;
@@ -164,7 +148,7 @@ function* pieces(ranges: Array<[number, number]>, size: number): Generator<{ off
 
 async function copyImage(source: BlockSource, sink: BlockSink, options: ConvertOptions): Promise<void> {
   const size = source.size;
-  const ranges = widened(await dataRangesOf(source, 0, size), size);
+  const ranges = alignRanges(await dataRangesOf(source, 0, size), RANGE_ALIGN, 0, size);
   let done = 0;
   // Chunks are read into reused memory where the sink is done with them when write() resolves (raw
   // files, compressed streams): fresh memory costs a page fault per 4 KiB (0.4 s of 1.4 s turning

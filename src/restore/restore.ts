@@ -31,6 +31,7 @@ import { FileSource } from "../io/file-source.js";
 import { isAllZero } from "../io/zeros.js";
 import { formatSize } from "../util/units.js";
 import { OrderedWindow } from "../util/ordered-window.js";
+import { alignRanges } from "../util/ranges.js";
 import { ChunkBuffers } from "./chunk-buffers.js";
 import { discardAndCheck } from "./discard.js";
 import { imageLayout, type ImageLayout } from "./image-layout.js";
@@ -41,6 +42,7 @@ import { WrittenLog } from "./written-log.js";
 
 /** dd bs=4M: large enough for a device to stream, aligned for O_DIRECT. */
 const CHUNK = 4 << 20;
+const ALIGN = 4096;
 /** Chunks read (and decompressed) ahead of the one being written. */
 const READ_AHEAD = 4;
 
@@ -211,7 +213,8 @@ function gptPatches(layout: ImageLayout, out: OpenTarget, options: RestoreOption
 
 /** The pieces of [start, start+length): data ranges in chunks, the gaps between them as zeros. */
 async function* pieces(source: BlockSource, start: number, length: number): AsyncGenerator<{ offset: number; length: number; data: boolean }> {
-  const ranges = await dataRangesOf(source, start, length);
+  // Whole 4 KiB blocks: the chunks below are aligned only if each range starts aligned (a VHD's start on 512-byte sectors).
+  const ranges = alignRanges(await dataRangesOf(source, start, length), ALIGN, start, start + length);
   let pos = start;
   for (const [from, n] of ranges) {
     if (from > pos) yield { offset: pos, length: from - pos, data: false };

@@ -5,7 +5,7 @@
  * container layer the FileSource itself comes back: the fast path (direct
  * reads, holes, copy_file_range) stays as it was.
  */
-import type { BlockSource } from "../io/block-source.js";
+import { type BlockSource, withClose } from "../io/block-source.js";
 import type { OpenSourceOptions } from "../io/file-source.js";
 import { isStream, StreamSource } from "../io/stream-source.js";
 import { UsageError } from "../errors.js";
@@ -36,21 +36,11 @@ export async function openImageOrStream(path: string, options: ImageSourceOption
     const table = await readDiskTable(disk);
     const partition = openPartition(disk, table, options.part, warnings);
     for (const w of warnings) onWarning?.(w);
-    return closingParent(partition, disk);
+    // A slice leaves its parent open; this one closes the image it was cut from.
+    return withClose(partition, () => disk.close());
   } catch (err) {
     await disk.close();
     throw err;
   }
 }
 
-/** A slice leaves its parent open; this one closes the image it was cut from. */
-function closingParent(slice: BlockSource, parent: BlockSource): BlockSource {
-  return {
-    name: slice.name,
-    size: slice.size,
-    sectorSize: slice.sectorSize,
-    read: (offset, length, into) => slice.read(offset, length, into),
-    dataRanges: slice.dataRanges ? (offset, length) => (slice.dataRanges as NonNullable<BlockSource["dataRanges"]>)(offset, length) : undefined,
-    close: () => parent.close(),
-  };
-}

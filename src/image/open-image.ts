@@ -18,7 +18,7 @@ import { CorruptImageError, UsageError } from "../errors.js";
 import type { ContainerContext, ContainerSource } from "../container/format.js";
 import { HEAD_BYTES } from "../container/format.js";
 import { CONTAINER_FORMATS } from "../container/registry.js";
-import type { BlockSource } from "../io/block-source.js";
+import { type BlockSource, withClose } from "../io/block-source.js";
 import type { ConcatSource } from "../io/concat-source.js";
 import { FileSource, type OpenSourceOptions } from "../io/file-source.js";
 import { DiskIndexCache } from "./index-cache.js";
@@ -148,13 +148,5 @@ function contextFor(path: string, reals: readonly string[], file: FileSource | C
 
 /** An opened image as one BlockSource whose close() closes its whole stack (a related image, a capture SOURCE). */
 export function ownedSource(opened: OpenedImage): BlockSource {
-  const top = opened.source;
-  return {
-    name: top.name,
-    size: top.size,
-    sectorSize: top.sectorSize,
-    read: (offset, length, into) => top.read(offset, length, into),
-    dataRanges: top.dataRanges ? (offset, length) => (top.dataRanges as NonNullable<BlockSource["dataRanges"]>)(offset, length) : undefined,
-    close: () => opened.close(),
-  };
+  return withClose(opened.source, () => opened.close());
 }

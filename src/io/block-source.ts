@@ -55,3 +55,15 @@ export interface BlockSink {
 export async function dataRangesOf(source: BlockSource, offset: number, length: number): Promise<Array<[number, number]>> {
   return source.dataRanges ? source.dataRanges(offset, length) : [[offset, length]];
 }
+
+/** `source` read as it is, with another close(): a view that closes what it was cut from, an image that closes its whole stack. */
+export function withClose(source: BlockSource, close: () => Promise<void>): BlockSource {
+  return {
+    name: source.name,
+    size: source.size,
+    sectorSize: source.sectorSize,
+    read: (offset, length, into) => source.read(offset, length, into),
+    dataRanges: source.dataRanges ? (offset, length) => (source.dataRanges as NonNullable<BlockSource["dataRanges"]>)(offset, length) : undefined,
+    close,
+  };
+}

@@ -16,7 +16,7 @@ import { openSource } from "../../src/io/file-source.js";
 import { pattern } from "../helpers/data.js";
 import { needs } from "../helpers/env.js";
 import { FaultySource, type FaultRange } from "../helpers/faulty-source.js";
-import { platter, sh, untilReady } from "../helpers/run.js";
+import { platter, run, sh, untilReady } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 
 /** Bad sectors: one alone, a run, a run at a 64 KiB block edge (sector numbers of 512 bytes). */
@@ -115,11 +115,8 @@ describe("capture into a compressed or qcow2 image", () => {
         }
       }
       assert.ok(blocksOf(mapPath).some((b) => b.status !== "+" && b.status !== "-"), "killed before the end");
-      const resumed = spawn(process.execPath, helper, { stdio: ["ignore", "pipe", "inherit"] });
-      let text = "";
-      resumed.stdout.on("data", (d) => (text += d));
-      await new Promise((resolve) => resumed.on("exit", resolve));
-      const r = JSON.parse(text);
+      const resumed = await run(process.execPath, helper);
+      const r = JSON.parse(resumed.stdout);
       assert.equal(r.resumed, true);
       assert.equal(r.complete, true);
       assert.equal(r.hashes.sha256, expected);

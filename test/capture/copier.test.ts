@@ -12,7 +12,7 @@ import { openSource } from "../../src/io/file-source.js";
 import { MemorySource } from "../../src/io/memory-source.js";
 import { pattern, range, SECTOR, zeroed } from "../helpers/data.js";
 import { needs } from "../helpers/env.js";
-import { sh, untilReady } from "../helpers/run.js";
+import { run, sh, untilReady } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 
 /** How many reads touched each sector. */
@@ -291,11 +291,8 @@ describe("capture from a faulty source", () => {
     for (const b of saved.blocks.filter((x) => x.status === "+")) {
       assert.ok(partial.subarray(b.pos, b.pos + b.size).equals(data.subarray(b.pos, b.pos + b.size)), `rescued block at ${b.pos}`);
     }
-    const resumed = spawn(process.execPath, helper, { stdio: ["ignore", "pipe", "inherit"] });
-    let text = "";
-    resumed.stdout.on("data", (d) => (text += d));
-    await new Promise((resolve) => resumed.on("exit", resolve));
-    const r = JSON.parse(text);
+    const resumed = await run(process.execPath, helper);
+    const r = JSON.parse(resumed.stdout);
     assert.equal(r.resumed, true);
     assert.equal(r.complete, true);
     assert.ok(readFileSync(dest).equals(zeroed(data, [700, ...range(9000, 9015)])));

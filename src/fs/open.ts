@@ -4,26 +4,24 @@
  */
 import { UnsupportedError } from "../errors.js";
 import type { BlockSource } from "../io/block-source.js";
-import { openExfat } from "./exfat/index.js";
-import { openExt } from "./ext/index.js";
-import { openFat } from "./fat/index.js";
-import { openIso9660 } from "./iso9660/index.js";
 import { probeFilesystem, type ProbeResult } from "./probe.js";
-import { openSquashfs } from "./squashfs/index.js";
 import { guarded, guardFileSystem } from "./guard.js";
 import type { FileSystem, FsNode } from "./types.js";
 
 type Opener = (source: BlockSource) => Promise<FileSystem<FsNode>>;
 
-/** blkid's filesystem name -> the reader for it. */
+/**
+ * blkid's filesystem name -> the reader for it, loaded when a filesystem of
+ * that kind is opened: `ls` of an ISO never parses the ext reader (start-up time).
+ */
 const READERS: Record<string, Opener> = {
-  ext2: openExt,
-  ext3: openExt,
-  ext4: openExt,
-  vfat: openFat,
-  exfat: openExfat,
-  squashfs: openSquashfs,
-  iso9660: (source) => openIso9660(source),
+  ext2: async (source) => (await import("./ext/index.js")).openExt(source),
+  ext3: async (source) => (await import("./ext/index.js")).openExt(source),
+  ext4: async (source) => (await import("./ext/index.js")).openExt(source),
+  vfat: async (source) => (await import("./fat/index.js")).openFat(source),
+  exfat: async (source) => (await import("./exfat/index.js")).openExfat(source),
+  squashfs: async (source) => (await import("./squashfs/index.js")).openSquashfs(source),
+  iso9660: async (source) => (await import("./iso9660/index.js")).openIso9660(source),
 };
 
 /** For messages: what platter reads. */

@@ -1,44 +1,15 @@
 /**
  * bzip2 as a container layer: detected by "BZh1".."BZh9" followed by a block
- * magic or the end-of-stream magic; indexed from platter's trailer, from the
- * IndexCache, or by decoding every block once (then kept in the cache).
+ * magic or the end-of-stream magic; opened by open.ts.
  */
-import type { BlockSource } from "../../io/block-source.js";
-import type { ContainerContext, ContainerFormat, ContainerSource } from "../format.js";
-import { Bzip2Source } from "./bzip2-source.js";
-import { buildUnitIndex } from "./index-build.js";
+import type { ContainerFormat } from "../format.js";
 import { decodeStreamHeader, HEADER_BYTES } from "./stream-header.js";
-import { decodeUnitIndex, encodeUnitIndex, type UnitIndex } from "./unit-index.js";
 
-const CACHE_NAME = "bzip2-index-v1";
 const FIRST_MARKERS = ["314159265359", "177245385090"].map((hex) => Buffer.from(hex, "hex"));
 
 export const bzip2Format: ContainerFormat = {
   name: "bzip2",
   detect: (head) => decodeStreamHeader(head) !== undefined && FIRST_MARKERS.some((m) => head.subarray(HEADER_BYTES, HEADER_BYTES + 6).equals(m)),
-  open: openBzip2,
+  // Loaded only when an image is this format: a command on a raw disk never parses the reader (start-up time).
+  open: async (source, context) => (await import("./open.js")).openBzip2(source, context),
 };
-
-async function openBzip2(source: BlockSource, context: ContainerContext): Promise<ContainerSource> {
-  const cached = await loadCachedIndex(source, context);
-  if (cached) return finish(new Bzip2Source(source, cached, "cache"), context);
-  const index = await buildUnitIndex(source, context.onWarning);
-  if (!index.platter) await context.indexCache?.save(CACHE_NAME, encodeUnitIndex(index));
-  return finish(new Bzip2Source(source, index, index.platter ? "trailer" : "decoding pass"), context);
-}
-
-function finish(opened: Bzip2Source, context: ContainerContext): Bzip2Source {
-  const damage = opened.index.damage;
-  if (damage) context.onWarning?.(`${opened.name}: ${damage.message}; the first ${opened.size} bytes of the image are readable`);
-  return opened;
-}
-
-async function loadCachedIndex(source: BlockSource, context: ContainerContext): Promise<UnitIndex | undefined> {
-  const data = await context.indexCache?.load(CACHE_NAME);
-  if (!data) return undefined;
-  try {
-    return decodeUnitIndex(data, source.size);
-  } catch {
-    return undefined; // a cache that does not fit is rebuilt, not trusted
-  }
-}

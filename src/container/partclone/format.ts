@@ -4,10 +4,10 @@
  */
 import type { ContainerFormat } from "../format.js";
 import { hasPartcloneMagic } from "./header.js";
-import { PartcloneSource } from "./partclone-source.js";
 
 export const partcloneFormat: ContainerFormat = {
   name: "partclone",
   detect: (head) => hasPartcloneMagic(head),
-  open: (source, context) => PartcloneSource.open(source, context.onWarning),
+  // Loaded only when an image is this format: a command on a raw disk never parses the reader (start-up time).
+  open: async (source, context) => (await import("./partclone-source.js")).PartcloneSource.open(source, context.onWarning),
 };

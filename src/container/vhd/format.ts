@@ -5,11 +5,8 @@
  * right and its size is the file's less the footer (qemu-img, which looks at
  * the start only, calls such a file raw).
  */
-import { CorruptImageError } from "../../errors.js";
 import type { ContainerFormat } from "../format.js";
-import { checkVhd } from "./check.js";
 import { decodeVhdFooter, FOOTER_BYTES, footerProblem, hasVhdCookie } from "./footer.js";
-import { DynamicVhdSource, FixedVhdSource, readVhdFooter } from "./source.js";
 
 export const vhdFormat: ContainerFormat = {
   name: "vhd",
@@ -22,15 +19,7 @@ export const vhdFormat: ContainerFormat = {
     if (footer.diskType === "fixed") return footer.currentSize + FOOTER_BYTES === source.size;
     return footer.dataOffset !== null && footer.dataOffset < source.size;
   },
-  async open(source, context) {
-    const found = await readVhdFooter(source, context.onWarning);
-    if (found.footer.diskType !== "fixed") return DynamicVhdSource.open(source, found, context);
-    if (found.footer.currentSize + FOOTER_BYTES > source.size) {
-      throw new CorruptImageError(
-        `${source.name}: fixed VHD of ${found.footer.currentSize} bytes, but the file holds only ${source.size - FOOTER_BYTES} before its footer; the image is truncated`,
-      );
-    }
-    return new FixedVhdSource(source, found);
-  },
-  check: (source) => checkVhd(source),
+  // Loaded only when an image is this format: a command on a raw disk never parses the reader (start-up time).
+  open: async (source, context) => (await import("./source.js")).openVhd(source, context),
+  check: async (source) => (await import("./check.js")).checkVhd(source),
 };

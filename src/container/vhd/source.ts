@@ -316,3 +316,15 @@ function describeFooter(found: FoundFooter, file: BlockSource): Record<string, u
     footerAt: found.at,
   };
 }
+
+/** A VHD layer: dynamic and differencing through their BAT, fixed as the bytes before its footer. */
+export async function openVhd(source: BlockSource, context: ContainerContext): Promise<ContainerSource> {
+  const found = await readVhdFooter(source, context.onWarning);
+  if (found.footer.diskType !== "fixed") return DynamicVhdSource.open(source, found, context);
+  if (found.footer.currentSize + FOOTER_BYTES > source.size) {
+    throw new CorruptImageError(
+      `${source.name}: fixed VHD of ${found.footer.currentSize} bytes, but the file holds only ${source.size - FOOTER_BYTES} before its footer; the image is truncated`,
+    );
+  }
+  return new FixedVhdSource(source, found);
+}

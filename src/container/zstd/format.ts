@@ -2,14 +2,8 @@
  * Reading .zst images: found by the frame magic (or a leading skippable
  * frame, as pzstd writes), read with random access through the frame index.
  */
-import type { BlockSource } from "../../io/block-source.js";
-import type { ContainerContext, ContainerFormat, ContainerSource } from "../format.js";
-import { FramedSource } from "../framed-source.js";
-import { defaultThreads } from "../native-library.js";
-import { ZstdFrameCodec } from "./frame-codec.js";
+import type { ContainerFormat } from "../format.js";
 import { isSkippableMagic, ZSTD_MAGIC } from "./frame-header.js";
-import { readZstdIndex } from "./frame-index.js";
-import { requireZstd } from "./libzstd.js";
 
 export const zstdFormat: ContainerFormat = {
   name: "zstd",
@@ -20,17 +14,6 @@ export const zstdFormat: ContainerFormat = {
     return magic === ZSTD_MAGIC || isSkippableMagic(magic);
   },
 
-  async open(below: BlockSource, context: ContainerContext): Promise<ContainerSource> {
-    requireZstd();
-    const index = await readZstdIndex(below, context);
-    return new FramedSource({
-      format: "zstd",
-      below,
-      frames: index.frames,
-      codec: new ZstdFrameCodec(below.name),
-      threads: defaultThreads(),
-      unit: "frame",
-      details: { index: index.from, checksums: index.checksums },
-    });
-  },
+  // Loaded only when an image is this format: a command on a raw disk never parses the reader (start-up time).
+  open: async (below, context) => (await import("./open.js")).openZstd(below, context),
 };

@@ -6,8 +6,6 @@
  * image's real path, size, mtime and inode, and by the layers above the one
  * asking: a changed image misses, never reads a stale index.
  */
-import { createHash } from "node:crypto";
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { IndexCache } from "../container/format.js";
@@ -34,17 +32,25 @@ export class DiskIndexCache implements IndexCache {
 
   /** Block devices change under us without an mtime: they get no cache. */
   private identity(): Promise<string | undefined> {
-    this.key ??= Promise.all(this.realPaths.map((path) => stat(path))).then(
-      (stats) =>
-        stats.every((st) => st.isFile()) && !this.file.isBlockDevice
-          ? createHash("sha256")
-              .update(JSON.stringify([...stats.flatMap((st, i) => [this.realPaths[i], st.size, st.mtimeMs, st.ino, st.dev]), this.above]))
-              .digest("hex")
-              .slice(0, 32)
-          : undefined,
-      () => undefined,
-    );
+    this.key ??= this.computeIdentity();
     return this.key;
+  }
+
+  private async computeIdentity(): Promise<string | undefined> {
+    // node:fs/promises and node:crypto cost start-up time; only an image with a cached index needs them.
+    const { stat } = await import("node:fs/promises");
+    let stats;
+    try {
+      stats = await Promise.all(this.realPaths.map((path) => stat(path)));
+    } catch {
+      return undefined;
+    }
+    if (!stats.every((st) => st.isFile()) || this.file.isBlockDevice) return undefined;
+    const { createHash } = await import("node:crypto");
+    return createHash("sha256")
+      .update(JSON.stringify([...stats.flatMap((st, i) => [this.realPaths[i], st.size, st.mtimeMs, st.ino, st.dev]), this.above]))
+      .digest("hex")
+      .slice(0, 32);
   }
 
   private async entryPath(name: string): Promise<string | undefined> {
@@ -55,6 +61,7 @@ export class DiskIndexCache implements IndexCache {
   async load(name: string): Promise<Buffer | undefined> {
     const path = await this.entryPath(name);
     if (!path) return undefined;
+    const { readFile, stat } = await import("node:fs/promises");
     try {
       const st = await stat(path);
       if (st.size > MAX_ENTRY) return undefined;
@@ -70,6 +77,7 @@ export class DiskIndexCache implements IndexCache {
     const path = await this.entryPath(name);
     if (!path) return;
     const temp = `${path}.${process.pid}.tmp`;
+    const { mkdir, rename, writeFile } = await import("node:fs/promises");
     try {
       await mkdir(cacheFolder(), { recursive: true, mode: 0o700 });
       await writeFile(temp, data, { mode: 0o600 });

@@ -1,4 +1,4 @@
-import { constants, promises as fsp } from "node:fs";
+import { constants } from "node:fs";
 import type { BlockSource } from "./block-source.js";
 import { AlignedBuffer, alignedMemoryAvailable, isAligned } from "./aligned.js";
 import { checkRange, targetBuffer } from "./bounds.js";
@@ -6,6 +6,7 @@ import { DeviceError, ioError } from "../errors.js";
 import { needsRandomAccess, streamKind } from "./stream-source.js";
 import { blockDeviceGeometry } from "./block-device.js";
 import { cachedBytes, copyFileRange, seekData, seekHole } from "./syscalls.js";
+import { Fd, statPath } from "./fd.js";
 
 export interface OpenSourceOptions {
   /**
@@ -24,10 +25,10 @@ export interface OpenSourceOptions {
 }
 
 /** An O_DIRECT handle, or undefined where the file system refuses it (tmpfs, some FUSE) or aligned memory cannot be had. */
-async function openDirect(path: string): Promise<fsp.FileHandle | undefined> {
+async function openDirect(path: string): Promise<Fd | undefined> {
   if (!alignedMemoryAvailable()) return undefined;
   try {
-    return await fsp.open(path, constants.O_RDONLY | constants.O_DIRECT);
+    return await Fd.open(path, constants.O_RDONLY | constants.O_DIRECT);
   } catch {
     return undefined; // read through the cache; a real error (missing, no permission) comes from the buffered open
   }
@@ -50,7 +51,7 @@ export class FileSource implements BlockSource {
 
   private constructor(
     readonly name: string,
-    private readonly handle: fsp.FileHandle,
+    private readonly handle: Fd,
     readonly size: number,
     readonly sectorSize: number,
     readonly isBlockDevice: boolean,
@@ -62,7 +63,7 @@ export class FileSource implements BlockSource {
   static async open(path: string, options: OpenSourceOptions = {}): Promise<FileSource> {
     let stat;
     try {
-      stat = await fsp.stat(path);
+      stat = await statPath(path);
     } catch (err) {
       throw ioError(err, path);
     }
@@ -75,7 +76,7 @@ export class FileSource implements BlockSource {
     let handle = options.direct === true || (options.direct === "cold" && isBlockDevice) ? await openDirect(path) : undefined;
     let direct = handle !== undefined;
     try {
-      handle ??= await fsp.open(path, constants.O_RDONLY);
+      handle ??= await Fd.open(path, constants.O_RDONLY);
     } catch (err) {
       throw ioError(err, path);
     }

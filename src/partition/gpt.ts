@@ -4,7 +4,7 @@
  * protected by a CRC32. Pure codecs: no I/O. LBAs are JS numbers: a value
  * past 2^53 cannot be a real disk and is a CorruptImageError naming the field.
  */
-import { crc32 } from "node:zlib";
+import { crc32 } from "../util/crc32.js";
 import { CorruptImageError, UsageError } from "../errors.js";
 import { readUint64 } from "../util/uint64.js";
 import { decodeGuid, encodeGuid, ZERO_GUID } from "./guid.js";

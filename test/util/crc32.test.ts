@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { crc32c } from "../../src/util/crc32c.js";
+import { crc32, crc32c } from "../../src/util/crc32.js";
 
 // Check values from RFC 3720 (iSCSI) appendix B.4 and the CRC catalogue ("123456789" -> E3069283).
 test("crc32c matches the published check values", () => {
@@ -18,4 +18,12 @@ test("crc32c continues across pieces, at every split and length", () => {
   for (let split = 0; split <= data.length; split++) {
     assert.equal(crc32c(data.subarray(split), crc32c(data.subarray(0, split))), whole, `split at ${split}`);
   }
+});
+
+test("crc32 agrees with zlib's at every length and across pieces", async () => {
+  const { crc32: zlibCrc32 } = await import("node:zlib");
+  const data = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 91 + 7) & 0xff));
+  assert.equal(crc32(Buffer.from("123456789")), 0xcbf43926);
+  for (let length = 0; length <= data.length; length++) assert.equal(crc32(data.subarray(0, length)), zlibCrc32(data.subarray(0, length)), `length ${length}`);
+  assert.equal(crc32(data.subarray(100), crc32(data.subarray(0, 100))), zlibCrc32(data));
 });

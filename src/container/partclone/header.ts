@@ -17,7 +17,7 @@
  */
 import { CorruptImageError, UnsupportedError } from "../../errors.js";
 import { readUint64 } from "../../util/uint64.js";
-import { partcloneCrc32 } from "./checksum.js";
+import { crc32 } from "../../util/crc32.js";
 
 const PARTCLONE_MAGIC = "partclone-image";
 const V1_HEADER_SIZE = 4160;
@@ -128,7 +128,7 @@ function decodeV1(buf: Buffer): PartcloneHeader {
 
 function decodeV2(buf: Buffer): PartcloneHeader {
   const stored = buf.readUInt32LE(V2_CRC_AT);
-  const computed = partcloneCrc32(buf.subarray(0, V2_CRC_AT));
+  const computed = headerCrc32(buf.subarray(0, V2_CRC_AT));
   if (stored !== computed) throw corrupt("crc32", V2_CRC_AT, `is ${hex(stored, 8)}, but the header's bytes give ${hex(computed, 8)}`);
   const endian = buf.readUInt16LE(34);
   if (endian === 0xdec0) throw new UnsupportedError("partclone image written on a big-endian machine (endianess 0xDEC0): partclone itself refuses to restore it here");
@@ -224,11 +224,16 @@ export function encodePartcloneHeader(h: PartcloneHeader): Buffer {
   buf.writeUInt32LE(h.blocksPerChecksum, 100);
   buf.writeUInt8(h.reseedChecksum ? 1 : 0, 104);
   buf.writeUInt8(h.bitmapMode === "none" ? 0 : h.bitmapMode === "bit" ? 1 : 8, 105);
-  buf.writeUInt32LE(partcloneCrc32(buf.subarray(0, V2_CRC_AT)), V2_CRC_AT);
+  buf.writeUInt32LE(headerCrc32(buf.subarray(0, V2_CRC_AT)), V2_CRC_AT);
   return buf;
 }
 
 /** A field in hex as partclone's sources write it; CRCs always as 8 digits (0x00000000 is a CRC, not a small number). */
 export function hex(n: number, digits = n > 0xffff ? 8 : 4): string {
   return `0x${n.toString(16).toUpperCase().padStart(digits, "0")}`;
+}
+
+/** partclone's CRC of the header (checksum.ts's, for 106 bytes): the JS CRC, so detecting partclone does not load zlib. */
+function headerCrc32(data: Uint8Array): number {
+  return ~crc32(data, 0) >>> 0;
 }

@@ -5,7 +5,7 @@
  * counted as zero); it says where the log is and whether it must be
  * replayed (a non-zero log GUID).
  */
-import { crc32c } from "../../util/crc32c.js";
+import { crc32c } from "../../util/crc32.js";
 import { decodeGuid, encodeGuid, ZERO_GUID } from "../../partition/guid.js";
 
 export const HEADER_BYTES = 4096;

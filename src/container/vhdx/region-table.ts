@@ -5,7 +5,7 @@
  * open the file.
  */
 import { decodeGuid, encodeGuid } from "../../partition/guid.js";
-import { crc32c } from "../../util/crc32c.js";
+import { crc32c } from "../../util/crc32.js";
 import { checksumWithoutField } from "./header.js";
 
 export const REGION_TABLE_BYTES = 64 * 1024;

@@ -6,7 +6,7 @@
  * reads them to find the blocks of a file it was writing (resume) and the
  * dictionary a block needs.
  */
-import { crc32 } from "node:zlib";
+import { crc32 } from "../../util/crc32.js";
 import { decodeVli, encodeVli } from "./vli.js";
 
 export const FILTER_LZMA2 = 0x21;

@@ -4,7 +4,7 @@
  * header, compressed data and check, without padding; and its Uncompressed
  * Size), zero padding to a multiple of 4, and the CRC32 of all before it.
  */
-import { crc32 } from "node:zlib";
+import { crc32 } from "../../util/crc32.js";
 import { decodeVli, encodeVli } from "./vli.js";
 
 export interface IndexRecord {

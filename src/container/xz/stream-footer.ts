@@ -4,7 +4,7 @@
  * the stream flags again, and the magic "YZ". A reader finds the index, and
  * through it every block, from here.
  */
-import { crc32 } from "node:zlib";
+import { crc32 } from "../../util/crc32.js";
 import { decodeStreamFlags, encodeStreamFlags } from "./stream-header.js";
 
 export const STREAM_FOOTER_SIZE = 12;

@@ -3,7 +3,7 @@
  * 2.1.1): the magic FD 37 7A 58 5A 00, the stream flags (a zero byte, then
  * the check type in the low 4 bits), and the CRC32 of the flags.
  */
-import { crc32 } from "node:zlib";
+import { crc32 } from "../../util/crc32.js";
 
 export const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
 export const STREAM_HEADER_SIZE = 12;

@@ -4,7 +4,6 @@
  * B-tree's first leaf node. The UUID is derived from the 64-bit Finder id
  * the way Apple does it (an MD5 name-based UUID), as libblkid does.
  */
-import { createHash } from "node:crypto";
 import type { ProbeReader } from "./reader.js";
 import { dceUuid, utf16Label } from "./text.js";
 import type { ProbeResult } from "./types.js";
@@ -18,8 +17,10 @@ const CATALOG_FORK = 0x110;
 /** A node descriptor and the largest catalog key: libblkid's lower bound for a leaf node. */
 const MIN_NODE_SIZE = NODE_DESCRIPTOR + 8 + 510;
 
-export function hfsUuid(finderId: Buffer): string | null {
+export async function hfsUuid(finderId: Buffer): Promise<string | null> {
   if (finderId.every((b) => b === 0)) return null;
+  // node:crypto costs start-up time; only an HFS+ volume needs it.
+  const { createHash } = await import("node:crypto");
   const md5 = createHash("md5").update(HFS_UUID_NAMESPACE).update(finderId).digest();
   md5[6] = 0x30 | (md5[6] & 0x0f);
   md5[8] = 0x80 | (md5[8] & 0x3f);
@@ -48,7 +49,7 @@ export async function probeHfsplus(r: ProbeReader): Promise<ProbeResult | null> 
   if (!vh) return null;
   const sig = vh.toString("latin1", 0, 2);
   if (sig !== "H+" && sig !== "HX") return null;
-  const uuid = hfsUuid(vh.subarray(0x68, 0x70));
+  const uuid = await hfsUuid(vh.subarray(0x68, 0x70));
   const blockSize = vh.readUInt32BE(0x28);
   if (blockSize < 512) return null;
   const result: ProbeResult = { filesystem: "hfsplus", label: null, uuid };

@@ -59,8 +59,12 @@ export function interruptOnSignals(signals: NodeJS.Signals[] = ["SIGINT", "SIGTE
     },
     exitInterrupted() {
       const sig = received ?? "SIGINT";
-      if (fsCallPending()) dieOf(sig);
       process.exitCode = EXIT_CODE[sig] ?? 1;
+      // Looked at on the next turn of the loop: a call that has just ended (the close the job
+      // awaited) is still listed while its callback's promise continuations run.
+      setImmediate(() => {
+        if (fsCallPending()) dieOf(sig);
+      });
     },
   };
 }

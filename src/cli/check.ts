@@ -4,6 +4,7 @@ import { checkImage, type DamagedPartition, type ImageCheckReport } from "../ima
 import { type FileHit, OWNERS_LISTED } from "../image/damage-owners.js";
 import { formatSize } from "../util/units.js";
 import { printJson, warn } from "./output.js";
+import { writeStdout } from "./stdout.js";
 
 const HELP = `
 qcow2: the refcounts and tables, counted as \`qemu-img check\` counts them
@@ -37,7 +38,7 @@ export function registerCheck(program: Command): Command {
       const report = await checkImage(image);
       for (const w of report.warnings) warn(w);
       if (opts.json) printJson(jsonReport(report));
-      else process.stdout.write(render(report));
+      else writeStdout(render(report));
       if (!report.clean) process.exitCode = 1;
     });
 }

@@ -7,6 +7,7 @@ import { openImageFilesystem } from "./image-fs.js";
 import { warn } from "./output.js";
 import { describeTransfer, ProgressLine } from "./progress.js";
 import { interruptOnSignals } from "./signals.js";
+import { writeStdout } from "./stdout.js";
 
 interface ExtractFlags {
   output: string;
@@ -61,7 +62,7 @@ export function registerExtract(program: Command): Command {
           process.stderr.write(`platter: interrupted: extracted ${described}; files being written were removed\n`);
           process.exitCode = 128 + (signals.received === "SIGTERM" ? 15 : 2);
         } else if (!opts.quiet) {
-          process.stdout.write(`extracted ${described}\n`);
+          writeStdout(`extracted ${described}\n`);
         }
       } finally {
         signals.dispose();

@@ -6,6 +6,7 @@ import { StreamSource } from "../io/stream-source.js";
 import { describeTransfer, ProgressLine } from "./progress.js";
 import { printJson, warn } from "./output.js";
 import { parseCount } from "../util/units.js";
+import { writeStdout } from "./stdout.js";
 
 const HELP = `
 A compressed or virtual-disk image (.zst .xz .gz .bz2 .qcow2, found by its
@@ -48,6 +49,6 @@ export function registerHash(program: Command): Command {
         await source.close();
       }
       if (opts.json) printJson(digests);
-      else process.stdout.write(formatHashLines(digests, image));
+      else writeStdout(formatHashLines(digests, image));
     });
 }

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { imageInfo, type ImageInfo, type LayerInfo } from "../info/image-info.js";
 import { formatSize } from "../util/units.js";
 import { formatTable, printJson, warn } from "./output.js";
+import { writeStdout } from "./stdout.js";
 
 function bytes(n: number): string {
   return n < 1024 ? `${n} bytes` : `${formatSize(n)} (${n} bytes)`;
@@ -89,6 +90,6 @@ export function registerInfo(program: Command): Command {
       const info = await imageInfo(image);
       for (const w of info.warnings) warn(w);
       if (opts.json) printJson(info);
-      else process.stdout.write(render(info));
+      else writeStdout(render(info));
     });
 }

@@ -4,6 +4,7 @@ import { isBackgroundServer, reportReady, startBackgroundServer } from "../mount
 import { fuseMountAt, serverPid, unmountFuse, waitForExit } from "../mount/fuse/unmount.js";
 import { parseCount } from "../util/units.js";
 import { warn } from "./output.js";
+import { writeStdout } from "./stdout.js";
 
 interface MountFlags {
   part?: string;
@@ -56,7 +57,7 @@ export function registerMount(program: Command): Command {
       }
       const plan = planMount(image, choice, { readOnly: !opts.rw });
       if (opts.print) {
-        process.stdout.write(`${mountCommandLine(plan, mountPoint)}\n`);
+        writeStdout(`${mountCommandLine(plan, mountPoint)}\n`);
         return;
       }
       if (!opts.rw && canRead(choice.probe)) {
@@ -77,7 +78,7 @@ export function registerMount(program: Command): Command {
       const { device, fstype } = await mountImage(plan, mountPoint);
       const what = plan.partition === null ? image : `partition ${plan.partition} of ${image}`;
       const label = plan.probe.label ? ` "${plan.probe.label}"` : "";
-      process.stdout.write(
+      writeStdout(
         `mounted ${what} (${fstype}${label}) ${plan.readOnly ? "read-only" : "read-write"} on ${mountPoint} via ${device}; ` +
           `unmount with: platter umount ${mountPoint}\n`,
       );
@@ -91,7 +92,7 @@ async function mountThroughFuse(image: string, mountPoint: string, part: number 
     if (opts.raw) args.push("--raw");
     if (part !== undefined) args.push("--part", String(part));
     const result = await startBackgroundServer(args);
-    if (result.ready) process.stdout.write(`${result.message}\n`);
+    if (result.ready) writeStdout(`${result.message}\n`);
     else process.exitCode = result.exitCode;
     return;
   }
@@ -104,7 +105,7 @@ async function mountThroughFuse(image: string, mountPoint: string, part: number 
     part,
     raw: opts.raw === true,
     onWarning: warn,
-    onReady: (message) => (background ? reportReady(message) : process.stdout.write(`${message}\n`)),
+    onReady: (message) => (background ? reportReady(message) : writeStdout(`${message}\n`)),
   });
   // libfuse's thread holds the event loop open after the mount is gone.
   process.exit(0);
@@ -121,11 +122,11 @@ export function registerUmount(program: Command): Command {
         await unmountFuse(fuse.mountPoint, { lazy: false });
         const pid = serverPid(fuse);
         if (pid !== null && !(await waitForExit(pid))) warn(`the FUSE server (pid ${pid}) is still running after the unmount`);
-        process.stdout.write(`unmounted ${mountPoint} (${fuse.source}, FUSE)\n`);
+        writeStdout(`unmounted ${mountPoint} (${fuse.source}, FUSE)\n`);
         return;
       }
       const { unmountImage } = await import("../mount/mount.js");
       const { source, detached } = await unmountImage(mountPoint);
-      process.stdout.write(`unmounted ${mountPoint} (${source})${detached ? `; detached ${detached}` : ""}\n`);
+      writeStdout(`unmounted ${mountPoint} (${source})${detached ? `; detached ${detached}` : ""}\n`);
     });
 }

@@ -1,8 +1,9 @@
 /** Helpers every command uses to print: JSON to stdout and nothing else beside it. */
 import { once } from "node:events";
+import { writeStdout } from "./stdout.js";
 
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  writeStdout(`${JSON.stringify(value, null, 2)}\n`);
 }
 
 const WIDE = /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{1f300}-\u{1f64f}\u{1f900}-\u{1f9ff}\u{20000}-\u{3fffd}]/u;
@@ -51,7 +52,8 @@ export class StdoutWriter {
   private size = 0;
 
   constructor(
-    private readonly stream: NodeJS.WritableStream = process.stdout,
+    /** Default: stdout (writeStdout). */
+    private readonly stream?: NodeJS.WritableStream,
     private readonly piece = 1 << 16,
   ) {}
 
@@ -66,7 +68,11 @@ export class StdoutWriter {
     const text = this.pending.join("");
     this.pending = [];
     this.size = 0;
-    if (!this.stream.write(text)) await once(this.stream, "drain");
+    if (this.stream) {
+      if (!this.stream.write(text)) await once(this.stream, "drain");
+    } else if (!writeStdout(text)) {
+      await once(process.stdout, "drain");
+    }
   }
 }
 

@@ -3,6 +3,7 @@ import { openImage } from "../image/open-image.js";
 import { type PartitionReport, reportPartitions } from "../image/partition-report.js";
 import { formatSize } from "../util/units.js";
 import { formatTable, printJson, warn } from "./output.js";
+import { writeStdout } from "./stdout.js";
 
 const SCHEME_TITLE: Record<string, string> = { mbr: "MBR (dos) partition table", gpt: "GPT partition table" };
 
@@ -24,7 +25,7 @@ export function registerParts(program: Command): Command {
         printJson(report);
         return;
       }
-      process.stdout.write(formatReport(image, report));
+      writeStdout(formatReport(image, report));
       for (const w of report.warnings) warn(w);
     });
 }

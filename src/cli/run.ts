@@ -1,13 +1,13 @@
-#!/usr/bin/env node
 /**
- * The command-line entry: wires one module per command, and is the only
- * place that turns errors into messages and exit codes:
+ * The command line: builds the program from the command modules argv names,
+ * runs it, and is the only place that turns errors into messages and exit codes:
  * 0 success, 1 failure, 2 usage error, 3 capture finished with unreadable sectors.
  */
 import type { Command } from "commander";
 import { PlatterError } from "../errors.js";
 import { VERSION } from "../version.js";
-import { listedTerm, loadCommands, type RegisterCommand } from "./commands.js";
+import { handleBrokenPipeOnFirstUse, writeStdout } from "./stdout.js";
+import { listedTerm, loadCommands, type LoadModule, type RegisterCommand } from "./commands.js";
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -53,15 +53,16 @@ function reportError(err: unknown, { CommanderError }: Commander): number {
   return EXIT_FAILURE;
 }
 
-async function main(argv: string[]): Promise<number> {
+/** Run the command line on `argv` (no node and script names); `load` gives a command module's registrations. */
+export async function runCli(argv: string[], load: LoadModule): Promise<number> {
   // As commander does: the version option, first, wins over anything after it.
   if (VERSION_FLAGS.includes(argv[0] ?? "")) {
-    process.stdout.write(`${VERSION}\n`);
+    writeStdout(`${VERSION}\n`);
     return EXIT_OK;
   }
   const commander = await import("commander");
   try {
-    const program = buildProgram(commander, await loadCommands(argv));
+    const program = buildProgram(commander, await loadCommands(argv, load));
     await program.parseAsync(argv, { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : EXIT_OK;
   } catch (err) {
@@ -69,9 +70,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.stdout.on("error", (err: NodeJS.ErrnoException) => {
-  if (err.code === "EPIPE") process.exit(EXIT_OK);
-});
-
-const code = await main(process.argv.slice(2));
-process.exitCode = code;
+/** Run the command line on this process's arguments and set its exit code. */
+export function runMain(load: LoadModule): void {
+  handleBrokenPipeOnFirstUse();
+  void runCli(process.argv.slice(2), load).then((code) => {
+    process.exitCode = code;
+  });
+}

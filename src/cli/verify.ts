@@ -4,6 +4,7 @@ import { formatSize } from "../util/units.js";
 import { printJson, warn } from "./output.js";
 import { describeTransfer, ProgressLine } from "./progress.js";
 import { interruptOnSignals } from "./signals.js";
+import { writeStdout } from "./stdout.js";
 
 interface VerifyFlags {
   json?: boolean;
@@ -33,7 +34,7 @@ export function registerVerify(program: Command): Command {
         });
         progress.done();
         if (opts.json) printJson(result);
-        else if (!opts.quiet) process.stdout.write(report(result));
+        else if (!opts.quiet) writeStdout(report(result));
         if (!result.equal) process.exitCode = 1;
       } finally {
         progress.done();

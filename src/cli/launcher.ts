@@ -1,0 +1,55 @@
+/**
+ * dist/cli/main.js, the `platter` bin. For a short command start-up is most
+ * of the time a user waits, and most of start-up was Node resolving, reading
+ * and compiling ES modules. So the built CLI is one CommonJS bundle per
+ * command module (dist/cli/commands/NAME.js), and this launcher runs the one
+ * argv names from V8's code cache (NAME.js.cache, written when the CLI is
+ * built): no module resolution, no parsing. A cache that does not fit this
+ * Node (another version, other V8 flags) is rejected by V8 and the bundle is
+ * compiled from source, only slower.
+ *
+ * Built by scripts/bundle-cli.mjs, which fills in the two constants below.
+ */
+import { readFileSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { Script } from "node:vm";
+
+/** Command name -> its module's bundle ("umount" -> "mount"); anything else is the listing bundle (--help, typos). */
+declare const PLATTER_BUNDLES: Record<string, string>;
+declare const PLATTER_VERSION: string;
+
+/** The bundle for --help, `help`, no command and unknown commands: every command by its listing line. */
+const LISTING_BUNDLE = "listing";
+/** Set by the build: write the code cache of the bundle this run compiled. */
+const WRITE_CACHE = "PLATTER_WRITE_CODE_CACHE";
+
+function bundleFor(argv: readonly string[]): string {
+  // The same rule as commands.ts namedModule: `platter help capture` is capture's.
+  const name = argv[0] === "help" && argv.length > 1 ? argv[1] : argv[0];
+  return name !== undefined && Object.hasOwn(PLATTER_BUNDLES, name) ? PLATTER_BUNDLES[name] : LISTING_BUNDLE;
+}
+
+function runBundle(name: string): void {
+  const file = join(__dirname, "commands", `${name}.js`);
+  const source = readFileSync(file, "utf8");
+  const cacheFile = `${file}.cache`;
+  let cachedData: Buffer | undefined;
+  try {
+    cachedData = readFileSync(cacheFile);
+  } catch {
+    // No cache (a build without one): compiled from source.
+  }
+  // The bundle's own CommonJS wrapper: it reaches packages and node: modules through this require.
+  // Bundles make no import() (scripts/bundle-cli.mjs): a vm script has no module loader of its own.
+  const script = new Script(`(function (require, __filename, __dirname) {${source}\n})`, { filename: file, cachedData });
+  if (process.env[WRITE_CACHE] === "1") process.once("exit", () => writeFileSync(cacheFile, script.createCachedData()));
+  (script.runInThisContext() as (r: NodeRequire, f: string, d: string) => void)(require, file, join(__dirname, "commands"));
+}
+
+const argv = process.argv.slice(2);
+if (argv[0] === "-V" || argv[0] === "--version") {
+  // Answered before any bundle (and without building process.stdout): as commander does, the version option first wins.
+  writeSync(1, `${PLATTER_VERSION}\n`);
+} else {
+  runBundle(bundleFor(argv));
+}

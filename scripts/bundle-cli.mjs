@@ -7,8 +7,8 @@
  * Why: start-up. As ES modules split into shared chunks, `platter parts`
  * resolved, read and compiled some 40 files before doing any work; a bundle
  * run from its code cache is one read and no parsing (launcher.ts).
- * Packages with native parts stay outside the bundles: they are loaded from
- * node_modules, and only by the code that needs them.
+ * Packages with native or WebAssembly parts stay outside the bundles: they
+ * are loaded from node_modules, and only by the code that needs them.
  */
 import { build, transform } from "esbuild";
 import { execFileSync } from "node:child_process";
@@ -56,6 +56,21 @@ const lazyChildProcess = {
   },
 };
 
+/**
+ * createRequire(import.meta.url) (how the library's ES modules load koffi) needs node:module, 2 ms
+ * to load; in a bundle the require the launcher passes in resolves the same packages.
+ */
+const bundleRequire = {
+  name: "bundle-require",
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?module$/ }, () => ({ path: "bundle-require", namespace: "platter" }));
+    b.onLoad({ filter: /^bundle-require$/, namespace: "platter" }, () => ({
+      contents: "exports.createRequire = () => require;",
+      loader: "js",
+    }));
+  },
+};
+
 const common = {
   absWorkingDir: root,
   bundle: true,
@@ -95,15 +110,15 @@ await Promise.all(
       ...common,
       stdin: { contents: source, resolveDir: `${root}src/cli`, sourcefile: `${name}-entry.ts`, loader: "ts" },
       outfile: `${out}/commands/${name}.js`,
-      // Native packages stay in node_modules. zstddec (an ES module with its WebAssembly inline) is bundled:
-      // a vm script's import() loses its loader when V8 runs it from the code cache, so bundles
-      // make none (every import() becomes require(), lazily, as esbuild does for CommonJS).
-      external: ["koffi", "xz-decompress", "fuse-native"],
+      // Packages with native or WebAssembly parts stay in node_modules. A vm script's import() loses
+      // its loader when V8 runs it from the code cache, so bundles make none: every import() becomes
+      // require(), lazily, and ES-module packages (zstddec) come through the launcher's (util/import-package.ts).
+      external: ["koffi", "zstddec", "xz-decompress", "fuse-native"],
       supported: { "dynamic-import": false },
       // The launcher passes require and __filename; ES module code asks for import.meta.url.
       define: { "import.meta.url": "__platterModuleUrl" },
       banner: { js: 'const __platterModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
-      plugins: [inlineVersion, lazyChildProcess],
+      plugins: [inlineVersion, lazyChildProcess, bundleRequire],
     }),
   ),
 );

@@ -39,8 +39,9 @@ function runBundle(name: string): void {
   } catch {
     // No cache (a build without one): compiled from source.
   }
-  // The bundle's own CommonJS wrapper: it reaches packages and node: modules through this require.
-  // Bundles make no import() (scripts/bundle-cli.mjs): a vm script has no module loader of its own.
+  // The bundle's own CommonJS wrapper: it reaches packages and node: modules through this require,
+  // and ES-module packages through this module's import() (util/import-package.ts).
+  (globalThis as Record<symbol, unknown>)[Symbol.for("platter.importPackage")] = (specifier: string) => import(specifier);
   const script = new Script(`(function (require, __filename, __dirname) {${source}\n})`, { filename: file, cachedData });
   if (process.env[WRITE_CACHE] === "1") process.once("exit", () => writeFileSync(cacheFile, script.createCachedData()));
   (script.runInThisContext() as (r: NodeRequire, f: string, d: string) => void)(require, file, join(__dirname, "commands"));

@@ -1,13 +1,14 @@
 import type { ZSTDDecoder } from "zstddec";
 import { CorruptImageError } from "../../errors.js";
 import { decodeFrameHeader } from "../zstd/frame-header.js";
+import { importPackage } from "../../util/import-package.js";
 import { corruptBlock, tooLarge } from "./corrupt.js";
 
 let decoder: Promise<ZSTDDecoder> | undefined;
 
 /** The WebAssembly decoder, loaded on first use: commands that read no zstd never pay for it. */
 function zstdDecoder(): Promise<ZSTDDecoder> {
-  decoder ??= import("zstddec").then(async ({ ZSTDDecoder }) => {
+  decoder ??= importPackage<typeof import("zstddec")>("zstddec").then(async ({ ZSTDDecoder }) => {
     const instance = new ZSTDDecoder();
     await instance.init();
     return instance;

@@ -2,7 +2,8 @@ import { type BlockSource, dataRangesOf } from "../io/block-source.js";
 import { allocAlignedPool } from "../io/aligned.js";
 import { readFull, type SequentialSource } from "../io/stream-source.js";
 import type { HashAlgorithm } from "./hasher.js";
-import { createHasher, readsAroundCache } from "./parallel-hasher.js";
+import { FileSource } from "../io/file-source.js";
+import { createHasher, InlineHasher, readsAroundCache } from "./parallel-hasher.js";
 
 export interface HashProgress {
   done: number;
@@ -25,7 +26,11 @@ export async function hashSource(
   algorithms: HashAlgorithm[],
   onProgress?: (p: HashProgress) => void,
 ): Promise<Record<string, string>> {
-  const hasher = createHasher(algorithms, source.size, readsAroundCache(source));
+  // One algorithm over a file read through the page cache: the main thread has nothing else to do
+  // while the thread pool reads ahead, so it hashes; a worker would add only its start-up and the
+  // hand-offs (5% of a cached GiB here). Several algorithms, or bytes a decoder makes, go to workers.
+  const inline = algorithms.length === 1 && source instanceof FileSource && !source.direct;
+  const hasher: ReturnType<typeof createHasher> = inline ? new InlineHasher(algorithms) : createHasher(algorithms, source.size, readsAroundCache(source));
   try {
     const ranges = await dataRangesOf(source, 0, source.size);
     const pool = allocAlignedPool(READ_AHEAD + 1, Math.min(CHUNK, Math.max(1, source.size)));

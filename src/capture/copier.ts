@@ -17,7 +17,11 @@
  * 3. Scraping: every non-scraped sector is read once.
  * 4. Retrying: --retries passes over the bad sectors, alternating direction.
  *
- * Large reads overlap while they succeed (see readWindow). A sector is
+ * Large reads overlap while they succeed (see readWindow). Where the target
+ * can take them (a plain file DEST, SOURCE a file read through the page
+ * cache, no hashing), the blocks of the copying phase are copied inside the
+ * kernel instead of read and written; a block whose copy fails counts as a
+ * failed read of it, so everything after goes as it would. A sector is
  * read at most twice before retrying (once inside a large block, once
  * alone), as in ddrescue, to spare a failing drive. Sector reads
  * overlap while they succeed (a 1 MiB failing block is 2048 sectors), and
@@ -106,6 +110,11 @@ const HOLE_WINDOW = 256 << 20;
 
 class Interrupted extends Error {}
 
+/** A block that went from SOURCE to the target inside the kernel: nothing left to write. */
+const COPIED = "copied";
+/** What came of reading a block: its bytes, already in the target, or undefined for a failed read. */
+type Outcome = Buffer | typeof COPIED | undefined;
+
 interface Span {
   pos: number;
   end: number;
@@ -146,6 +155,8 @@ export class Copier {
   private lastCheckpoint = Date.now();
   private lastProgress = 0;
   private holes: { from: number; to: number; data: Array<[number, number]> } | undefined;
+  /** Blocks are copied inside the kernel until the target or source first refuses it. */
+  private copyInKernel: boolean;
 
   constructor(
     /** Large reads come from here. */
@@ -162,6 +173,7 @@ export class Copier {
     this.pool = allocAlignedPool(this.readWindow + 2, options.blockSize);
     this.writes = this.pool.map(() => undefined);
     this.sectorBuffers = Array.from({ length: SECTOR_WINDOW }, () => Buffer.allocUnsafe(options.sectorSize));
+    this.copyInKernel = target.copy !== undefined && bulk.copyTo !== undefined;
   }
 
   /** Run every phase over what the map says is unfinished. Returns false when interrupted. */
@@ -261,7 +273,7 @@ export class Copier {
    * blocks are hashed and written; outcomes are taken in order.
    */
   private async pipeline(walk: Walk): Promise<void> {
-    const inFlight: Array<{ span: Span; slot: number; read: Promise<Buffer | undefined> }> = [];
+    const inFlight: Array<{ span: Span; slot: number; read: Promise<Outcome> }> = [];
     let width = 1;
     let slot = 0;
     let done = false;
@@ -309,17 +321,28 @@ export class Copier {
     await this.drainWrites();
   }
 
-  /** A read that resolves to undefined on a medium error instead of rejecting. */
-  private startRead(span: Span, buf: Buffer): Promise<Buffer | undefined> {
+  /** A read (or a copy) that resolves to undefined on a medium error instead of rejecting. */
+  private startRead(span: Span, buf: Buffer): Promise<Outcome> {
     if (span.hole) return Promise.resolve(Buffer.alloc(0));
-    const p = this.readOrUndefined(this.bulk, span.pos, span.end - span.pos, buf);
+    const p = this.copyInKernel ? this.copyOrRead(span, buf) : this.readOrUndefined(this.bulk, span.pos, span.end - span.pos, buf);
     p.catch(() => {}); // handled when awaited; keeps an early fatal error from being "unhandled"
     return p;
   }
 
-  private async commit(span: Span, data: Buffer): Promise<void> {
+  /** The span copied in the kernel; read into `buf` instead once the target refuses copies. */
+  private async copyOrRead(span: Span, buf: Buffer): Promise<Outcome> {
+    const length = span.end - span.pos;
+    const copy = this.target.copy as NonNullable<ImageTarget["copy"]>;
+    const copied = await this.attempt(length, () => copy.call(this.target, this.bulk, span.pos, length));
+    if (copied) return COPIED;
+    if (copied === undefined) return undefined;
+    this.copyInKernel = false;
+    return this.readOrUndefined(this.bulk, span.pos, length, buf);
+  }
+
+  private async commit(span: Span, data: Buffer | typeof COPIED): Promise<void> {
     if (span.hole) await this.target.zeros(span.pos, span.end - span.pos);
-    else await this.target.data(span.pos, data);
+    else if (data !== COPIED) await this.target.data(span.pos, data);
     this.map.set(span.pos, span.end, "+");
     this.progress();
   }
@@ -492,12 +515,17 @@ export class Copier {
 
   // ---- plumbing ----------------------------------------------------------------
 
-  private async readOrUndefined(source: BlockSource, pos: number, length: number, buf: Buffer): Promise<Buffer | undefined> {
+  private readOrUndefined(source: BlockSource, pos: number, length: number, buf: Buffer): Promise<Buffer | undefined> {
+    return this.attempt(length, () => source.read(pos, length, buf));
+  }
+
+  /** Read `length` bytes with `read`, paced by --max-read-rate; undefined on a medium error, which is counted. */
+  private async attempt<T>(length: number, read: () => Promise<T>): Promise<T | undefined> {
     await throttle(this.options.maxReadRate, this.started, this.bytesRead, length);
     try {
-      const data = await source.read(pos, length, buf);
-      this.bytesRead += length;
-      return data;
+      const result = await read();
+      if (result) this.bytesRead += length;
+      return result;
     } catch (err) {
       if (!isReadError(err)) throw err;
       this.readErrors++;

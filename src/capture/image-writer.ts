@@ -9,7 +9,7 @@
  * and the capture hashes the rest of the finished image from DEST at the end
  * (never from SOURCE: a failing drive is read as little as possible).
  */
-import type { BlockSink } from "../io/block-source.js";
+import type { BlockSink, BlockSource } from "../io/block-source.js";
 import { isAllZero } from "../io/zeros.js";
 import type { StreamHasher } from "./parallel-hasher.js";
 
@@ -18,6 +18,12 @@ export interface ImageTarget {
   data(pos: number, buf: Buffer): Promise<void>;
   /** A range that reads as zeros (a hole of the source, or bad sectors). */
   zeros(pos: number, length: number): Promise<void>;
+  /**
+   * Optional: [pos, pos+length) of `source` copied in the kernel, never read
+   * into memory. False, with nothing written, when it cannot be; a read
+   * error rejects as a read of the same bytes would.
+   */
+  copy?(source: BlockSource, pos: number, length: number): Promise<boolean>;
 }
 
 /** Holes are punched at file-system block granularity. */
@@ -82,6 +88,12 @@ export class ImageWriter implements ImageTarget {
       else if (!this.options.zeroFilled) await this.sink.writeZeros(at + i, j - i);
       i = j;
     }
+  }
+
+  /** Not while hashing or making holes: they must see the bytes. */
+  async copy(source: BlockSource, pos: number, length: number): Promise<boolean> {
+    if (this.options.hasher || this.options.sparse || !this.sink.copyFrom) return false;
+    return this.sink.copyFrom(source, pos, length, pos - this.options.origin);
   }
 
   zeros(pos: number, length: number): Promise<void> {

@@ -45,6 +45,13 @@ export interface BlockSink {
    * a hole in a sparse file, written zeros elsewhere.
    */
   writeZeros(offset: number, length: number): Promise<void>;
+  /**
+   * Optional: write [sourceOffset, sourceOffset+length) of `source` at
+   * `offset` inside the kernel (BlockSource.copyTo), the bytes never passing
+   * through JavaScript. Resolves false, having written nothing, when it
+   * cannot; the caller then reads and writes. Rejects as source.copyTo does.
+   */
+  copyFrom?(source: BlockSource, sourceOffset: number, length: number, offset: number): Promise<boolean>;
   /** Set the final size (a regular file is truncated or extended; others ignore it). */
   setSize(size: number): Promise<void>;
   flush(): Promise<void>;

@@ -1,7 +1,7 @@
 import { constants, open as openCallback, promises as fsp } from "node:fs";
 import { Socket } from "node:net";
 import { promisify } from "node:util";
-import type { BlockSink } from "./block-source.js";
+import type { BlockSink, BlockSource } from "./block-source.js";
 import { DeviceError, errnoCode, ioError, UsageError } from "../errors.js";
 import { AlignedBuffer, alignedMemoryAvailable, isAligned } from "./aligned.js";
 import { blockDeviceGeometry } from "./block-device.js";
@@ -122,6 +122,12 @@ export class FileSink implements BlockSink {
       }
     }
     return true;
+  }
+
+  /** Only into a regular file, written as it comes: --sparse must see the zeros, oflag=direct the writes. */
+  async copyFrom(source: BlockSource, sourceOffset: number, length: number, offset: number): Promise<boolean> {
+    if (!source.copyTo || !this.isRegularFile || this.sparse || this.directHandle) return false;
+    return source.copyTo(sourceOffset, length, this.handle.fd, offset);
   }
 
   async writeZeros(offset: number, length: number): Promise<void> {

@@ -2,10 +2,10 @@ import { constants } from "node:fs";
 import type { BlockSource } from "./block-source.js";
 import { AlignedBuffer, alignedMemoryAvailable, isAligned } from "./aligned.js";
 import { checkRange, targetBuffer } from "./bounds.js";
-import { DeviceError, ioError } from "../errors.js";
+import { DeviceError, errnoCode, ioError } from "../errors.js";
 import { needsRandomAccess, streamKind } from "./stream-source.js";
 import { blockDeviceGeometry } from "./block-device.js";
-import { cachedBytes, copyFileRange, seekData, seekHole } from "./syscalls.js";
+import { cachedBytes, copyFileRange, dropCached, seekData, seekHole } from "./syscalls.js";
 import { Fd, statPath } from "./fd.js";
 
 export interface OpenSourceOptions {
@@ -17,7 +17,9 @@ export interface OpenSourceOptions {
    * "cold": a block device, or a file the page cache mostly does not hold
    * (cachestat): read cold, the cache is the slow part of a long read (every
    * page allocated, filled and copied again) and the read would evict
-   * everything else; a file mostly in the cache is read from there.
+   * everything else; a file mostly in the cache is read from there. Its
+   * in-kernel copies (copyTo) still go through the cache, as fast as a read
+   * with the kernel's read-ahead, and drop what they brought into it.
    */
   direct?: boolean | "cold";
   /** Override the logical sector size (a file has none of its own). */
@@ -42,6 +44,9 @@ function mostlyUncached(fd: number, size: number): boolean {
 /** O_DIRECT alignment assumed for regular files (see FileSource.open). */
 const FILE_DIRECT_ALIGN = 4096;
 
+/** What copy_file_range fails with when it cannot copy between two files at all; anything else is an I/O error. */
+const COPY_REFUSALS = new Set(["EXDEV", "EINVAL", "EOPNOTSUPP", "ENOTSUP", "ENOSYS", "EBADF", "EPERM", "ETXTBSY", "EISDIR", "EOVERFLOW"]);
+
 /** A regular file or a block device; pipes, character devices and sockets are refused (see stream-source.ts). */
 export class FileSource implements BlockSource {
   /** Aligned buffers for direct reads, one per read in flight (reads may overlap). */
@@ -58,6 +63,8 @@ export class FileSource implements BlockSource {
     readonly direct: boolean,
     /** What O_DIRECT needs offsets, lengths and memory aligned to: the device's real logical sector (not an override). */
     private readonly directAlign: number,
+    /** A handle through the page cache for copyTo: `handle` itself, or, for a file read cold with O_DIRECT, one more. */
+    private readonly cachedHandle: Fd | undefined,
   ) {}
 
   static async open(path: string, options: OpenSourceOptions = {}): Promise<FileSource> {
@@ -80,10 +87,10 @@ export class FileSource implements BlockSource {
     } catch (err) {
       throw ioError(err, path);
     }
+    let cachedHandle = direct ? undefined : handle;
     if (!direct && options.direct === "cold" && !isBlockDevice && mostlyUncached(handle.fd, stat.size)) {
       const directHandle = await openDirect(path);
       if (directHandle) {
-        await handle.close();
         handle = directHandle;
         direct = true;
       }
@@ -102,7 +109,7 @@ export class FileSource implements BlockSource {
       directAlign = geometry.logicalSectorSize;
       sectorSize = options.sectorSize ?? directAlign;
     }
-    return new FileSource(path, handle, size, sectorSize, isBlockDevice, direct, directAlign);
+    return new FileSource(path, handle, size, sectorSize, isBlockDevice, direct, directAlign, cachedHandle);
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
@@ -186,20 +193,36 @@ export class FileSource implements BlockSource {
     }
   }
 
+  /**
+   * Copy through the page cache, in the kernel (a block device cannot be:
+   * copy_file_range takes regular files only). False, having copied
+   * nothing, when these two files cannot be copied between; a failure
+   * part-way, or a read or write error, is a DeviceError with its errno
+   * name (EIO for a bad sector). A file read cold leaves the cache as it was.
+   */
   async copyTo(offset: number, length: number, fd: number, fdOffset: number): Promise<boolean> {
     checkRange(this.name, this.size, offset, length);
-    if (!this.canCopy || this.direct || this.isBlockDevice) return false;
+    const from = this.cachedHandle;
+    if (!this.canCopy || !from || this.isBlockDevice) return false;
     let done = 0;
-    while (done < length) {
-      const n = await copyFileRange(this.handle.fd, offset + done, fd, fdOffset + done, length - done);
-      if (!n) {
-        if (done === 0) {
+    try {
+      while (done < length) {
+        const n = await copyFileRange(from.fd, offset + done, fd, fdOffset + done, length - done);
+        if (n === undefined && done === 0) {
           this.canCopy = false;
           return false;
         }
-        throw new DeviceError(`${this.name}: copy at offset ${offset + done} stopped short (did the file shrink?)`, "EIO");
+        if (!n) throw new DeviceError(`${this.name}: copy at offset ${offset + done} stopped short (did the file shrink?)`, "EIO");
+        done += n;
       }
-      done += n;
+    } catch (err) {
+      if (done === 0 && COPY_REFUSALS.has(errnoCode(err) ?? "")) {
+        this.canCopy = false;
+        return false;
+      }
+      throw ioError(err, `${this.name}: copy at offset ${offset + done}`);
+    } finally {
+      if (this.direct && done > 0) dropCached(from.fd, offset, done);
     }
     return true;
   }
@@ -217,6 +240,7 @@ export class FileSource implements BlockSource {
 
   async close(): Promise<void> {
     await this.handle.close();
+    await this.cachedHandle?.close();
   }
 }
 

@@ -2,13 +2,15 @@
  * The few Linux system calls Node does not expose: lseek with SEEK_DATA /
  * SEEK_HOLE (skip the holes of sparse files), fallocate punch-hole, and the
  * block-device ioctls that give a device's exact size and logical sector size
- * or discard or zero a range of it, and cachestat (how much of a file the page cache holds).
+ * or discard or zero a range of it, cachestat (how much of a file the page
+ * cache holds), posix_fadvise, and copy_file_range.
  *
  * They go through koffi (an FFI with prebuilt binaries in the npm registry).
  * Every function degrades: if koffi cannot load, callers get `undefined` and
  * fall back to something slower but correct.
  */
 import { createRequire } from "node:module";
+import { constants } from "node:os";
 
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
@@ -26,6 +28,7 @@ const FALLOC_FL_PUNCH_HOLE = 0x02;
  */
 const SYS_CACHESTAT = 451;
 const SC_PAGESIZE = 30;
+const POSIX_FADV_DONTNEED = 4;
 
 interface Libc {
   lseek(fd: number, offset: bigint | number, whence: number): bigint | number;
@@ -45,6 +48,7 @@ interface Libc {
     ): void;
   };
   cachestat(fd: number, range: BigUint64Array, stat: BigUint64Array): number;
+  fadvise(fd: number, offset: bigint | number, len: bigint | number, advice: number): number;
   pageSize: number;
   errno(): number;
 }
@@ -65,10 +69,10 @@ function load(): Libc | null {
     const ioctlInt = lib.func("int ioctl(int fd, unsigned long request, _Out_ int *out)");
     const ioctlRange = lib.func("int ioctl(int fd, unsigned long request, const uint64_t *range)");
     const fallocate = lib.func("int fallocate(int fd, int mode, int64_t offset, int64_t len)");
-    const errnoLocation = lib.func("int *__errno_location()");
     const copyFileRange = lib.func(
       "int64_t copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t len, unsigned int flags)",
     );
+    const fadvise = lib.func("int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)");
     const syscall = lib.func("long syscall(long number, ...)");
     const sysconf = lib.func("long sysconf(int name)");
     libc = {
@@ -78,10 +82,12 @@ function load(): Libc | null {
       ioctlRange,
       fallocate,
       copyFileRange,
+      fadvise,
       cachestat: (fd, range, stat) =>
         Number(syscall(SYS_CACHESTAT, "int", fd, "uint64_t *", range, "uint64_t *", stat, "unsigned int", 0)),
       pageSize: Number(sysconf(SC_PAGESIZE)),
-      errno: () => koffi.decode(errnoLocation(), "int"),
+      // The errno of the last call, from its worker thread too inside an async call's callback.
+      errno: () => koffi.errno(),
     };
   } catch {
     libc = null;
@@ -164,25 +170,40 @@ export function punchHole(fd: number, offset: number, length: number): boolean {
   return c.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, BigInt(offset), BigInt(length)) === 0;
 }
 
+/** errno names by number, for the errors of calls made on a worker thread. */
+const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+
 /**
  * Copy `length` bytes from one file to another inside the kernel
  * (copy_file_range: no trip through user memory, a reflink where the
  * filesystem can). Runs on a worker thread. Resolves to the bytes copied,
- * which may be short; 0 or undefined when it cannot copy between these files
- * at all (different filesystems, no support): the caller then reads and
- * writes instead, which also reports any real I/O error properly.
+ * which may be short (0 at the end of the source); undefined when the
+ * platform has no such call. A failure rejects with an Error whose `code` is
+ * the errno name: EXDEV, EINVAL, EOPNOTSUPP when these two files cannot be
+ * copied between, EIO for a read or write that failed.
  */
 export function copyFileRange(fdIn: number, offsetIn: number, fdOut: number, offsetOut: number, length: number): Promise<number | undefined> {
   const c = load();
   if (!c || length <= 0) return Promise.resolve(undefined);
   const offIn = BigInt64Array.of(BigInt(offsetIn));
   const offOut = BigInt64Array.of(BigInt(offsetOut));
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     c.copyFileRange.async(fdIn, offIn, fdOut, offOut, length, 0, (err, copied) => {
       const n = Number(copied);
-      resolve(err || n < 0 ? undefined : n);
+      if (err) reject(err);
+      else if (n >= 0) resolve(n);
+      else {
+        // koffi hands the worker thread's errno to the callback.
+        const code = ERRNO_NAMES.get(c.errno()) ?? "EIO";
+        reject(Object.assign(new Error(`copy_file_range: ${code}`), { code }));
+      }
     });
   });
+}
+
+/** Drop [offset, offset+length) of a file from the page cache (clean pages only: what reading brought in). */
+export function dropCached(fd: number, offset: number, length: number): void {
+  if (length > 0) load()?.fadvise(fd, BigInt(offset), BigInt(length), POSIX_FADV_DONTNEED);
 }
 
 /**

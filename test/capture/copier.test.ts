@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { describe, test } from "node:test";
 import { capture } from "../../src/capture/capture.js";
 import { decodeMapfile } from "../../src/capture/mapfile.js";
 import type { BlockSource } from "../../src/io/block-source.js";
-import { FaultySource, type FaultRange } from "../helpers/faulty-source.js";
+import { FaultyCopySource, FaultySource, type FaultRange } from "../helpers/faulty-source.js";
 import { openSource } from "../../src/io/file-source.js";
 import { MemorySource } from "../../src/io/memory-source.js";
 import { pattern, range, SECTOR, zeroed } from "../helpers/data.js";
@@ -297,5 +297,107 @@ describe("capture from a faulty source", () => {
     assert.equal(r.complete, true);
     assert.ok(readFileSync(dest).equals(zeroed(data, [700, ...range(9000, 9015)])));
     assert.equal(r.hashes.sha256, await sha256sum(dest));
+  });
+});
+
+describe("capture copied inside the kernel (copy_file_range)", () => {
+  const mapBlocks = (path: string) => decodeMapfile(readFileSync(path, "utf8")).blocks.map((b) => `${b.pos} ${b.size} ${b.status}`);
+
+  test("a healthy file into a file: copied in the kernel, DEST equals SOURCE (cmp), ddrescuelog finds the map done", { skip: needs("ddrescuelog") }, async () => {
+    const dir = tempDir();
+    const src = join(dir, "src.img");
+    await sh(`head -c ${(9 << 20) + 1536} /dev/urandom > ${src}`);
+    const source = new FaultyCopySource(await openSource(src), []);
+    const dest = join(dir, "out.img");
+    const mapPath = join(dir, "out.map");
+    const r = await capture({ source, dest, mapPath });
+    await source.close();
+    assert.equal(r.complete, true);
+    assert.equal(source.copied, 10, "every block went through copy_file_range");
+    assert.equal(source.log.length, 10, "and none was read as well");
+    await sh(`cmp ${src} ${dest}`);
+    await sh(`ddrescuelog -D ${mapPath}`); // exit 0: everything rescued
+    assert.deepEqual(mapBlocks(mapPath), [`0 ${(9 << 20) + 1536} +`]);
+  });
+
+  test("bad sectors: the same map and bytes as when every block is read, no sector read more than twice; ddrescuelog lists them", {
+    skip: needs("ddrescuelog"),
+  }, async () => {
+    const dir = tempDir();
+    let seed = 1511;
+    const rand = (n: number) => {
+      seed = (seed * 48271) % 2147483647;
+      return seed % n;
+    };
+    for (let trial = 0; trial < 12; trial++) {
+      const sectors = 2048 + rand(14_000);
+      const data = pattern(sectors * SECTOR, trial + 40);
+      const src = join(dir, `t${trial}.src`);
+      writeFileSync(src, data);
+      const faults: FaultRange[] = [];
+      for (let k = 1 + rand(5); k > 0; k--) {
+        const first = rand(sectors);
+        const length = [1, 1, 8, 2 + rand(200), 1000 + rand(2000)][rand(5)];
+        faults.push({ first, last: Math.min(sectors - 1, first + length - 1) });
+      }
+      const bad = [...new Set(faults.flatMap((f) => range(f.first, f.last as number)))].sort((a, b) => a - b);
+      const blockSize = [64 << 10, 1 << 20, 4 << 20][rand(3)];
+      const what = `trial ${trial}: ${sectors} sectors, block ${blockSize}, bad ${JSON.stringify(faults)}`;
+      const runs = [];
+      for (const kernel of [true, false]) {
+        const inner = await openSource(src);
+        const source = kernel ? new FaultyCopySource(inner, faults) : new FaultySource(inner, faults);
+        const dest = join(dir, `t${trial}-${kernel}.img`);
+        const mapPath = join(dir, `t${trial}-${kernel}.map`);
+        const result = await capture({ source, dest, mapPath, blockSize });
+        await source.close();
+        if (source instanceof FaultyCopySource) assert.ok(source.copies > 0, `${what}: no block was copied in the kernel`);
+        assert.ok(Math.max(0, ...readsPerSector(source.log).values()) <= 2, `${what}: a sector read more than twice`);
+        assert.equal(result.complete, true, what);
+        runs.push({ image: readFileSync(dest), map: mapBlocks(mapPath), listed: (await sh(`ddrescuelog -l- -b512 ${mapPath}`)).trim() });
+      }
+      const [kernel, reads] = runs;
+      assert.ok(kernel.image.equals(zeroed(data, bad)), `${what}: the image`);
+      assert.ok(kernel.image.equals(reads.image), `${what}: the same image both ways`);
+      assert.deepEqual(kernel.map, reads.map, `${what}: the same map both ways`);
+      assert.equal(kernel.listed, bad.join("\n"), `${what}: ddrescuelog's bad sectors`);
+    }
+  });
+
+  test("--hash and --sparse see every byte: nothing goes through the kernel copy", async () => {
+    const dir = tempDir();
+    const src = join(dir, "src.img");
+    const data = pattern(3 << 20, 9);
+    data.fill(0, 1 << 20, 2 << 20);
+    writeFileSync(src, data);
+    for (const options of [{ hashes: ["sha256" as const] }, { sparse: true }]) {
+      const source = new FaultyCopySource(await openSource(src), []);
+      const dest = join(dir, "out.img");
+      const r = await capture({ source, dest, ...options });
+      await source.close();
+      assert.equal(source.copies, 0, JSON.stringify(options));
+      assert.ok(readFileSync(dest).equals(data));
+      if (r.hashes.sha256) assert.equal(r.hashes.sha256, await sha256sum(src));
+    }
+  });
+
+  test("SOURCE on another file system (tmpfs): copy_file_range refuses (EXDEV) once, the blocks are read instead", {
+    skip: existsSync("/dev/shm") ? false : "no /dev/shm",
+  }, async () => {
+    const dir = tempDir();
+    const src = join("/dev/shm", `platter-capfast-${process.pid}.img`);
+    writeFileSync(src, pattern(5 << 20, 11));
+    try {
+      const source = new FaultyCopySource(await openSource(src), []);
+      const dest = join(dir, "out.img");
+      const r = await capture({ source, dest, mapPath: join(dir, "out.map") });
+      await source.close();
+      assert.equal(r.complete, true);
+      assert.equal(source.copied, 0);
+      assert.ok(source.copies <= 4, `asked ${source.copies} times after the first refusal (at most the reads in flight)`);
+      await sh(`cmp ${src} ${dest}`);
+    } finally {
+      await sh(`rm -f ${src}`);
+    }
   });
 });

@@ -27,7 +27,7 @@ export class FaultySource implements BlockSource {
   private readonly failuresLeft = new Map<number, number>();
 
   constructor(
-    private readonly inner: BlockSource,
+    protected readonly inner: BlockSource,
     private readonly faults: FaultRange[],
     sectorSize = inner.sectorSize,
   ) {
@@ -37,26 +37,39 @@ export class FaultySource implements BlockSource {
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    const failAt = await this.touch(offset, length);
+    if (failAt !== undefined) throw this.failure(failAt);
+    return this.inner.read(offset, length, into);
+  }
+
+  /** Log a read of [offset, offset+length) and wait as its slow sectors make it; the first sector that fails it. */
+  protected async touch(offset: number, length: number): Promise<number | undefined> {
     checkRange(this.name, this.size, offset, length);
     this.log.push([offset, length]);
+    const { sector, delay } = this.firstFailing(offset, length);
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    return sector;
+  }
+
+  protected failure(sector: number): DeviceError {
+    return new DeviceError(`${this.name}: input/output error at sector ${sector}`, "EIO");
+  }
+
+  private firstFailing(offset: number, length: number): { sector: number | undefined; delay: number } {
     const first = Math.floor(offset / this.sectorSize);
     const last = Math.floor((offset + Math.max(length, 1) - 1) / this.sectorSize);
     let delay = 0;
-    let failAt: number | undefined;
+    let sector: number | undefined;
     for (const f of this.faults) {
       const lo = Math.max(first, f.first);
       const hi = Math.min(last, f.last ?? f.first);
       if (lo > hi) continue;
       delay = Math.max(delay, f.delayMs ?? 0);
       for (let s = lo; s <= hi; s++) {
-        if (this.sectorFails(s, f)) failAt ??= s;
+        if (this.sectorFails(s, f)) sector = Math.min(sector ?? s, s);
       }
     }
-    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-    if (failAt !== undefined) {
-      throw new DeviceError(`${this.name}: input/output error at sector ${failAt}`, "EIO");
-    }
-    return this.inner.read(offset, length, into);
+    return { sector, delay };
   }
 
   private sectorFails(sector: number, fault: FaultRange): boolean {
@@ -73,5 +86,33 @@ export class FaultySource implements BlockSource {
 
   async close(): Promise<void> {
     await this.inner.close();
+  }
+}
+
+/**
+ * A FaultySource over a file that also copies in the kernel (copyTo), as
+ * copy_file_range does over a failing disk: a copy touching a bad sector
+ * writes the good bytes before it, then fails with EIO. Each copy is logged
+ * as a read of its range.
+ */
+export class FaultyCopySource extends FaultySource {
+  /** Copies asked for, and copies that went through. */
+  copies = 0;
+  copied = 0;
+
+  async copyTo(offset: number, length: number, fd: number, fdOffset: number): Promise<boolean> {
+    this.copies++;
+    const copyTo = this.inner.copyTo?.bind(this.inner);
+    if (!copyTo) return false;
+    const failAt = await this.touch(offset, length);
+    if (failAt !== undefined) {
+      // The kernel copies up to the page that failed: the good sectors before it reach DEST.
+      const good = Math.floor((failAt * this.sectorSize) / 4096) * 4096 - offset;
+      if (good > 0) await copyTo(offset, good, fd, fdOffset);
+      throw this.failure(failAt);
+    }
+    const ok = await copyTo(offset, length, fd, fdOffset);
+    if (ok) this.copied++;
+    return ok;
   }
 }

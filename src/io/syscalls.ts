@@ -34,6 +34,7 @@ interface Libc {
   ioctlRange: { async(fd: number, request: number, range: BigUint64Array, done: (err: unknown, result: number) => void): void };
   fallocate(fd: number, mode: number, offset: bigint | number, len: bigint | number): number;
   copyFileRange: {
+    (fdIn: number, offIn: BigInt64Array, fdOut: number, offOut: BigInt64Array, len: number, flags: number): bigint | number;
     async(
       fdIn: number,
       offIn: BigInt64Array,
@@ -183,6 +184,18 @@ export function copyFileRange(fdIn: number, offsetIn: number, fdOut: number, off
       resolve(err || n < 0 ? undefined : n);
     });
   });
+}
+
+/**
+ * copyFileRange on the calling thread: for callers that copy many small
+ * files one after another, where a trip to a worker thread and back costs
+ * more than the copy. Same results.
+ */
+export function copyFileRangeSync(fdIn: number, offsetIn: number, fdOut: number, offsetOut: number, length: number): number | undefined {
+  const c = load();
+  if (!c || length <= 0) return undefined;
+  const n = Number(c.copyFileRange(fdIn, BigInt64Array.of(BigInt(offsetIn)), fdOut, BigInt64Array.of(BigInt(offsetOut)), length, 0));
+  return n < 0 ? undefined : n;
 }
 
 /**

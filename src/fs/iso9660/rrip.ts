@@ -64,8 +64,10 @@ export function encodePx(px: PosixAttributes): Buffer {
  * libisofs does: Linux reads small numbers from the low half, libarchive
  * joins both halves).
  */
+export const PN_ENTRY_SIZE = SUSP_HEADER_SIZE + 16;
+
 export function encodePn(rdev: number): Buffer {
-  const buf = newSuspEntry("PN", 16);
+  const buf = newSuspEntry("PN", PN_ENTRY_SIZE - SUSP_HEADER_SIZE);
   writeBoth32(buf, SUSP_HEADER_SIZE, Math.floor(rdev / 2 ** 32) >>> 0);
   writeBoth32(buf, SUSP_HEADER_SIZE + 8, rdev % 2 ** 32 >>> 0);
   return buf;
@@ -91,17 +93,24 @@ const NM_PARENT = 0x04;
 /** Bytes of name one NM entry holds: 255 - 4 header - 1 flags. */
 const NM_CHUNK = MAX_SUSP_ENTRY - SUSP_HEADER_SIZE - 1;
 
+/** The lengths of the NM entries for a name of `nameLength` bytes, as encodeNm makes them. */
+export function nmEntrySizes(nameLength: number): number[] {
+  const sizes: number[] = [];
+  for (let o = 0; o < nameLength || sizes.length === 0; o += NM_CHUNK) sizes.push(SUSP_HEADER_SIZE + 1 + Math.min(NM_CHUNK, nameLength - o));
+  return sizes;
+}
+
 /** NM entries for a name (several, flagged CONTINUE, when it is longer than 250 bytes). */
 export function encodeNm(name: Buffer): Buffer[] {
-  const entries: Buffer[] = [];
-  for (let o = 0; o < name.length || entries.length === 0; o += NM_CHUNK) {
-    const chunk = Math.min(NM_CHUNK, name.length - o);
+  let o = 0;
+  return nmEntrySizes(name.length).map((size) => {
+    const chunk = size - SUSP_HEADER_SIZE - 1;
     const entry = newSuspEntry("NM", 1 + chunk);
-    entry[SUSP_HEADER_SIZE] = o + NM_CHUNK < name.length ? NM_CONTINUE : 0;
+    entry[SUSP_HEADER_SIZE] = o + chunk < name.length ? NM_CONTINUE : 0;
     name.copy(entry, SUSP_HEADER_SIZE + 1, o, o + chunk);
-    entries.push(entry);
-  }
-  return entries;
+    o += chunk;
+    return entry;
+  });
 }
 
 const SL_CONTINUE = 0x01;
@@ -188,19 +197,33 @@ const TF_FIELDS = ["creation", "modify", "access", "attributes"] as const;
 const TF_LONG_FORM = 0x80;
 
 /** TF with the given times (Unix seconds); the 17-byte long form only when a time needs it. */
-export function encodeTf(times: Timestamps): Buffer {
+function tfFlags(times: Timestamps): number {
   let flags = 0;
-  let count = 0;
   for (let bit = 0; bit < TF_FIELDS.length; bit++) {
     const t = times[TF_FIELDS[bit]];
     if (t === undefined) continue;
     flags |= 1 << bit;
-    count++;
     if (!fitsRecordDate(t)) flags |= TF_LONG_FORM;
   }
+  return flags;
+}
+
+function tfDataLength(flags: number): number {
+  let count = 0;
+  for (let bit = 0; bit < TF_FIELDS.length; bit++) if (flags & (1 << bit)) count++;
+  return 1 + count * (flags & TF_LONG_FORM ? VOLUME_DATE_SIZE : RECORD_DATE_SIZE);
+}
+
+/** The length of the TF entry encodeTf makes of `times`. */
+export function tfEntrySize(times: Timestamps): number {
+  return SUSP_HEADER_SIZE + tfDataLength(tfFlags(times));
+}
+
+export function encodeTf(times: Timestamps): Buffer {
+  const flags = tfFlags(times);
   const long = (flags & TF_LONG_FORM) !== 0;
   const size = long ? VOLUME_DATE_SIZE : RECORD_DATE_SIZE;
-  const buf = newSuspEntry("TF", 1 + count * size);
+  const buf = newSuspEntry("TF", tfDataLength(flags));
   buf[SUSP_HEADER_SIZE] = flags;
   let o = SUSP_HEADER_SIZE + 1;
   for (const field of TF_FIELDS) {
@@ -213,8 +236,11 @@ export function encodeTf(times: Timestamps): Buffer {
   return buf;
 }
 
+/** CL and PL: a block number, both-endian. */
+export const LOCATION_ENTRY_SIZE = SUSP_HEADER_SIZE + 8;
+
 function encodeLocation(signature: "CL" | "PL", block: number): Buffer {
-  const buf = newSuspEntry(signature, 8);
+  const buf = newSuspEntry(signature, LOCATION_ENTRY_SIZE - SUSP_HEADER_SIZE);
   writeBoth32(buf, SUSP_HEADER_SIZE, block);
   return buf;
 }

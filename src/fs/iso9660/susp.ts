@@ -36,7 +36,8 @@ export function encodeSuspEntry(signature: string, data: Buffer, version = 1): B
 export function newSuspEntry(signature: string, dataLength: number, version = 1): Buffer {
   const length = SUSP_HEADER_SIZE + dataLength;
   if (length > MAX_SUSP_ENTRY) throw new RangeError(`SUSP ${signature} entry of ${length} bytes exceeds ${MAX_SUSP_ENTRY}`);
-  const buf = Buffer.alloc(length);
+  // A slice of Node's pool (zero-filled here), not an ArrayBuffer of its own for each entry.
+  const buf = Buffer.allocUnsafe(length).fill(0, SUSP_HEADER_SIZE);
   buf[0] = signature.charCodeAt(0);
   buf[1] = signature.charCodeAt(1);
   buf[2] = length;

@@ -125,8 +125,20 @@ const ENCODE: RecordMaker = {
   sl: encodeSl,
   sp: () => encodeSp(),
   er: () => encodeEr(RRIP_1_12),
-  record: (identifier, systemUse, fields) =>
-    encodeDirectoryRecord(record({ ...fields, identifier: typeof identifier === "string" ? Buffer.from(identifier, "latin1") : (identifier as Buffer), systemUse: systemUse as Buffer })),
+  // A literal, not spread defaults: this runs for every record of the image.
+  record: (identifier, systemUse, { extent, dataLength, flags, recorded }) =>
+    encodeDirectoryRecord({
+      extAttrLength: 0,
+      extent,
+      dataLength,
+      recorded,
+      flags,
+      fileUnitSize: 0,
+      interleaveGap: 0,
+      volumeSequence: 1,
+      identifier: typeof identifier === "string" ? Buffer.from(identifier, "latin1") : (identifier as Buffer),
+      systemUse: systemUse as Buffer,
+    }),
 };
 
 const PX_SIZED = sized(PX_ENTRY_SIZE);

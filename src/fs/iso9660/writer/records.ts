@@ -167,15 +167,12 @@ const NO_SYSTEM_USE = Buffer.alloc(0);
 function placeSystemUse(entries: Sized[], identifierLength: number, areas: ContinuationAreas, measuring: boolean): Sized {
   const room = MAX_DIRECTORY_RECORD - systemUseOffset(identifierLength);
   const total = entries.reduce((n, e) => n + e.length, 0);
-  let kept = entries.length;
-  let used = total;
-  if (total > room) {
-    used = 0;
-    kept = 0;
-    while (kept < entries.length && used + entries[kept].length + CE_ENTRY_SIZE <= room) used += entries[kept++].length;
-  }
-  const fields = kept < entries.length ? [...entries.slice(0, kept), areas.place(entries.slice(kept))] : entries;
-  return measuring ? sized(used + (kept < entries.length ? CE_ENTRY_SIZE : 0)) : Buffer.concat(fields as Buffer[]);
+  if (total <= room) return measuring ? sized(total) : Buffer.concat(entries as Buffer[]);
+  let used = 0;
+  let kept = 0;
+  while (kept < entries.length && used + entries[kept].length + CE_ENTRY_SIZE <= room) used += entries[kept++].length;
+  const ce = areas.place(entries.slice(kept));
+  return measuring ? sized(used + ce.length) : Buffer.concat([...entries.slice(0, kept), ce] as Buffer[]);
 }
 
 /** Everything Rock Ridge says about a node: attributes and times. */

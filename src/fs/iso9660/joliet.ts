@@ -67,6 +67,8 @@ export function jolietNames(entries: ReadonlyArray<{ name: string; isDirectory: 
   });
 }
 
+const JOLIET_VERSION = ";1";
+
 /** The identifier bytes of a Joliet record: files carry the ";1" version as ISO 9660 files do. */
 export function jolietIdentifier(name: string, isDirectory: boolean): Buffer {
   return encodeUcs2(isDirectory ? name : `${name}${JOLIET_VERSION}`);
@@ -76,8 +78,6 @@ export function jolietIdentifier(name: string, isDirectory: boolean): Buffer {
 export function jolietIdentifierLength(name: string, isDirectory: boolean): number {
   return 2 * (name.length + (isDirectory ? 0 : JOLIET_VERSION.length));
 }
-
-const JOLIET_VERSION = ";1";
 
 /** Order of Joliet records: ECMA-119 9.3 applied to the UCS-2 names (shorter padded with spaces). */
 export const compareJolietNames = comparePadded;

@@ -59,13 +59,13 @@ export function encodePx(px: PosixAttributes): Buffer {
   return buf;
 }
 
+export const PN_ENTRY_SIZE = SUSP_HEADER_SIZE + 16;
+
 /**
  * PN: the device number split into two 32-bit halves of the 64-bit dev_t (as
  * libisofs does: Linux reads small numbers from the low half, libarchive
  * joins both halves).
  */
-export const PN_ENTRY_SIZE = SUSP_HEADER_SIZE + 16;
-
 export function encodePn(rdev: number): Buffer {
   const buf = newSuspEntry("PN", PN_ENTRY_SIZE - SUSP_HEADER_SIZE);
   writeBoth32(buf, SUSP_HEADER_SIZE, Math.floor(rdev / 2 ** 32) >>> 0);
@@ -196,7 +196,6 @@ export interface Timestamps {
 const TF_FIELDS = ["creation", "modify", "access", "attributes"] as const;
 const TF_LONG_FORM = 0x80;
 
-/** TF with the given times (Unix seconds); the 17-byte long form only when a time needs it. */
 function tfFlags(times: Timestamps): number {
   let flags = 0;
   for (let bit = 0; bit < TF_FIELDS.length; bit++) {
@@ -219,6 +218,7 @@ export function tfEntrySize(times: Timestamps): number {
   return SUSP_HEADER_SIZE + tfDataLength(tfFlags(times));
 }
 
+/** TF with the given times (Unix seconds); the 17-byte long form only when a time needs it. */
 export function encodeTf(times: Timestamps): Buffer {
   const flags = tfFlags(times);
   const long = (flags & TF_LONG_FORM) !== 0;

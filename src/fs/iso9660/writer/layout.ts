@@ -83,7 +83,11 @@ export function layoutImage(plan: ImagePlan, options: LayoutOptions = {}): Image
   const jolietPathTable = plan.jolietRoot ? pathTable(renderPathTable(jolietPathTableFolders(plan.jolietDirs), "L").length) : null;
 
   // Sizes first (no size depends on a block number), then blocks.
-  for (const dir of plan.isoDirs) Object.assign(dir, measureIsoDirectory(plan, dir));
+  for (const dir of plan.isoDirs) {
+    const size = measureIsoDirectory(plan, dir);
+    dir.sectors = size.sectors;
+    dir.continuationSectors = size.continuationSectors;
+  }
   for (const dir of plan.jolietDirs) dir.sectors = measureJolietDirectory(dir);
   for (const dir of extentOrder(plan)) {
     dir.block = next;

@@ -168,9 +168,11 @@ function readExactly(fd: number, into: Buffer, offset: number, file: FileData): 
 }
 
 /**
- * Copies each file's bytes into the image. Reads are synchronous, straight
- * into the output buffer: the write of the previous buffer runs meanwhile on
- * libuv's threads, and thousands of small files do not cost an await each.
+ * Copies each file's bytes into the image: in the kernel where the sink
+ * can (copy_file_range into an image file, on this thread: a hand-off to a
+ * worker per file cost more than the copy), else read synchronously straight
+ * into the output buffer while the write of the previous buffer runs on
+ * libuv's threads. Thousands of small files do not cost an await each.
  *
  * A file is written at the size it had when scanned: the directories, which
  * come first (so the image can stream), already say so. When it cannot be

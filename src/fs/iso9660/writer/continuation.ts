@@ -15,8 +15,7 @@ export interface Sized {
 
 export class ContinuationAreas {
   readonly blocks: Buffer[] = [];
-  /** Blocks used; while measuring, `blocks` stays empty and only this counts. */
-  count = 0;
+  private blockCount = 0;
   private offset = SECTOR_SIZE;
 
   /**
@@ -28,12 +27,17 @@ export class ContinuationAreas {
     private readonly measuring = false,
   ) {}
 
+  /** Blocks used; while measuring, `blocks` stays empty and only this counts them. */
+  get count(): number {
+    return this.blockCount;
+  }
+
   /** Store `entries` (each at most 255 bytes) and return the CE entry that points to them. */
   place(entries: readonly Sized[]): Sized {
     const total = entries.reduce((n, e) => n + e.length, 0);
     const free = SECTOR_SIZE - this.offset;
     if (free < total && free < entries[0].length + CE_ENTRY_SIZE) {
-      this.count++;
+      this.blockCount++;
       if (!this.measuring) this.blocks.push(Buffer.alloc(SECTOR_SIZE));
       this.offset = 0;
     }
@@ -53,7 +57,7 @@ export class ContinuationAreas {
       remaining -= length;
       taken++;
     }
-    const blockIndex = this.count - 1;
+    const blockIndex = this.blockCount - 1;
     const block = this.blocks[blockIndex];
     const start = this.offset;
     let o = start;

@@ -52,6 +52,13 @@ export interface BlockSink {
    * cannot; the caller then reads and writes. Rejects as source.copyTo does.
    */
   copyFrom?(source: BlockSource, sourceOffset: number, length: number, offset: number): Promise<boolean>;
+  /**
+   * Optional: copy `length` bytes of the open file `fd` from `fdOffset` to
+   * `offset` of the sink, inside the kernel. Resolves to the bytes copied,
+   * which may be short (the end of that file); 0 when it cannot copy at all
+   * (the caller then reads and writes, which also reports any I/O error).
+   */
+  copyFromFile?(fd: number, fdOffset: number, length: number, offset: number): Promise<number>;
   /** Set the final size (a regular file is truncated or extended; others ignore it). */
   setSize(size: number): Promise<void>;
   flush(): Promise<void>;

@@ -5,7 +5,7 @@ import type { BlockSink, BlockSource } from "./block-source.js";
 import { DeviceError, errnoCode, ioError, UsageError } from "../errors.js";
 import { AlignedBuffer, alignedMemoryAvailable, isAligned } from "./aligned.js";
 import { blockDeviceGeometry } from "./block-device.js";
-import { discardRange, punchHole, zeroOutRange } from "./syscalls.js";
+import { copyFileRangeSync, discardRange, punchHole, zeroOutRange } from "./syscalls.js";
 import { zeroChunks } from "./zeros.js";
 import { InTurn } from "../util/in-turn.js";
 import { unlessAborted } from "./stream-source.js";
@@ -140,6 +140,22 @@ export class FileSink implements BlockSink {
     }
     if (!this.isRegularFile && offset % 512 === 0 && length % 512 === 0 && (await zeroOutRange(this.handle.fd, offset, length))) return;
     await writeZeroChunks(this, offset, length);
+  }
+
+  /**
+   * copy_file_range on the calling thread (the caller keeps its pieces
+   * small): a writer of many small files pays no thread hand-off per file.
+   * O_DIRECT writes and devices take the caller's read and write instead.
+   */
+  async copyFromFile(fd: number, fdOffset: number, length: number, offset: number): Promise<number> {
+    if (!this.isRegularFile || this.directHandle) return 0;
+    let done = 0;
+    while (done < length) {
+      const n = copyFileRangeSync(fd, fdOffset + done, this.handle.fd, offset + done, length - done);
+      if (!n) break;
+      done += n;
+    }
+    return done;
   }
 
   /** BLKDISCARD a range of a block device; false where it cannot (a file, a device without discard). */

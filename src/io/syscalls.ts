@@ -37,6 +37,7 @@ interface Libc {
   ioctlRange: { async(fd: number, request: number, range: BigUint64Array, done: (err: unknown, result: number) => void): void };
   fallocate(fd: number, mode: number, offset: bigint | number, len: bigint | number): number;
   copyFileRange: {
+    (fdIn: number, offIn: BigInt64Array, fdOut: number, offOut: BigInt64Array, len: number, flags: number): bigint | number;
     async(
       fdIn: number,
       offIn: BigInt64Array,
@@ -204,6 +205,18 @@ export function copyFileRange(fdIn: number, offsetIn: number, fdOut: number, off
 /** Drop [offset, offset+length) of a file from the page cache (clean pages only: what reading brought in). */
 export function dropCached(fd: number, offset: number, length: number): void {
   if (length > 0) load()?.fadvise(fd, BigInt(offset), BigInt(length), POSIX_FADV_DONTNEED);
+}
+
+/**
+ * copyFileRange on the calling thread: for callers that copy many small
+ * files one after another, where a trip to a worker thread and back costs
+ * more than the copy. Same results.
+ */
+export function copyFileRangeSync(fdIn: number, offsetIn: number, fdOut: number, offsetOut: number, length: number): number | undefined {
+  const c = load();
+  if (!c || length <= 0) return undefined;
+  const n = Number(c.copyFileRange(fdIn, BigInt64Array.of(BigInt(offsetIn)), fdOut, BigInt64Array.of(BigInt(offsetOut)), length, 0));
+  return n < 0 ? undefined : n;
 }
 
 /**

@@ -6,7 +6,7 @@ import { openIso9660 } from "../../src/fs/iso9660/index.js";
 import { openSource } from "../../src/io/file-source.js";
 import { isRoot, needs } from "../helpers/env.js";
 import { FIXTURES } from "../helpers/fixtures.js";
-import { platter, run, sh } from "../helpers/run.js";
+import { CLI, platter, run, sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
 import { bsdtarListing, lines, testTree, walk, withHardLinkSizes } from "../fs/iso9660/helpers.js";
 
@@ -157,6 +157,32 @@ describe("platter iso options and errors", () => {
     assert.ok(r.stdoutBytes.equals(readFileSync(file)), "stdout differs from the file build");
     const listing = await run("bsdtar", ["-tf", "-"], { input: r.stdoutBytes });
     assert.match(listing.stdout, /sub\/Long File Name\.txt/);
+  });
+
+  test("file data is copied by the kernel into an image file (strace shows copy_file_range): the bytes equal a build to a pipe and one that reads and writes (no FFI), over an old longer file", { skip: needs("strace") }, async () => {
+    const src = join(tempDir(), "src");
+    mkdirSync(src);
+    const pattern = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + (i >> 11)) & 0xff));
+    for (const size of [0, 1, 2047, 2048, 2049, 300_001]) writeFileSync(join(src, `f${size}`), pattern(size));
+    // More than one 64 MiB piece of in-kernel copy, and a sparse file whose hole stays a hole.
+    writeFileSync(join(src, "big"), Buffer.concat([pattern(1 << 20), Buffer.alloc(64 << 20, 0x5a)]));
+    await sh(`printf head > ${src}/sparse && truncate -s 3M ${src}/sparse && printf tail >> ${src}/sparse`);
+    const dir = tempDir();
+    const copied = join(dir, "copied.iso");
+    writeFileSync(copied, Buffer.alloc(80 << 20, 0xff));
+    const trace = join(dir, "trace");
+    const r = await run("strace", ["-f", "-qq", "-e", "trace=copy_file_range", "-o", trace, process.execPath, CLI, "iso", src, "-o", copied, "-V", "COPY"], { env: EPOCH });
+    assert.equal(r.code, 0, r.stderr);
+    const copies = readFileSync(trace, "utf8").split("\n").filter((l) => /copy_file_range\(.*= [1-9]/.test(l));
+    assert.ok(copies.length >= 8, `${copies.length} in-kernel copies`);
+    const piped = await platter(["iso", src, "-o", "-", "-V", "COPY"], { env: EPOCH });
+    assert.equal(piped.code, 0, piped.stderr);
+    const readWrite = join(dir, "read-write.iso");
+    const rw = await platter(["iso", src, "-o", readWrite, "-V", "COPY"], { env: { ...EPOCH, PLATTER_TEST_NO_FFI: "1" } });
+    assert.equal(rw.code, 0, rw.stderr);
+    const image = readFileSync(copied);
+    assert.ok(image.equals(piped.stdoutBytes), "the copied image differs from the piped one");
+    assert.ok(image.equals(readFileSync(readWrite)), "the copied image differs from the read-and-written one");
   });
 
   test("--no-rock --no-joliet: plain ISO 9660 names only, as isoinfo shows them", { skip: needs("isoinfo", "7zz") }, async () => {

@@ -62,7 +62,8 @@ export function encodeDirectoryRecord(r: DirectoryRecord, out?: Buffer, offset =
   if (size > MAX_DIRECTORY_RECORD) {
     throw new RangeError(`directory record of ${size} bytes is longer than ${MAX_DIRECTORY_RECORD}`);
   }
-  const buf = out ?? Buffer.alloc(size);
+  // Filled with zeros below: a slice of Node's pool, not an ArrayBuffer of its own for each record.
+  const buf = out ?? Buffer.allocUnsafe(size);
   const o = out ? offset : 0;
   buf.fill(0, o, o + size);
   buf[o] = size;

@@ -67,9 +67,16 @@ export function jolietNames(entries: ReadonlyArray<{ name: string; isDirectory: 
   });
 }
 
+const JOLIET_VERSION = ";1";
+
 /** The identifier bytes of a Joliet record: files carry the ";1" version as ISO 9660 files do. */
 export function jolietIdentifier(name: string, isDirectory: boolean): Buffer {
-  return encodeUcs2(isDirectory ? name : `${name};1`);
+  return encodeUcs2(isDirectory ? name : `${name}${JOLIET_VERSION}`);
+}
+
+/** The byte length of jolietIdentifier(name, isDirectory): two bytes for each UTF-16 unit. */
+export function jolietIdentifierLength(name: string, isDirectory: boolean): number {
+  return 2 * (name.length + (isDirectory ? 0 : JOLIET_VERSION.length));
 }
 
 /** Order of Joliet records: ECMA-119 9.3 applied to the UCS-2 names (shorter padded with spaces). */

@@ -11,8 +11,8 @@
  * folds entries, in order, into one RockRidgeInfo.
  */
 import { readBoth32, writeBoth32 } from "./both-endian.js";
-import { decodeRecordDate, decodeVolumeDate, encodeRecordDate, encodeVolumeDate, fitsRecordDate } from "./dates.js";
-import { encodeSuspEntry, MAX_SUSP_ENTRY, SUSP_HEADER_SIZE, type ExtensionReference, type SuspEntry } from "./susp.js";
+import { decodeRecordDate, decodeVolumeDate, encodeRecordDate, encodeVolumeDate, fitsRecordDate, RECORD_DATE_SIZE, VOLUME_DATE_SIZE } from "./dates.js";
+import { encodeSuspEntry, MAX_SUSP_ENTRY, newSuspEntry, SUSP_HEADER_SIZE, type ExtensionReference, type SuspEntry } from "./susp.js";
 import { decodeZf, type ZisofsParams } from "./zisofs.js";
 
 /** The ER entry of RRIP 1.12 (IEEE P1282), what platter writes. */
@@ -45,15 +45,21 @@ export interface PosixAttributes {
   serial: number;
 }
 
+/** PX with the RRIP 1.12 serial number: 4 + 5 both-endian numbers. */
+export const PX_ENTRY_SIZE = SUSP_HEADER_SIZE + 40;
+
 export function encodePx(px: PosixAttributes): Buffer {
-  const data = Buffer.alloc(40);
-  writeBoth32(data, 0, px.mode >>> 0);
-  writeBoth32(data, 8, px.nlink >>> 0);
-  writeBoth32(data, 16, px.uid >>> 0);
-  writeBoth32(data, 24, px.gid >>> 0);
-  writeBoth32(data, 32, px.serial >>> 0);
-  return encodeSuspEntry("PX", data);
+  const buf = newSuspEntry("PX", PX_ENTRY_SIZE - SUSP_HEADER_SIZE);
+  const o = SUSP_HEADER_SIZE;
+  writeBoth32(buf, o, px.mode >>> 0);
+  writeBoth32(buf, o + 8, px.nlink >>> 0);
+  writeBoth32(buf, o + 16, px.uid >>> 0);
+  writeBoth32(buf, o + 24, px.gid >>> 0);
+  writeBoth32(buf, o + 32, px.serial >>> 0);
+  return buf;
 }
+
+export const PN_ENTRY_SIZE = SUSP_HEADER_SIZE + 16;
 
 /**
  * PN: the device number split into two 32-bit halves of the 64-bit dev_t (as
@@ -61,10 +67,10 @@ export function encodePx(px: PosixAttributes): Buffer {
  * joins both halves).
  */
 export function encodePn(rdev: number): Buffer {
-  const data = Buffer.alloc(16);
-  writeBoth32(data, 0, Math.floor(rdev / 2 ** 32) >>> 0);
-  writeBoth32(data, 8, rdev % 2 ** 32 >>> 0);
-  return encodeSuspEntry("PN", data);
+  const buf = newSuspEntry("PN", PN_ENTRY_SIZE - SUSP_HEADER_SIZE);
+  writeBoth32(buf, SUSP_HEADER_SIZE, Math.floor(rdev / 2 ** 32) >>> 0);
+  writeBoth32(buf, SUSP_HEADER_SIZE + 8, rdev % 2 ** 32 >>> 0);
+  return buf;
 }
 
 /**
@@ -87,15 +93,24 @@ const NM_PARENT = 0x04;
 /** Bytes of name one NM entry holds: 255 - 4 header - 1 flags. */
 const NM_CHUNK = MAX_SUSP_ENTRY - SUSP_HEADER_SIZE - 1;
 
+/** The lengths of the NM entries for a name of `nameLength` bytes, as encodeNm makes them. */
+export function nmEntrySizes(nameLength: number): number[] {
+  const sizes: number[] = [];
+  for (let o = 0; o < nameLength || sizes.length === 0; o += NM_CHUNK) sizes.push(SUSP_HEADER_SIZE + 1 + Math.min(NM_CHUNK, nameLength - o));
+  return sizes;
+}
+
 /** NM entries for a name (several, flagged CONTINUE, when it is longer than 250 bytes). */
 export function encodeNm(name: Buffer): Buffer[] {
-  const entries: Buffer[] = [];
-  for (let o = 0; o < name.length || entries.length === 0; o += NM_CHUNK) {
-    const chunk = name.subarray(o, o + NM_CHUNK);
-    const more = o + NM_CHUNK < name.length;
-    entries.push(encodeSuspEntry("NM", Buffer.concat([Buffer.from([more ? NM_CONTINUE : 0]), chunk])));
-  }
-  return entries;
+  let o = 0;
+  return nmEntrySizes(name.length).map((size) => {
+    const chunk = size - SUSP_HEADER_SIZE - 1;
+    const entry = newSuspEntry("NM", 1 + chunk);
+    entry[SUSP_HEADER_SIZE] = o + chunk < name.length ? NM_CONTINUE : 0;
+    name.copy(entry, SUSP_HEADER_SIZE + 1, o, o + chunk);
+    o += chunk;
+    return entry;
+  });
 }
 
 const SL_CONTINUE = 0x01;
@@ -181,25 +196,53 @@ export interface Timestamps {
 const TF_FIELDS = ["creation", "modify", "access", "attributes"] as const;
 const TF_LONG_FORM = 0x80;
 
-/** TF with the given times (Unix seconds); the 17-byte long form only when a time needs it. */
-export function encodeTf(times: Timestamps): Buffer {
-  const present = TF_FIELDS.filter((f) => times[f] !== undefined);
-  const long = present.some((f) => !fitsRecordDate(times[f] as number));
-  let flags = long ? TF_LONG_FORM : 0;
-  const parts: Buffer[] = [];
-  TF_FIELDS.forEach((f, bit) => {
-    const t = times[f];
-    if (t === undefined) return;
+function tfFlags(times: Timestamps): number {
+  let flags = 0;
+  for (let bit = 0; bit < TF_FIELDS.length; bit++) {
+    const t = times[TF_FIELDS[bit]];
+    if (t === undefined) continue;
     flags |= 1 << bit;
-    parts.push(long ? encodeVolumeDate(t) : encodeRecordDate(t));
-  });
-  return encodeSuspEntry("TF", Buffer.concat([Buffer.from([flags]), ...parts]));
+    if (!fitsRecordDate(t)) flags |= TF_LONG_FORM;
+  }
+  return flags;
 }
 
+function tfDataLength(flags: number): number {
+  let count = 0;
+  for (let bit = 0; bit < TF_FIELDS.length; bit++) if (flags & (1 << bit)) count++;
+  return 1 + count * (flags & TF_LONG_FORM ? VOLUME_DATE_SIZE : RECORD_DATE_SIZE);
+}
+
+/** The length of the TF entry encodeTf makes of `times`. */
+export function tfEntrySize(times: Timestamps): number {
+  return SUSP_HEADER_SIZE + tfDataLength(tfFlags(times));
+}
+
+/** TF with the given times (Unix seconds); the 17-byte long form only when a time needs it. */
+export function encodeTf(times: Timestamps): Buffer {
+  const flags = tfFlags(times);
+  const long = (flags & TF_LONG_FORM) !== 0;
+  const size = long ? VOLUME_DATE_SIZE : RECORD_DATE_SIZE;
+  const buf = newSuspEntry("TF", tfDataLength(flags));
+  buf[SUSP_HEADER_SIZE] = flags;
+  let o = SUSP_HEADER_SIZE + 1;
+  for (const field of TF_FIELDS) {
+    const t = times[field];
+    if (t === undefined) continue;
+    if (long) encodeVolumeDate(t, buf, o);
+    else encodeRecordDate(t, buf, o);
+    o += size;
+  }
+  return buf;
+}
+
+/** CL and PL: a block number, both-endian. */
+export const LOCATION_ENTRY_SIZE = SUSP_HEADER_SIZE + 8;
+
 function encodeLocation(signature: "CL" | "PL", block: number): Buffer {
-  const data = Buffer.alloc(8);
-  writeBoth32(data, 0, block);
-  return encodeSuspEntry(signature, data);
+  const buf = newSuspEntry(signature, LOCATION_ENTRY_SIZE - SUSP_HEADER_SIZE);
+  writeBoth32(buf, SUSP_HEADER_SIZE, block);
+  return buf;
 }
 
 /** CL: this file record stands for a directory relocated to `block`. */

@@ -23,13 +23,25 @@ export interface SuspEntry {
 }
 
 export function encodeSuspEntry(signature: string, data: Buffer, version = 1): Buffer {
-  const length = SUSP_HEADER_SIZE + data.length;
+  const buf = newSuspEntry(signature, data.length, version);
+  data.copy(buf, SUSP_HEADER_SIZE);
+  return buf;
+}
+
+/**
+ * An entry with its header written and `dataLength` zero bytes of data for
+ * the caller to fill in place (from SUSP_HEADER_SIZE): one allocation per
+ * entry, where a writer makes several entries for each of many thousand files.
+ */
+export function newSuspEntry(signature: string, dataLength: number, version = 1): Buffer {
+  const length = SUSP_HEADER_SIZE + dataLength;
   if (length > MAX_SUSP_ENTRY) throw new RangeError(`SUSP ${signature} entry of ${length} bytes exceeds ${MAX_SUSP_ENTRY}`);
-  const buf = Buffer.alloc(length);
-  buf.write(signature, 0, 2, "latin1");
+  // A slice of Node's pool (zero-filled here), not an ArrayBuffer of its own for each entry.
+  const buf = Buffer.allocUnsafe(length).fill(0, SUSP_HEADER_SIZE);
+  buf[0] = signature.charCodeAt(0);
+  buf[1] = signature.charCodeAt(1);
   buf[2] = length;
   buf[3] = version;
-  data.copy(buf, SUSP_HEADER_SIZE);
   return buf;
 }
 
@@ -75,11 +87,11 @@ export interface ContinuationArea {
 }
 
 export function encodeCe(area: ContinuationArea): Buffer {
-  const data = Buffer.alloc(24);
-  writeBoth32(data, 0, area.block);
-  writeBoth32(data, 8, area.offset);
-  writeBoth32(data, 16, area.length);
-  return encodeSuspEntry("CE", data);
+  const buf = newSuspEntry("CE", CE_ENTRY_SIZE - SUSP_HEADER_SIZE);
+  writeBoth32(buf, SUSP_HEADER_SIZE, area.block);
+  writeBoth32(buf, SUSP_HEADER_SIZE + 8, area.offset);
+  writeBoth32(buf, SUSP_HEADER_SIZE + 16, area.length);
+  return buf;
 }
 
 export function decodeCe(entry: SuspEntry, where = "CE entry"): ContinuationArea {

@@ -15,10 +15,16 @@ import { Writable } from "node:stream";
 import { describe, test } from "node:test";
 import { DeviceError, UsageError } from "../../../src/errors.js";
 import { BuildStopped, buildIso, type BuildIsoOptions } from "../../../src/fs/iso9660/writer/index.js";
+import { SECTOR_SIZE } from "../../../src/fs/iso9660/constants.js";
+import { layoutImage } from "../../../src/fs/iso9660/writer/layout.js";
+import { planImage } from "../../../src/fs/iso9660/writer/plan.js";
+import { measureIsoDirectory, measureJolietDirectory, renderIsoDirectory, renderJolietDirectory } from "../../../src/fs/iso9660/writer/records.js";
+import { scanSources } from "../../../src/fs/iso9660/writer/scan.js";
 import { StreamSink } from "../../../src/io/file-sink.js";
 import { needs } from "../../helpers/env.js";
 import { run } from "../../helpers/run.js";
 import { tempDir } from "../../helpers/tmp.js";
+import { testTree } from "./helpers.js";
 
 const BIG = 3 << 20;
 
@@ -152,4 +158,20 @@ describe("buildIso writing to a file", () => {
     await assert.rejects(buildIso(out, { sources: [dir], volumeId: "X", biosBoot: { path: join(dir, "none.bin") } }), UsageError);
     assert.equal(readFileSync(out, "utf8"), "keep me");
   });
+});
+
+test("the layout's measured folder sizes are the sizes of the rendered folders, on the test tree (names and symlink targets in continuation areas, relocated folders, devices), with and without Rock Ridge and Joliet", async () => {
+  const root = await scanSources([await testTree()]);
+  for (const [rockRidge, joliet] of [[true, true], [true, false], [false, true]]) {
+    const plan = planImage(root, { rockRidge, joliet, volumeId: "X", volumeTime: 0, reproducible: false, applicationId: "X" });
+    layoutImage(plan);
+    let continued = 0;
+    for (const dir of plan.isoDirs) {
+      const { extent, continuation } = renderIsoDirectory(plan, dir);
+      assert.deepEqual(measureIsoDirectory(plan, dir), { sectors: extent.length / SECTOR_SIZE, continuationSectors: continuation.length / SECTOR_SIZE });
+      continued += continuation.length;
+    }
+    assert.equal(continued > 0, rockRidge);
+    for (const dir of plan.jolietDirs) assert.equal(measureJolietDirectory(dir), renderJolietDirectory(dir).length / SECTOR_SIZE);
+  }
 });

@@ -110,7 +110,7 @@ describe("ISO 9660 record codecs", () => {
   test("continuation areas never cross a block and chain when one block is not enough", async () => {
     const areas = new ContinuationAreas(100);
     const big = Array.from({ length: 12 }, (_, i) => encodeSuspEntry("NM", Buffer.alloc(240, 65 + i)));
-    const ce = areas.place(big);
+    const ce = areas.place(big) as Buffer;
     assert.equal(areas.blocks.length, 2);
     const image = Buffer.alloc(102 * SECTOR_SIZE);
     Buffer.concat(areas.blocks).copy(image, 100 * SECTOR_SIZE);

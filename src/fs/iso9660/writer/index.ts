@@ -147,7 +147,7 @@ export async function buildIso(output: string | BlockSink, options: BuildIsoOpti
   const sink = await FileSink.open(output, { create: true, truncate: true, sparse: true });
   try {
     const { dev, ino } = await fsp.stat(output);
-    const result = await build(sink, options, new Set([...(options.exclude ?? []), `${dev}:${ino}`]));
+    const result = await build(sink, options, new Set([...(options.exclude ?? []), `${dev}:${ino}`]), sink.isRegularFile);
     await sink.close();
     return result;
   } catch (err) {
@@ -158,7 +158,7 @@ export async function buildIso(output: string | BlockSink, options: BuildIsoOpti
   }
 }
 
-async function build(sink: BlockSink, options: BuildIsoOptions, exclude: ReadonlySet<string>): Promise<BuildIsoResult> {
+async function build(sink: BlockSink, options: BuildIsoOptions, exclude: ReadonlySet<string>, outputStartsEmpty = false): Promise<BuildIsoResult> {
   const warnings: string[] = [];
   const warn = (m: string) => {
     warnings.push(m);
@@ -197,6 +197,7 @@ async function build(sink: BlockSink, options: BuildIsoOptions, exclude: Readonl
     skipUnreadable: options.skipUnreadable,
     onWarning: warn,
     signal: options.signal,
+    outputStartsEmpty,
     ...(system ? { systemArea: system.systemArea, tail: system.tail } : {}),
   };
   await writeImage(plan, layout, sink, writeOptions);

@@ -10,8 +10,8 @@ import type { ImagePlan, IsoDir } from "./plan.js";
 import {
   isoPathTableFolders,
   jolietPathTableFolders,
-  renderIsoDirectory,
-  renderJolietDirectory,
+  measureIsoDirectory,
+  measureJolietDirectory,
   renderPathTable,
   type DescriptorLayout,
 } from "./records.js";
@@ -84,11 +84,11 @@ export function layoutImage(plan: ImagePlan, options: LayoutOptions = {}): Image
 
   // Sizes first (no size depends on a block number), then blocks.
   for (const dir of plan.isoDirs) {
-    const rendered = renderIsoDirectory(plan, dir);
-    dir.sectors = sectorsFor(rendered.extent.length);
-    dir.continuationSectors = sectorsFor(rendered.continuation.length);
+    const size = measureIsoDirectory(plan, dir);
+    dir.sectors = size.sectors;
+    dir.continuationSectors = size.continuationSectors;
   }
-  for (const dir of plan.jolietDirs) dir.sectors = sectorsFor(renderJolietDirectory(dir).length);
+  for (const dir of plan.jolietDirs) dir.sectors = measureJolietDirectory(dir);
   for (const dir of extentOrder(plan)) {
     dir.block = next;
     next += dir.sectors + dir.continuationSectors;

@@ -3,7 +3,9 @@
  * works and small records do not become small writes. Two buffers take
  * turns: while one is being written, the next is filled (file reads and
  * image writes overlap). Long zero runs go to the sink as writeZeros: holes
- * in a sparse output file.
+ * in a sparse output file. File data can skip the buffer: copyFromFile() has
+ * the kernel copy it from the source file (copy_file_range) where the sink
+ * can, and into an output that started empty, zeros are not written at all.
  */
 import type { BlockSink } from "../../../io/block-source.js";
 
@@ -19,7 +21,20 @@ export class SequentialOutput {
   private flushed = 0;
   private inFlight: Promise<void> | null = null;
 
-  constructor(private readonly sink: BlockSink) {}
+  /** Until the sink first refuses an in-kernel copy. */
+  private kernelCopy: boolean;
+
+  /**
+   * `startsEmpty`: the sink held nothing when the image began (a file just
+   * created or truncated), so any range never written reads as zeros once
+   * the final size is set.
+   */
+  constructor(
+    private readonly sink: BlockSink,
+    private readonly startsEmpty = false,
+  ) {
+    this.kernelCopy = sink.copyFromFile !== undefined;
+  }
 
   private get buffer(): Buffer {
     return this.buffers[this.current];
@@ -54,11 +69,30 @@ export class SequentialOutput {
     this.filled += length;
   }
 
+  /**
+   * Copy `length` bytes of the open file `fd` from `offset` to the current
+   * position inside the kernel, without passing through this process.
+   * Returns the bytes copied: fewer, down to 0, when the file ended early
+   * or the sink cannot (it is not asked again); the caller writes the rest.
+   */
+  async copyFrom(fd: number, offset: number, length: number): Promise<number> {
+    if (!this.kernelCopy || length === 0) return 0;
+    // Buffered bytes lie before these: their write starts now, and the two ranges never overlap.
+    await this.flush();
+    const copied = await (this.sink.copyFromFile as NonNullable<BlockSink["copyFromFile"]>)(fd, offset, length, this.flushed);
+    if (copied === 0) this.kernelCopy = false;
+    this.flushed += copied;
+    return copied;
+  }
+
   async zeros(length: number): Promise<void> {
-    if (length >= HOLE_MIN) {
+    // A long run, or any run with nothing buffered before it, when unwritten bytes read as zeros anyway.
+    if (length >= HOLE_MIN || (this.startsEmpty && this.filled === 0)) {
       await this.flush();
-      await this.settle();
-      await this.sink.writeZeros(this.flushed, length);
+      if (!this.startsEmpty) {
+        await this.settle();
+        await this.sink.writeZeros(this.flushed, length);
+      }
       this.flushed += length;
       return;
     }

@@ -1,10 +1,11 @@
 /**
  * Phase 3 helpers: the bytes of every structure, given a plan whose block
- * numbers are set (layout.ts calls the same functions with blocks still 0 to
- * learn the sizes: no size depends on a block number).
+ * numbers are set; and for layout.ts, before any block is known, the sizes
+ * of the directories (no size depends on a block number).
  */
 import { MAX_DIRECTORY_RECORD, SECTOR_SIZE } from "../constants.js";
 import {
+  directoryRecordSize,
   encodeDirectoryRecord,
   FLAG_DIRECTORY,
   FLAG_MULTI_EXTENT,
@@ -24,18 +25,23 @@ import {
   encodeRe,
   encodeSl,
   encodeTf,
+  LOCATION_ENTRY_SIZE,
+  nmEntrySizes,
+  PN_ENTRY_SIZE,
+  PX_ENTRY_SIZE,
   RRIP_1_12,
   S_IFBLK,
   S_IFCHR,
   S_IFDIR,
   S_IFMT,
+  tfEntrySize,
   type PosixAttributes,
   type Timestamps,
 } from "../rrip.js";
-import { CE_ENTRY_SIZE, encodeEr, encodeSp } from "../susp.js";
+import { CE_ENTRY_SIZE, encodeEr, encodeSp, SP_ENTRY_SIZE, SUSP_HEADER_SIZE } from "../susp.js";
 import { encodePrimaryVolumeDescriptor, JOLIET_ESCAPES, VD_PRIMARY, VD_SUPPLEMENTARY, type PrimaryVolumeDescriptor } from "../volume-descriptor.js";
-import { ContinuationAreas } from "./continuation.js";
-import { jolietIdentifier, encodeUcs2 } from "../joliet.js";
+import { ContinuationAreas, type Sized } from "./continuation.js";
+import { encodeUcs2, jolietIdentifier, jolietIdentifierLength } from "../joliet.js";
 import { jolietNameOf, sections, type FileData, type ImagePlan, type IsoChild, type IsoDir, type JolietDir } from "./plan.js";
 import { nameBytes, type SourceNode } from "./scan.js";
 
@@ -44,20 +50,28 @@ class DirectoryExtent {
   private readonly chunks: Buffer[] = [];
   private used = 0;
 
-  add(record: Buffer): void {
+  /** `measuring`: records are only lengths, for sectors(); finish() is not called. */
+  constructor(private readonly measuring: boolean) {}
+
+  add(record: Sized): void {
     const inSector = this.used % SECTOR_SIZE;
     if (inSector + record.length > SECTOR_SIZE) {
       const pad = SECTOR_SIZE - inSector;
-      this.chunks.push(Buffer.alloc(pad));
+      if (!this.measuring) this.chunks.push(Buffer.alloc(pad));
       this.used += pad;
     }
-    this.chunks.push(record);
+    if (!this.measuring) this.chunks.push(record as Buffer);
     this.used += record.length;
   }
 
-  /** The extent, zero-filled to whole sectors (at least one). */
+  /** Whole sectors (at least one). */
+  sectors(): number {
+    return Math.max(1, Math.ceil(this.used / SECTOR_SIZE));
+  }
+
+  /** The extent, zero-filled to whole sectors. */
   finish(): Buffer {
-    const size = Math.max(1, Math.ceil(this.used / SECTOR_SIZE)) * SECTOR_SIZE;
+    const size = this.sectors() * SECTOR_SIZE;
     return Buffer.concat([...this.chunks, Buffer.alloc(size - this.used)]);
   }
 }
@@ -76,22 +90,97 @@ function record(fields: Partial<DirectoryRecord> & Pick<DirectoryRecord, "identi
 }
 
 /**
+ * How a directory's records and their Rock Ridge entries come out: encoded,
+ * or for the layout, which needs only sizes (none depends on a block
+ * number), as lengths. One walk over the records serves both, so the two
+ * cannot disagree.
+ */
+interface RecordMaker {
+  readonly measuring: boolean;
+  px(attributes: () => PosixAttributes): Sized;
+  tf(times: Timestamps): Sized;
+  cl(block: number): Sized;
+  pl(block: number): Sized;
+  re(): Sized;
+  pn(rdev: number): Sized;
+  nm(name: Buffer): Sized[];
+  sl(target: Buffer): Sized[];
+  sp(): Sized;
+  er(): Sized;
+  /** A directory record with this identifier (latin1 for ISO 9660, the UCS-2 bytes for Joliet) and system use field. */
+  record(identifier: string | Sized, systemUse: Sized, fields: Omit<DirectoryRecord, "identifier" | "systemUse" | "extAttrLength" | "fileUnitSize" | "interleaveGap" | "volumeSequence">): Sized;
+}
+
+const sized = (length: number): Sized => ({ length });
+
+const ENCODE: RecordMaker = {
+  measuring: false,
+  px: (attributes) => encodePx(attributes()),
+  tf: encodeTf,
+  cl: encodeCl,
+  pl: encodePl,
+  re: encodeRe,
+  pn: encodePn,
+  nm: encodeNm,
+  sl: encodeSl,
+  sp: () => encodeSp(),
+  er: () => encodeEr(RRIP_1_12),
+  // A literal, not spread defaults: this runs for every record of the image.
+  record: (identifier, systemUse, { extent, dataLength, flags, recorded }) =>
+    encodeDirectoryRecord({
+      extAttrLength: 0,
+      extent,
+      dataLength,
+      recorded,
+      flags,
+      fileUnitSize: 0,
+      interleaveGap: 0,
+      volumeSequence: 1,
+      identifier: typeof identifier === "string" ? Buffer.from(identifier, "latin1") : (identifier as Buffer),
+      systemUse: systemUse as Buffer,
+    }),
+};
+
+const PX_SIZED = sized(PX_ENTRY_SIZE);
+const LOCATION_SIZED = sized(LOCATION_ENTRY_SIZE);
+const MEASURE: RecordMaker = {
+  measuring: true,
+  px: () => PX_SIZED,
+  tf: (times) => sized(tfEntrySize(times)),
+  cl: () => LOCATION_SIZED,
+  pl: () => LOCATION_SIZED,
+  re: () => sized(SUSP_HEADER_SIZE),
+  pn: () => sized(PN_ENTRY_SIZE),
+  nm: (name) => nmEntrySizes(name.length).map(sized),
+  sl: encodeSl,
+  sp: () => sized(SP_ENTRY_SIZE),
+  er: () => encodeEr(RRIP_1_12),
+  record: (identifier, systemUse) => sized(directoryRecordSize(identifier.length, systemUse.length)),
+};
+
+const NO_SYSTEM_USE = Buffer.alloc(0);
+
+/**
  * The system use field of one record: the entries that fit, then (if some do
  * not) a CE entry to the continuation area holding the rest.
  */
-function placeSystemUse(entries: Buffer[], identifierLength: number, areas: ContinuationAreas): Buffer {
+function placeSystemUse(entries: Sized[], identifierLength: number, areas: ContinuationAreas, measuring: boolean): Sized {
   const room = MAX_DIRECTORY_RECORD - systemUseOffset(identifierLength);
   const total = entries.reduce((n, e) => n + e.length, 0);
-  if (total <= room) return Buffer.concat(entries);
+  if (total <= room) return measuring ? sized(total) : Buffer.concat(entries as Buffer[]);
   let used = 0;
   let kept = 0;
   while (kept < entries.length && used + entries[kept].length + CE_ENTRY_SIZE <= room) used += entries[kept++].length;
-  return Buffer.concat([...entries.slice(0, kept), areas.place(entries.slice(kept))]);
+  const ce = areas.place(entries.slice(kept));
+  return measuring ? sized(used + ce.length) : Buffer.concat([...entries.slice(0, kept), ce] as Buffer[]);
 }
 
 /** Everything Rock Ridge says about a node: attributes and times. */
 class RockRidge {
-  constructor(private readonly plan: ImagePlan) {}
+  constructor(
+    private readonly plan: ImagePlan,
+    private readonly make: RecordMaker,
+  ) {}
 
   times(node: SourceNode | null): Timestamps {
     const { volumeTime, reproducible } = this.plan.options;
@@ -113,36 +202,77 @@ class RockRidge {
     return { mode: node.mode, nlink: data?.links ?? 1, uid: node.uid, gid: node.gid, serial };
   }
 
+  /** The entries of a folder's own records ("." and ".."): attributes and times. */
+  dirEntries(dir: IsoDir): Sized[] {
+    return [this.make.px(() => this.dirAttributes(dir)), this.make.tf(this.times(dir.node))];
+  }
+
   /** The entries of a child record, small fixed ones first so they stay in the record itself. */
-  childEntries(child: IsoChild, inRelocationDir: boolean): Buffer[] {
+  childEntries(child: IsoChild, inRelocationDir: boolean): Sized[] {
+    const make = this.make;
     if (child.kind === "dir" || child.kind === "moved") {
       const dir = child.dir;
-      const out = [encodePx(this.dirAttributes(dir)), encodeTf(this.times(dir.node))];
-      if (child.kind === "moved") out.push(encodeCl(dir.block));
-      if (inRelocationDir) out.push(encodeRe());
-      out.push(...encodeNm(dir.node ? nameBytes(dir.node) : Buffer.from(dir.ownName ?? "")));
+      const out = this.dirEntries(dir);
+      if (child.kind === "moved") out.push(make.cl(dir.block));
+      if (inRelocationDir) out.push(make.re());
+      out.push(...make.nm(dir.node ? nameBytes(dir.node) : Buffer.from(dir.ownName ?? "")));
       return out;
     }
     const node = child.node;
-    const out = [encodePx(this.nodeAttributes(node, child.kind === "file" ? child.data : undefined)), encodeTf(this.times(node))];
+    const out = [make.px(() => this.nodeAttributes(node, child.kind === "file" ? child.data : undefined)), make.tf(this.times(node))];
     const format = node.mode & S_IFMT;
-    if (child.kind === "other" && (format === S_IFBLK || format === S_IFCHR)) out.push(encodePn(node.rdev));
-    out.push(...encodeNm(nameBytes(node)));
-    if (child.kind === "symlink") out.push(...encodeSl(node.target ?? Buffer.alloc(0)));
+    if (child.kind === "other" && (format === S_IFBLK || format === S_IFCHR)) out.push(make.pn(node.rdev));
+    out.push(...make.nm(nameBytes(node)));
+    if (child.kind === "symlink") out.push(...make.sl(node.target ?? Buffer.alloc(0)));
     return out;
   }
 }
 
-function dirRecord(identifier: Buffer, dir: { block: number; sectors: number }, recorded: number, systemUse: Buffer): DirectoryRecord {
-  return record({ identifier, extent: dir.block, dataLength: dir.sectors * SECTOR_SIZE, flags: FLAG_DIRECTORY, recorded, systemUse });
+/** The records of a folder ("." and ".." included) and of its continuation areas. */
+function isoDirectory(plan: ImagePlan, dir: IsoDir, make: RecordMaker): { extent: DirectoryExtent; areas: ContinuationAreas } {
+  const rr = plan.options.rockRidge ? new RockRidge(plan, make) : null;
+  const areas = new ContinuationAreas(dir.block + dir.sectors, make.measuring);
+  const extent = new DirectoryExtent(make.measuring);
+  const isRoot = dir.parent === dir;
+  const su = (entries: (r: RockRidge) => Sized[], idLength: number) => (rr ? placeSystemUse(entries(rr), idLength, areas, make.measuring) : NO_SYSTEM_USE);
+  const time = (d: IsoDir) => d.node?.mtime ?? plan.options.volumeTime;
+  const addDir = (identifier: string | Sized, target: IsoDir, systemUse: Sized) =>
+    extent.add(make.record(identifier, systemUse, { extent: target.block, dataLength: target.sectors * SECTOR_SIZE, flags: FLAG_DIRECTORY, recorded: time(target) }));
+
+  addDir(SELF_ID, dir, su((r) => (isRoot ? [make.sp(), ...r.dirEntries(dir), make.er()] : r.dirEntries(dir)), 1));
+  addDir(PARENT_ID, dir.parent, su((r) => (dir.trueParent ? [...r.dirEntries(dir.parent), make.pl(dir.trueParent.block)] : r.dirEntries(dir.parent)), 1));
+
+  const inRelocationDir = dir.node === null;
+  for (const child of dir.children) {
+    const identifier = child.identifier;
+    const childSu = su((r) => r.childEntries(child, inRelocationDir), identifier.length);
+    if (child.kind === "dir") {
+      addDir(identifier, child.dir, childSu);
+    } else if (child.kind === "moved") {
+      extent.add(make.record(identifier, childSu, { extent: 0, dataLength: 0, flags: 0, recorded: time(child.dir) }));
+    } else {
+      addFile(extent, make, identifier, child.kind === "file" ? child.data : null, child.node.mtime, childSu);
+    }
+  }
+  return { extent, areas };
 }
 
-function fileRecords(identifier: Buffer, data: FileData | null, recorded: number, systemUse: Buffer): DirectoryRecord[] {
-  if (!data) return [record({ identifier, extent: 0, dataLength: 0, recorded, systemUse })];
+/** A file's records: one per section (a file over 4 GiB has several), or one empty record for a symlink or device. */
+function addFile(extent: DirectoryExtent, make: RecordMaker, identifier: string | Sized, data: FileData | null, recorded: number, systemUse: Sized): void {
+  if (!data) {
+    extent.add(make.record(identifier, systemUse, { extent: 0, dataLength: 0, flags: 0, recorded }));
+    return;
+  }
   const parts = sections(data);
-  return parts.map(([block, length], i) =>
-    record({ identifier, extent: length > 0 ? block : 0, dataLength: length, recorded, systemUse, flags: i < parts.length - 1 ? FLAG_MULTI_EXTENT : 0 }),
-  );
+  parts.forEach(([block, length], i) => {
+    const flags = i < parts.length - 1 ? FLAG_MULTI_EXTENT : 0;
+    extent.add(make.record(identifier, systemUse, { extent: length > 0 ? block : 0, dataLength: length, flags, recorded }));
+  });
+}
+
+/** The record of a folder in a volume descriptor (its root). */
+function dirRecord(identifier: Buffer, dir: { block: number; sectors: number }, recorded: number, systemUse: Buffer): DirectoryRecord {
+  return record({ identifier, extent: dir.block, dataLength: dir.sectors * SECTOR_SIZE, flags: FLAG_DIRECTORY, recorded, systemUse });
 }
 
 export interface RenderedDirectory {
@@ -152,58 +282,41 @@ export interface RenderedDirectory {
 
 /** A folder of the ISO 9660 (Rock Ridge) tree and its continuation blocks. */
 export function renderIsoDirectory(plan: ImagePlan, dir: IsoDir): RenderedDirectory {
-  const rr = plan.options.rockRidge ? new RockRidge(plan) : null;
-  const areas = new ContinuationAreas(dir.block + dir.sectors);
-  const extent = new DirectoryExtent();
-  const isRoot = dir.parent === dir;
-  const su = (entries: () => Buffer[], idLength: number) => (rr ? placeSystemUse(entries(), idLength, areas) : Buffer.alloc(0));
-  const time = (d: IsoDir) => d.node?.mtime ?? plan.options.volumeTime;
-
-  const selfSu = su(() => {
-    const r = rr as RockRidge;
-    const out = [encodePx(r.dirAttributes(dir)), encodeTf(r.times(dir.node))];
-    return isRoot ? [encodeSp(), ...out, encodeEr(RRIP_1_12)] : out;
-  }, 1);
-  extent.add(encodeDirectoryRecord(dirRecord(SELF_ID, dir, time(dir), selfSu)));
-  const parentSu = su(() => {
-    const r = rr as RockRidge;
-    const out = [encodePx(r.dirAttributes(dir.parent)), encodeTf(r.times(dir.parent.node))];
-    if (dir.trueParent) out.push(encodePl(dir.trueParent.block));
-    return out;
-  }, 1);
-  extent.add(encodeDirectoryRecord(dirRecord(PARENT_ID, dir.parent, time(dir.parent), parentSu)));
-
-  const inRelocationDir = dir.node === null;
-  for (const child of dir.children) {
-    const identifier = Buffer.from(child.identifier, "latin1");
-    const childSu = su(() => (rr as RockRidge).childEntries(child, inRelocationDir), identifier.length);
-    if (child.kind === "dir") {
-      extent.add(encodeDirectoryRecord(dirRecord(identifier, child.dir, time(child.dir), childSu)));
-    } else if (child.kind === "moved") {
-      extent.add(encodeDirectoryRecord(record({ identifier, extent: 0, dataLength: 0, recorded: time(child.dir), systemUse: childSu })));
-    } else {
-      const data = child.kind === "file" ? child.data : null;
-      for (const r of fileRecords(identifier, data, child.node.mtime, childSu)) extent.add(encodeDirectoryRecord(r));
-    }
-  }
+  const { extent, areas } = isoDirectory(plan, dir, ENCODE);
   return { extent: extent.finish(), continuation: Buffer.concat(areas.blocks) };
+}
+
+/** The sectors renderIsoDirectory will make of a folder, and of its continuation blocks, without making them. */
+export function measureIsoDirectory(plan: ImagePlan, dir: IsoDir): { sectors: number; continuationSectors: number } {
+  const { extent, areas } = isoDirectory(plan, dir, MEASURE);
+  return { sectors: extent.sectors(), continuationSectors: areas.count };
+}
+
+function jolietDirectory(dir: JolietDir, make: RecordMaker): DirectoryExtent {
+  const extent = new DirectoryExtent(make.measuring);
+  const addDir = (identifier: Sized, target: JolietDir) =>
+    extent.add(make.record(identifier, NO_SYSTEM_USE, { extent: target.block, dataLength: target.sectors * SECTOR_SIZE, flags: FLAG_DIRECTORY, recorded: target.node.mtime }));
+  addDir(SELF_ID, dir);
+  addDir(PARENT_ID, dir.parent);
+  for (const child of dir.children) {
+    const name = jolietNameOf(child.kind === "dir" ? child.dir : child);
+    const isDirectory = child.kind === "dir";
+    // Measuring needs only the identifier's length: no UCS-2 bytes.
+    const identifier = make.measuring ? sized(jolietIdentifierLength(name, isDirectory)) : jolietIdentifier(name, isDirectory);
+    if (child.kind === "dir") addDir(identifier, child.dir);
+    else addFile(extent, make, identifier, child.data, child.node.mtime, NO_SYSTEM_USE);
+  }
+  return extent;
 }
 
 /** A folder of the Joliet tree. */
 export function renderJolietDirectory(dir: JolietDir): Buffer {
-  const extent = new DirectoryExtent();
-  const none = Buffer.alloc(0);
-  extent.add(encodeDirectoryRecord(dirRecord(SELF_ID, dir, dir.node.mtime, none)));
-  extent.add(encodeDirectoryRecord(dirRecord(PARENT_ID, dir.parent, dir.parent.node.mtime, none)));
-  for (const child of dir.children) {
-    const identifier = jolietIdentifier(jolietNameOf(child.kind === "dir" ? child.dir : child), child.kind === "dir");
-    if (child.kind === "dir") {
-      extent.add(encodeDirectoryRecord(dirRecord(identifier, child.dir, child.dir.node.mtime, none)));
-    } else {
-      for (const r of fileRecords(identifier, child.data, child.node.mtime, none)) extent.add(encodeDirectoryRecord(r));
-    }
-  }
-  return extent.finish();
+  return jolietDirectory(dir, ENCODE).finish();
+}
+
+/** The sectors renderJolietDirectory will make of a folder. */
+export function measureJolietDirectory(dir: JolietDir): number {
+  return jolietDirectory(dir, MEASURE).sectors();
 }
 
 interface PathTableFolder {

@@ -102,13 +102,27 @@ function kindOf(s: Stats): SourceKind {
   return "other";
 }
 
+const SLASH = Buffer.from("/");
+
 function joinPath(dir: Buffer, name: Buffer): Buffer {
-  return dir.length > 0 && dir[dir.length - 1] === 0x2f ? Buffer.concat([dir, name]) : Buffer.concat([dir, Buffer.from("/"), name]);
+  return dir.length > 0 && dir[dir.length - 1] === 0x2f ? Buffer.concat([dir, name]) : Buffer.concat([dir, SLASH, name]);
 }
 
 class Scanner {
   private seen = 0;
+  /** access() checks with the real user id. */
+  private readonly uid = process.getuid?.() ?? -1;
   constructor(private readonly options: ScanOptions) {}
+
+  /**
+   * The file is ours and its owner may read it: access() would say yes (an
+   * ACL never restricts the owner), so a tree of one's own files costs one
+   * lstat a file. For anything else access() decides. (A security module
+   * that refuses anyway is met when the file is copied, and named then.)
+   */
+  private ownerMayRead(stats: Stats): boolean {
+    return stats.uid === this.uid && (stats.mode & 0o400) !== 0;
+  }
 
   /**
    * The node for one entry, and what must be read besides lstat: a symlink's
@@ -116,7 +130,7 @@ class Scanner {
    * calls: the scan is a long run of tiny system calls, and awaiting each
    * one costs more time and memory (promises, Stats kept alive) than it does.
    */
-  node(folder: SourceFolder, name: string | Buffer, stats: Stats): { node: SourceNode; names?: Buffer[] } | null {
+  node(folder: SourceFolder, name: string | Buffer, stats: Stats, path: Buffer): { node: SourceNode; names?: Buffer[] } | null {
     const kind = kindOf(stats);
     const node: SourceNode = {
       name,
@@ -133,11 +147,10 @@ class Scanner {
       linkKey: kind === "file" && stats.nlink > 1 ? `${stats.dev}:${stats.ino}` : null,
     };
     if (++this.seen % 1000 === 0) this.options.onProgress?.(this.seen);
-    const path = sourcePath(node);
     let names: Buffer[] | undefined;
     try {
       if (kind === "symlink") node.target = ownBuffer(readlinkSync(path, { encoding: "buffer" }));
-      if (kind === "file") accessSync(path, constants.R_OK);
+      if (kind === "file" && !this.ownerMayRead(stats)) accessSync(path, constants.R_OK);
       if (kind === "dir") names = readdirSync(path, { encoding: "buffer" });
     } catch (err) {
       return this.unreadable(path, err);
@@ -145,11 +158,11 @@ class Scanner {
     return { node, names };
   }
 
-  /** A node and, for a folder, everything below it. */
-  tree(folder: SourceFolder, name: string | Buffer, stats: Stats): SourceNode | null {
-    const found = this.node(folder, name, stats);
+  /** A node and, for a folder, everything below it; `path` is where it is (sourcePath of the node). */
+  tree(folder: SourceFolder, name: string | Buffer, stats: Stats, path: Buffer): SourceNode | null {
+    const found = this.node(folder, name, stats, path);
     if (!found) return null;
-    if (found.names) found.node.children = this.children({ path: ownBuffer(sourcePath(found.node)) }, found.names);
+    if (found.names) found.node.children = this.children({ path: ownBuffer(path) }, found.names);
     return found.node;
   }
 
@@ -175,7 +188,7 @@ class Scanner {
         continue;
       }
       if (this.options.exclude?.has(`${stats.dev}:${stats.ino}`)) continue;
-      const child = this.tree(folder, compactName(raw), stats);
+      const child = this.tree(folder, compactName(raw), stats, path);
       if (child) out.push(child);
     }
     return out;
@@ -192,7 +205,8 @@ export async function scanSources(sources: readonly string[], options: ScanOptio
   let root: SourceNode | null = null;
   for (const source of sources) {
     const stats = await checkSourceFolder(source);
-    const node = scanner.tree({ path: Buffer.from(source) }, "", stats);
+    const path = Buffer.from(source);
+    const node = scanner.tree({ path }, "", stats, path);
     if (!node) continue;
     root = root ? merge(root, node) : node;
   }

@@ -31,6 +31,8 @@ import {
 } from "./records.js";
 
 const CHUNK = 1 << 20;
+/** An in-kernel copy goes in pieces this big, so a stop or progress report waits for no more than one. */
+const KERNEL_COPY_PIECE = 64 << 20;
 /** Files at least this big are asked for their holes (SEEK_DATA); smaller ones are just read. */
 const SPARSE_CHECK_MIN = 1 << 20;
 
@@ -50,6 +52,8 @@ export interface WriteOptions {
   /** Checked before each file and each chunk of one: once aborted, writeImage rejects with BuildStopped. */
   signal?: AbortSignal;
   onProgress?: (p: WriteProgress) => void;
+  /** The sink held nothing before (a file just created or truncated): zeros are left unwritten, as holes. */
+  outputStartsEmpty?: boolean;
 }
 
 /** The build was stopped through its signal. */
@@ -59,7 +63,7 @@ export class BuildStopped extends PlatterError {
 
 
 export async function writeImage(plan: ImagePlan, layout: ImageLayout, sink: BlockSink, options: WriteOptions = {}): Promise<void> {
-  const out = new SequentialOutput(sink);
+  const out = new SequentialOutput(sink, options.outputStartsEmpty);
   const total = layout.volumeSpaceSize * SECTOR_SIZE;
   let lastReport = 0;
   const progress = (force = false) => {
@@ -164,9 +168,11 @@ function readExactly(fd: number, into: Buffer, offset: number, file: FileData): 
 }
 
 /**
- * Copies each file's bytes into the image. Reads are synchronous, straight
- * into the output buffer: the write of the previous buffer runs meanwhile on
- * libuv's threads, and thousands of small files do not cost an await each.
+ * Copies each file's bytes into the image: in the kernel where the sink
+ * can (copy_file_range into an image file, on this thread: a hand-off to a
+ * worker per file cost more than the copy), else read synchronously straight
+ * into the output buffer while the write of the previous buffer runs on
+ * libuv's threads. Thousands of small files do not cost an await each.
  *
  * A file is written at the size it had when scanned: the directories, which
  * come first (so the image can stream), already say so. When it cannot be
@@ -224,16 +230,27 @@ class FileCopier {
     let pos = 0;
     for (const [start, length] of ranges) {
       if (start > pos) await this.out.zeros(start - pos);
-      for (let o = start; o < start + length; o += CHUNK) {
+      const end = start + length;
+      let o = start;
+      // The kernel copies what it can; the rest (all of it, where the sink cannot) is read and written here.
+      while (!patch && o < end) {
         this.checkStopped();
-        const n = Math.min(CHUNK, start + length - o);
+        const n = Math.min(KERNEL_COPY_PIECE, end - o);
+        const copied = await this.out.copyFrom(fd, o, n);
+        o += copied;
+        this.progress();
+        if (copied < n) break;
+      }
+      for (; o < end; o += CHUNK) {
+        this.checkStopped();
+        const n = Math.min(CHUNK, end - o);
         const into = await this.out.reserve(n);
         readExactly(fd, into, o, file);
         if (patch) overlay(into, o, patch, BOOT_INFO_TABLE_OFFSET);
         this.out.commit(n);
         this.progress();
       }
-      pos = start + length;
+      pos = end;
     }
     if (pos < file.size) await this.out.zeros(file.size - pos);
   }

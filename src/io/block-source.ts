@@ -18,6 +18,13 @@ export interface BlockSource {
    */
   read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
   /**
+   * Optional: fill `buffers`, one after another, from `offset`, as read()
+   * would fill them one by one, with one vectored read where the source can:
+   * a virtual disk reads host clusters that follow on in its file into the
+   * scattered places of the guest buffer they belong to.
+   */
+  readv?(offset: number, buffers: Buffer[]): Promise<void>;
+  /**
    * Optional: the ranges of [offset, offset+length) that may hold data, in
    * order. Ranges outside them are known to read as zeros (the holes of a
    * sparse file). Sources that cannot tell omit it.

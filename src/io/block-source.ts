@@ -48,6 +48,11 @@ export interface BlockSink {
   /** True when write() is done with `data` once it resolves, so the caller may fill that buffer again. */
   readonly releasesWrites?: boolean;
   /**
+   * True when zeros given to write() take room that writeZeros() would leave
+   * as a hole (a sparse file): give it the data, and zero runs apart.
+   */
+  readonly keepsHoles?: boolean;
+  /**
    * Make [offset, offset+length) read as zeros, as cheaply as the sink can:
    * a hole in a sparse file, written zeros elsewhere.
    */

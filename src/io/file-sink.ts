@@ -49,6 +49,11 @@ export class FileSink implements BlockSink {
     private readonly sparse: boolean,
   ) {}
 
+  /** Zero runs become holes (a sparse regular file). */
+  get keepsHoles(): boolean {
+    return this.sparse;
+  }
+
   static async open(path: string, options: OpenSinkOptions = {}): Promise<FileSink> {
     let flags = constants.O_WRONLY;
     if (options.exclusive && (await isBlockDevice(path))) flags |= constants.O_EXCL;

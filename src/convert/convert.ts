@@ -224,9 +224,8 @@ async function copyImage(source: BlockSource, sink: BlockSink, options: ConvertO
     await window.drain();
   } finally {
     // Nothing is still writing when the caller closes the sink, whatever failed.
-    await writes.drain().catch(() => {});
+    await writes.drain();
   }
-  await writes.drain();
 }
 
 /**

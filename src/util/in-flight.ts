@@ -16,12 +16,15 @@ export class InFlight {
   async start(job: () => Promise<void>): Promise<void> {
     while (this.running.size >= this.width) await Promise.race(this.running);
     if (this.failure) throw this.failure.error;
-    const run: Promise<void> = job()
-      .catch((error: unknown) => {
+    const run = (async () => {
+      try {
+        await job();
+      } catch (error) {
         this.failure ??= { error };
-      })
-      .finally(() => this.running.delete(run));
+      }
+    })();
     this.running.add(run);
+    void run.then(() => this.running.delete(run));
   }
 
   /** Resolves when every job has ended; rejects with the first failure. */

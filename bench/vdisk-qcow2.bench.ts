@@ -28,6 +28,8 @@ import { type Command, compareInTurns, cpuSeconds, report, thenSynced } from "./
 const OUT = fileURLToPath(new URL("out/vdisk-qcow2/", import.meta.url));
 const CLI = fileURLToPath(new URL("../dist/cli/main.js", import.meta.url));
 const SIZE = 1 << 30;
+/** Runs of each plain row (BENCH_RUNS); compressed rows take at most 3, each run compresses a gigabyte on every core. */
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
 /** Time A against B (in turns), then their CPU seconds; print both. */
 function compare(title: string, a: Command, b: Command, runs: number, extra?: () => string): void {
@@ -64,7 +66,7 @@ export default async function bench(): Promise<void> {
     "raw -> qcow2",
     { label: "platter convert", argv: platter(raw, a, "--to", "qcow2"), setup: cleanA },
     thenSynced({ label: "qemu-img convert -O qcow2", argv: ["qemu-img", "convert", "-O", "qcow2", raw, b], setup: cleanB }, b),
-    5,
+    RUNS,
     sizes,
   );
   for (const type of ["zlib", "zstd"]) {
@@ -72,7 +74,7 @@ export default async function bench(): Promise<void> {
       `raw -> ${type} qcow2`,
       { label: `platter convert --compress ${type}`, argv: platter(raw, a, "--to", "qcow2", "--compress", type), setup: cleanA },
       thenSynced({ label: `qemu-img convert -c${type === "zstd" ? " -o compression_type=zstd" : ""}`, argv: ["qemu-img", "convert", "-c", "-O", "qcow2", ...(type === "zstd" ? ["-o", "compression_type=zstd"] : []), raw, b], setup: cleanB }, b),
-      3,
+      Math.min(RUNS, 3),
       sizes,
     );
   }
@@ -84,7 +86,7 @@ export default async function bench(): Promise<void> {
       `${label} qcow2 -> raw`,
       { label: "platter convert --sparse", argv: platter(image, a, "--to", "raw", "--sparse"), setup: cleanA },
       thenSynced({ label: "qemu-img convert -O raw", argv: ["qemu-img", "convert", "-O", "raw", image, b], setup: cleanB }, b),
-      5,
+      RUNS,
     );
   }
   cleanA();

@@ -18,6 +18,13 @@ export interface BlockSource {
    */
   read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
   /**
+   * Optional: fill `buffers`, one after another, from `offset`, as read()
+   * would fill them one by one, with one vectored read where the source can:
+   * a virtual disk reads host clusters that follow on in its file into the
+   * scattered places of the guest buffer they belong to.
+   */
+  readv?(offset: number, buffers: Buffer[]): Promise<void>;
+  /**
    * Optional: the ranges of [offset, offset+length) that may hold data, in
    * order. Ranges outside them are known to read as zeros (the holes of a
    * sparse file). Sources that cannot tell omit it.
@@ -40,6 +47,11 @@ export interface BlockSink {
   write(offset: number, data: Buffer): Promise<void>;
   /** True when write() is done with `data` once it resolves, so the caller may fill that buffer again. */
   readonly releasesWrites?: boolean;
+  /**
+   * True when zeros given to write() take room that writeZeros() would leave
+   * as a hole (a sparse file): give it the data, and zero runs apart.
+   */
+  readonly keepsHoles?: boolean;
   /**
    * Make [offset, offset+length) read as zeros, as cheaply as the sink can:
    * a hole in a sparse file, written zeros elsewhere.

@@ -5,11 +5,12 @@
  * without loading node:fs/promises, which brings readline and streams along:
  * 3 ms of every command's start-up.
  */
-import { close, open, read, stat, type Stats } from "node:fs";
+import { close, open, read, readv, stat, type Stats } from "node:fs";
 import { promisify } from "node:util";
 
 const openAsync = promisify(open);
 const readAsync = promisify(read);
+const readvAsync = promisify(readv);
 const closeAsync = promisify(close);
 
 export const statPath: (path: string) => Promise<Stats> = promisify(stat);
@@ -31,6 +32,17 @@ export class Fd {
     this.inFlight++;
     try {
       return { bytesRead: (await readAsync(this.fd, buffer, offset, length, position)).bytesRead };
+    } finally {
+      if (--this.inFlight === 0) this.drained?.();
+    }
+  }
+
+  /** One preadv(2) into `buffers`, one after another, from `position`: it may return fewer bytes than asked. */
+  async readv(buffers: Buffer[], position: number): Promise<{ bytesRead: number }> {
+    if (this.closing) throw Object.assign(new Error("read after close"), { code: "EBADF" });
+    this.inFlight++;
+    try {
+      return { bytesRead: (await readvAsync(this.fd, buffers, position)).bytesRead };
     } finally {
       if (--this.inFlight === 0) this.drained?.();
     }

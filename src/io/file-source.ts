@@ -124,6 +124,32 @@ export class FileSource implements BlockSource {
     return out;
   }
 
+  /** One preadv per run of buffers; a direct read takes them so only when each is aligned memory of whole sectors. */
+  async readv(offset: number, buffers: Buffer[]): Promise<void> {
+    const length = buffers.reduce((sum, buf) => sum + buf.length, 0);
+    checkRange(this.name, this.size, offset, length);
+    const align = this.directAlign;
+    if (this.direct && (offset % align !== 0 || !buffers.every((buf) => buf.length % align === 0 && isAligned(buf, align)))) {
+      let at = offset;
+      await Promise.all(buffers.map((buf) => this.read((at += buf.length) - buf.length, buf.length, buf)));
+      return;
+    }
+    const left = [...buffers];
+    for (let done = 0; done < length; ) {
+      let n: number;
+      try {
+        ({ bytesRead: n } = await this.handle.readv(left, offset + done));
+      } catch (err) {
+        throw ioError(err, `${this.name}: read at offset ${offset + done}`);
+      }
+      if (n === 0) throw new DeviceError(`${this.name}: unexpected end of file at offset ${offset + done} (did it shrink?)`, "EIO");
+      done += n;
+      // A short read (the end of the file, IOV_MAX buffers at most): the rest from where it stopped.
+      while (left.length > 0 && n >= (left[0] as Buffer).length) n -= (left.shift() as Buffer).length;
+      if (n > 0) left[0] = (left[0] as Buffer).subarray(n);
+    }
+  }
+
   /**
    * O_DIRECT needs aligned offsets, lengths and memory. A buffer from
    * allocAligned takes the read as it is (the bulk of a capture); anything

@@ -2,7 +2,8 @@
  * A qcow2 image as the virtual disk it holds: every guest byte comes from a
  * host cluster (in the file, or in an external data file), a compressed
  * cluster, zeros, or the backing file. Reads are mapped to extents first,
- * merged where the host bytes are contiguous, then read side by side.
+ * merged where the host bytes are contiguous, then read side by side (host
+ * bytes that follow on in the file in one vectored read: vdisk/host-reads.ts).
  */
 import { CorruptImageError, UnsupportedError } from "../../errors.js";
 import { type BlockSource, dataRangesOf } from "../../io/block-source.js";
@@ -10,6 +11,7 @@ import { checkRange, targetBuffer } from "../../io/bounds.js";
 import { LruCache } from "../../util/lru.js";
 import { appendRange } from "../../util/ranges.js";
 import type { ContainerContext, ContainerSource } from "../format.js";
+import { HostReads } from "../vdisk/host-reads.js";
 import { decompressCluster } from "./compressed-cluster.js";
 import { decodeL2Entry, type L2Entry, subclusterState } from "./entries.js";
 import { Autoclear, Compatible, CRYPT_METHODS, featureBit } from "./header.js";
@@ -115,6 +117,7 @@ export class Qcow2Source implements ContainerSource {
     checkRange(this.name, this.size, offset, length);
     const out = targetBuffer(length, into);
     const reads: Array<Promise<unknown>> = [];
+    const hostReads = new HostReads();
     for await (const extent of this.extents(offset, length)) {
       const dest = out.subarray(extent.guest - offset, extent.guest - offset + extent.length);
       switch (extent.kind) {
@@ -122,7 +125,7 @@ export class Qcow2Source implements ContainerSource {
           dest.fill(0);
           break;
         case "host":
-          reads.push((this.dataFile ?? this.file).read(extent.host, extent.length, dest));
+          hostReads.add(this.dataFile ?? this.file, extent.host, dest);
           break;
         case "backing":
           reads.push(this.readBacking(extent.guest, dest));
@@ -132,6 +135,7 @@ export class Qcow2Source implements ContainerSource {
           break;
       }
     }
+    reads.push(hostReads.done());
     await Promise.all(reads);
     return out;
   }

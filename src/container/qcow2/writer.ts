@@ -84,6 +84,8 @@ function virtualSize(options: Qcow2WriterOptions): number {
 export class Qcow2Sink implements ContainerSink {
   readonly format = "qcow2";
   readonly sequential = false;
+  /** Plain clusters are in the file and compressed ones copied into the pool's slots when write() resolves. */
+  readonly releasesWrites = true;
   readonly name: string;
   private readonly allocator: Allocator;
   private readonly tables: TableWriter;

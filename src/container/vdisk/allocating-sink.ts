@@ -32,6 +32,10 @@ export interface BlockPlace {
 export abstract class AllocatingSink implements ContainerSink {
   abstract readonly format: ContainerName;
   readonly sequential = false;
+  /** write() resolves once its bytes are in the file. */
+  readonly releasesWrites = true;
+  /** Zeros written into a placed block take room there; writeZeros() leaves what was never written a hole. */
+  readonly keepsHoles = true;
   readonly name: string;
   /** Host offset of each block's data; UNPLACED (-1) while unallocated. */
   protected readonly hosts: Float64Array;

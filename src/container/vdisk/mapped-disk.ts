@@ -2,12 +2,14 @@
  * What VHD, VHDX, VMDK and VDI have in common once their tables are read: a
  * virtual disk whose bytes each come from somewhere in a file, from a
  * decoded (compressed) grain, from the parent image, or are zeros. A format
- * says where (extents()); reading, merging neighbouring reads and telling
+ * says where (extents()); reading, merging neighbouring reads (and host
+ * bytes that follow on in a file into one vectored read) and telling
  * data from holes (dataRanges) are done once, here.
  */
 import { type BlockSource, dataRangesOf } from "../../io/block-source.js";
 import { checkRange, targetBuffer } from "../../io/bounds.js";
 import { appendRange } from "../../util/ranges.js";
+import { HostReads } from "./host-reads.js";
 
 /** Where a run of guest bytes comes from. */
 export type DiskExtent =
@@ -32,6 +34,7 @@ export abstract class MappedDisk implements BlockSource {
     checkRange(this.name, this.size, offset, length);
     const out = targetBuffer(length, into);
     const reads: Array<Promise<unknown>> = [];
+    const hostReads = new HostReads();
     for await (const extent of mergeExtents(this.extents(offset, length))) {
       const dest = out.subarray(extent.guest - offset, extent.guest - offset + extent.length);
       switch (extent.kind) {
@@ -39,7 +42,7 @@ export abstract class MappedDisk implements BlockSource {
           dest.fill(0);
           break;
         case "data":
-          reads.push(extent.file.read(extent.host, extent.length, dest));
+          hostReads.add(extent.file, extent.host, dest);
           break;
         case "parent":
           reads.push(this.readParent(extent.guest, dest));
@@ -49,6 +52,7 @@ export abstract class MappedDisk implements BlockSource {
           break;
       }
     }
+    reads.push(hostReads.done());
     await Promise.all(reads);
     return out;
   }

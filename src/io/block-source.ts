@@ -82,6 +82,17 @@ export async function dataRangesOf(source: BlockSource, offset: number, length: 
   return source.dataRanges ? source.dataRanges(offset, length) : [[offset, length]];
 }
 
+/** Fill `buffers`, one after another from `offset`, with one read each: readv's meaning, without a vectored read. */
+export async function readEach(source: BlockSource, offset: number, buffers: Buffer[]): Promise<void> {
+  let at = offset;
+  await Promise.all(buffers.map((buf) => source.read((at += buf.length) - buf.length, buf.length, buf)));
+}
+
+/** `source.readv`, or one read per buffer for a source without it. */
+export function readvOf(source: BlockSource, offset: number, buffers: Buffer[]): Promise<void> {
+  return source.readv ? source.readv(offset, buffers) : readEach(source, offset, buffers);
+}
+
 /** `source` read as it is, with another close(): a view that closes what it was cut from, an image that closes its whole stack. */
 export function withClose(source: BlockSource, close: () => Promise<void>): BlockSource {
   return {
@@ -89,6 +100,7 @@ export function withClose(source: BlockSource, close: () => Promise<void>): Bloc
     size: source.size,
     sectorSize: source.sectorSize,
     read: (offset, length, into) => source.read(offset, length, into),
+    readv: source.readv ? (offset, buffers) => readvOf(source, offset, buffers) : undefined,
     dataRanges: source.dataRanges ? (offset, length) => (source.dataRanges as NonNullable<BlockSource["dataRanges"]>)(offset, length) : undefined,
     close,
   };

@@ -28,21 +28,20 @@ export class Fd {
 
   /** One read(2) (pread) into `buffer` at `offset`: it may return fewer bytes than asked. */
   async read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
-    if (this.closing) throw Object.assign(new Error("read after close"), { code: "EBADF" });
-    this.inFlight++;
-    try {
-      return { bytesRead: (await readAsync(this.fd, buffer, offset, length, position)).bytesRead };
-    } finally {
-      if (--this.inFlight === 0) this.drained?.();
-    }
+    return { bytesRead: (await this.tracked(() => readAsync(this.fd, buffer, offset, length, position))).bytesRead };
   }
 
   /** One preadv(2) into `buffers`, one after another, from `position`: it may return fewer bytes than asked. */
   async readv(buffers: Buffer[], position: number): Promise<{ bytesRead: number }> {
+    return { bytesRead: (await this.tracked(() => readvAsync(this.fd, buffers, position))).bytesRead };
+  }
+
+  /** A call on the descriptor that close() waits for; refused once closing has begun. */
+  private async tracked<T>(call: () => Promise<T>): Promise<T> {
     if (this.closing) throw Object.assign(new Error("read after close"), { code: "EBADF" });
     this.inFlight++;
     try {
-      return { bytesRead: (await readvAsync(this.fd, buffers, position)).bytesRead };
+      return await call();
     } finally {
       if (--this.inFlight === 0) this.drained?.();
     }

@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import type { BlockSource } from "./block-source.js";
+import { type BlockSource, readEach } from "./block-source.js";
 import { AlignedBuffer, alignedMemoryAvailable, isAligned } from "./aligned.js";
 import { checkRange, targetBuffer } from "./bounds.js";
 import { DeviceError, errnoCode, ioError } from "../errors.js";
@@ -130,9 +130,7 @@ export class FileSource implements BlockSource {
     checkRange(this.name, this.size, offset, length);
     const align = this.directAlign;
     if (this.direct && (offset % align !== 0 || !buffers.every((buf) => buf.length % align === 0 && isAligned(buf, align)))) {
-      let at = offset;
-      await Promise.all(buffers.map((buf) => this.read((at += buf.length) - buf.length, buf.length, buf)));
-      return;
+      return readEach(this, offset, buffers);
     }
     const left = [...buffers];
     for (let done = 0; done < length; ) {

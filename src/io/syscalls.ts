@@ -171,8 +171,10 @@ export function punchHole(fd: number, offset: number, length: number): boolean {
   return c.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, BigInt(offset), BigInt(length)) === 0;
 }
 
-/** errno names by number, for the errors of calls made on a worker thread. */
-const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+/** The errno name of `n`, for the errors of calls made on a worker thread (looked up only on a failure). */
+function errnoName(n: number): string | undefined {
+  return Object.entries(constants.errno).find(([, value]) => value === n)?.[0];
+}
 
 /**
  * Copy `length` bytes from one file to another inside the kernel
@@ -195,7 +197,7 @@ export function copyFileRange(fdIn: number, offsetIn: number, fdOut: number, off
       else if (n >= 0) resolve(n);
       else {
         // koffi hands the worker thread's errno to the callback.
-        const code = ERRNO_NAMES.get(c.errno()) ?? "EIO";
+        const code = errnoName(c.errno()) ?? "EIO";
         reject(Object.assign(new Error(`copy_file_range: ${code}`), { code }));
       }
     });
@@ -210,7 +212,9 @@ export function dropCached(fd: number, offset: number, length: number): void {
 /**
  * copyFileRange on the calling thread: for callers that copy many small
  * files one after another, where a trip to a worker thread and back costs
- * more than the copy. Same results.
+ * more than the copy. Resolves to the bytes copied (0 at the end of the
+ * source); undefined on any failure or without the call, where the caller
+ * reads and writes instead (which reports a real I/O error).
  */
 export function copyFileRangeSync(fdIn: number, offsetIn: number, fdOut: number, offsetOut: number, length: number): number | undefined {
   const c = load();

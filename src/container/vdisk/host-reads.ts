@@ -7,7 +7,7 @@
  * read of a few megabytes is one system call instead of one per stretch of
  * data.
  */
-import type { BlockSource } from "../../io/block-source.js";
+import { type BlockSource, readvOf } from "../../io/block-source.js";
 
 interface Run {
   file: BlockSource;
@@ -38,7 +38,5 @@ export class HostReads {
 
 function readRun({ file, host, dests }: Run): Promise<unknown> {
   if (dests.length === 1) return file.read(host, (dests[0] as Buffer).length, dests[0]);
-  if (file.readv) return file.readv(host, dests);
-  let at = host;
-  return Promise.all(dests.map((dest) => file.read((at += dest.length) - dest.length, dest.length, dest)));
+  return readvOf(file, host, dests);
 }

@@ -15,8 +15,12 @@
  * Linux only: devices are related through /sys/dev/block/MAJ:MIN (parent
  * disk, partitions, holders, slaves, loop/backing_file) and mounts come from
  * /proc/self/mountinfo. Where those are missing, only the inode check runs.
+ *
+ * Every look-up is synchronous: sysfs and procfs answer from memory, and a
+ * walk of a few hundred of them through the thread pool cost tens of
+ * milliseconds of each command's start (two thread switches per file).
  */
-import { constants, promises as fsp } from "node:fs";
+import { accessSync, constants, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { DeviceError, ioError, UsageError } from "../errors.js";
 import { majorMinor } from "./block-device.js";
@@ -33,25 +37,25 @@ interface Node {
   fileDevices: Map<Key, string>;
 }
 
-async function readText(path: string): Promise<string | undefined> {
+function readText(path: string): string | undefined {
   try {
-    return (await fsp.readFile(path, "utf8")).trim();
+    return readFileSync(path, "utf8").trim();
   } catch {
     return undefined;
   }
 }
 
-async function listDir(path: string): Promise<string[]> {
+function listDir(path: string): string[] {
   try {
-    return await fsp.readdir(path);
+    return readdirSync(path);
   } catch {
     return [];
   }
 }
 
-async function statKey(path: string): Promise<{ key: Key; dev: string } | undefined> {
+function statKey(path: string): { key: Key; dev: string } | undefined {
   try {
-    const st = await fsp.stat(path, { bigint: true });
+    const st = statSync(path, { bigint: true });
     if (st.isBlockDevice()) return { key: `blk:${majorMinor(st.rdev)}`, dev: majorMinor(st.rdev) };
     return { key: `file:${st.dev}:${st.ino}`, dev: majorMinor(st.dev) };
   } catch {
@@ -59,31 +63,50 @@ async function statKey(path: string): Promise<{ key: Key; dev: string } | undefi
   }
 }
 
+/** What one check has read of the system: the loop devices, and each device's node once. */
+interface SystemView {
+  loops: Loop[];
+  nodes: Map<string, Node>;
+}
+
+function systemView(): SystemView {
+  return { loops: loopDevices(), nodes: new Map() };
+}
+
 /** Neighbours of a block device in the sysfs graph. */
-async function deviceNode(majMin: string): Promise<Node> {
+function deviceNode(majMin: string, view: SystemView): Node {
+  const known = view.nodes.get(majMin);
+  if (known) return known;
+  const node = readDeviceNode(majMin);
+  view.nodes.set(majMin, node);
+  return node;
+}
+
+function readDeviceNode(majMin: string): Node {
   const node: Node = { below: [], above: [], fileDevices: new Map() };
   let dir: string;
   try {
-    dir = await fsp.realpath(`/sys/dev/block/${majMin}`);
+    dir = realpathSync(`/sys/dev/block/${majMin}`);
   } catch {
     return node;
   }
-  const devOf = async (sysDir: string) => {
-    const d = await readText(join(sysDir, "dev"));
+  const devOf = (sysDir: string) => {
+    const d = readText(join(sysDir, "dev"));
     return d ? `blk:${d}` : undefined;
   };
   const push = (list: Key[], key: Key | undefined) => {
     if (key) list.push(key);
   };
-  if ((await readText(join(dir, "partition"))) !== undefined) push(node.below, await devOf(dirname(dir)));
-  for (const name of await listDir(dir)) {
-    if ((await readText(join(dir, name, "partition"))) !== undefined) push(node.above, await devOf(join(dir, name)));
+  if (readText(join(dir, "partition")) !== undefined) push(node.below, devOf(dirname(dir)));
+  // A partition's folder is named after its disk (sda1, nvme0n1p1).
+  for (const name of listDir(dir).filter((n) => n.startsWith(basename(dir)))) {
+    if (readText(join(dir, name, "partition")) !== undefined) push(node.above, devOf(join(dir, name)));
   }
-  for (const name of await listDir(join(dir, "slaves"))) push(node.below, await devOf(`/sys/class/block/${name}`));
-  for (const name of await listDir(join(dir, "holders"))) push(node.above, await devOf(`/sys/class/block/${name}`));
-  const backing = await readText(join(dir, "loop", "backing_file"));
+  for (const name of listDir(join(dir, "slaves"))) push(node.below, devOf(`/sys/class/block/${name}`));
+  for (const name of listDir(join(dir, "holders"))) push(node.above, devOf(`/sys/class/block/${name}`));
+  const backing = readText(join(dir, "loop", "backing_file"));
   if (backing) {
-    const b = await statKey(backing.replace(/ \(deleted\)$/, ""));
+    const b = statKey(backing.replace(/ \(deleted\)$/, ""));
     if (b) {
       node.below.push(b.key);
       node.fileDevices.set(b.key, b.dev);
@@ -104,27 +127,27 @@ interface Loop {
  * lists no holder for a loop device (it only names its backing file), so a
  * file or device a loop device is built on is found from the loop side.
  */
-async function loopDevices(): Promise<Loop[]> {
+function loopDevices(): Loop[] {
   const loops: Loop[] = [];
-  for (const name of await listDir("/sys/block")) {
-    const backing = await readText(join("/sys/block", name, "loop", "backing_file"));
-    const dev = await readText(join("/sys/block", name, "dev"));
+  for (const name of listDir("/sys/block")) {
+    const backing = readText(join("/sys/block", name, "loop", "backing_file"));
+    const dev = readText(join("/sys/block", name, "dev"));
     if (!backing || !dev) continue;
-    const b = await statKey(backing.replace(/ \(deleted\)$/, ""));
+    const b = statKey(backing.replace(/ \(deleted\)$/, ""));
     if (b) loops.push({ key: `blk:${dev}`, name: `/dev/${name}`, backing: b.key });
   }
   return loops;
 }
 
 /** Every key reachable from `start` by following only `below` (or only `above`) links. */
-async function closure(start: Key, direction: "below" | "above", fileDevices: Map<Key, string>, loops: Loop[]): Promise<Set<Key>> {
+function closure(start: Key, direction: "below" | "above", fileDevices: Map<Key, string>, view: SystemView): Set<Key> {
   const seen = new Set<Key>([start]);
   const queue = [start];
   while (queue.length > 0 && seen.size < 256) {
     const key = queue.shift() as Key;
     let next: Key[] = [];
     if (key.startsWith("blk:")) {
-      const node = await deviceNode(key.slice(4));
+      const node = deviceNode(key.slice(4), view);
       next = direction === "below" ? node.below : node.above;
       for (const [file, dev] of node.fileDevices) fileDevices.set(file, dev);
     } else if (direction === "below") {
@@ -132,7 +155,7 @@ async function closure(start: Key, direction: "below" | "above", fileDevices: Ma
       const dev = fileDevices.get(key);
       if (dev) next = [`blk:${dev}`];
     }
-    if (direction === "above") next = [...next, ...loops.filter((l) => l.backing === key).map((l) => l.key)];
+    if (direction === "above") next = [...next, ...view.loops.filter((l) => l.backing === key).map((l) => l.key)];
     for (const k of next) {
       if (!seen.has(k)) {
         seen.add(k);
@@ -152,20 +175,19 @@ interface Endpoint {
   loops: Loop[];
 }
 
-async function endpoint(path: string): Promise<Endpoint | undefined> {
+function endpoint(path: string, view: SystemView): Endpoint | undefined {
   const fileDevices = new Map<Key, string>();
-  const loops = await loopDevices();
-  let id = await statKey(path);
+  let id = statKey(path);
   if (!id) {
     // A file to be created: it will live on its folder's file system.
-    const parent = await statKey(dirname(resolve(path)));
+    const parent = statKey(dirname(resolve(path)));
     if (!parent) return undefined;
     id = { key: `new:${resolve(path)}`, dev: parent.dev };
   }
   if (!id.key.startsWith("blk:")) fileDevices.set(id.key, id.dev);
-  const below = await closure(id.key, "below", fileDevices, loops);
-  const above = await closure(id.key, "above", fileDevices, loops);
-  return { key: id.key, below, above, loops: loops.filter((l) => l.key !== id.key && above.has(l.key)) };
+  const below = closure(id.key, "below", fileDevices, view);
+  const above = closure(id.key, "above", fileDevices, view);
+  return { key: id.key, below, above, loops: view.loops.filter((l) => l.key !== id.key && above.has(l.key)) };
 }
 
 interface Mount {
@@ -174,8 +196,8 @@ interface Mount {
   readOnly: boolean;
 }
 
-async function mounts(): Promise<Mount[]> {
-  const text = (await readText("/proc/self/mountinfo")) ?? "";
+function mounts(): Mount[] {
+  const text = (readText("/proc/self/mountinfo")) ?? "";
   const out: Mount[] = [];
   for (const line of text.split("\n")) {
     const f = line.split(" ");
@@ -185,13 +207,13 @@ async function mounts(): Promise<Mount[]> {
   return out;
 }
 
-async function swapDevices(): Promise<Map<Key, string>> {
+function swapDevices(): Map<Key, string> {
   const out = new Map<Key, string>();
-  const text = (await readText("/proc/swaps")) ?? "";
+  const text = (readText("/proc/swaps")) ?? "";
   for (const line of text.split("\n").slice(1)) {
     const path = line.split(/\s+/)[0];
     if (!path) continue;
-    const id = await statKey(path);
+    const id = statKey(path);
     if (id?.key.startsWith("blk:")) out.set(id.key, path);
   }
   return out;
@@ -201,19 +223,19 @@ async function swapDevices(): Promise<Map<Key, string>> {
 const SYSTEM_MOUNTS = new Set(["/", "/boot", "/boot/efi", "/usr"]);
 
 /** Where a block device (or one built on it) is in use, or undefined. */
-async function inUse(device: Endpoint): Promise<string | undefined> {
+function inUse(device: Endpoint): string | undefined {
   const keys = new Set([...device.above]);
-  const mounted = (await mounts()).filter((m) => keys.has(`blk:${m.majMin}`));
+  const mounted = (mounts()).filter((m) => keys.has(`blk:${m.majMin}`));
   const system = mounted.find((m) => SYSTEM_MOUNTS.has(m.mountPoint));
   if (system) return `holding the running system (${system.mountPoint} is mounted from it)`;
   if (mounted.length > 0) return `mounted on ${mounted[0].mountPoint}`;
-  for (const [key, path] of await swapDevices()) {
+  for (const [key, path] of swapDevices()) {
     if (keys.has(key)) return `in use as swap (${path})`;
   }
   // A device-mapper, LVM or md device built on it claims it even when nothing is mounted (an active LV, a RAID member).
   for (const key of keys) {
     if (!key.startsWith("blk:")) continue;
-    const holders = await listDir(`/sys/dev/block/${key.slice(4)}/holders`);
+    const holders = listDir(`/sys/dev/block/${key.slice(4)}/holders`);
     if (holders.length > 0) return `in use by /dev/${holders[0]} (a device-mapper, LVM or md device built on it)`;
   }
   return undefined;
@@ -230,8 +252,9 @@ function overlap(source: Endpoint, dest: Endpoint): boolean {
  * file, a file and the device of its file system).
  */
 export async function sameOrOverlapping(sourcePath: string, destPath: string): Promise<"same" | "overlap" | undefined> {
-  const source = await endpoint(sourcePath);
-  const dest = await endpoint(destPath);
+  const view = systemView();
+  const source = endpoint(sourcePath, view);
+  const dest = endpoint(destPath, view);
   if (!source || !dest) return undefined;
   if (source.key === dest.key) return "same";
   return overlap(source, dest) ? "overlap" : undefined;
@@ -243,8 +266,9 @@ export async function sameOrOverlapping(sourcePath: string, destPath: string): P
  */
 export async function checkCaptureTargets(sourcePath: string, destPath: string): Promise<string[]> {
   const warnings: string[] = [];
-  const source = await endpoint(sourcePath === "-" ? "/dev/stdin" : sourcePath);
-  const dest = await endpoint(destPath);
+  const view = systemView();
+  const source = endpoint(sourcePath === "-" ? "/dev/stdin" : sourcePath, view);
+  const dest = endpoint(destPath, view);
   if (!source || !dest) return warnings;
   if (source.key === dest.key) {
     throw new UsageError(`refusing to write to ${destPath}: it is the source ${sourcePath}`);
@@ -253,7 +277,7 @@ export async function checkCaptureTargets(sourcePath: string, destPath: string):
     const where = dest.below.has(source.key) && !dest.key.startsWith("blk:") ? "it is stored on" : "it overlaps";
     throw new UsageError(`refusing to write to ${destPath}: ${where} the source ${sourcePath}`);
   }
-  const use = await inUse(dest);
+  const use = inUse(dest);
   // Writing under a loop device changes what it shows, mounted or not.
   const loop = dest.loops[0];
   if (loop) {
@@ -262,7 +286,7 @@ export async function checkCaptureTargets(sourcePath: string, destPath: string):
   }
   if (use && dest.key.startsWith("blk:")) throw new UsageError(`refusing to write to ${destPath}: it is ${use}`);
   if (source.key.startsWith("blk:")) {
-    for (const m of await mounts()) {
+    for (const m of mounts()) {
       if (source.above.has(`blk:${m.majMin}`) && !m.readOnly) {
         warnings.push(`${sourcePath} is mounted read-write on ${m.mountPoint}: the image may be inconsistent`);
         break;
@@ -285,10 +309,10 @@ export interface NamedOutput {
  * symlink, a hard link). SOURCE "-" is standard input.
  */
 export async function checkOutputPaths(sourcePath: string | undefined, outputs: NamedOutput[]): Promise<void> {
-  const source = sourcePath === undefined ? undefined : await statKey(sourcePath === "-" ? "/dev/stdin" : sourcePath);
+  const source = sourcePath === undefined ? undefined : statKey(sourcePath === "-" ? "/dev/stdin" : sourcePath);
   const seen = new Map<Key, NamedOutput>();
   for (const output of outputs) {
-    const key = await writableKey(output);
+    const key = writableKey(output);
     if (source && key === source.key) {
       throw new UsageError(`refusing to write ${output.what} ${output.path}: it is the source ${sourcePath}`);
     }
@@ -299,29 +323,29 @@ export async function checkOutputPaths(sourcePath: string | undefined, outputs: 
 }
 
 /** The identity of an output path, once it is known that it can be written. */
-async function writableKey({ what, path }: NamedOutput): Promise<Key> {
-  const existing = await statKey(path);
+function writableKey({ what, path }: NamedOutput): Key {
+  const existing = statKey(path);
   if (existing) {
-    if ((await fsp.stat(path)).isDirectory()) throw new UsageError(`${what} ${path}: is a directory`);
-    await writable(path, path);
+    if (statSync(path).isDirectory()) throw new UsageError(`${what} ${path}: is a directory`);
+    writable(path, path);
     return existing.key;
   }
   // To be created: in a folder that exists and can be written.
   const folder = dirname(resolve(path));
   let st;
   try {
-    st = await fsp.stat(folder);
+    st = statSync(folder);
   } catch (err) {
     throw ioError(err, path);
   }
   if (!st.isDirectory()) throw new DeviceError(`${path}: not a directory`, "ENOTDIR");
-  await writable(folder, path);
-  return `new:${join(await fsp.realpath(folder), basename(path))}`;
+  writable(folder, path);
+  return `new:${join(realpathSync(folder), basename(path))}`;
 }
 
-async function writable(path: string, named: string): Promise<void> {
+function writable(path: string, named: string): void {
   try {
-    await fsp.access(path, constants.W_OK);
+    accessSync(path, constants.W_OK);
   } catch (err) {
     throw ioError(err, named);
   }

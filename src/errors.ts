@@ -35,6 +35,18 @@ export class DeviceError extends PlatterError {
   }
 }
 
+/** A copy that failed part-way: its first `copied` bytes reached the target before the error. */
+export class PartialCopyError extends DeviceError {
+  constructor(
+    message: string,
+    code: string | undefined,
+    readonly copied: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, code, options);
+  }
+}
+
 /** errno name of a Node system error, if it is one. */
 export function errnoCode(err: unknown): string | undefined {
   if (typeof err === "object" && err !== null && "code" in err) {

@@ -20,8 +20,11 @@
  * Large reads overlap while they succeed (see readWindow). Where the target
  * can take them (a plain file DEST, SOURCE a file read through the page
  * cache, no hashing), the blocks of the copying phase are copied inside the
- * kernel instead of read and written; a block whose copy fails counts as a
- * failed read of it, so everything after goes as it would. A sector is
+ * kernel instead of read and written, once the first block went that way
+ * in spans of many blocks, one at a time (copies side by side into one
+ * file only contend); a span whose copy fails keeps the bytes copied before
+ * the failure, and the block where it failed counts as a failed read of
+ * that block, so everything after goes as it would. A sector is
  * read at most twice before retrying (once inside a large block, once
  * alone), as in ddrescue, to spare a failing drive. Sector reads
  * overlap while they succeed (a 1 MiB failing block is 2048 sectors), and
@@ -34,7 +37,7 @@
  */
 import type { BlockSource } from "../io/block-source.js";
 import { allocAlignedPool } from "../io/aligned.js";
-import { DeviceError, errnoCode } from "../errors.js";
+import { DeviceError, errnoCode, PartialCopyError } from "../errors.js";
 import type { PhaseStatus } from "./mapfile.js";
 import { BufferTarget, type ImageTarget } from "./image-writer.js";
 import type { RescueMap } from "./rescue-map.js";
@@ -112,8 +115,14 @@ class Interrupted extends Error {}
 
 /** A block that went from SOURCE to the target inside the kernel: nothing left to write. */
 const COPIED = "copied";
+/** A span of many blocks whose first `copied` bytes reached the target before a read failed. */
+class CopiedPart {
+  constructor(readonly copied: number) {}
+}
 /** What came of reading a block: its bytes, already in the target, or undefined for a failed read. */
-type Outcome = Buffer | typeof COPIED | undefined;
+type Outcome = Buffer | typeof COPIED | CopiedPart | undefined;
+/** Kernel copies of the first copying pass cover this much at a time (at least one block). */
+const KERNEL_SPAN = 32 << 20;
 
 interface Span {
   pos: number;
@@ -122,6 +131,8 @@ interface Span {
   hole?: boolean;
   /** Which area of a backward pass it belongs to. */
   area?: number;
+  /** Many blocks copied in the kernel, the only span in flight: a failure may move the walk back into it. */
+  large?: boolean;
 }
 
 /** The order in which a copying pass reads, and how a failed read changes it. */
@@ -157,6 +168,8 @@ export class Copier {
   private holes: { from: number; to: number; data: Array<[number, number]> } | undefined;
   /** Blocks are copied inside the kernel until the target or source first refuses it. */
   private copyInKernel: boolean;
+  /** A block was copied in the kernel: spans of many blocks may follow. */
+  private kernelCopied = false;
 
   constructor(
     /** Large reads come from here. */
@@ -219,7 +232,11 @@ export class Copier {
           const [a, b] = areas[area];
           const from = Math.max(cursor, a);
           if (from >= b) continue;
-          const span = await this.spanAt(from, Math.min(b, alignDown(from, blockSize) + blockSize), b);
+          // Not under --max-read-rate: a large span would wait its whole time before it starts, and Ctrl-C after it.
+          const large = skipping && this.copyInKernel && this.kernelCopied && KERNEL_SPAN > blockSize && !this.options.maxReadRate;
+          const blockEnd = alignDown(from, blockSize) + (large ? alignDown(KERNEL_SPAN, blockSize) : blockSize);
+          const span = await this.spanAt(from, Math.min(b, blockEnd), b);
+          if (large && !span.hole) span.large = true;
           cursor = span.end;
           return span;
         }
@@ -229,8 +246,10 @@ export class Copier {
         if (ok) skip = 0;
         else if (skipping) {
           skip = skip === 0 ? MIN_SKIP : Math.min(skip * 2, MAX_SKIP);
-          // Reads already in flight past the failure went on: the next one starts past them or past the skip, whichever is further.
-          cursor = Math.max(cursor, alignUp(span.end + skip, sectorSize));
+          // Reads already in flight past the failure went on: the next one starts past them or past the skip,
+          // whichever is further. Nothing is in flight past a large span: the rest of it is read after the skip.
+          const next = alignUp(span.end + skip, sectorSize);
+          cursor = span.large ? next : Math.max(cursor, next);
         }
       },
     });
@@ -278,7 +297,8 @@ export class Copier {
     let slot = 0;
     let done = false;
     const fill = async () => {
-      while (!done && inFlight.length < width) {
+      // Nothing goes in flight after a large span: its failure may move the walk back into it.
+      while (!done && inFlight.length < width && !inFlight[inFlight.length - 1]?.span.large) {
         const span = await walk.next();
         if (!span) {
           done = true;
@@ -294,8 +314,15 @@ export class Copier {
     try {
       await fill();
       for (let head = inFlight.shift(); head; head = inFlight.shift()) {
-        const { span } = head;
-        const data = await head.read;
+        let { span } = head;
+        let data = await head.read;
+        if (data instanceof CopiedPart) {
+          // The bytes copied before the failure stay; the block where it failed goes on as a failed read.
+          const failedAt = span.pos + data.copied;
+          if (data.copied > 0) await this.commit({ pos: span.pos, end: failedAt }, COPIED);
+          span = { pos: failedAt, end: Math.min(span.end, alignDown(failedAt, this.options.blockSize) + this.options.blockSize), large: true };
+          data = undefined;
+        }
         walk.settled(span, data !== undefined);
         width = data ? Math.min(width * 2, this.readWindow) : 1;
         if (data || this.options.inOrder) {
@@ -324,7 +351,9 @@ export class Copier {
   /** A read (or a copy) that resolves to undefined on a medium error instead of rejecting. */
   private startRead(span: Span, buf: Buffer): Promise<Outcome> {
     if (span.hole) return Promise.resolve(Buffer.alloc(0));
-    const p = this.copyInKernel ? this.copyOrRead(span, buf) : this.readOrUndefined(this.bulk, span.pos, span.end - span.pos, buf);
+    const p = span.large
+      ? this.copyLarge(span, buf)
+      : this.copyInKernel ? this.copyOrRead(span, buf) : this.readOrUndefined(this.bulk, span.pos, span.end - span.pos, buf);
     p.catch(() => {}); // handled when awaited; keeps an early fatal error from being "unhandled"
     return p;
   }
@@ -334,10 +363,41 @@ export class Copier {
     const length = span.end - span.pos;
     const copy = this.target.copy as NonNullable<ImageTarget["copy"]>;
     const copied = await this.attempt(length, () => copy.call(this.target, this.bulk, span.pos, length));
-    if (copied) return COPIED;
+    if (copied) {
+      this.kernelCopied = true;
+      return COPIED;
+    }
     if (copied === undefined) return undefined;
     this.copyInKernel = false;
     return this.readOrUndefined(this.bulk, span.pos, length, buf);
+  }
+
+  /** A span of many blocks copied in the kernel; read and written block by block into `buf` if the kernel refuses it. */
+  private async copyLarge(span: Span, buf: Buffer): Promise<Outcome> {
+    const length = span.end - span.pos;
+    const copy = this.target.copy as NonNullable<ImageTarget["copy"]>;
+    let before = 0;
+    const copied = await this.attempt(length, async () => {
+      try {
+        return await copy.call(this.target, this.bulk, span.pos, length);
+      } catch (err) {
+        if (err instanceof PartialCopyError) before = alignDown(err.copied, this.options.sectorSize);
+        throw err;
+      }
+    });
+    if (copied) return COPIED;
+    if (copied === undefined) {
+      this.bytesRead += before;
+      return new CopiedPart(before);
+    }
+    this.copyInKernel = false;
+    const { blockSize } = this.options;
+    for (let pos = span.pos; pos < span.end; pos += blockSize) {
+      const data = await this.readOrUndefined(this.bulk, pos, Math.min(blockSize, span.end - pos), buf);
+      if (!data) return new CopiedPart(pos - span.pos);
+      await this.target.data(pos, data);
+    }
+    return COPIED;
   }
 
   private async commit(span: Span, data: Buffer | typeof COPIED): Promise<void> {

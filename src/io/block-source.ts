@@ -33,7 +33,8 @@ export interface BlockSource {
   /**
    * Optional: copy [offset, offset+length) straight into an open file
    * descriptor at `fdOffset`, inside the kernel. Resolves false, having
-   * copied nothing, when it cannot; the caller then reads and writes.
+   * copied nothing, when it cannot; the caller then reads and writes. A
+   * failure after some bytes went across is a PartialCopyError saying how many.
    */
   copyTo?(offset: number, length: number, fd: number, fdOffset: number): Promise<boolean>;
   close(): Promise<void>;

@@ -2,7 +2,7 @@ import { constants } from "node:fs";
 import { type BlockSource, readEach } from "./block-source.js";
 import { AlignedBuffer, alignedMemoryAvailable, isAligned } from "./aligned.js";
 import { checkRange, targetBuffer } from "./bounds.js";
-import { DeviceError, errnoCode, ioError } from "../errors.js";
+import { DeviceError, errnoCode, ioError, PartialCopyError } from "../errors.js";
 import { needsRandomAccess, streamKind } from "./stream-source.js";
 import { blockDeviceGeometry } from "./block-device.js";
 import { cachedBytes, copyFileRange, dropCached, seekData, seekHole } from "./syscalls.js";
@@ -244,7 +244,9 @@ export class FileSource implements BlockSource {
         this.canCopy = false;
         return false;
       }
-      throw ioError(err, `${this.name}: copy at offset ${offset + done}`);
+      const failure = ioError(err, `${this.name}: copy at offset ${offset + done}`);
+      if (done === 0 || !(failure instanceof DeviceError)) throw failure;
+      throw new PartialCopyError(failure.message, failure.code, done, { cause: err });
     } finally {
       if (this.direct && done > 0) dropCached(from.fd, offset, done);
     }

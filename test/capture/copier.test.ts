@@ -313,8 +313,8 @@ describe("capture copied inside the kernel (copy_file_range)", () => {
     const r = await capture({ source, dest, mapPath });
     await source.close();
     assert.equal(r.complete, true);
-    assert.equal(source.copied, 10, "every block went through copy_file_range");
-    assert.equal(source.log.length, 10, "and none was read as well");
+    assert.equal(source.copied, 2, "the first block went through copy_file_range, then the rest in one large copy");
+    assert.equal(source.log.length, 2, "and none was read as well");
     await sh(`cmp ${src} ${dest}`);
     await sh(`ddrescuelog -D ${mapPath}`); // exit 0: everything rescued
     assert.deepEqual(mapBlocks(mapPath), [`0 ${(9 << 20) + 1536} +`]);

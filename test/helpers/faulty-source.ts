@@ -1,6 +1,6 @@
 import type { BlockSource } from "../../src/io/block-source.js";
 import { checkRange } from "../../src/io/bounds.js";
-import { DeviceError } from "../../src/errors.js";
+import { DeviceError, PartialCopyError } from "../../src/errors.js";
 
 /** A run of sectors [first, last] (inclusive) that misbehaves. */
 export interface FaultRange {
@@ -106,10 +106,14 @@ export class FaultyCopySource extends FaultySource {
     if (!copyTo) return false;
     const failAt = await this.touch(offset, length);
     if (failAt !== undefined) {
-      // The kernel copies up to the page that failed: the good sectors before it reach DEST.
-      const good = Math.floor((failAt * this.sectorSize) / 4096) * 4096 - offset;
+      // The kernel copies up to the page that failed: the good sectors before it reach DEST, and it
+      // reads nothing past that page (the log says so), then reports how much it copied.
+      const good = Math.max(0, Math.floor((failAt * this.sectorSize) / 4096) * 4096 - offset);
+      const pageEnd = Math.min(this.size, Math.floor((failAt * this.sectorSize) / 4096) * 4096 + 4096);
+      this.log[this.log.length - 1] = [offset, Math.min(length, pageEnd - offset)];
       if (good > 0) await copyTo(offset, good, fd, fdOffset);
-      throw this.failure(failAt);
+      const failure = this.failure(failAt);
+      throw good > 0 ? new PartialCopyError(failure.message, failure.code, good) : failure;
     }
     const ok = await copyTo(offset, length, fd, fdOffset);
     if (ok) this.copied++;

@@ -94,6 +94,8 @@ export interface ContainerSource extends BlockSource {
   readonly seekable: boolean;
   /** What `info` shows about this layer (cluster size, compression, backing file...), JSON-ready. */
   describe(): Record<string, unknown>;
+  /** Optional: details that cost reads (a walk of the file's data ranges), asked for by `info` alone. */
+  measure?(): Promise<Record<string, unknown>>;
   /** Optional: a check of the opened layer, for formats whose check needs it open (else ContainerFormat.check). */
   check?(): Promise<ContainerCheckReport>;
 }

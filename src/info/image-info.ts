@@ -115,7 +115,7 @@ export async function imageInfo(path: string, options: { noBacking?: boolean } =
       fileSize: isFile ? stats.reduce((sum, st) => sum + st.size, 0) : image.file.size,
       allocatedSize: isFile ? stats.reduce((sum, st) => sum + st.blocks * 512, 0) : null,
       seekable: image.layers.every((l) => l.seekable),
-      layers: describeLayers(image),
+      layers: await describeLayers(image),
       backingChain: [],
       sectorSize: source.sectorSize,
       partitionTable: "none",
@@ -133,9 +133,11 @@ export async function imageInfo(path: string, options: { noBacking?: boolean } =
   }
 }
 
-function describeLayers(image: OpenedImage): LayerInfo[] {
+async function describeLayers(image: OpenedImage): Promise<LayerInfo[]> {
+  const measured = await Promise.all(image.layers.map((l) => l.measure?.() ?? {}));
   return image.layers.map((l, i) => ({
     ...l.describe(),
+    ...measured[i],
     format: l.format,
     virtualSize: l.size,
     storedSize: i === 0 ? image.file.size : image.layers[i - 1].size,
@@ -162,7 +164,7 @@ async function backingChain(path: string, layers: LayerInfo[], warnings: string[
     seen.add(real);
     const image = await openImage(target, { noBacking: true, indexCache: false });
     try {
-      const own = describeLayers(image);
+      const own = await describeLayers(image);
       chain.push({ name, path: target, format: image.layers[0]?.format ?? "raw", virtualSize: image.source.size, fileSize: image.file.size, layers: own });
       name = backingFileOf(own);
       from = target;

@@ -78,12 +78,12 @@ describe("qcow2 reader against qemu-img", { skip: needs("qemu-img", "qemu-io") }
     });
   }
 
-  test("describe() says what qemu-img info says", async () => {
+  test("describe() and measure() say what qemu-img info says", async () => {
     for (const name of IMAGES) {
       const path = join(dir, `${name}.qcow2`);
       const info = JSON.parse(readFileSync(`${path}.info`, "utf8"));
       const image = await openQcow2File(path);
-      const d = image.describe();
+      const d = { ...image.describe(), ...(await image.measure()) };
       await image.close();
       const specific = info["format-specific"].data;
       assert.equal(d.virtualSize, info["virtual-size"], name);

@@ -49,7 +49,6 @@ export class Qcow2Source implements ContainerSource {
     /** The backing image, unless there is none or it was not asked for (noBacking). */
     private readonly backing: BlockSource | undefined,
     private readonly dataFile: BlockSource | undefined,
-    private readonly actualSize: number | undefined,
   ) {
     this.size = layout.header.size;
     this.clusters = new LruCache(Math.max(4, Math.floor(CLUSTER_CACHE_BYTES / layout.clusterSize)));
@@ -92,9 +91,6 @@ export class Qcow2Source implements ContainerSource {
         `${file.name}: qcow2 L1 entries ${shared.first} and ${shared.second} both point at the L2 table at byte ${shared.offset}; the image is corrupt`,
       );
     }
-    // What `qemu-img info` calls the disk size: the bytes the file holds (its data ranges).
-    let actualSize: number | undefined;
-    if (file.dataRanges) actualSize = (await file.dataRanges(0, file.size)).reduce((sum, [, length]) => sum + length, 0);
     let dataFile: BlockSource | undefined;
     let backing: BlockSource | undefined;
     try {
@@ -110,7 +106,7 @@ export class Qcow2Source implements ContainerSource {
       await dataFile?.close();
       throw err;
     }
-    return new Qcow2Source(file, layout, tables, file.name, backingFile, backing, dataFile, actualSize);
+    return new Qcow2Source(file, layout, tables, file.name, backingFile, backing, dataFile);
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
@@ -167,7 +163,6 @@ export class Qcow2Source implements ContainerSource {
       virtualSize: header.size,
       clusterSize: this.layout.clusterSize,
       fileSize: this.file.size,
-      ...(this.actualSize !== undefined ? { actualSize: this.actualSize } : {}),
       compressionType: this.layout.compression,
       refcountBits: this.layout.refcountBits,
       extendedL2: this.layout.extendedL2,
@@ -180,6 +175,12 @@ export class Qcow2Source implements ContainerSource {
         ? { dataFile: extensions.dataFile ?? null, dataFileRaw: featureBit(header.autoclearFeatures, Autoclear.rawData) }
         : {}),
     };
+  }
+
+  /** What `qemu-img info` calls the disk size: the bytes the file holds (its data ranges), walked for `info` alone. */
+  async measure(): Promise<Record<string, unknown>> {
+    if (!this.file.dataRanges) return {};
+    return { actualSize: (await this.file.dataRanges(0, this.file.size)).reduce((sum, [, length]) => sum + length, 0) };
   }
 
   async close(): Promise<void> {

@@ -65,6 +65,8 @@ export class FileSource implements BlockSource {
     private readonly directAlign: number,
     /** A handle through the page cache for copyTo: `handle` itself, or, for a file read cold with O_DIRECT, one more. */
     private readonly cachedHandle: Fd | undefined,
+    /** Bytes the file system has allocated to the file (st_blocks) when it was opened. */
+    private readonly allocated: number,
   ) {}
 
   static async open(path: string, options: OpenSourceOptions = {}): Promise<FileSource> {
@@ -109,7 +111,7 @@ export class FileSource implements BlockSource {
       directAlign = geometry.logicalSectorSize;
       sectorSize = options.sectorSize ?? directAlign;
     }
-    return new FileSource(path, handle, size, sectorSize, isBlockDevice, direct, directAlign, cachedHandle);
+    return new FileSource(path, handle, size, sectorSize, isBlockDevice, direct, directAlign, cachedHandle, stat.blocks * 512);
   }
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
@@ -255,7 +257,10 @@ export class FileSource implements BlockSource {
 
   async dataRanges(offset: number, length: number): Promise<Array<[number, number]>> {
     checkRange(this.name, this.size, offset, length);
-    if (this.isBlockDevice) return [[offset, length]];
+    // A file with as many bytes allocated as it is long has no hole worth looking for (metadata or
+    // preallocation past the end may hide a small one: it is then read as the zeros it holds). That
+    // spares a dense image the FFI's loading, 10 ms of a short command.
+    if (this.isBlockDevice || this.allocated >= this.size) return [[offset, length]];
     return fileDataRanges(this.handle.fd, offset, length);
   }
 

@@ -10,27 +10,15 @@
  * Buffers cross as raw addresses (koffi.address), never copied: the caller
  * keeps every Buffer it passed referenced until the call has settled.
  */
-import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { UnsupportedError } from "../errors.js";
 import { Limiter } from "../util/limiter.js";
+import { type Koffi, loadKoffi } from "../util/koffi.js";
 
-type Koffi = typeof import("koffi");
 export type LibraryHandle = ReturnType<Koffi["load"]>;
 export type NativeFunction = ReturnType<LibraryHandle["func"]>;
 
-let koffiModule: Koffi | null | undefined;
-
-export function koffi(): Koffi | null {
-  if (koffiModule === undefined) {
-    try {
-      koffiModule = createRequire(import.meta.url)("koffi") as Koffi;
-    } catch {
-      koffiModule = null;
-    }
-  }
-  return koffiModule;
-}
+export const koffi = loadKoffi;
 
 /** A system library and what to say when it is missing. */
 export interface SystemLibrary {

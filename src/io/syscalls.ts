@@ -9,7 +9,7 @@
  * Every function degrades: if koffi cannot load, callers get `undefined` and
  * fall back to something slower but correct.
  */
-import { createRequire } from "node:module";
+import { loadKoffi } from "../util/koffi.js";
 import { constants } from "node:os";
 
 const SEEK_DATA = 3;
@@ -62,8 +62,8 @@ function load(): Libc | null {
   // PLATTER_TEST_NO_FFI: tests run the fallbacks of every call here, as where koffi cannot load.
   if (process.platform !== "linux" || process.env.PLATTER_TEST_NO_FFI) return libc;
   try {
-    const require = createRequire(import.meta.url);
-    const koffi = require("koffi");
+    const koffi = loadKoffi();
+    if (!koffi) return libc;
     const lib = koffi.load("libc.so.6");
     const lseek = lib.func("int64_t lseek(int fd, int64_t offset, int whence)");
     const ioctlU64 = lib.func("int ioctl(int fd, unsigned long request, _Out_ uint64_t *out)");

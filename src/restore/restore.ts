@@ -30,6 +30,7 @@ import { FileSink } from "../io/file-sink.js";
 import { FileSource } from "../io/file-source.js";
 import { isAllZero } from "../io/zeros.js";
 import { formatSize } from "../util/units.js";
+import { InFlight } from "../util/in-flight.js";
 import { OrderedWindow } from "../util/ordered-window.js";
 import { alignRanges } from "../util/ranges.js";
 import { ChunkBuffers } from "./chunk-buffers.js";
@@ -45,6 +46,12 @@ const CHUNK = 4 << 20;
 const ALIGN = 4096;
 /** Chunks read (and decompressed) ahead of the one being written. */
 const READ_AHEAD = 4;
+/**
+ * Writes that overlap: a device (and a loop device's direct I/O to its file)
+ * takes two 4 MiB writes side by side faster than one after the other
+ * (1 GiB: 0.69-0.80 s against 0.88-1.33 s here); four gained nothing more.
+ */
+const WRITES_IN_FLIGHT = 2;
 
 export interface RestoreProgress {
   phase: "writing" | "verifying";
@@ -236,26 +243,33 @@ async function copy(source: BlockSource, out: OpenTarget, cover: Array<[number, 
   const total = cover.reduce((sum, [, n]) => sum + n, 0);
   let done = 0;
   let skipped = 0;
-  const buffers = new ChunkBuffers(READ_AHEAD + 2, CHUNK);
-  const window = new OrderedWindow<Piece>(READ_AHEAD, async (piece) => {
-    const length = "data" in piece ? piece.data.length : piece.zeros;
-    if ("data" in piece) {
-      await out.sink.write(piece.offset, piece.data);
-      log.add(piece.offset, piece.data);
-      buffers.give(piece.data);
-    } else if (piece.offset + length <= out.zeroedUpTo) {
-      skipped += length;
-    } else {
-      await out.sink.writeZeros(piece.offset, length);
-      log.addZeros(piece.offset, length);
-    }
-    done += length;
-    options.onProgress?.({ phase: "writing", done, total });
-  });
+  const buffers = new ChunkBuffers(READ_AHEAD + WRITES_IN_FLIGHT, CHUNK);
+  const writes = new InFlight(WRITES_IN_FLIGHT);
+  const window = new OrderedWindow<Piece>(READ_AHEAD, (piece) =>
+    writes.start(async () => {
+      const length = "data" in piece ? piece.data.length : piece.zeros;
+      if ("data" in piece) {
+        await out.sink.write(piece.offset, piece.data);
+        log.add(piece.offset, piece.data);
+        buffers.give(piece.data);
+      } else if (piece.offset + length <= out.zeroedUpTo) {
+        skipped += length;
+      } else {
+        await out.sink.writeZeros(piece.offset, length);
+        log.addZeros(piece.offset, length);
+      }
+      done += length;
+      options.onProgress?.({ phase: "writing", done, total });
+    }),
+  );
+  const landed = async () => {
+    await window.drain();
+    await writes.drain();
+  };
   for (const [start, length] of cover) {
     for await (const p of pieces(source, start, length)) {
       if (options.signal?.aborted) {
-        await window.drain(); // the writes in flight land, and the count in the message is true
+        await landed(); // the writes in flight land, and the count in the message is true
         throw interrupted(out, options, done, total);
       }
       await window.push(async (): Promise<Piece> => {
@@ -269,7 +283,7 @@ async function copy(source: BlockSource, out: OpenTarget, cover: Array<[number, 
       });
     }
   }
-  await window.drain();
+  await landed();
   // A stop asked for while the last pieces were landing still stops: the user was told it would.
   if (options.signal?.aborted) throw interrupted(out, options, done, total);
   return skipped;

@@ -5,7 +5,7 @@ import type { BlockSink, BlockSource } from "./block-source.js";
 import { DeviceError, errnoCode, ioError, UsageError } from "../errors.js";
 import { AlignedBuffer, alignedMemoryAvailable, isAligned } from "./aligned.js";
 import { blockDeviceGeometry } from "./block-device.js";
-import { copyFileRangeSync, discardRange, punchHole, zeroOutRange } from "./syscalls.js";
+import { copyFileRangeSync, discardRange, dropCached, punchHole, zeroOutRange } from "./syscalls.js";
 import { zeroChunks } from "./zeros.js";
 import { InTurn } from "../util/in-turn.js";
 import { unlessAborted } from "./stream-source.js";
@@ -30,6 +30,12 @@ export interface OpenSinkOptions {
    * through the page cache.
    */
   direct?: boolean;
+  /**
+   * Write through the page cache, and drop the file's pages from it once
+   * flush() has them on the disk: a large image written does not push out
+   * what the user had cached.
+   */
+  dropCacheOnFlush?: boolean;
 }
 
 
@@ -47,6 +53,7 @@ export class FileSink implements BlockSink {
     private readonly handle: fsp.FileHandle,
     readonly isRegularFile: boolean,
     private readonly sparse: boolean,
+    private readonly dropCacheOnFlush: boolean,
   ) {}
 
   /** Zero runs become holes (a sparse regular file). */
@@ -73,7 +80,7 @@ export class FileSink implements BlockSink {
     const isRegularFile = stat.isFile();
     // Only when there is something to cut: ext4 flushes a file truncated to 0 when it is closed.
     if (isRegularFile && options.truncate && stat.size > 0) await handle.truncate(0);
-    const sink = new FileSink(path, handle, isRegularFile, Boolean(options.sparse) && isRegularFile);
+    const sink = new FileSink(path, handle, isRegularFile, Boolean(options.sparse) && isRegularFile, Boolean(options.dropCacheOnFlush) && isRegularFile);
     if (options.direct && alignedMemoryAvailable()) {
       try {
         sink.directHandle = await fsp.open(path, constants.O_WRONLY | constants.O_DIRECT);
@@ -186,6 +193,7 @@ export class FileSink implements BlockSink {
     } catch (err) {
       throw ioError(err, this.name);
     }
+    if (this.dropCacheOnFlush) dropCached(this.handle.fd, 0, fstatSync(this.handle.fd).size);
   }
 
   /** The data and the metadata (size, times) on the disk (fsync). */

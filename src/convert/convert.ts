@@ -22,7 +22,14 @@ import { OrderedWindow } from "../util/ordered-window.js";
 import { alignRanges } from "../util/ranges.js";
 import { checkWriterFlags, chooseOutputFormat, type OutputFormat } from "./output-format.js";
 
-const CHUNK = 4 << 20;
+/**
+ * The largest span read and written at once. Direct writes take the largest
+ * (each waits for the disk); elsewhere smaller spans cost less fresh memory
+ * for the same speed (raw -> qcow2 1.36 -> 1.22 s, raw -> .zst 0.82 -> 0.75 s
+ * with 2 MiB spans, here, where a page touched for the first time is slow).
+ */
+const DIRECT_CHUNK = 4 << 20;
+const CHUNK = 2 << 20;
 /** Data ranges are widened to whole 4 KiB blocks for the direct writes of a raw DEST (util/ranges.ts alignRanges). */
 const RANGE_ALIGN = 4096;
 /**
@@ -170,22 +177,22 @@ async function createSink(format: OutputFormat, path: string, size: number, opti
 }
 
 /**
- * The image in order: its data ranges gathered into spans of at most CHUNK
+ * The image in order: its data ranges gathered into spans of at most `chunk`
  * bytes (one read each, however many stretches of data and zeros a span
  * holds: a virtual disk's stored clusters are neighbours in its file), the
  * gaps between spans as zeros.
  */
-function* pieces(ranges: Array<[number, number]>, size: number): Generator<Span | { offset: number; zeros: number }> {
+function* pieces(ranges: Array<[number, number]>, size: number, chunk: number): Generator<Span | { offset: number; zeros: number }> {
   let pos = 0;
   let span: Span | undefined;
   for (const [start, length] of ranges) {
     for (let at = start; at < start + length; ) {
-      if (!span || at >= span.offset + CHUNK || at - (span.offset + span.length) > SPAN_GAP) {
+      if (!span || at >= span.offset + chunk || at - (span.offset + span.length) > SPAN_GAP) {
         if (span) yield span;
         if (at > pos) yield { offset: pos, zeros: at - pos };
         span = { offset: at, length: 0, ranges: [] };
       }
-      const stop = Math.min(start + length, span.offset + CHUNK);
+      const stop = Math.min(start + length, span.offset + chunk);
       span.ranges.push([at, stop - at]);
       span.length = stop - span.offset;
       pos = at = stop;
@@ -203,7 +210,8 @@ async function copyImage(source: BlockSource, sink: BlockSink, options: ConvertO
   // files, compressed streams, qcow2, VHD, VHDX): fresh memory costs a page fault per 4 KiB (0.4 s of 1.4 s turning
   // 256 MiB of .zst back into raw). Other sinks may keep a chunk queued, so they get fresh buffers.
   // Aligned for a file, which takes them with O_DIRECT (no bounce through scratch memory).
-  const pool = sink.releasesWrites ? new BufferPool((READ_AHEAD + WRITES_IN_FLIGHT + 2) * CHUNK, { aligned: sink instanceof FileSink }) : undefined;
+  const chunk = sink instanceof FileSink && sink.writesDirect ? DIRECT_CHUNK : CHUNK;
+  const pool = sink.releasesWrites ? new BufferPool((READ_AHEAD + WRITES_IN_FLIGHT + 2) * chunk, { aligned: sink instanceof FileSink }) : undefined;
   const writes = new InFlight(sink.sequential ? 1 : WRITES_IN_FLIGHT);
   const window = new OrderedWindow<Piece>(READ_AHEAD, async (piece) => {
     if ("data" in piece) {
@@ -220,7 +228,7 @@ async function copyImage(source: BlockSource, sink: BlockSink, options: ConvertO
     options.onProgress?.({ done, total: size });
   });
   try {
-    for (const p of pieces(ranges, size)) {
+    for (const p of pieces(ranges, size, chunk)) {
       if (options.signal?.aborted) {
         throw new InterruptedError(`interrupted: ${options.dest} was not written`, options.interruptedBy?.());
       }

@@ -56,6 +56,11 @@ export class FileSink implements BlockSink {
     private readonly dropCacheOnFlush: boolean,
   ) {}
 
+  /** Aligned writes go through O_DIRECT. */
+  get writesDirect(): boolean {
+    return this.directHandle !== undefined;
+  }
+
   /** Zero runs become holes (a sparse regular file). */
   get keepsHoles(): boolean {
     return this.sparse;

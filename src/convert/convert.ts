@@ -58,7 +58,8 @@ const WRITES_IN_FLIGHT = 4;
  * Two 4 MiB direct writes keep the disk as busy as four.
  */
 function pipelineWidths(compressed: boolean, sink: BlockSink): { readAhead: number; writes: number } {
-  const readAhead = compressed ? Math.max(2, availableParallelism()) : READ_AHEAD;
+  // At most eight: native calls run eight at a time (container/native-library.ts), and memory stays bounded.
+  const readAhead = compressed ? Math.min(8, Math.max(2, availableParallelism())) : READ_AHEAD;
   if (sink.sequential) return { readAhead, writes: 1 };
   return { readAhead, writes: sink instanceof FileSink && sink.writesDirect ? 2 : WRITES_IN_FLIGHT };
 }

@@ -225,9 +225,10 @@ async function copyImage(source: BlockSource, sink: BlockSink, options: ConvertO
   // Chunks are read into reused memory where the sink is done with them when write() resolves (raw
   // files, compressed streams, qcow2, VHD, VHDX): fresh memory costs a page fault per 4 KiB (0.4 s of 1.4 s turning
   // 256 MiB of .zst back into raw). Other sinks may keep a chunk queued, so they get fresh buffers.
-  // Aligned for a file, which takes them with O_DIRECT (no bounce through scratch memory).
+  // Aligned: a SOURCE read with O_DIRECT (a raw image not in the page cache) reads straight into them, and a direct
+  // DEST writes from them as they are (no bounce through scratch memory: 0.16 s of copying per GiB otherwise).
   const chunk = sink instanceof FileSink && sink.writesDirect ? DIRECT_CHUNK : CHUNK;
-  const pool = sink.releasesWrites ? new BufferPool((widths.readAhead + widths.writes + 2) * chunk, { aligned: sink instanceof FileSink }) : undefined;
+  const pool = sink.releasesWrites ? new BufferPool((widths.readAhead + widths.writes + 2) * chunk, { aligned: true }) : undefined;
   const writes = new InFlight(widths.writes);
   const window = new OrderedWindow<Piece>(widths.readAhead, async (piece) => {
     if ("data" in piece) {

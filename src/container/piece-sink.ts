@@ -46,6 +46,13 @@ export interface PieceEncoder {
    * too large for them.
    */
   readonly indexed: boolean;
+  /**
+   * Pieces compressed at once beyond one per thread. A piece done hands its
+   * thread the next only once the main thread has taken it; where pieces are
+   * quick and their compressor small (gzip's 256 KiB members), one more keeps
+   * every core busy meanwhile. Default 0 (an xz encoder holds 94 MiB).
+   */
+  readonly extraInFlight?: number;
   /** What starts the file (the xz stream header; nothing for the others). */
   header(): Buffer;
   /**
@@ -170,11 +177,12 @@ export class PieceSink implements ContainerSink {
     this.format = encoder.format;
     this.pieceSize = encoder.pieceSize;
     this.position = this.written = committed;
-    // A piece per thread compressing, and one written meanwhile.
-    const width = threads + 1;
+    // A piece per thread compressing (and the encoder's extra), one written meanwhile, and room for the extra to queue.
+    const extra = encoder.extraInFlight ?? 0;
+    const width = threads + 1 + 2 * extra;
     this.pool = new BufferPool((width + 1) * (encoder.pieceSize + encoder.maxEncodedSize));
     this.window = new OrderedWindow(width, (piece) => this.append(piece));
-    this.encoders = new Limiter(threads);
+    this.encoders = new Limiter(threads + extra);
   }
 
   /** A new file at `path` (an existing one is replaced), starting with the encoder's header. */

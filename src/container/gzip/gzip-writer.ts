@@ -59,6 +59,9 @@ function gzipEncoder(options: WriterOptions): PieceEncoder {
     pieceSize: memberSize,
     maxEncodedSize: headerBytes + deflateBound(memberSize) + TRAILER_BYTES,
     indexed: false,
+    // 256 KiB members deflate in a few ms with 300 KiB of zlib state: one more in flight keeps both cores of
+    // the development VM busy (256 MiB: 2.83-3.05 s -> 2.59-2.78 s; pigz -6 2.45 s).
+    extraInFlight: 1,
     header: () => Buffer.alloc(0),
     async encode(chunk, out) {
       // zlib's member is put where its body is in place; its plain header, just before, is then overwritten by ours.

@@ -20,17 +20,21 @@ test("convert raw to raw --sparse: identical bytes, zero runs left as holes (as 
   assert.deepEqual([json.from, json.to, json.size], [["raw"], "raw", 4194304]);
 });
 
-test("convert to raw writes DEST with O_DIRECT: fincore finds none of its pages in the page cache, and cmp finds the source's bytes", async (t) => {
+test("convert to raw leaves none of DEST's pages in the page cache (fincore), from a raw image (written through the cache, dropped once flushed) and from a .zst (O_DIRECT); cmp finds the source's bytes", async (t) => {
   const dir = tempDir();
   const probe = await run("dd", ["if=/dev/zero", `of=${join(dir, "probe")}`, "bs=4096", "count=1", "oflag=direct"]);
   if (probe.code !== 0) return t.skip(`the file system of ${dir} refuses O_DIRECT (dd oflag=direct: ${probe.stderr.trim()})`);
-  const dest = join(dir, "copy.img");
-  const r = await platter(["convert", EXAMPLE, dest]);
-  assert.equal(r.code, 0, r.stderr);
-  const cached = await run("fincore", ["--bytes", "--noheadings", "--output", "RES", dest]);
-  assert.equal(cached.code, 0, cached.stderr);
-  assert.equal(Number(cached.stdout.trim()), 0, "no page of DEST in the page cache");
-  assert.equal((await run("cmp", [EXAMPLE, dest])).code, 0);
+  const zst = join(dir, "disk.img.zst");
+  assert.equal((await platter(["convert", EXAMPLE, zst])).code, 0);
+  for (const source of [EXAMPLE, zst]) {
+    const dest = join(dir, "copy.img");
+    const r = await platter(["convert", source, dest, "--force"]);
+    assert.equal(r.code, 0, r.stderr);
+    const cached = await run("fincore", ["--bytes", "--noheadings", "--output", "RES", dest]);
+    assert.equal(cached.code, 0, cached.stderr);
+    assert.equal(Number(cached.stdout.trim()), 0, `${source}: no page of DEST in the page cache`);
+    assert.equal((await run("cmp", [EXAMPLE, dest])).code, 0, source);
+  }
 });
 
 test("convert refuses an existing DEST without --force, DEST = SOURCE, a folder, and an unknown --to; nothing is left behind", async () => {

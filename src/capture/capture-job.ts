@@ -208,7 +208,14 @@ export class CaptureJob {
     const map = (this.captureMap as CaptureMap).map;
     // A virtual disk leaves all-zero clusters unallocated, as convert does.
     const sparse = Boolean(options.sparse) || (this.writer !== undefined && !sink.sequential);
-    const imageWriter = new ImageWriter(sink, { origin: this.start, sparse, zeroFilled: this.createdOrTruncated, hasher: this.inOrder });
+    const imageWriter = new ImageWriter(sink, {
+      origin: this.start,
+      sparse,
+      zeroFilled: this.createdOrTruncated,
+      hasher: this.inOrder,
+      // A plain file DEST is read back to hash what the kernel copied (a container DEST only once it is closed).
+      readBack: this.writer || this.destIsStream ? undefined : () => openSource(options.dest),
+    });
     const writer: ImageTarget = this.compressedDest
       ? new SequentialDestTarget(imageWriter, map, async () => {
           await sink.flush();
@@ -245,7 +252,16 @@ export class CaptureJob {
         inOrder: sink.sequential,
       });
     }
-    return this.copier.run();
+    let finished: boolean;
+    try {
+      finished = await this.copier.run();
+    } catch (err) {
+      await imageWriter.settle().catch(() => {});
+      throw err;
+    }
+    // The last copied span's hashing, before the map or the digests are taken as they stand.
+    await imageWriter.settle();
+    return finished;
   }
 
   /** Step 5: DEST completed (bad sectors zeroed, its size set, synced), hashed to the end, the map and the hash file saved. */

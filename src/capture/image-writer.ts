@@ -8,6 +8,10 @@
  * exactly at it are hashed on the spot; whatever arrives past a gap is not,
  * and the capture hashes the rest of the finished image from DEST at the end
  * (never from SOURCE: a failing drive is read as little as possible).
+ * Bytes the kernel copied (copy()) never pass through here: where DEST can
+ * be read back (a plain file), each copied span at the frontier is hashed
+ * from DEST right after its copy, while its pages are in the page cache,
+ * and the next copy goes on meanwhile.
  */
 import type { BlockSink, BlockSource } from "../io/block-source.js";
 import { isAllZero } from "../io/zeros.js";
@@ -62,7 +66,12 @@ export interface ImageWriterOptions {
    */
   zeroFilled: boolean;
   hasher?: InOrderHasher;
+  /** DEST to read back, for hashing what the kernel copied (a plain file DEST); without it, a hashed capture does not copy in the kernel. */
+  readBack?: () => Promise<BlockSource>;
 }
+
+/** Copied bytes are read back from DEST in pieces this big to be hashed. */
+const READ_BACK_CHUNK = 4 << 20;
 
 export class ImageWriter implements ImageTarget {
   constructor(
@@ -90,10 +99,40 @@ export class ImageWriter implements ImageTarget {
     }
   }
 
-  /** Not while hashing or making holes: they must see the bytes. */
+  /** Not while making holes (they must see the bytes), nor while hashing unless DEST can be read back. */
   async copy(source: BlockSource, pos: number, length: number): Promise<boolean> {
-    if (this.options.hasher || this.options.sparse || !this.sink.copyFrom) return false;
-    return this.sink.copyFrom(source, pos, length, pos - this.options.origin);
+    const { hasher, readBack, origin } = this.options;
+    if (this.options.sparse || !this.sink.copyFrom || (hasher && !readBack)) return false;
+    // One copied span is hashed while the next is copied; a failure to read DEST back stops the capture here.
+    await this.hashing;
+    const copied = await this.sink.copyFrom(source, pos, length, pos - origin);
+    if (copied && hasher && hasher.frontier === pos) {
+      this.hashing = this.hashCopied(hasher, pos, length);
+      this.hashing.catch(() => {}); // awaited by the next copy, or by settle()
+    }
+    return copied;
+  }
+
+  private hashing: Promise<void> = Promise.resolve();
+  private readBackBuffer: Buffer | undefined;
+
+  /** DEST is opened again for each span: it grows as the capture goes, and a source's size is fixed when it opens. */
+  private async hashCopied(hasher: InOrderHasher, pos: number, length: number): Promise<void> {
+    const dest = await (this.options.readBack as NonNullable<ImageWriterOptions["readBack"]>)();
+    try {
+      const buf = (this.readBackBuffer ??= Buffer.allocUnsafe(READ_BACK_CHUNK));
+      for (let at = pos; at < pos + length; at += READ_BACK_CHUNK) {
+        const n = Math.min(READ_BACK_CHUNK, pos + length - at);
+        await hasher.offer(at, await dest.read(at - this.options.origin, n, buf.subarray(0, n)));
+      }
+    } finally {
+      await dest.close();
+    }
+  }
+
+  /** Wait for the hashing of copied spans; rejects with its failure. */
+  settle(): Promise<void> {
+    return this.hashing;
   }
 
   zeros(pos: number, length: number): Promise<void> {

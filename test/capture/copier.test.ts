@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { describe, test } from "node:test";
@@ -364,20 +364,42 @@ describe("capture copied inside the kernel (copy_file_range)", () => {
     }
   });
 
-  test("--hash and --sparse see every byte: nothing goes through the kernel copy", async () => {
+  test("--sparse sees every byte: nothing goes through the kernel copy", async () => {
     const dir = tempDir();
     const src = join(dir, "src.img");
     const data = pattern(3 << 20, 9);
     data.fill(0, 1 << 20, 2 << 20);
     writeFileSync(src, data);
-    for (const options of [{ hashes: ["sha256" as const] }, { sparse: true }]) {
-      const source = new FaultyCopySource(await openSource(src), []);
+    const source = new FaultyCopySource(await openSource(src), []);
+    const dest = join(dir, "out.img");
+    await capture({ source, dest, sparse: true });
+    await source.close();
+    assert.equal(source.copies, 0);
+    assert.ok(readFileSync(dest).equals(data));
+  });
+
+  test("--hash with the kernel copy: what was copied is hashed from DEST, and the digests equal sha256sum and md5sum of the image, bad sectors and all", async () => {
+    const dir = tempDir();
+    const src = join(dir, "src.img");
+    const data = pattern(11 << 20, 10);
+    writeFileSync(src, data);
+    const cases: Array<{ faults: FaultRange[]; blockSize?: number }> = [
+      { faults: [] },
+      { faults: [{ first: 5000 }, { first: 9000, last: 9100 }] },
+      { faults: [{ first: 100 }], blockSize: 64 << 10 },
+    ];
+    for (const { faults, blockSize } of cases) {
+      const source = new FaultyCopySource(await openSource(src), faults);
       const dest = join(dir, "out.img");
-      const r = await capture({ source, dest, ...options });
+      rmSync(dest, { force: true });
+      const r = await capture({ source, dest, hashes: ["sha256", "md5"], blockSize });
       await source.close();
-      assert.equal(source.copies, 0, JSON.stringify(options));
-      assert.ok(readFileSync(dest).equals(data));
-      if (r.hashes.sha256) assert.equal(r.hashes.sha256, await sha256sum(src));
+      const what = JSON.stringify(faults);
+      assert.ok(source.copied > 0, `${what}: copied in the kernel`);
+      const bad = faults.flatMap((f) => range(f.first, f.last ?? f.first));
+      assert.ok(readFileSync(dest).equals(zeroed(data, bad)), `${what}: the image`);
+      assert.equal(r.hashes.sha256, await sha256sum(dest), `${what}: sha256`);
+      assert.equal(r.hashes.md5, (await sh(`md5sum ${dest}`)).split(" ")[0], `${what}: md5`);
     }
   });
 

@@ -107,7 +107,8 @@ export class ImageWriter implements ImageTarget {
     await this.hashing;
     const copied = await this.sink.copyFrom(source, pos, length, pos - origin);
     if (copied && hasher && hasher.frontier === pos) {
-      this.hashing = this.hashCopied(hasher, pos, length);
+      // Copies may overlap (small blocks): this span's hashing goes after any still running, so settle() waits for all.
+      this.hashing = this.hashing.then(() => this.hashCopied(hasher, pos, length));
       this.hashing.catch(() => {}); // awaited by the next copy, or by settle()
     }
     return copied;

@@ -13,6 +13,7 @@
  * from DEST right after its copy, while its pages are in the page cache,
  * and the next copy goes on meanwhile.
  */
+import { DeviceError } from "../errors.js";
 import type { BlockSink, BlockSource } from "../io/block-source.js";
 import { isAllZero } from "../io/zeros.js";
 import type { StreamHasher } from "./parallel-hasher.js";
@@ -119,15 +120,20 @@ export class ImageWriter implements ImageTarget {
 
   /** DEST is opened again for each span: it grows as the capture goes, and a source's size is fixed when it opens. */
   private async hashCopied(hasher: InOrderHasher, pos: number, length: number): Promise<void> {
-    const dest = await (this.options.readBack as NonNullable<ImageWriterOptions["readBack"]>)();
     try {
-      const buf = (this.readBackBuffer ??= Buffer.allocUnsafe(READ_BACK_CHUNK));
-      for (let at = pos; at < pos + length; at += READ_BACK_CHUNK) {
-        const n = Math.min(READ_BACK_CHUNK, pos + length - at);
-        await hasher.offer(at, await dest.read(at - this.options.origin, n, buf.subarray(0, n)));
+      const dest = await (this.options.readBack as NonNullable<ImageWriterOptions["readBack"]>)();
+      try {
+        const buf = (this.readBackBuffer ??= Buffer.allocUnsafe(READ_BACK_CHUNK));
+        for (let at = pos; at < pos + length; at += READ_BACK_CHUNK) {
+          const n = Math.min(READ_BACK_CHUNK, pos + length - at);
+          await hasher.offer(at, await dest.read(at - this.options.origin, n, buf.subarray(0, n)));
+        }
+      } finally {
+        await dest.close();
       }
-    } finally {
-      await dest.close();
+    } catch (err) {
+      // DEST's failure, not SOURCE's: without an errno a copier does not take it for a bad area to skip, and stops.
+      throw new DeviceError(`reading DEST back to hash what was copied: ${(err as Error).message}`, undefined, { cause: err });
     }
   }
 

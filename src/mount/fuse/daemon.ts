@@ -26,8 +26,9 @@ export function reportReady(message: string): void {
 
 /**
  * The server's environment: this one, less NODE_EXTRA_CA_CERTS. Node reads
- * and parses that certificate bundle at every start (40 ms of a 60 ms start
- * here), and a FUSE server makes no TLS connection.
+ * and parses that certificate bundle at every start (`node -e 0` takes
+ * 0.10 s with it here, 0.06 s without), and a FUSE server makes no TLS
+ * connection.
  */
 function serverEnvironment(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, [CHILD_ENV]: "1" };

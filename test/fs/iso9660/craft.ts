@@ -32,7 +32,15 @@ export async function xorrisoImage(files: Record<string, string | Buffer>, optio
   options.prepare?.(src);
   const path = join(dir, "image.iso");
   const writer = options.tool === "genisoimage" ? "genisoimage" : "xorriso -report_about SORRY -as mkisofs";
-  await sh(`SOURCE_DATE_EPOCH=1700000000 ${writer} -quiet -R ${options.args ?? ""} -o ${path} ${src}`);
+  const command = `SOURCE_DATE_EPOCH=1700000000 ${writer} -quiet -R ${options.args ?? ""} -o ${path} ${src}`;
+  try {
+    await sh(command);
+  } catch (err) {
+    // xorriso 1.5.4 once died of SIGSEGV here in a full parallel run ("UNIX-SIGNAL", 0 of 60 runs alone): the
+    // fixture is built again once; any other failure, or a second crash, fails the test.
+    if (!/UNIX-SIGNAL/.test(String(err))) throw err;
+    await sh(command);
+  }
   return { path, image: readFileSync(path) };
 }
 

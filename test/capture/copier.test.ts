@@ -10,7 +10,7 @@ import type { BlockSource } from "../../src/io/block-source.js";
 import { FaultyCopySource, FaultySource, type FaultRange } from "../helpers/faulty-source.js";
 import { openSource } from "../../src/io/file-source.js";
 import { MemorySource } from "../../src/io/memory-source.js";
-import { pattern, range, SECTOR, zeroed } from "../helpers/data.js";
+import { pattern, range, SECTOR, seededRandom, zeroed } from "../helpers/data.js";
 import { needs } from "../helpers/env.js";
 import { run, sh, untilReady } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -197,11 +197,7 @@ describe("capture from a faulty source", () => {
   test("hammer: random bad areas, block sizes and DEST kinds: every good sector kept, every bad one zero, none read more than twice", async () => {
     const dir = tempDir();
     const { createHash } = await import("node:crypto");
-    let seed = 20261125;
-    const rand = (n: number) => {
-      seed = (seed * 48271) % 2147483647;
-      return seed % n;
-    };
+    const rand = seededRandom(20261125);
     for (let trial = 0; trial < 40; trial++) {
       const sectors = 64 + rand(12_000);
       const size = sectors * SECTOR - (rand(3) === 0 ? 1 + rand(SECTOR - 1) : 0);
@@ -324,11 +320,7 @@ describe("capture copied inside the kernel (copy_file_range)", () => {
     skip: needs("ddrescuelog"),
   }, async () => {
     const dir = tempDir();
-    let seed = 1511;
-    const rand = (n: number) => {
-      seed = (seed * 48271) % 2147483647;
-      return seed % n;
-    };
+    const rand = seededRandom(1511);
     for (let trial = 0; trial < 12; trial++) {
       const sectors = 2048 + rand(14_000);
       const data = pattern(sectors * SECTOR, trial + 40);

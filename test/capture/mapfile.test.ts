@@ -5,6 +5,7 @@ import { describe, test } from "node:test";
 import { decodeMapfile, encodeMapfile, type MapBlock } from "../../src/capture/mapfile.js";
 import { RescueMap } from "../../src/capture/rescue-map.js";
 import { CorruptImageError } from "../../src/errors.js";
+import { seededRandom } from "../helpers/data.js";
 import { needs } from "../helpers/env.js";
 import { sh } from "../helpers/run.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -169,8 +170,7 @@ describe("rescue map", () => {
     const model: string[] = new Array(size).fill("?");
     const map = new RescueMap(size);
     const statuses = ["?", "*", "/", "-", "+"] as const;
-    let seed = 1;
-    const random = (n: number) => (seed = (seed * 48271) % 2147483647) % n;
+    const random = seededRandom(1);
     for (let i = 0; i < 2000; i++) {
       const a = random(size);
       const b = a + random(size - a + 1);

@@ -26,3 +26,12 @@ export function zeroed(data: Buffer, sectors: number[]): Buffer {
 export function range(first: number, last: number): number[] {
   return Array.from({ length: last - first + 1 }, (_, i) => first + i);
 }
+
+/** A seeded Park-Miller generator: random(n) is an integer in [0, n), the same sequence for the same seed. */
+export function seededRandom(seed: number): (n: number) => number {
+  let state = seed;
+  return (n) => {
+    state = (state * 48271) % 2147483647;
+    return state % n;
+  };
+}

@@ -18,8 +18,6 @@ import { type Koffi, loadKoffi } from "../util/koffi.js";
 export type LibraryHandle = ReturnType<Koffi["load"]>;
 export type NativeFunction = ReturnType<LibraryHandle["func"]>;
 
-export const koffi = loadKoffi;
-
 /** A system library and what to say when it is missing. */
 export interface SystemLibrary {
   /** File names to try in turn: "libbz2.so.1.0", "libbz2.so.1". */
@@ -39,7 +37,7 @@ export interface SystemLibrary {
 
 /** The library, or an UnsupportedError naming the package that provides it. */
 export function loadSystemLibrary(library: SystemLibrary): LibraryHandle {
-  const k = koffi();
+  const k = loadKoffi();
   if (!k) throw new UnsupportedError(`${library.what} needs the koffi module, which did not load on this system`);
   for (const soname of library.sonames) {
     try {
@@ -64,7 +62,7 @@ export function lazyLibrary<T>(library: SystemLibrary, bind: (handle: LibraryHan
 
 /** The raw address of a Buffer's first byte (plus `offset`), for a pointer argument or a struct field. */
 export function addressOf(buf: Buffer, offset = 0): bigint {
-  return (koffi() as Koffi).address(buf) + BigInt(offset);
+  return (loadKoffi() as Koffi).address(buf) + BigInt(offset);
 }
 
 /**

@@ -28,7 +28,8 @@
  * reads sequentially (sequential-source.ts).
  */
 import { UnsupportedError } from "../../errors.js";
-import { addressOf, callAsync, koffi, lazyLibrary, type NativeFunction } from "../native-library.js";
+import { addressOf, callAsync, lazyLibrary, type NativeFunction } from "../native-library.js";
+import { type Koffi, loadKoffi } from "../../util/koffi.js";
 
 export const Z_NO_FLUSH = 0;
 export const Z_BLOCK = 5;
@@ -52,14 +53,13 @@ const AVAIL_OUT = 32;
 const MSG = 48;
 const DATA_TYPE = 88;
 
-type Koffi = NonNullable<ReturnType<typeof koffi>>;
 
 const load = lazyLibrary({ sonames: ["libz.so.1"], what: "reading and writing .gz images with libz", debianPackage: "zlib1g", deep: true }, (lib) => {
   if (process.platform !== "linux" || process.arch === "ia32" || process.arch === "arm") {
     throw new UnsupportedError("libz is used on 64-bit Linux only (z_stream is laid out as there)");
   }
   return {
-    koffi: koffi() as Koffi,
+    koffi: loadKoffi() as Koffi,
     version: lib.func("const char *zlibVersion()")() as string,
     inflateInit2: lib.func("int inflateInit2_(void *strm, int windowBits, const char *version, int stream_size)"),
     inflate: lib.func("int inflate(void *strm, int flush)") as NativeFunction,

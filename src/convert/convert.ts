@@ -49,6 +49,13 @@ const READ_AHEAD = 4;
  */
 const WRITES_IN_FLIGHT = 4;
 
+/** How the copy is paced: reads in flight, writes in flight, and the largest span read and written at once. */
+interface Pipeline {
+  readAhead: number;
+  writes: number;
+  chunk: number;
+}
+
 /**
  * How far ahead to read, and how many writes to keep going. Each span of a
  * compressed source is decoded where it is read, so one read per core keeps
@@ -57,11 +64,12 @@ const WRITES_IN_FLIGHT = 4;
  * turning 256 MiB of .zst back into raw with two instead of four each way).
  * Two 4 MiB direct writes keep the disk as busy as four.
  */
-function pipelineWidths(compressed: boolean, sink: BlockSink): { readAhead: number; writes: number } {
+function pipelineFor(compressed: boolean, sink: BlockSink): Pipeline {
   // At most eight: native calls run eight at a time (container/native-library.ts), and memory stays bounded.
   const readAhead = compressed ? Math.min(8, Math.max(2, availableParallelism())) : READ_AHEAD;
-  if (sink.sequential) return { readAhead, writes: 1 };
-  return { readAhead, writes: sink instanceof FileSink && sink.writesDirect ? 2 : WRITES_IN_FLIGHT };
+  const direct = sink instanceof FileSink && sink.writesDirect;
+  const writes = sink.sequential ? 1 : direct ? 2 : WRITES_IN_FLIGHT;
+  return { readAhead, writes, chunk: direct ? DIRECT_CHUNK : CHUNK };
 }
 
 export interface ConvertOptions extends Pick<OpenImageOptions, "noBacking"> {
@@ -123,7 +131,7 @@ export async function convertImage(options: ConvertOptions): Promise<ConvertResu
     const compressed = image.layers.some((layer) => COMPRESSED_STREAMS.has(layer.format));
     const sink = await createSink(format, temp, size, options, compressed);
     try {
-      await copyImage(image.source, sink, options, pipelineWidths(compressed, sink));
+      await copyImage(image.source, sink, options, pipelineFor(compressed, sink));
       await sink.setSize(size);
       await sink.flush();
     } finally {
@@ -218,7 +226,7 @@ function* pieces(ranges: Array<[number, number]>, size: number, chunk: number): 
   if (pos < size) yield { offset: pos, zeros: size - pos };
 }
 
-async function copyImage(source: BlockSource, sink: BlockSink, options: ConvertOptions, widths: { readAhead: number; writes: number }): Promise<void> {
+async function copyImage(source: BlockSource, sink: BlockSink, options: ConvertOptions, { readAhead, writes: writesInFlight, chunk }: Pipeline): Promise<void> {
   const size = source.size;
   const ranges = alignRanges(await dataRangesOf(source, 0, size), RANGE_ALIGN, 0, size);
   let done = 0;
@@ -227,10 +235,9 @@ async function copyImage(source: BlockSource, sink: BlockSink, options: ConvertO
   // 256 MiB of .zst back into raw). Other sinks may keep a chunk queued, so they get fresh buffers.
   // Aligned: a SOURCE read with O_DIRECT (a raw image not in the page cache) reads straight into them, and a direct
   // DEST writes from them as they are (no bounce through scratch memory: 0.16 s of copying per GiB otherwise).
-  const chunk = sink instanceof FileSink && sink.writesDirect ? DIRECT_CHUNK : CHUNK;
-  const pool = sink.releasesWrites ? new BufferPool((widths.readAhead + widths.writes + 2) * chunk, { aligned: true }) : undefined;
-  const writes = new InFlight(widths.writes);
-  const window = new OrderedWindow<Piece>(widths.readAhead, async (piece) => {
+  const pool = sink.releasesWrites ? new BufferPool((readAhead + writesInFlight + 2) * chunk, { aligned: true }) : undefined;
+  const writes = new InFlight(writesInFlight);
+  const window = new OrderedWindow<Piece>(readAhead, async (piece) => {
     if ("data" in piece) {
       const parts = spanWrites(sink, piece);
       let left = parts.length;

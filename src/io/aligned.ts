@@ -6,7 +6,12 @@
  * direct read as it is, without a bounce through scratch memory. They are
  * shared memories (SharedArrayBuffers), so a worker thread can hash what was
  * read into them without a copy.
+ *
+ * Large ones are backed by huge pages where the kernel gives them: their
+ * first touch is then one page fault per 2 MiB instead of one per 4 KiB.
  */
+import { adviseHugePages, HUGE_PAGE, memoryAddress } from "./syscalls.js";
+
 const WASM_PAGE = 65536;
 
 // Node has WebAssembly; the ES library typings we compile against do not declare it.
@@ -39,13 +44,31 @@ export function allocAligned(length: number): Buffer {
       const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
       available = true;
       alignedStores.add(memory.buffer);
-      return Buffer.from(memory.buffer, 0, length);
+      const buf = Buffer.from(memory.buffer, 0, length);
+      adviseHugePages(buf);
+      return buf;
     } catch (err) {
       if (available) throw err; // it worked before: this is a real shortage
       available = false;
     }
   }
   return Buffer.alloc(length);
+}
+
+/**
+ * `length` bytes of uninitialised memory whose 2 MiB-aligned part the kernel
+ * is asked to back with huge pages (syscalls.ts adviseHugePages), for large
+ * buffers that live long. Not page-aligned for O_DIRECT: allocAligned is.
+ */
+export function allocHuge(length: number): Buffer {
+  if (length < HUGE_PAGE) return Buffer.allocUnsafeSlow(length);
+  // Room to start at a 2 MiB boundary: the slack is address space, never touched, so never backed by memory.
+  const room = Buffer.allocUnsafeSlow(length + HUGE_PAGE);
+  const address = memoryAddress(room);
+  const skip = address === undefined ? 0 : (HUGE_PAGE - (address % HUGE_PAGE)) % HUGE_PAGE;
+  const buf = room.subarray(skip, skip + length);
+  adviseHugePages(buf);
+  return buf;
 }
 
 /** `count` buffers of `size` bytes, slices of one aligned memory (each aligned as `size` allows). */

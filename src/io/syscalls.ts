@@ -50,6 +50,8 @@ interface Libc {
   };
   cachestat(fd: number, range: BigUint64Array, stat: BigUint64Array): number;
   fadvise(fd: number, offset: bigint | number, len: bigint | number, advice: number): number;
+  madvise(addr: Buffer, len: number, advice: number): number;
+  address(buf: Buffer): bigint;
   pageSize: number;
   errno(): number;
 }
@@ -74,6 +76,7 @@ function load(): Libc | null {
       "int64_t copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t len, unsigned int flags)",
     );
     const fadvise = lib.func("int posix_fadvise(int fd, int64_t offset, int64_t len, int advice)");
+    const madvise = lib.func("int madvise(void *addr, size_t len, int advice)");
     const syscall = lib.func("long syscall(long number, ...)");
     const sysconf = lib.func("long sysconf(int name)");
     libc = {
@@ -84,6 +87,8 @@ function load(): Libc | null {
       fallocate,
       copyFileRange,
       fadvise,
+      madvise,
+      address: (buf) => koffi.address(buf) as bigint,
       cachestat: (fd, range, stat) =>
         Number(syscall(SYS_CACHESTAT, "int", fd, "uint64_t *", range, "uint64_t *", stat, "unsigned int", 0)),
       pageSize: Number(sysconf(SC_PAGESIZE)),
@@ -233,4 +238,33 @@ export function cachedBytes(fd: number, offset: number, length: number): number 
   const stat = new BigUint64Array(5); // nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted
   if (c.cachestat(fd, BigUint64Array.of(BigInt(offset), BigInt(length)), stat) !== 0) return undefined;
   return Number(stat[0]) * c.pageSize;
+}
+
+/** The size of a transparent huge page on x86-64 and arm64 with 4 KiB pages. */
+export const HUGE_PAGE = 2 << 20;
+const MADV_HUGEPAGE = 14;
+
+/** Where `buf`'s first byte is in memory (a number: user addresses fit in 53 bits), or undefined without the FFI. */
+export function memoryAddress(buf: Buffer): number | undefined {
+  const c = load();
+  return c ? Number(c.address(buf)) : undefined;
+}
+
+/**
+ * Ask for transparent huge pages under the 2 MiB-aligned part of `buf`
+ * (MADV_HUGEPAGE: the kernel's default THP mode is "madvise"), before it is
+ * first touched. The first touch of fresh memory is a page fault per 4 KiB:
+ * 3.5-5 ms per MiB on the development VM (its faults go through the
+ * hypervisor), against 0.1-1.3 ms per MiB with huge pages; 256 MiB read out
+ * of a .zst went 0.66 -> 0.55 s, a 1 GiB restore 1.15 -> 0.91 s. For large
+ * buffers that live long (I/O pools); a no-op where it cannot be done.
+ */
+export function adviseHugePages(buf: Buffer): void {
+  if (buf.length < HUGE_PAGE) return;
+  const c = load();
+  if (!c) return;
+  const address = Number(c.address(buf));
+  const skip = (HUGE_PAGE - (address % HUGE_PAGE)) % HUGE_PAGE;
+  const length = Math.floor((buf.length - skip) / HUGE_PAGE) * HUGE_PAGE;
+  if (length > 0) c.madvise(buf.subarray(skip, skip + length), length, MADV_HUGEPAGE);
 }

@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { isAligned } from "../../src/io/aligned.js";
 import { BufferPool } from "../../src/util/buffer-pool.js";
 import { Limiter } from "../../src/util/limiter.js";
 import { LruCache } from "../../src/util/lru.js";
 
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+/** The same memory: blocks are cut from shared slabs, so the store alone does not tell. */
+const same = (x: Buffer, y: Buffer) => x.buffer === y.buffer && x.byteOffset === y.byteOffset;
 
 test("BufferPool hands a given-back buffer out again, only after the current turn, and never twice at once", async () => {
   const pool = new BufferPool(1 << 20);
@@ -13,12 +16,12 @@ test("BufferPool hands a given-back buffer out again, only after the current tur
   pool.give(a);
   pool.give(a); // a second give of the same buffer is ignored
   const early = pool.take(100_000);
-  assert.notEqual(early.buffer, a.buffer, "not reused in the same turn: a reader may still be copying out of it");
+  assert.ok(!same(early, a), "not reused in the same turn: a reader may still be copying out of it");
   await nextTurn();
   const b = pool.take(70_000);
   const c = pool.take(70_000);
-  assert.equal(b.buffer, a.buffer, "reused once the turn is over (same size class)");
-  assert.notEqual(c.buffer, a.buffer);
+  assert.ok(same(b, a), "reused once the turn is over (same size class)");
+  assert.ok(!same(c, a));
   const foreign = Buffer.alloc(100_000);
   pool.give(foreign);
   await nextTurn();
@@ -31,8 +34,18 @@ test("BufferPool keeps at most its idle budget", async () => {
   for (const b of taken) pool.give(b);
   await nextTurn();
   const again = [pool.take(128 << 10), pool.take(128 << 10), pool.take(128 << 10)];
-  const reused = again.filter((b) => taken.some((t) => t.buffer === b.buffer)).length;
+  const reused = again.filter((b) => taken.some((t) => same(t, b))).length;
   assert.equal(reused, 2);
+});
+
+test("BufferPool cuts small blocks from shared slabs without overlap; an aligned pool's blocks take O_DIRECT as they are", async () => {
+  for (const aligned of [false, true]) {
+    const pool = new BufferPool(0, { aligned });
+    const blocks = [70_000, 1 << 20, 64 << 10, 3 << 20, 1 << 20, 5 << 20, 1].map((n) => pool.take(n));
+    blocks.forEach((b, i) => b.fill(i + 1));
+    blocks.forEach((b, i) => assert.ok(b.every((x) => x === i + 1), `block ${i} kept its bytes (${aligned ? "aligned" : "plain"} pool)`));
+    if (aligned) for (const b of blocks) assert.ok(isAligned(b, 4096), "page-aligned");
+  }
 });
 
 test("Limiter runs at most `width` jobs at once, in call order, and passes failures to their callers", async () => {

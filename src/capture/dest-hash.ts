@@ -5,6 +5,7 @@
  * final zero-filled image, never SOURCE: a failing drive is read as little
  * as possible.
  */
+import { allocHuge } from "../io/aligned.js";
 import { type BlockSource, dataRangesOf } from "../io/block-source.js";
 import type { InOrderHasher } from "./image-writer.js";
 import type { RescueMap } from "./rescue-map.js";
@@ -26,7 +27,7 @@ export async function hashFromDest(
   to: number,
   onProgress: (hashed: number) => void,
 ): Promise<number> {
-  const buf = Buffer.allocUnsafe(HASH_CHUNK);
+  const buf = allocHuge(HASH_CHUNK);
   let read = 0;
   try {
     while (hasher.frontier < to) {

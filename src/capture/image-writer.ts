@@ -14,6 +14,7 @@
  * and the next copy goes on meanwhile.
  */
 import { DeviceError } from "../errors.js";
+import { allocHuge } from "../io/aligned.js";
 import type { BlockSink, BlockSource } from "../io/block-source.js";
 import { isAllZero } from "../io/zeros.js";
 import type { StreamHasher } from "./parallel-hasher.js";
@@ -123,7 +124,7 @@ export class ImageWriter implements ImageTarget {
     try {
       const dest = await (this.options.readBack as NonNullable<ImageWriterOptions["readBack"]>)();
       try {
-        const buf = (this.readBackBuffer ??= Buffer.allocUnsafe(READ_BACK_CHUNK));
+        const buf = (this.readBackBuffer ??= allocHuge(READ_BACK_CHUNK));
         for (let at = pos; at < pos + length; at += READ_BACK_CHUNK) {
           const n = Math.min(READ_BACK_CHUNK, pos + length - at);
           await hasher.offer(at, await dest.read(at - this.options.origin, n, buf.subarray(0, n)));

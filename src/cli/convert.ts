@@ -4,6 +4,7 @@ import { knownOutputNames } from "../convert/output-format.js";
 import { UsageError } from "../errors.js";
 import { formatSize, parseCount } from "../util/units.js";
 import { printJson, warn } from "./output.js";
+import { optimiseLater } from "./optimise-later.js";
 import { describeTransfer, ProgressLine } from "./progress.js";
 import { interruptOnSignals } from "./signals.js";
 
@@ -42,6 +43,7 @@ export function registerConvert(program: Command): Command {
     .option("--progress", "show progress even when stderr is not a terminal")
     .option("-q, --quiet", "no progress and no summary")
     .action(async (source: string, dest: string, opts: ConvertFlags) => {
+      await optimiseLater();
       const level = opts.level === undefined ? undefined : parseCount(opts.level, "--level", 0);
       const threads = opts.threads === undefined ? undefined : parseCount(opts.threads, "--threads", 1);
       const writerOptions: Record<string, unknown> = {};

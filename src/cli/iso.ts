@@ -1,6 +1,5 @@
 import { promises as fsp } from "node:fs";
 import { basename } from "node:path";
-import { setFlagsFromString } from "node:v8";
 import type { Command } from "commander";
 import { StreamSink } from "../io/file-sink.js";
 import { BuildStopped, buildIso } from "../fs/iso9660/writer/index.js";
@@ -10,6 +9,7 @@ import { parseCount } from "../util/units.js";
 import { VERSION } from "../version.js";
 import { describeTransfer, ProgressLine } from "./progress.js";
 import { printJson, warn } from "./output.js";
+import { optimiseLater } from "./optimise-later.js";
 import { interruptOnSignals } from "./signals.js";
 
 interface IsoFlags {
@@ -27,20 +27,6 @@ interface IsoFlags {
   progress?: boolean;
   quiet?: boolean;
 }
-
-/**
- * V8 optimises a function once it has run some 66 KB of bytecode; building an
- * image runs thousands of small functions that many times, once, and
- * optimising them took a quarter of the CPU of a 3000-file build (perf),
- * more than running them. Eight times the budget leaves that to the few that
- * run long (a 100,000-file build takes as long as before).
- */
-const OPTIMISE_AFTER_BYTECODE = 540_000;
-/**
- * V8 versions known to have --interrupt-budget: an unknown flag would print
- * "Error: unrecognized flag" on stdout, where `iso -o -` writes the image.
- */
-const INTERRUPT_BUDGET_V8 = /^1[1-3]\./;
 
 /** SOURCE_DATE_EPOCH (reproducible-builds.org): whole seconds, else a usage error. */
 function sourceDateEpoch(): number | undefined {
@@ -95,7 +81,7 @@ export function registerIso(program: Command): Command {
     .option("--progress", "show progress even when stderr is not a terminal")
     .option("-q, --quiet", "no progress")
     .action(async (sources: string[], opts: IsoFlags) => {
-      if (INTERRUPT_BUDGET_V8.test(process.versions.v8)) setFlagsFromString(`--interrupt-budget=${OPTIMISE_AFTER_BYTECODE}`);
+      await optimiseLater();
       const toStdout = opts.output === "-";
       if (toStdout && process.stdout.isTTY) throw new UsageError("refusing to write an image to a terminal; use -o FILE or a pipe");
       if (toStdout && opts.json) throw new UsageError("--json needs stdout, which -o - uses for the image");

@@ -7,6 +7,7 @@
  * the kernel copy it from the source file (copy_file_range) where the sink
  * can, and into an output that started empty, zeros are not written at all.
  */
+import { allocHuge } from "../../../io/aligned.js";
 import type { BlockSink } from "../../../io/block-source.js";
 
 const BUFFER_SIZE = 4 << 20;
@@ -14,7 +15,7 @@ const BUFFER_SIZE = 4 << 20;
 const HOLE_MIN = 256 << 10;
 
 export class SequentialOutput {
-  private readonly buffers = [Buffer.allocUnsafe(BUFFER_SIZE), Buffer.allocUnsafe(BUFFER_SIZE)];
+  private readonly buffers = [allocHuge(BUFFER_SIZE), allocHuge(BUFFER_SIZE)];
   private current = 0;
   private filled = 0;
   /** Bytes handed to the sink so far (some may still be in flight). */
@@ -119,7 +120,7 @@ export class SequentialOutput {
     this.flushed += this.filled;
     this.filled = 0;
     // A stream may hold on to the bytes it was given after write() returns: never reuse them.
-    if (this.sink.sequential) this.buffers[this.current] = Buffer.allocUnsafe(BUFFER_SIZE);
+    if (this.sink.sequential) this.buffers[this.current] = allocHuge(BUFFER_SIZE);
     this.current = 1 - this.current;
   }
 

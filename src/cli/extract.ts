@@ -4,6 +4,7 @@ import { escapeName } from "../fs/names.js";
 import { resolvePath } from "../fs/path.js";
 import { formatSize } from "../util/units.js";
 import { openImageFilesystem } from "./image-fs.js";
+import { optimiseLater } from "./optimise-later.js";
 import { warn } from "./output.js";
 import { describeTransfer, ProgressLine } from "./progress.js";
 import { interruptOnSignals } from "./signals.js";
@@ -29,6 +30,7 @@ export function registerExtract(program: Command): Command {
     .option("--progress", "show progress even when stderr is not a terminal")
     .option("-q, --quiet", "no progress and no summary")
     .action(async (image: string, path: string, opts: ExtractFlags) => {
+      await optimiseLater();
       const opened = await openImageFilesystem(image, opts.part);
       const signals = interruptOnSignals();
       try {

@@ -3,7 +3,8 @@
  * that runs for a second or so runs thousands of small functions that many
  * times and then never again, and TurboFan optimising them cost more CPU than
  * running them: a quarter of a 3000-file `iso` build, and 0.2 s of the 0.94 s
- * CPU of turning a 1 GiB qcow2 into raw (per-cluster table walks), in perf.
+ * CPU of turning a 1 GiB qcow2 into raw (per-cluster table walks), in perf;
+ * extracting 3004 files from an ext4 image took 2.76 -> 2.18 s CPU with it.
  * Eight times the budget leaves optimising to the functions that run long
  * (a 100,000-file build takes as long as before).
  */

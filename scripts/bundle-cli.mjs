@@ -2,7 +2,8 @@
  * Builds the command line into dist/cli/ (after tsc has built the library):
  *   main.js             the launcher (src/cli/launcher.ts), the package's bin
  *   commands/NAME.js    one CommonJS bundle per command module in
- *                       src/cli/commands.ts, plus listing.js for --help
+ *                       src/cli/commands.ts, plus listing.js for --help, as
+ *                       one function of (require, __filename, __dirname)
  *   commands/NAME.js.cache  V8's code cache of each bundle
  * Why: start-up. As ES modules split into shared chunks, `platter parts`
  * resolved, read and compiled some 40 files before doing any work; a bundle
@@ -119,7 +120,13 @@ await Promise.all(
       supported: { "dynamic-import": false },
       // The launcher passes require and __filename; ES module code asks for import.meta.url.
       define: { "import.meta.url": "__platterModuleUrl" },
-      banner: { js: 'const __platterModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+      // The launcher runs a bundle as one function of its CommonJS arguments, written here rather than
+      // wrapped around the source at start-up: a second copy of 400 KB of text filled V8's young
+      // generation enough to cost a scavenge (2 ms) in every command.
+      banner: { js: '(function (require, __filename, __dirname) {const __platterModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+      footer: { js: "\n})" },
+      // ASCII (esbuild's default, stated): the launcher reads the bundle as Latin-1, which V8 takes without decoding.
+      charset: "ascii",
       plugins: [inlineVersion, lazyChildProcess, bundleRequire],
     }),
   ),

@@ -31,7 +31,8 @@ function bundleFor(argv: readonly string[]): string {
 
 function runBundle(name: string): void {
   const file = join(__dirname, "commands", `${name}.js`);
-  const source = readFileSync(file, "utf8");
+  // Latin-1: the bundle is ASCII (esbuild escapes the rest), and V8 takes Latin-1 bytes as they are, without checking UTF-8.
+  const source = readFileSync(file, "latin1");
   const cacheFile = `${file}.cache`;
   let cachedData: Buffer | undefined;
   try {
@@ -39,10 +40,11 @@ function runBundle(name: string): void {
   } catch {
     // No cache (a build without one): compiled from source.
   }
-  // The bundle's own CommonJS wrapper: it reaches packages and node: modules through this require,
-  // and ES-module packages through this module's import() (util/import-package.ts).
+  // The bundle is one function (its wrapper written by the build) of this module's require, through
+  // which it reaches packages and node: modules, and ES-module packages through this module's import()
+  // (util/import-package.ts).
   (globalThis as Record<symbol, unknown>)[Symbol.for("platter.importPackage")] = (specifier: string) => import(specifier);
-  const script = new Script(`(function (require, __filename, __dirname) {${source}\n})`, { filename: file, cachedData });
+  const script = new Script(source, { filename: file, cachedData });
   if (process.env[WRITE_CACHE] === "1") process.once("exit", () => writeFileSync(cacheFile, script.createCachedData()));
   (script.runInThisContext() as (r: NodeRequire, f: string, d: string) => void)(require, file, join(__dirname, "commands"));
 }

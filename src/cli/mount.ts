@@ -3,6 +3,7 @@ import { UnsupportedError, UsageError } from "../errors.js";
 import { isBackgroundServer, reportReady, startBackgroundServer } from "../mount/fuse/daemon.js";
 import { fuseMountAt, serverPid, unmountFuse, waitForExit } from "../mount/fuse/unmount.js";
 import { parseCount } from "../util/units.js";
+import { optimiseLater } from "./optimise-later.js";
 import { warn } from "./output.js";
 import { writeStdout } from "./stdout.js";
 
@@ -99,6 +100,8 @@ async function mountThroughFuse(image: string, mountPoint: string, part: number 
   const background = isBackgroundServer();
   // Only the server needs the readers and the binding: the command that starts it stays small and quick.
   const { serveFuse } = await import("../mount/fuse/serve.js");
+  // A copy out of the mount runs the readers' many small functions briefly: cp -a of 1000 files 1.90 -> 1.75 s (median of 4).
+  await optimiseLater();
   await serveFuse({
     image,
     mountPoint,

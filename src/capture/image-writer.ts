@@ -105,22 +105,32 @@ export class ImageWriter implements ImageTarget {
   async copy(source: BlockSource, pos: number, length: number): Promise<boolean> {
     const { hasher, readBack, origin } = this.options;
     if (this.options.sparse || !this.sink.copyFrom || (hasher && !readBack)) return false;
-    // One copied span is hashed while the next is copied; a failure to read DEST back stops the capture here.
-    await this.hashing;
+    // This span is copied while the last one is hashed; the one before must be done (at most two spans
+    // wait in the page cache to be read back), and a failure to read DEST back stops the capture here.
+    await this.hashingBeforeLast;
     const copied = await this.sink.copyFrom(source, pos, length, pos - origin);
-    if (copied && hasher && hasher.frontier === pos) {
+    // Hashed from DEST if it follows on from what is hashed, or from what the hashing under way will have hashed.
+    if (copied && hasher && (hasher.frontier === pos || this.queuedEnd === pos)) {
       // Copies may overlap (small blocks): this span's hashing goes after any still running, so settle() waits for all.
+      this.hashingBeforeLast = this.hashing;
       this.hashing = this.hashing.then(() => this.hashCopied(hasher, pos, length));
-      this.hashing.catch(() => {}); // awaited by the next copy, or by settle()
+      this.hashing.catch(() => {}); // awaited by the copy after next, or by settle()
+      this.queuedEnd = pos + length;
     }
     return copied;
   }
 
+  /** The hashing of every copied span queued, and of all but the last. */
   private hashing: Promise<void> = Promise.resolve();
+  private hashingBeforeLast: Promise<void> = Promise.resolve();
+  /** Where the last span queued for hashing ends. */
+  private queuedEnd = -1;
   private readBackBuffer: Buffer | undefined;
 
   /** DEST is opened again for each span: it grows as the capture goes, and a source's size is fixed when it opens. */
   private async hashCopied(hasher: InOrderHasher, pos: number, length: number): Promise<void> {
+    // Bytes that reached the hasher another way meanwhile (a failed copy read instead): the hash from DEST at the end takes this span.
+    if (hasher.frontier !== pos) return;
     try {
       const dest = await (this.options.readBack as NonNullable<ImageWriterOptions["readBack"]>)();
       try {

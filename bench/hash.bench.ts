@@ -55,7 +55,8 @@ export default async function hashBench(): Promise<void> {
   console.log(`SHA-256 limit (openssl speed -evp sha256 -bytes 1048576): ${limit.toFixed(3)} s per GiB`);
   // Read into the cache again before each warm run: other work on the machine may have dropped it.
   const warmUp = () => execFileSync("sh", ["-c", `cat ${src} > /dev/null`]);
-  const clean = () => (rmSync(dst, { force: true }), warmUp());
+  // A capture starts after the last one's DEST is off the disk queue (sync), as in bench/capture.bench.ts.
+  const clean = () => (rmSync(dst, { force: true }), execFileSync("sync"), warmUp());
   const hash: Command = { label: "platter hash", argv: [process.execPath, CLI, "hash", src, "-q"], setup: warmUp };
   const openssl: Command = { label: "openssl dgst -sha256", argv: ["openssl", "dgst", "-sha256", src], setup: warmUp };
   const capture: Command = { label: "platter capture", argv: [process.execPath, CLI, "capture", src, dst, "-q"], setup: clean };

@@ -22,6 +22,8 @@ import { tempDir } from "../helpers/tmp.js";
 /** Bad sectors: one alone, a run, a run at a 64 KiB block edge (sector numbers of 512 bytes). */
 const FAULTS: FaultRange[] = [{ first: 700 }, { first: 9000, last: 9015 }, { first: 12_287, last: 12_290 }];
 const SIZE = 8 << 20;
+/** The image killed three times: larger, so three steps of committed progress never reach its end. */
+const KILLED_SIZE = 16 << 20;
 
 const blocksOf = (mapPath: string) => decodeMapfile(readFileSync(mapPath, "utf8")).blocks;
 const decodedSha = async (cmd: string) => (await sh(`${cmd} | sha256sum`)).split(" ")[0];
@@ -82,7 +84,7 @@ describe("capture into a compressed or qcow2 image", () => {
     }, async () => {
       const dir = tempDir();
       const src = join(dir, "src.img");
-      const data = pattern(SIZE, 5);
+      const data = pattern(KILLED_SIZE, 5);
       writeFileSync(src, data);
       await faultyCapture(src, join(dir, "raw.img"), join(dir, "raw.map"));
       const expected = await decodedSha(`cat ${dir}/raw.img`);
@@ -96,7 +98,8 @@ describe("capture into a compressed or qcow2 image", () => {
           return 0; // not written yet
         }
       };
-      // Kill points well before the end (8 MiB at 64 KiB per 40 ms read): a quiet machine once finished before a kill at 5 MiB.
+      // Kill points well before the end (at 64 KiB per 40 ms read). The map shows progress only as DEST commits it,
+      // in steps of up to 4 MiB half a second apart: each kill waits for one, so three of them may reach 12 MiB.
       for (const stopAt of [1 << 20, 5 << 19, 4 << 20]) {
         const before = rescued();
         const child = spawn(process.execPath, [...helper, "40"], { stdio: "ignore" });

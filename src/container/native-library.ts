@@ -60,11 +60,6 @@ export function lazyLibrary<T>(library: SystemLibrary, bind: (handle: LibraryHan
   return () => (bound ??= bind(loadSystemLibrary(library)));
 }
 
-/** The raw address of a Buffer's first byte (plus `offset`), for a pointer argument or a struct field. */
-export function addressOf(buf: Buffer, offset = 0): bigint {
-  return (loadKoffi() as Koffi).address(buf) + BigInt(offset);
-}
-
 /**
  * Native calls handed to koffi at once; the others wait here in call order.
  * koffi throws once 256 calls are running or queued (max_async_calls), and

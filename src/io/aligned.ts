@@ -10,7 +10,7 @@
  * Large ones are backed by huge pages where the kernel gives them: their
  * first touch is then one page fault per 2 MiB instead of one per 4 KiB.
  */
-import { adviseHugePages, HUGE_PAGE, memoryAddress } from "./syscalls.js";
+import { adviseHugePages, HUGE_PAGE, memoryAddress, toHugePageBoundary } from "./syscalls.js";
 
 const WASM_PAGE = 65536;
 
@@ -65,7 +65,7 @@ export function allocHuge(length: number): Buffer {
   // Room to start at a 2 MiB boundary: the slack is address space, never touched, so never backed by memory.
   const room = Buffer.allocUnsafeSlow(length + HUGE_PAGE);
   const address = memoryAddress(room);
-  const skip = address === undefined ? 0 : (HUGE_PAGE - (address % HUGE_PAGE)) % HUGE_PAGE;
+  const skip = address === undefined ? 0 : toHugePageBoundary(address);
   const buf = room.subarray(skip, skip + length);
   adviseHugePages(buf);
   return buf;

@@ -9,7 +9,7 @@
  * Every function degrades: if koffi cannot load, callers get `undefined` and
  * fall back to something slower but correct.
  */
-import { loadKoffi } from "../util/koffi.js";
+import { addressOf, loadKoffi } from "../util/koffi.js";
 import { constants } from "node:os";
 
 const SEEK_DATA = 3;
@@ -51,7 +51,6 @@ interface Libc {
   cachestat(fd: number, range: BigUint64Array, stat: BigUint64Array): number;
   fadvise(fd: number, offset: bigint | number, len: bigint | number, advice: number): number;
   madvise(addr: Buffer, len: number, advice: number): number;
-  address(buf: Buffer): bigint;
   pageSize: number;
   errno(): number;
 }
@@ -88,7 +87,6 @@ function load(): Libc | null {
       copyFileRange,
       fadvise,
       madvise,
-      address: (buf) => koffi.address(buf) as bigint,
       cachestat: (fd, range, stat) =>
         Number(syscall(SYS_CACHESTAT, "int", fd, "uint64_t *", range, "uint64_t *", stat, "unsigned int", 0)),
       pageSize: Number(sysconf(SC_PAGESIZE)),
@@ -246,8 +244,12 @@ const MADV_HUGEPAGE = 14;
 
 /** Where `buf`'s first byte is in memory (a number: user addresses fit in 53 bits), or undefined without the FFI. */
 export function memoryAddress(buf: Buffer): number | undefined {
-  const c = load();
-  return c ? Number(c.address(buf)) : undefined;
+  return load() ? Number(addressOf(buf)) : undefined;
+}
+
+/** Bytes from `address` to the next 2 MiB boundary (0 on one). */
+export function toHugePageBoundary(address: number): number {
+  return (HUGE_PAGE - (address % HUGE_PAGE)) % HUGE_PAGE;
 }
 
 /**
@@ -261,10 +263,9 @@ export function memoryAddress(buf: Buffer): number | undefined {
  */
 export function adviseHugePages(buf: Buffer): void {
   if (buf.length < HUGE_PAGE) return;
-  const c = load();
-  if (!c) return;
-  const address = Number(c.address(buf));
-  const skip = (HUGE_PAGE - (address % HUGE_PAGE)) % HUGE_PAGE;
+  const address = memoryAddress(buf);
+  if (address === undefined) return;
+  const skip = toHugePageBoundary(address);
   const length = Math.floor((buf.length - skip) / HUGE_PAGE) * HUGE_PAGE;
-  if (length > 0) c.madvise(buf.subarray(skip, skip + length), length, MADV_HUGEPAGE);
+  if (length > 0) load()?.madvise(buf.subarray(skip, skip + length), length, MADV_HUGEPAGE);
 }

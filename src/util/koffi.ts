@@ -30,3 +30,8 @@ export function loadKoffi(): Koffi | null {
   }
   return loaded;
 }
+
+/** The raw address of a Buffer's first byte (plus `offset`), for a pointer argument or a struct field; koffi must have loaded. */
+export function addressOf(buf: Buffer, offset = 0): bigint {
+  return (loadKoffi() as Koffi).address(buf) + BigInt(offset);
+}

@@ -28,8 +28,8 @@
  * reads sequentially (sequential-source.ts).
  */
 import { UnsupportedError } from "../../errors.js";
-import { addressOf, callAsync, lazyLibrary, type NativeFunction } from "../native-library.js";
-import { type Koffi, loadKoffi } from "../../util/koffi.js";
+import { callAsync, lazyLibrary, type NativeFunction } from "../native-library.js";
+import { addressOf, type Koffi, loadKoffi } from "../../util/koffi.js";
 
 export const Z_NO_FLUSH = 0;
 export const Z_BLOCK = 5;
@@ -52,7 +52,6 @@ const NEXT_OUT = 24;
 const AVAIL_OUT = 32;
 const MSG = 48;
 const DATA_TYPE = 88;
-
 
 const load = lazyLibrary({ sonames: ["libz.so.1"], what: "reading and writing .gz images with libz", debianPackage: "zlib1g", deep: true }, (lib) => {
   if (process.platform !== "linux" || process.arch === "ia32" || process.arch === "arm") {

@@ -9,7 +9,8 @@
  * Structures are plain Buffers laid out as liblzma's headers define them on
  * 64-bit Linux (lzma_stream 136 bytes, lzma_options_lzma 112, lzma_filter 16).
  */
-import { addressOf, callAsync, lazyLibrary, sizeResult, type NativeFunction } from "../native-library.js";
+import { addressOf } from "../../util/koffi.js";
+import { callAsync, lazyLibrary, sizeResult, type NativeFunction } from "../native-library.js";
 
 /** lzma_ret values. */
 export const LZMA = {

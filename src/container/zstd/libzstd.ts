@@ -3,7 +3,8 @@
  * frame as a stream (frames too large to hold), compress one frame. Contexts
  * are pooled, one per call in flight; every call runs on koffi's thread pool.
  */
-import { addressOf, callAsync, lazyLibrary, sizeResult, type NativeFunction } from "../native-library.js";
+import { addressOf } from "../../util/koffi.js";
+import { callAsync, lazyLibrary, sizeResult, type NativeFunction } from "../native-library.js";
 
 /** ZSTD_d_windowLogMax, ZSTD_c_compressionLevel, ZSTD_c_contentSizeFlag, ZSTD_c_checksumFlag (zstd.h). */
 const D_WINDOW_LOG_MAX = 100;

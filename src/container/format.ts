@@ -16,10 +16,12 @@ export interface ContainerFormat {
   readonly name: ContainerName;
   /**
    * Is `source` this format? `head` is its first bytes (HEAD_BYTES, or all of
-   * a smaller source); a format found by a footer (VHD fixed) reads it from
-   * `source`. Must not throw for a source of another kind.
+   * a smaller source); `tail` its last TAIL_BYTES, for a format found by a
+   * footer (VHD fixed), or undefined where the end costs more than a read
+   * (a stream decoded from its start) or the source is too small to hold one.
+   * Must not throw for a source of another kind.
    */
-  detect(head: Buffer, source: BlockSource): boolean | Promise<boolean>;
+  detect(head: Buffer, source: BlockSource, tail: Buffer | undefined): boolean | Promise<boolean>;
   /** The decoded bytes as a source; a corrupt container is a CorruptImageError naming the format and offset. */
   open(source: BlockSource, context: ContainerContext): Promise<ContainerSource>;
   /**
@@ -48,6 +50,25 @@ export interface ContainerCheckReport {
 
 /** Bytes detect() is shown: enough for every header the formats start with. */
 export const HEAD_BYTES = 4096;
+/** Bytes of the end detect() is shown: a VHD footer. */
+export const TAIL_BYTES = 512;
+
+/**
+ * What detect() is shown of `source`, both ends read at once: on a
+ * compressed layer each may be a block to decode (a third of the time
+ * before a .bz2 was converted went on decoding these two, one after the
+ * other). The end only where reading it is a read: a stream that is not
+ * seekable would be decoded whole to reach it.
+ */
+export async function detectionBytes(source: BlockSource): Promise<{ head: Buffer; tail: Buffer | undefined }> {
+  const cheapEnd = source.seekable !== false && source.size >= 2 * TAIL_BYTES;
+  const [head, tail] = await Promise.all([
+    source.read(0, Math.min(HEAD_BYTES, source.size)),
+    // A damaged layer may not read that far: then there is no footer to find.
+    cheapEnd ? source.read(source.size - TAIL_BYTES, TAIL_BYTES).catch(() => undefined) : undefined,
+  ]);
+  return { head, tail };
+}
 
 export interface ContainerContext {
   /**

@@ -9,7 +9,7 @@
  * holds it.
  */
 import type { ContainerCheckReport, ContainerFormat, ContainerName, ContainerSource } from "../container/format.js";
-import { HEAD_BYTES } from "../container/format.js";
+import { detectionBytes } from "../container/format.js";
 import { CONTAINER_FORMATS } from "../container/registry.js";
 import { PlatterError, UnsupportedError } from "../errors.js";
 import { openFilesystem } from "../fs/open.js";
@@ -106,10 +106,10 @@ function formatNamed(name: ContainerName): ContainerFormat | undefined {
 async function checkUnopenable(path: string, refusal: Error, warnings: string[]): Promise<ImageCheckReport> {
   const file = await FileSource.open(path);
   try {
-    const head = await file.read(0, Math.min(HEAD_BYTES, file.size));
+    const { head, tail } = await detectionBytes(file);
     let format: ContainerFormat | undefined;
     for (const f of CONTAINER_FORMATS) {
-      if (await Promise.resolve(f.detect(head, file)).catch(() => false)) {
+      if (await Promise.resolve(f.detect(head, file, tail)).catch(() => false)) {
         format = f;
         break;
       }

@@ -17,7 +17,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { promisify } from "node:util";
 import { CorruptImageError, UsageError } from "../errors.js";
 import type { ContainerContext, ContainerSource } from "../container/format.js";
-import { HEAD_BYTES } from "../container/format.js";
+import { detectionBytes } from "../container/format.js";
 import { CONTAINER_FORMATS } from "../container/registry.js";
 import { type BlockSource, withClose } from "../io/block-source.js";
 import type { ConcatSource } from "../io/concat-source.js";
@@ -121,11 +121,11 @@ async function closeAll(layers: ContainerSource[], file: BlockSource): Promise<v
 /** The first format that recognises `source`, opened; null when it is raw. */
 async function openLayer(source: BlockSource, context: ContainerContext): Promise<ContainerSource | null> {
   if (source.size === 0) return null;
-  const head = await source.read(0, Math.min(HEAD_BYTES, source.size));
+  const { head, tail } = await detectionBytes(source);
   for (const format of CONTAINER_FORMATS) {
     let found = false;
     try {
-      found = await format.detect(head, source);
+      found = await format.detect(head, source, tail);
     } catch {
       found = false; // a detector that trips over a foreign file has not found its format
     }

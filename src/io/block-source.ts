@@ -37,6 +37,13 @@ export interface BlockSource {
    * failure after some bytes went across is a PartialCopyError saying how many.
    */
   copyTo?(offset: number, length: number, fd: number, fdOffset: number): Promise<boolean>;
+  /**
+   * Optional: false where a read far from the last one decodes from the
+   * start (a compressed stream with no access points). Probes for what may
+   * sit at the end (a VHD footer, a backup GPT header with no primary) skip
+   * such a source: on a 10 GB stream each would decode all of it.
+   */
+  readonly seekable?: boolean;
   close(): Promise<void>;
 }
 

@@ -32,10 +32,13 @@ interface LoadedHeader {
   problem: string | null;
 }
 
-/** Does `source` hold a GPT header at LBA 1 (or failing that, at the last LBA) for this sector size? */
+/**
+ * Does `source` hold a GPT header at LBA 1 (or failing that, at the last LBA,
+ * where reaching the end is a read: BlockSource.seekable) for this sector size?
+ */
 export async function hasGptHeader(source: BlockSource, sectorSize: number): Promise<boolean> {
   const lastLba = Math.floor(source.size / sectorSize) - 1;
-  for (const lba of [1, lastLba]) {
+  for (const lba of source.seekable === false ? [1] : [1, lastLba]) {
     if (lba < 1 || (lba + 1) * sectorSize > source.size) continue;
     if (hasGptSignature(await source.read(lba * sectorSize, 8))) return true;
   }

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { bzip2Format, bzip2Writer, type Bzip2Source } from "../../src/container/bzip2/index.js";
-import { HEAD_BYTES } from "../../src/container/format.js";
+import { detectionBytes } from "../../src/container/format.js";
 import { CONTAINER_FORMATS } from "../../src/container/registry.js";
 import { CONTAINER_WRITERS } from "../../src/container/writers.js";
 import { scanMarkers } from "../../src/container/bzip2/marker-scan.js";
@@ -69,9 +69,9 @@ describe("bzip2 images made by bzip2, pbzip2 and cat read as bzip2 -d gives them
   test("the registry tells them apart by magic: every tool's .gz is gzip, every .bz2 bzip2, the raw disk neither", async () => {
     const detected = async (path: string) => {
       const source = await openFile(path);
-      const head = await source.read(0, Math.min(HEAD_BYTES, source.size));
+      const { head, tail } = await detectionBytes(source);
       const names: string[] = [];
-      for (const format of CONTAINER_FORMATS) if (await format.detect(head, source)) names.push(format.name);
+      for (const format of CONTAINER_FORMATS) if (await format.detect(head, source, tail)) names.push(format.name);
       await source.close();
       return names;
     };

@@ -167,10 +167,10 @@ describe("qcow2 reader against qemu-img", { skip: needs("qemu-img", "qemu-io") }
 
   test("detect() knows qcow2 by its magic only", async () => {
     const file = await FileSource.open(join(dir, "v3.qcow2"));
-    assert.equal(await qcow2Format.detect(await file.read(0, 4096), file), true);
+    assert.equal(await qcow2Format.detect(await file.read(0, 4096), file, undefined), true);
     await file.close();
     const raw = await FileSource.open(disk);
-    assert.equal(await qcow2Format.detect(await raw.read(0, 4096), raw), false);
+    assert.equal(await qcow2Format.detect(await raw.read(0, 4096), raw, undefined), false);
     await raw.close();
   });
 

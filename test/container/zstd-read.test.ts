@@ -8,11 +8,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
-import type { IndexCache } from "../../src/container/format.js";
+import { detectionBytes, type IndexCache } from "../../src/container/format.js";
+import { CONTAINER_FORMATS } from "../../src/container/registry.js";
 import { zstdFormat } from "../../src/container/zstd/index.js";
 import { UnsupportedError } from "../../src/errors.js";
 import { openImage } from "../../src/image/open-image.js";
+import type { BlockSource } from "../../src/io/block-source.js";
 import { CountingSource } from "../../src/io/counting-source.js";
+import { readPartitionTable } from "../../src/partition/index.js";
 import { FileSource } from "../../src/io/file-source.js";
 import { needs } from "../helpers/env.js";
 import { fixture } from "../helpers/fixtures.js";
@@ -93,6 +96,32 @@ describe("zstd files written by the zstd tools", { skip: TOOLS }, () => {
     } finally {
       await file.close();
     }
+  });
+
+  test("a single-frame file is probed from its start only: no VHD footer or backup GPT header looked for at its end", async () => {
+    const file = await FileSource.open(join(dir, "plain.zst"));
+    const decoded = await zstdFormat.open(file, noRelated);
+    assert.equal(decoded.seekable, false);
+    // Reaching the end would decode the whole frame (twice: the 512- and 4096-byte sector guesses go backwards).
+    let furthest = 0;
+    const watched: BlockSource = {
+      size: decoded.size,
+      sectorSize: decoded.sectorSize,
+      name: decoded.name,
+      seekable: decoded.seekable,
+      read: (offset, length, into) => {
+        furthest = Math.max(furthest, offset + length);
+        return decoded.read(offset, length, into);
+      },
+      close: async () => {},
+    };
+    const { head, tail } = await detectionBytes(watched);
+    assert.equal(tail, undefined);
+    for (const format of CONTAINER_FORMATS) assert.equal(await format.detect(head, watched, tail), false, format.name);
+    assert.equal((await readPartitionTable(watched)).scheme, "mbr");
+    assert.ok(furthest < decoded.size - (4 << 20), `read up to ${furthest} of ${decoded.size} bytes`);
+    await decoded.close();
+    await file.close();
   });
 
   test("a walked index is kept in the index cache: the second open reads nothing but the file's last bytes", async () => {

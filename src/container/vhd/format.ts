@@ -10,10 +10,9 @@ import { decodeVhdFooter, FOOTER_BYTES, footerProblem, hasVhdCookie } from "./fo
 
 export const vhdFormat: ContainerFormat = {
   name: "vhd",
-  async detect(head, source) {
+  detect(head, source, end) {
     if (hasVhdCookie(head)) return true;
-    if (source.size < FOOTER_BYTES * 2) return false;
-    const end = await source.read(source.size - FOOTER_BYTES, FOOTER_BYTES);
+    if (!end || end.length !== FOOTER_BYTES) return false;
     if (footerProblem(end)) return false;
     const footer = decodeVhdFooter(end, source.name);
     if (footer.diskType === "fixed") return footer.currentSize + FOOTER_BYTES === source.size;

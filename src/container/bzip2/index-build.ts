@@ -19,6 +19,7 @@
 import { availableParallelism } from "node:os";
 import type { BlockSource } from "../../io/block-source.js";
 import { isAllZero } from "../../io/zeros.js";
+import type { BufferPool } from "../../util/buffer-pool.js";
 import { decompressStream, type DecodeFailure } from "./libbz2.js";
 import { scanMarkers } from "./marker-scan.js";
 import { decodePlatterTrailer, TRAILER_BYTES } from "./platter-trailer.js";
@@ -79,12 +80,22 @@ async function platterIndex(source: BlockSource, onWarning?: (message: string) =
 
 type Piece = Pick<Candidate, "bitStart" | "bitEnd" | "level" | "whole">;
 
-/** Decode one candidate: a whole stream as it is, a block reframed as a stream of its own (into `into`, when given). */
-export async function decodeCandidate(source: BlockSource, c: Piece, maxSize: number, into?: Buffer): Promise<Buffer | DecodeFailure> {
+/**
+ * Decode one candidate: a whole stream as it is, a block reframed as a
+ * stream of its own (into `into`, when given; its compressed bytes read into
+ * memory from `inputs`, when given).
+ */
+export async function decodeCandidate(source: BlockSource, c: Piece, maxSize: number, into?: Buffer, inputs?: BufferPool): Promise<Buffer | DecodeFailure> {
   const from = Math.floor(c.bitStart / 8);
-  const bytes = await source.read(from, Math.ceil(c.bitEnd / 8) - from);
-  if (c.whole) return decompressStream(bytes, maxSize, into);
-  return decompressStream(reframeBlock(bytes, c.bitStart - from * 8, c.bitEnd - from * 8, c.level), maxSize, into);
+  const length = Math.ceil(c.bitEnd / 8) - from;
+  const input = inputs?.take(length);
+  try {
+    const bytes = await source.read(from, length, input);
+    if (c.whole) return await decompressStream(bytes, maxSize, into);
+    return await decompressStream(reframeBlock(bytes, c.bitStart - from * 8, c.bitEnd - from * 8, c.level), maxSize, into);
+  } finally {
+    if (input) inputs?.give(input);
+  }
 }
 
 async function decodedIndex(source: BlockSource, onWarning?: (message: string) => void): Promise<UnitIndex> {

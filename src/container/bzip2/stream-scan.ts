@@ -10,6 +10,7 @@
  *   block look like two; the index builder merges them back.
  */
 import { CorruptImageError } from "../../errors.js";
+import { allocHuge } from "../../io/aligned.js";
 import type { BlockSource } from "../../io/block-source.js";
 import { readBits } from "./bits.js";
 import type { Marker } from "./marker-scan.js";
@@ -36,11 +37,14 @@ export function streamEndsAt(bytes: Buffer, at: number): boolean {
 /** Starts (and levels) of the streams in source[0, end) that begin with a block, in order. */
 export async function streamStarts(source: BlockSource, end: number): Promise<Array<{ start: number; level: number }>> {
   const starts: Array<{ start: number; level: number }> = [];
+  // One buffer for every chunk: a fresh one each costs a page fault per 4 KiB (on this pass over a whole
+  // 47 MiB .bz2 that was 12,000 faults, more than the file's decoding took).
+  const scratch = allocHuge(Math.min(end, END_SPAN_BYTES + HEADER_BYTES + CHUNK + BLOCK_MAGIC_BYTES.length));
   for (let at = 0; at < end; at += CHUNK) {
     // Read from before the chunk, so a stream header and the end marker before it are in the same buffer.
     const from = Math.max(0, at - END_SPAN_BYTES - HEADER_BYTES);
     const to = Math.min(end, at + CHUNK + BLOCK_MAGIC_BYTES.length);
-    const buf = await source.read(from, to - from);
+    const buf = await source.read(from, to - from, scratch.subarray(0, to - from));
     for (let i = buf.indexOf(BLOCK_MAGIC_BYTES, at - from); i >= 0 && from + i < at + CHUNK; i = buf.indexOf(BLOCK_MAGIC_BYTES, i + 1)) {
       const start = i - HEADER_BYTES;
       const level = start >= 0 ? decodeStreamHeader(buf, start) : undefined;

@@ -74,7 +74,13 @@ export class GzipSource implements ContainerSource {
         const span = index.find(offset);
         return (this.firstPiece[span] as number) + Math.floor((offset - index.decodedOf(span)) / this.pieceLength(span));
       },
-      decode: (p: number) => this.decodePiece(p),
+      decode: async (p: number, memory: Buffer) => {
+        const out = memory.subarray(0, units.start(p + 1) - units.start(p));
+        const into = units.decodeInto(p, out);
+        if (!into) return this.decodePiece(p);
+        await into;
+        return out;
+      },
       decodeInto: (p: number, out: Buffer) => {
         const span = this.spanOfPiece[p] as number;
         if (this.piecesOf(span) > 1 || !decodesInto(index, span)) return undefined;

@@ -138,6 +138,7 @@ export async function resumePieces(
 
 export class PieceSink implements ContainerSink {
   readonly sequential = true;
+  readonly overlapsWrites = true;
   /** A write's bytes are compressed, or copied into the piece being filled, before write() resolves. */
   readonly releasesWrites = true;
   readonly format: ContainerName;
@@ -222,9 +223,20 @@ export class PieceSink implements ContainerSink {
     return sink;
   }
 
+  /**
+   * Resolves once no compressor reads `data` any more. The next write may
+   * begin before then: its pieces queue behind this one's, so the cores are
+   * not left idle while a write's last pieces compress.
+   */
   async write(offset: number, data: Buffer): Promise<void> {
     this.accept(offset, data.length);
-    await this.turns.run(() => this.take(data));
+    const borrowed: Array<Promise<unknown>> = [];
+    try {
+      await this.turns.run(() => this.take(data, borrowed));
+    } finally {
+      // The caller's memory is its own again once no compressor reads it (a failure surfaces at the next push or drain).
+      await Promise.allSettled(borrowed);
+    }
   }
 
   async writeZeros(offset: number, length: number): Promise<void> {
@@ -278,24 +290,19 @@ export class PieceSink implements ContainerSink {
     this.declaredSize = undefined;
   }
 
-  private async take(data: Buffer): Promise<void> {
-    const borrowed: Array<Promise<unknown>> = [];
-    try {
-      for (let at = 0; at < data.length; ) {
-        if (this.staged === 0 && data.length - at >= this.pieceSize) {
-          borrowed.push((await this.submit(data.subarray(at, at + this.pieceSize), false)).piece);
-          at += this.pieceSize;
-          continue;
-        }
-        const staging = (this.staging ??= this.pool.take(this.pieceSize));
-        const n = data.copy(staging, this.staged, at, Math.min(data.length, at + this.pieceSize - this.staged));
-        this.staged += n;
-        at += n;
-        if (this.staged === this.pieceSize) await this.submitStaged();
+  /** Pieces of `data` compressed from the caller's memory are added to `borrowed` as they are handed over. */
+  private async take(data: Buffer, borrowed: Array<Promise<unknown>>): Promise<void> {
+    for (let at = 0; at < data.length; ) {
+      if (this.staged === 0 && data.length - at >= this.pieceSize) {
+        borrowed.push((await this.submit(data.subarray(at, at + this.pieceSize), false)).piece);
+        at += this.pieceSize;
+        continue;
       }
-    } finally {
-      // The caller's memory is its own again once no compressor reads it (a failure surfaces at the next push or drain).
-      await Promise.allSettled(borrowed);
+      const staging = (this.staging ??= this.pool.take(this.pieceSize));
+      const n = data.copy(staging, this.staged, at, Math.min(data.length, at + this.pieceSize - this.staged));
+      this.staged += n;
+      at += n;
+      if (this.staged === this.pieceSize) await this.submitStaged();
     }
   }
 

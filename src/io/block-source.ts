@@ -52,6 +52,11 @@ export interface BlockSink {
   readonly name: string;
   /** True if write() must be called with increasing, contiguous offsets (a pipe). */
   readonly sequential: boolean;
+  /**
+   * True when a sequential sink takes a write while the one before is still
+   * under way (each accepted, in order, when it is called).
+   */
+  readonly overlapsWrites?: boolean;
   write(offset: number, data: Buffer): Promise<void>;
   /** True when write() is done with `data` once it resolves, so the caller may fill that buffer again. */
   readonly releasesWrites?: boolean;

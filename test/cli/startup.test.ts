@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -79,4 +80,19 @@ test("platter parts runs its own bundle and loads no native or WebAssembly packa
     loaded.filter((f) => NATIVE_OR_WASM.test(f)),
     [],
   );
+});
+
+test("every bundle's code cache is one V8 accepts at start-up (a cache written under other V8 flags is rejected, and the bundle compiled afresh)", () => {
+  const commands = fileURLToPath(new URL("../../dist/cli/commands/", import.meta.url));
+  const bundles = readdirSync(commands).filter((f) => f.endsWith(".js"));
+  assert.ok(bundles.length > 5, `bundles in ${commands}: ${bundles.join(", ")}`);
+  // A fresh node, as the launcher runs: the test runner's own flags must not decide.
+  const probe = `const { readFileSync } = require("node:fs"); const { Script } = require("node:vm");
+const rejected = ${JSON.stringify(bundles)}.filter((name) => {
+  const file = ${JSON.stringify(commands)} + name;
+  return new Script(readFileSync(file, "latin1"), { filename: file, cachedData: readFileSync(file + ".cache") }).cachedDataRejected;
+});
+process.stdout.write(JSON.stringify(rejected));`;
+  const rejected = JSON.parse(execFileSync(process.execPath, ["-e", probe], { encoding: "utf8" })) as string[];
+  assert.deepEqual(rejected, []);
 });

@@ -47,9 +47,9 @@ export class Bzip2Source implements ContainerSource {
       count: index.count,
       start: (i: number) => index.start(i),
       find: (offset: number) => index.find(offset),
-      decode: (i: number, memory: Buffer) => this.decoders.run(() => this.decodeUnit(source, i, memory)),
+      decode: (i: number, memory: Buffer) => this.decodeUnit(source, i, memory),
       decodeInto: async (i: number, out: Buffer) => {
-        await this.decoders.run(() => this.decodeUnit(source, i, out));
+        await this.decodeUnit(source, i, out);
       },
       isZeros: (i: number) => index.isZeros(i),
     };
@@ -69,9 +69,10 @@ export class Bzip2Source implements ContainerSource {
   private async decodeUnit(source: BlockSource, i: number, into: Buffer): Promise<Buffer> {
     const unit = this.index.unit(i);
     const target = into.subarray(0, unit.decodedSize);
-    let decoded = await decodeCandidate(source, unit, unit.decodedSize, target, this.inputs);
+    const decode = (size: number, out?: Buffer) => this.decoders.run(() => decodeCandidate(source, unit, size, out, this.inputs));
+    let decoded = await decode(unit.decodedSize, target);
     if (typeof decoded !== "string" && decoded.length === unit.decodedSize) return decoded;
-    if (decoded === "too large") decoded = await decodeCandidate(source, unit, unit.decodedSize + 1, undefined, this.inputs);
+    if (decoded === "too large") decoded = await decode(unit.decodedSize + 1);
     const problem = {
       corrupt: "does not decode: bad data or CRC",
       truncated: "does not decode: it is cut short",
